@@ -1,0 +1,94 @@
+//! Command line: one subcommand per job, each handled in its own file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod data;
+pub mod run;
+pub mod sessions;
+pub mod train;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crossadapt",
+    version,
+    about = "Switch a CTR model to a new architecture by transferring the old model's knowledge",
+    long_about = "crossadapt runs CrossAdapt (embedding transfer, progressive distillation, \
+asymmetric online co-distillation) against its baselines on days of CTR data, in a live \
+terminal console or headless. With no subcommand it opens the console on a new session over \
+the built-in synthetic drifting stream."
+)]
+pub struct Cli {
+    /// Where sessions are stored (default: the platform data dir of crossadapt).
+    #[arg(long, global = true, env = "CROSSADAPT_SESSIONS_DIR", value_name = "DIR")]
+    pub sessions_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate, load and inspect days of data.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Train one model on some days and evaluate it on another.
+    Train(train::TrainArgs),
+    /// Measure training speed.
+    #[command(subcommand)]
+    Bench(train::BenchCommand),
+    /// Start a new session (console, or --headless).
+    Run(run::RunArgs),
+    /// Continue a session from its latest checkpoint.
+    Resume(sessions::ResumeArgs),
+    /// Play a session's events back.
+    Replay(sessions::ReplayArgs),
+    /// List the stored sessions.
+    List(sessions::ListArgs),
+    /// Start a new session from a day checkpoint of another, with changed parameters.
+    Fork(sessions::ForkArgs),
+    /// Write a session's per-day metrics, updates and drift as CSV or JSON.
+    Export(sessions::ExportArgs),
+    /// Delete a session.
+    Rm(sessions::RmArgs),
+}
+
+/// Options shared by every command that starts the engine.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConfigArgs {
+    /// Session config (TOML); every field has a default.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one config field, e.g. `--set method.sampling_ratio=0.2` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let sessions_dir = cli.sessions_dir;
+    match cli.command {
+        None => run::run(&run::RunArgs::default(), sessions_dir),
+        Some(Command::Data(cmd)) => data::run(cmd),
+        Some(Command::Train(args)) => train::run_train(&args),
+        Some(Command::Bench(cmd)) => train::run_bench(&cmd),
+        Some(Command::Run(args)) => run::run(&args, sessions_dir),
+        Some(Command::Resume(args)) => sessions::resume(&args, sessions_dir),
+        Some(Command::Replay(args)) => sessions::replay(&args, sessions_dir),
+        Some(Command::List(args)) => sessions::list(&args, sessions_dir),
+        Some(Command::Fork(args)) => sessions::fork(&args, sessions_dir),
+        Some(Command::Export(args)) => sessions::export(&args, sessions_dir),
+        Some(Command::Rm(args)) => sessions::rm(&args, sessions_dir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

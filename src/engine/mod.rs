@@ -1,0 +1,5 @@
+//! Runs a session plan (stages -> arms -> days), takes commands between batches, emits events.
+
+pub mod events;
+
+pub use events::{EngineCommand, EngineEvent, EventSink, Params, ParamPatch, Position, Record, Stage};

@@ -1,0 +1,1 @@
+//! method layer (see ARCHITECTURE in README).

@@ -1,0 +1,1 @@
+//! session layer (see ARCHITECTURE in README).
