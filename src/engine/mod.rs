@@ -2,4 +2,6 @@
 
 pub mod events;
 
-pub use events::{EngineCommand, EngineEvent, EventSink, Params, ParamPatch, Position, Record, Stage};
+pub use events::{
+    EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position, Record, Stage,
+};
