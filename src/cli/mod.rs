@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod data;
+pub mod live;
 pub mod run;
 pub mod sessions;
 pub mod train;

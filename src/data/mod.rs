@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod config;
 pub mod dataset;
 pub mod drift;
 pub mod shuffle;

@@ -16,18 +16,25 @@ pub fn bce_with_logits(z: &Tensor, y: &Tensor) -> Result<Tensor> {
 }
 
 /// The distillation loss of student logits `z_s` given teacher logits `z_t` and labels `y`.
+/// `label_offset` is added to the student's logit in the label term only: the exact log-odds
+/// correction for rows drawn with a shifted base rate (0 for unbiased rows).
 pub fn distill_loss(
     z_s: &Tensor,
     z_t: &[f32],
     y: &Tensor,
     alpha: f32,
     temperature: f32,
+    label_offset: f32,
 ) -> Result<Tensor> {
     let t = temperature as f64;
     let soft: Vec<f32> = z_t.iter().map(|&z| sigmoid(z / temperature)).collect();
     let soft = Tensor::from_vec(soft, z_s.shape(), z_s.device())?;
     let kd = bce_with_logits(&(z_s / t)?, &soft)?;
-    let hard = bce_with_logits(z_s, y)?;
+    let hard = if label_offset == 0.0 {
+        bce_with_logits(z_s, y)?
+    } else {
+        bce_with_logits(&(z_s + label_offset as f64)?, y)?
+    };
     Ok(((kd * (alpha as f64 * t * t))? + (hard * (1.0 - alpha as f64))?)?)
 }
 
@@ -79,13 +86,13 @@ mod tests {
             let hard = bce_scalar(zs[i] as f64, y[i] as f64);
             want += (0.7 * 16.0 * kd + 0.3 * hard) / 2.0;
         }
-        let got = distill_loss(&t(&zs), &zt, &t(&y), a, temp)
+        let got = distill_loss(&t(&zs), &zt, &t(&y), a, temp, 0.0)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap() as f64;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         // alpha = 0 is plain BCE.
-        let plain = distill_loss(&t(&zs), &zt, &t(&y), 0.0, temp)
+        let plain = distill_loss(&t(&zs), &zt, &t(&y), 0.0, temp, 0.0)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();

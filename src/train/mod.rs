@@ -56,10 +56,13 @@ pub enum Target<'a> {
     /// Plain BCE against the batch labels.
     Labels,
     /// `a * T^2 * BCE(sigmoid(z_t/T), z_s/T) + (1 - a) * BCE(y, z_s)`.
+    /// `label_offset` is added to the student's logit in the label term (the sampler's exact
+    /// log-odds correction; 0 for unbiased rows).
     Distill {
         teacher_logits: &'a [f32],
         alpha: f32,
         temperature: f32,
+        label_offset: f32,
     },
 }
 
@@ -235,6 +238,7 @@ impl Trainer {
             teacher_logits,
             alpha,
             temperature,
+            ..
         } = target
         {
             if teacher_logits.len() != b.rows() {
@@ -274,7 +278,15 @@ impl Trainer {
                         teacher_logits,
                         alpha,
                         temperature,
-                    } => loss::distill_loss(&z, teacher_logits, &y, alpha, temperature)?,
+                        label_offset,
+                    } => loss::distill_loss(
+                        &z,
+                        teacher_logits,
+                        &y,
+                        alpha,
+                        temperature,
+                        label_offset,
+                    )?,
                 };
                 let value = loss.to_scalar::<f32>()?;
                 if !value.is_finite() {
