@@ -196,6 +196,7 @@ impl SessionConfig {
             apply_set(&mut doc, set)?;
         }
         default_source(&mut doc);
+        let doc = over_defaults(doc)?;
         let what = file.map_or("the built-in defaults".to_string(), |p| {
             p.display().to_string()
         });
@@ -338,6 +339,37 @@ pub fn shock_day(data: &DataConfig) -> Option<u32> {
             Some(c.shock_day as u32)
         }
         _ => None,
+    }
+}
+
+/// Lays the given keys over the full default config, so a partial section (say only
+/// `split.online`) keeps the defaults of its other keys. `[data]` is taken whole when given:
+/// its `preset` chooses the starting point of every other data key.
+fn over_defaults(doc: toml::Table) -> anyhow::Result<toml::Table> {
+    let mut base = match toml::Value::try_from(SessionConfig::default())? {
+        toml::Value::Table(t) => t,
+        _ => anyhow::bail!("default config did not serialise to a table"),
+    };
+    for (key, value) in doc {
+        if key == "data" {
+            base.insert(key, value);
+        } else {
+            merge(&mut base, key, value);
+        }
+    }
+    Ok(base)
+}
+
+fn merge(into: &mut toml::Table, key: String, value: toml::Value) {
+    match (into.get_mut(&key), value) {
+        (Some(toml::Value::Table(existing)), toml::Value::Table(new)) => {
+            for (k, v) in new {
+                merge(existing, k, v);
+            }
+        }
+        (_, value) => {
+            into.insert(key, value);
+        }
     }
 }
 

@@ -324,12 +324,13 @@ pub(crate) fn measure_drift(
         .map(|(f, field)| {
             let dist =
                 IdDistribution::reference(reference.field_column(f).map(u64::from), DRIFT_TOP_IDS);
-            let p_ref = dist.bucket(reference.field_column(f).map(u64::from));
+            // The reference's own probabilities include its Good-Turing "unseen" share.
+            let p_ref = dist.probabilities();
             let p_cur = dist.bucket(current.field_column(f).map(u64::from));
             FieldDrift {
                 field: field.name.clone(),
-                psi: psi(&p_ref, &p_cur),
-                js: jensen_shannon(&p_ref, &p_cur),
+                psi: psi(p_ref, &p_cur),
+                js: jensen_shannon(p_ref, &p_cur),
             }
         })
         .collect();

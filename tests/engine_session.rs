@@ -1,0 +1,290 @@
+//! A tiny session end to end through the engine: events, report, determinism, exact resume from
+//! every checkpoint, the asymmetric teacher schedule and operator commands.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crossadapt::engine::events::{EngineEvent, EvalMetrics, ParamPatch};
+use crossadapt::engine::report::Report;
+use crossadapt::engine::{
+    CheckpointStore, Engine, EngineCommand, EngineIo, EventSink, Outcome, Record, SessionConfig,
+};
+
+/// 10 tiny days: 2 history, 3 retained, 5 online (shock on day 6), small models.
+fn tiny(extra: &[&str]) -> SessionConfig {
+    let mut sets: Vec<String> = [
+        "data.preset=tiny",
+        "split.history=2",
+        "split.retained=3",
+        "split.online=5",
+        "batch_size=100",
+        "teacher.model=mlp:emb=4,hidden=16",
+        "student.model=dcnv2:emb=8,hidden=16,cross=1",
+        "online.teacher_interval=3",
+        "online.updates_every=2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    SessionConfig::load(None, &sets).expect("tiny config is valid")
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<Record>>>);
+
+impl EventSink for Shared {
+    fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+}
+
+/// Checkpoints into plain folders, remembering each label's seq.
+#[derive(Clone)]
+struct Folders {
+    root: PathBuf,
+    saved: Arc<Mutex<Vec<(String, u64)>>>,
+}
+
+impl CheckpointStore for Folders {
+    fn save(
+        &mut self,
+        label: &str,
+        seq: u64,
+        write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<String> {
+        let dir = self.root.join(label);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        write(&dir)?;
+        self.saved.lock().unwrap().push((label.to_string(), seq));
+        Ok(dir.display().to_string())
+    }
+}
+
+fn run(cfg: SessionConfig, checkpoints: Option<Folders>) -> (Outcome, Vec<Record>) {
+    let sink = Shared::default();
+    let io = EngineIo {
+        sinks: vec![Box::new(sink.clone())],
+        commands: None,
+        checkpoints: checkpoints.map(|c| Box::new(c) as Box<dyn CheckpointStore>),
+    };
+    let mut engine = Engine::new(cfg, "test", "tiny", io).expect("engine starts");
+    let outcome = engine.run().expect("run completes");
+    let records = sink.0.lock().unwrap().clone();
+    (outcome, records)
+}
+
+/// (arm, day) -> metrics of every `DayMetrics` event.
+fn day_metrics(records: &[Record]) -> BTreeMap<(String, u32), EvalMetrics> {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::DayMetrics {
+                arm, day, metrics, ..
+            } => Some(((arm.clone(), *day), metrics.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_tiny_session_runs_end_to_end_and_reports_every_arm_and_day() {
+    let (outcome, records) = run(tiny(&[]), None);
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(records.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    let metrics = day_metrics(&records);
+    assert_eq!(metrics.len(), 5 * 5, "5 arms x 5 online days");
+    for m in metrics.values() {
+        assert!(m.auc.is_some_and(|a| (0.0..=1.0).contains(&a)));
+        assert!(m.logloss.is_finite() && m.logloss > 0.0);
+        assert_eq!(m.rows, 1000);
+    }
+    let offline: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::OfflineResult { arm, .. } => Some(arm.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        offline,
+        [
+            "incumbent",
+            "scratch",
+            "kd",
+            "crossadapt",
+            "crossadapt-fixed"
+        ]
+    );
+    let projection = records.iter().find_map(|r| match &r.event {
+        EngineEvent::Projection { fields, .. } => Some(fields.clone()),
+        _ => None,
+    });
+    let projection = projection.expect("1A ran");
+    assert_eq!(projection.len(), 8);
+    for f in &projection {
+        assert_eq!(f.method, "orthogonal_up");
+        assert!(f.rel_error < 1e-5, "{}: {}", f.field, f.rel_error);
+    }
+    assert!(matches!(
+        records.last().map(|r| &r.event),
+        Some(EngineEvent::Finished { .. })
+    ));
+    let report = Report::from_records(serde_json::Value::Null, &records, Some(6));
+    let frac = report
+        .headline
+        .time_fraction_vs_scratch
+        .expect("time fraction");
+    assert!(frac > 0.0);
+    assert!(report.headline.offline_auc_minus_kd.is_some());
+    assert_eq!(report.headline.shock_day, Some(6));
+    assert_eq!(report.headline.post_shock_mean_auc.len(), 5);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers_and_another_seed_does_not() {
+    let a = day_metrics(&run(tiny(&[]), None).1);
+    let b = day_metrics(&run(tiny(&[]), None).1);
+    assert_eq!(a, b);
+    let c = day_metrics(&run(tiny(&["seed=8"]), None).1);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn resuming_from_any_checkpoint_reaches_the_uninterrupted_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Folders {
+        root: dir.path().to_path_buf(),
+        saved: Arc::default(),
+    };
+    let (_, full) = run(tiny(&[]), Some(store.clone()));
+    let expected = day_metrics(&full);
+    let saved = store.saved.lock().unwrap().clone();
+    let labels: Vec<&str> = saved.iter().map(|(l, _)| l.as_str()).collect();
+    assert!(labels.contains(&"teacher") && labels.contains(&"day-0005"));
+    for (label, seq) in saved.iter().filter(|(l, _)| l != "done") {
+        let sink = Shared::default();
+        let io = EngineIo {
+            sinks: vec![Box::new(sink.clone())],
+            commands: None,
+            checkpoints: None,
+        };
+        let mut engine = Engine::resume(
+            tiny(&[]),
+            "test",
+            "tiny",
+            &dir.path().join(label),
+            seq + 1,
+            io,
+        )
+        .unwrap_or_else(|e| panic!("resume from {label}: {e:#}"));
+        assert_eq!(engine.run().unwrap(), Outcome::Finished);
+        let resumed = sink.0.lock().unwrap().clone();
+        assert_eq!(resumed[0].seq, seq + 1, "numbering continues after {label}");
+        for (key, m) in day_metrics(&resumed) {
+            assert_eq!(
+                Some(&m),
+                expected.get(&key),
+                "{key:?} after resuming from {label}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_co_distilled_teacher_steps_every_n_batches_and_at_the_end_of_the_day() {
+    let (_, records) = run(tiny(&[]), None);
+    // 1000 rows / 100 = 10 batches a day; N = 3: after batches 2, 5, 8 and the last (9).
+    let mut per_day: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut counts = Vec::new();
+    for r in &records {
+        match &r.event {
+            EngineEvent::Updates {
+                arm, day, teacher, ..
+            } if arm == "crossadapt" => per_day.entry(*day).or_default().extend(teacher),
+            EngineEvent::DayMetrics {
+                arm,
+                student_updates,
+                teacher_updates,
+                ..
+            } => counts.push((arm.clone(), *student_updates, *teacher_updates)),
+            _ => {}
+        }
+    }
+    assert_eq!(per_day.len(), 5);
+    for ticks in per_day.values() {
+        assert_eq!(ticks, &vec![2, 5, 8, 9]);
+    }
+    for (arm, student, teacher) in counts {
+        assert_eq!(student, 10, "{arm}: the student steps every batch");
+        let expected = if arm.starts_with("crossadapt") { 4 } else { 0 };
+        assert_eq!(teacher, expected, "{arm}");
+    }
+}
+
+#[test]
+fn operator_commands_are_logged_and_change_the_schedule_from_the_next_batch() {
+    let sink = Shared::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Queued before the start: applied at the first batch of teacher pretraining.
+    tx.send(EngineCommand::SetParams {
+        patch: ParamPatch {
+            teacher_interval: Some(5),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    tx.send(EngineCommand::SetParams {
+        patch: ParamPatch {
+            sampling_ratio: Some(1.5),
+            ..Default::default()
+        },
+    })
+    .unwrap();
+    tx.send(EngineCommand::Pause).unwrap();
+    tx.send(EngineCommand::Resume).unwrap();
+    let io = EngineIo {
+        sinks: vec![Box::new(sink.clone())],
+        commands: Some(rx),
+        checkpoints: None,
+    };
+    let mut engine = Engine::new(tiny(&[]), "test", "tiny", io).unwrap();
+    assert_eq!(engine.run().unwrap(), Outcome::Finished);
+    drop(tx);
+    let records = sink.0.lock().unwrap().clone();
+    let kinds: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::Operator { .. } => Some("operator"),
+            EngineEvent::ParamsChanged { .. } => Some("changed"),
+            EngineEvent::Warning { message, .. } if message.contains("refused") => Some("refused"),
+            EngineEvent::Paused { .. } => Some("paused"),
+            EngineEvent::Resumed { .. } => Some("resumed"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "operator", "changed", "operator", "refused", "operator", "paused", "operator",
+            "resumed"
+        ]
+    );
+    let ticks: Vec<u32> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::Updates {
+                arm,
+                day: 5,
+                teacher,
+                ..
+            } if arm == "crossadapt" => Some(teacher.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(ticks, vec![4, 9]);
+}
