@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod config;
 pub mod dataset;
 pub mod drift;
 pub mod shuffle;
@@ -18,3 +19,6 @@ pub use source::{DaySource, RawDay};
 pub use split::{DayCount, SplitConfig};
 pub use synth::{SynthConfig, SyntheticSource};
 pub use vocab::Vocabulary;
+pub mod table;
+pub use table::{TableSchema, TableSource};
+pub use config::DataConfig;
