@@ -62,9 +62,11 @@ impl DataConfig {
             DataConfig::Avazu { path } => {
                 Box::new(TableSource::open(path, TableSchema::avazu(), "avazu")?)
             }
-            DataConfig::Table { path, schema } => {
-                Box::new(TableSource::open(path, TableSchema::load(schema)?, "table")?)
-            }
+            DataConfig::Table { path, schema } => Box::new(TableSource::open(
+                path,
+                TableSchema::load(schema)?,
+                "table",
+            )?),
         })
     }
 }
@@ -87,7 +89,14 @@ mod tests {
         let cfg = parse("source = \"synthetic\"\n");
         assert_eq!(cfg, Ok(DataConfig::default()));
         let cfg = parse("source = \"criteo\"\npath = \"x.tsv\"\n");
-        assert!(matches!(cfg, Ok(DataConfig::Criteo { days: 7, bucket_numeric: true, .. })));
+        assert!(matches!(
+            cfg,
+            Ok(DataConfig::Criteo {
+                days: 7,
+                bucket_numeric: true,
+                ..
+            })
+        ));
     }
 
     #[test]

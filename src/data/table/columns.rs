@@ -45,11 +45,9 @@ pub fn numbers(col: &Column, site: &ColumnSite) -> Result<Vec<Option<f64>>> {
             .iter()
             .map(|v| v.map(|b| b as u8 as f64))
             .collect()),
-        dt if dt.is_primitive_numeric() => Ok(col
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .collect()),
+        dt if dt.is_primitive_numeric() => {
+            Ok(col.cast(&DataType::Float64)?.f64()?.iter().collect())
+        }
         other => Err(anyhow!(
             "{}: column `{}` has type {other}, expected numbers",
             site.file,

@@ -172,7 +172,10 @@ impl TableSchema {
     pub fn check(&self) -> Result<()> {
         PositiveRule::parse(&self.positive, &self.label)?;
         if self.separator.len() != 1 {
-            bail!("`separator` must be one character, got `{}`", self.separator);
+            bail!(
+                "`separator` must be one character, got `{}`",
+                self.separator
+            );
         }
         if self.categorical.is_empty() && self.bucketed.is_empty() {
             bail!("the schema names no `categorical` (or `bucketed`) columns");

@@ -92,7 +92,13 @@ impl TableSource {
                     .map_err(|e| self.polars_error(e))
             }
             TableFormat::Csv => {
-                let sep = self.schema.separator.as_bytes().first().copied().unwrap_or(b',');
+                let sep = self
+                    .schema
+                    .separator
+                    .as_bytes()
+                    .first()
+                    .copied()
+                    .unwrap_or(b',');
                 let mut reader = LazyCsvReader::new(PlRefPath::new(path_str))
                     .with_has_header(self.schema.has_header)
                     .with_separator(sep)
@@ -127,7 +133,11 @@ impl TableSource {
         if text.to_lowercase().contains("empty") {
             anyhow!("{} is empty (no rows to read)", self.name)
         } else {
-            anyhow!("{}: {}", self.name, text.lines().next().unwrap_or("read error"))
+            anyhow!(
+                "{}: {}",
+                self.name,
+                text.lines().next().unwrap_or("read error")
+            )
         }
     }
 
@@ -144,7 +154,8 @@ impl TableSource {
         match self.schema.time_unit {
             TimeUnit::Seconds | TimeUnit::Milliseconds | TimeUnit::Yymmddhh => {
                 if is_text {
-                    c.strict_cast(DataType::Float64).strict_cast(DataType::Int64)
+                    c.strict_cast(DataType::Float64)
+                        .strict_cast(DataType::Int64)
                 } else {
                     c.strict_cast(DataType::Int64)
                 }
@@ -152,11 +163,19 @@ impl TableSource {
             TimeUnit::Date if is_text => c.str().to_date(opts()).cast(DataType::Int64),
             TimeUnit::Datetime if is_text => c
                 .str()
-                .to_datetime(Some(polars::prelude::TimeUnit::Microseconds), None, opts(), lit("raise"))
+                .to_datetime(
+                    Some(polars::prelude::TimeUnit::Microseconds),
+                    None,
+                    opts(),
+                    lit("raise"),
+                )
                 .cast(DataType::Int64),
             TimeUnit::Date => c.cast(DataType::Date).cast(DataType::Int64),
             TimeUnit::Datetime => c
-                .cast(DataType::Datetime(polars::prelude::TimeUnit::Microseconds, None))
+                .cast(DataType::Datetime(
+                    polars::prelude::TimeUnit::Microseconds,
+                    None,
+                ))
                 .cast(DataType::Int64),
         }
     }
@@ -164,12 +183,15 @@ impl TableSource {
     /// The calendar day key of a row (days since the epoch, or YYMMDD for Avazu).
     fn day_expr(&self, t: &str) -> Expr {
         let time = self.time_expr(t);
+        // Floor division without polars' `round_series` feature: subtract the (floored)
+        // remainder, then divide exactly.
+        let floor_div = |x: Expr, n: i64| ((x.clone() - x % lit(n)) / lit(n)).cast(DataType::Int64);
         match self.schema.time_unit {
-            TimeUnit::Seconds => time.floor_div(lit(86_400i64)),
-            TimeUnit::Milliseconds => time.floor_div(lit(86_400_000i64)),
-            TimeUnit::Yymmddhh => time.floor_div(lit(100i64)),
+            TimeUnit::Seconds => floor_div(time, 86_400),
+            TimeUnit::Milliseconds => floor_div(time, 86_400_000),
+            TimeUnit::Yymmddhh => floor_div(time, 100),
             TimeUnit::Date => time,
-            TimeUnit::Datetime => time.floor_div(lit(86_400_000_000i64)),
+            TimeUnit::Datetime => floor_div(time, 86_400_000_000),
         }
     }
 
@@ -182,7 +204,11 @@ impl TableSource {
             .collect();
         let df = match out {
             Ok(df) => df,
-            Err(e) => return Err(self.diagnose_time(t).unwrap_or_else(|| self.polars_error(e))),
+            Err(e) => {
+                return Err(self
+                    .diagnose_time(t)
+                    .unwrap_or_else(|| self.polars_error(e)))
+            }
         };
         let keys: Vec<Option<i64>> = df.column("__day")?.i64()?.iter().collect();
         if keys.iter().any(Option::is_none) {
@@ -235,13 +261,21 @@ impl TableSource {
             .select([len().alias("n")])
             .collect()
             .map_err(|e| self.polars_error(e))?;
-        let n = df.column("n")?.cast(&DataType::UInt64)?.u64()?.get(0).unwrap_or(0);
+        let n = df
+            .column("n")?
+            .cast(&DataType::UInt64)?
+            .u64()?
+            .get(0)
+            .unwrap_or(0);
         if n == 0 {
             bail!("{} is empty (no rows to read)", self.name);
         }
         let days = self.schema.days as u64;
         if n < days {
-            bail!("{} has {n} rows, fewer than the {days} days asked for", self.name);
+            bail!(
+                "{} has {n} rows, fewer than the {days} days asked for",
+                self.name
+            );
         }
         Ok((0..days)
             .map(|d| {
@@ -263,11 +297,10 @@ impl TableSource {
         let lf = match (&self.days, &self.schema.time) {
             (Days::Calendar(keys), Some(t)) => {
                 let key = keys.get(day).copied().ok_or_else(|| self.no_day(day))?;
-                lf.filter(self.day_expr(t).eq(lit(key)))
-                    .sort_by_exprs(
-                        [self.time_expr(t)],
-                        SortMultipleOptions::default().with_maintain_order(true),
-                    )
+                lf.filter(self.day_expr(t).eq(lit(key))).sort_by_exprs(
+                    [self.time_expr(t)],
+                    SortMultipleOptions::default().with_maintain_order(true),
+                )
             }
             (Days::Blocks(blocks), _) => {
                 let (start, n) = blocks.get(day).copied().ok_or_else(|| self.no_day(day))?;
@@ -275,11 +308,17 @@ impl TableSource {
             }
             (Days::Calendar(_), None) => bail!("internal: calendar days without a time column"),
         };
-        lf.select(wanted).collect().map_err(|e| self.polars_error(e))
+        lf.select(wanted)
+            .collect()
+            .map_err(|e| self.polars_error(e))
     }
 
     fn no_day(&self, day: usize) -> anyhow::Error {
-        anyhow!("day {day} does not exist: {} has {} days", self.name, self.num_days())
+        anyhow!(
+            "day {day} does not exist: {} has {} days",
+            self.name,
+            self.num_days()
+        )
     }
 }
 
@@ -292,9 +331,13 @@ fn time_parses(s: &str, unit: TimeUnit, fmt: Option<&str>) -> bool {
         TimeUnit::Date => NaiveDate::parse_from_str(s, fmt.unwrap_or("%Y-%m-%d")).is_ok(),
         TimeUnit::Datetime => match fmt {
             Some(f) => NaiveDateTime::parse_from_str(s, f).is_ok(),
-            None => ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"]
-                .iter()
-                .any(|f| NaiveDateTime::parse_from_str(s, f).is_ok()),
+            None => [
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S%.f",
+            ]
+            .iter()
+            .any(|f| NaiveDateTime::parse_from_str(s, f).is_ok()),
         },
     }
 }
