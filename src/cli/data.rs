@@ -1,8 +1,16 @@
 //! `crossadapt data ...`: generate, load and inspect days.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+
+use crate::data::bench;
+use crate::data::config::DataConfig;
+use crate::data::export::write_synthetic;
+use crate::data::inspect::{inspect, INSPECT_TOP_K};
+use crate::data::source::DaySource;
+use crate::data::synth::{SynthConfig, SyntheticSource};
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
@@ -16,18 +24,154 @@ pub enum DataCommand {
         seed: u64,
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Generator preset the other flags override: default, no-drift or tiny.
+        #[arg(long, default_value = "default")]
+        preset: String,
     },
     /// Per day: rows, positive rate, cardinalities, unseen ids and drift against day 0.
+    ///
+    /// PATH is a folder written by `data synth` (its schema.toml is used), a file with
+    /// `--schema`, a Criteo `.tsv`/`.txt`, an Avazu `.csv` (header with `click` and `hour`),
+    /// or `synthetic[:PRESET]` for the built-in stream itself.
     Inspect {
         path: PathBuf,
         #[arg(long, value_name = "FILE")]
         schema: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Top ids per field kept as their own drift buckets.
+        #[arg(long, default_value_t = INSPECT_TOP_K)]
+        top_k: usize,
+    },
+    /// Rows/second of generation and of load + encode, and peak memory, for one large day.
+    Bench {
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: usize,
+        #[arg(long, default_value = "default")]
+        preset: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
-pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
-    let _ = cmd;
-    anyhow::bail!("`crossadapt data` is not built yet")
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Synth {
+            days,
+            rows_per_day,
+            seed,
+            out,
+            preset,
+        } => {
+            let cfg = SynthConfig {
+                days,
+                rows_per_day,
+                seed,
+                ..SynthConfig::preset(&preset)?
+            };
+            let source = SyntheticSource::new(cfg)?;
+            write_synthetic(&source, &out)?;
+            println!(
+                "wrote {days} days x {rows_per_day} rows of {} to {} (schema.toml, synth.toml)",
+                source.describe(),
+                out.display()
+            );
+            Ok(())
+        }
+        DataCommand::Inspect {
+            path,
+            schema,
+            json,
+            top_k,
+        } => {
+            let source = open_for_inspect(&path, schema.as_deref())?;
+            let report = inspect(source.as_ref(), top_k)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_table());
+            }
+            Ok(())
+        }
+        DataCommand::Bench { rows, preset, json } => {
+            let b = bench::run(&preset, rows)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!(
+                    "one day of {} rows x {} categorical fields ({preset})",
+                    b.rows, b.cat_fields
+                );
+                println!("  generate       {:>12.0} rows/s", b.generate_rows_per_s);
+                println!("  write parquet  {:>12.2} s", b.write_parquet_s);
+                println!("  load parquet   {:>12.0} rows/s", b.load_rows_per_s);
+                println!("  fit vocabulary {:>12.0} rows/s", b.fit_vocab_rows_per_s);
+                println!("  encode         {:>12.0} rows/s", b.encode_rows_per_s);
+                println!(
+                    "  peak memory    {:>12.0} MiB after generating, {:.0} MiB at the end (VmHWM)",
+                    b.peak_mib_after_generate, b.peak_mib
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Picks the source `data inspect` reads from its arguments.
+pub fn open_for_inspect(path: &Path, schema: Option<&Path>) -> Result<Box<dyn DaySource>> {
+    let text = path.to_string_lossy();
+    if let Some(rest) = text.strip_prefix("synthetic") {
+        if rest.is_empty() || rest.starts_with(':') {
+            let preset = rest.strip_prefix(':').unwrap_or("default");
+            return Ok(Box::new(SyntheticSource::new(SynthConfig::preset(
+                preset,
+            )?)?));
+        }
+    }
+    let config = if let Some(schema) = schema {
+        DataConfig::Table {
+            path: path.to_path_buf(),
+            schema: schema.to_path_buf(),
+        }
+    } else if path.is_dir() {
+        let schema = path.join("schema.toml");
+        if !schema.exists() {
+            bail!(
+                "{} has no schema.toml; pass --schema FILE to say how to read it",
+                path.display()
+            );
+        }
+        DataConfig::Table {
+            path: path.to_path_buf(),
+            schema,
+        }
+    } else {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("tsv" | "txt") => DataConfig::Criteo {
+                path: path.to_path_buf(),
+                days: 7,
+                bucket_numeric: true,
+            },
+            Some("csv") if csv_header_has(path, &["click", "hour"])? => DataConfig::Avazu {
+                path: path.to_path_buf(),
+            },
+            _ => bail!(
+                "cannot tell how to read {}; pass --schema FILE (see data/*.toml for examples)",
+                path.display()
+            ),
+        }
+    };
+    config.open()
+}
+
+fn csv_header_has(path: &Path, names: &[&str]) -> Result<bool> {
+    use std::io::BufRead;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let cols: Vec<&str> = line.trim_end().split(',').collect();
+    Ok(names.iter().all(|n| cols.contains(n)))
 }

@@ -2,9 +2,12 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod drift;
+pub mod export;
+pub mod inspect;
 pub mod shuffle;
 pub mod source;
 pub mod split;
@@ -19,3 +22,6 @@ pub use source::{DaySource, RawDay};
 pub use split::{DayCount, SplitConfig};
 pub use synth::{SynthConfig, SyntheticSource};
 pub use vocab::Vocabulary;
+pub mod table;
+pub use config::DataConfig;
+pub use table::{TableSchema, TableSource};

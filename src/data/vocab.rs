@@ -106,41 +106,23 @@ impl Vocabulary {
     /// Counts keys over `days` and keeps those seen at least `min_count` times, most frequent
     /// first (ties by key), so small ids are the popular ones.
     pub fn fit(source: &dyn DaySource, days: &[usize], min_count: u32) -> Result<Vocabulary> {
-        let names = source.cat_fields();
-        let mut counts: Vec<KeyMap<u32>> = vec![KeyMap::default(); names.len()];
+        let mut counts = KeyCounts::new(source.cat_fields().len());
         for &d in days {
             let raw = source
                 .raw_day(d)
                 .with_context(|| format!("fitting the vocabulary on day {d}"))?;
-            if raw.num_cat != names.len() {
-                bail!(
-                    "day {d} has {} categorical fields, the source names {}",
-                    raw.num_cat,
-                    names.len()
-                );
-            }
-            for (f, c) in counts.iter_mut().enumerate() {
-                for k in raw.field_keys(f) {
-                    *c.entry(k).or_insert(0) += 1;
-                }
-            }
+            counts.add(&raw).with_context(|| format!("day {d}"))?;
         }
-        let fields = names
-            .into_iter()
-            .zip(counts)
-            .map(|(name, c)| {
-                let mut kept: Vec<(u64, u32)> =
-                    c.into_iter().filter(|&(_, n)| n >= min_count).collect();
-                kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                FieldVocab::new(name, kept.into_iter().map(|(k, _)| k).collect())
-            })
-            .collect();
-        Ok(Vocabulary {
-            fields,
-            num_fields: source.num_fields(),
-            user_field: source.user_field(),
-            min_count,
-        })
+        Ok(counts.into_vocabulary(source, min_count))
+    }
+
+    /// Like [`Vocabulary::fit`] on days already in memory (`source` gives the field names).
+    pub fn fit_raw(source: &dyn DaySource, days: &[RawDay], min_count: u32) -> Result<Vocabulary> {
+        let mut counts = KeyCounts::new(source.cat_fields().len());
+        for raw in days {
+            counts.add(raw)?;
+        }
+        Ok(counts.into_vocabulary(source, min_count))
     }
 
     /// Encodes a raw day; keys not in the vocabulary become [`OOV_ID`].
@@ -190,5 +172,50 @@ impl Vocabulary {
             .with_context(|| format!("cannot read vocabulary file {}", path.display()))?;
         serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a valid vocabulary file", path.display()))
+    }
+}
+
+/// Key counts per field while fitting.
+struct KeyCounts(Vec<KeyMap<u32>>);
+
+impl KeyCounts {
+    fn new(fields: usize) -> Self {
+        KeyCounts(vec![KeyMap::default(); fields])
+    }
+
+    fn add(&mut self, raw: &RawDay) -> Result<()> {
+        if raw.num_cat != self.0.len() {
+            bail!(
+                "the day has {} categorical fields, the source names {}",
+                raw.num_cat,
+                self.0.len()
+            );
+        }
+        for (f, c) in self.0.iter_mut().enumerate() {
+            for k in raw.field_keys(f) {
+                *c.entry(k).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn into_vocabulary(self, source: &dyn DaySource, min_count: u32) -> Vocabulary {
+        let fields = source
+            .cat_fields()
+            .into_iter()
+            .zip(self.0)
+            .map(|(name, c)| {
+                let mut kept: Vec<(u64, u32)> =
+                    c.into_iter().filter(|&(_, n)| n >= min_count).collect();
+                kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                FieldVocab::new(name, kept.into_iter().map(|(k, _)| k).collect())
+            })
+            .collect();
+        Vocabulary {
+            fields,
+            num_fields: source.num_fields(),
+            user_field: source.user_field(),
+            min_count,
+        }
     }
 }

@@ -329,6 +329,9 @@ impl SessionConfig {
 pub fn source_kind(data: &DataConfig) -> &'static str {
     match data {
         DataConfig::Synthetic(_) => "synthetic",
+        DataConfig::Criteo { .. } => "criteo",
+        DataConfig::Avazu { .. } => "avazu",
+        DataConfig::Table { .. } => "table",
     }
 }
 

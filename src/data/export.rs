@@ -1,0 +1,116 @@
+//! Writing the synthetic stream to disk as day-partitioned Parquet plus the schema that reads
+//! it back as a generic table (`data synth`).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use polars::prelude::*;
+
+use super::source::{DaySource, RawDay};
+use super::synth::SyntheticSource;
+use super::table::{TableFormat, TableSchema, TimeUnit};
+
+/// Unix time of day 0 (Monday 2026-01-05 00:00 UTC).
+pub const DAY0_EPOCH_SECONDS: i64 = 1_767_571_200;
+
+/// The schema of a folder written by [`write_synthetic`].
+pub fn synthetic_schema(source: &SyntheticSource) -> TableSchema {
+    TableSchema {
+        format: Some(TableFormat::Parquet),
+        separator: ",".into(),
+        has_header: true,
+        columns: vec![],
+        label: "click".into(),
+        positive: "click > 0".into(),
+        time: Some("ts".into()),
+        time_unit: TimeUnit::Seconds,
+        time_format: None,
+        days: source.num_days(),
+        categorical: source.cat_fields(),
+        numeric: source.num_fields(),
+        bucketed: vec![],
+        numeric_log1p: false,
+        user: source.user_field(),
+    }
+}
+
+/// One day as a polars frame: `ts` (seconds), `click`, the categorical fields (Int64 ids) and
+/// the numeric fields (Float32).
+pub fn day_frame(source: &dyn DaySource, day: usize, raw: &RawDay) -> Result<DataFrame> {
+    let n = raw.rows();
+    let mut cols: Vec<Column> = Vec::new();
+    let base = DAY0_EPOCH_SECONDS + day as i64 * 86_400;
+    let ts: Vec<i64> = (0..n)
+        .map(|r| base + (r as u64 * 86_400 / n.max(1) as u64) as i64)
+        .collect();
+    cols.push(Column::new("ts".into(), ts));
+    let click: Vec<i64> = raw.label.iter().map(|&y| y as i64).collect();
+    cols.push(Column::new("click".into(), click));
+    for (f, name) in source.cat_fields().iter().enumerate() {
+        let ids: Vec<i64> = raw.field_keys(f).map(|k| k as i64).collect();
+        cols.push(Column::new(name.as_str().into(), ids));
+    }
+    for (j, name) in source.num_fields().iter().enumerate() {
+        let nn = raw.num_num.max(1);
+        let v: Vec<f32> = raw.num.iter().skip(j).step_by(nn).copied().collect();
+        cols.push(Column::new(name.as_str().into(), v));
+    }
+    anyhow::Context::context(DataFrame::new(n, cols), "building the day's table")
+}
+
+/// Writes every day of `source` to `out/day-NNN.parquet`, plus `out/schema.toml` (a generic
+/// table schema) and `out/synth.toml` (the generator config). Everything is written into a
+/// temporary folder next to `out` and renamed into place at the end, so a failure leaves
+/// nothing behind. `out` must not exist or be empty.
+pub fn write_synthetic(source: &SyntheticSource, out: &Path) -> Result<()> {
+    if out.exists() {
+        let empty = std::fs::read_dir(out)
+            .with_context(|| format!("cannot read {}", out.display()))?
+            .next()
+            .is_none();
+        if !empty {
+            bail!(
+                "{} already exists and is not empty; choose a new --out",
+                out.display()
+            );
+        }
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".synth-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a temporary folder in {}", parent.display()))?;
+    for day in 0..source.num_days() {
+        let raw = source.raw_day(day)?;
+        let mut df = day_frame(source, day, &raw)?;
+        let path = tmp.path().join(format!("day-{day:03}.parquet"));
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        ParquetWriter::new(file)
+            .finish(&mut df)
+            .map_err(|e| anyhow::anyhow!("writing day {day} as Parquet: {e}"))?;
+    }
+    let schema = toml::to_string(&synthetic_schema(source)).context("serialising the schema")?;
+    let header =
+        "# Written by `crossadapt data synth`: reads this folder back as a generic table.\n";
+    std::fs::write(tmp.path().join("schema.toml"), format!("{header}{schema}"))?;
+    let cfg = toml::to_string(source.config()).context("serialising the synthetic config")?;
+    std::fs::write(tmp.path().join("synth.toml"), cfg)?;
+    for entry in std::fs::read_dir(tmp.path())? {
+        std::fs::File::open(entry?.path())?.sync_all()?;
+    }
+    if out.exists() {
+        std::fs::remove_dir(out).with_context(|| format!("cannot replace {}", out.display()))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, out).with_context(|| {
+        let _ = std::fs::remove_dir_all(&kept);
+        format!("cannot move the written days to {}", out.display())
+    })?;
+    Ok(())
+}

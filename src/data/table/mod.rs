@@ -1,0 +1,8 @@
+//! Real files through polars: Criteo, Avazu and generic CSV / Parquet tables.
+
+mod columns;
+mod schema;
+mod source;
+
+pub use schema::{PositiveRule, TableFormat, TableSchema, TimeUnit};
+pub use source::TableSource;

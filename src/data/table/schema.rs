@@ -1,0 +1,294 @@
+//! The TOML schema describing a generic CSV or Parquet table (and the Criteo / Avazu layouts).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// File format of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFormat {
+    Csv,
+    /// One Parquet file, or a folder of `*.parquet` files read as one table.
+    Parquet,
+}
+
+/// How the time column is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Integer (or float) seconds since the Unix epoch.
+    Seconds,
+    /// Integer milliseconds since the Unix epoch.
+    Milliseconds,
+    /// A date (`2024-03-01`, or `time_format`), or a Date column.
+    Date,
+    /// A date and time (`2024-03-01 12:00:00`, or `time_format`), or a Datetime column.
+    Datetime,
+    /// Avazu's `hour`: the integer YYMMDDHH.
+    Yymmddhh,
+}
+
+/// A generic table: which column is the label and how a row is positive, the optional time
+/// column, the categorical / numeric / bucketed columns and the optional user column.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSchema {
+    /// `csv` or `parquet`; default from the path (`.csv`/`.tsv`/`.txt` = csv, else parquet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<TableFormat>,
+    /// CSV field separator (one character; `"\t"` for tab).
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// Whether the CSV's first line names the columns.
+    #[serde(default = "default_true")]
+    pub has_header: bool,
+    /// Names of all CSV columns in order, for files without a header.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// The label column.
+    pub label: String,
+    /// When a row is positive, e.g. `rating >= 4` or `> 0` (operators `>= > <= < == !=`).
+    #[serde(default = "default_positive")]
+    pub positive: String,
+    /// The time column; without one the table is cut into `days` equal row blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(default = "default_unit")]
+    pub time_unit: TimeUnit,
+    /// chrono format of date/datetime strings (default: ISO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
+    /// Number of equal row blocks when there is no time column.
+    #[serde(default = "default_days")]
+    pub days: usize,
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    #[serde(default)]
+    pub numeric: Vec<String>,
+    /// Numeric columns encoded as categorical buckets: `floor(ln(x)^2)` for x > 2, else the
+    /// integer value (the Criteo convention); they become extra categorical fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucketed: Vec<String>,
+    /// Numeric values become `ln(1 + max(x, 0))` (for heavy-tailed counts).
+    #[serde(default)]
+    pub numeric_log1p: bool,
+    /// The categorical column naming the user (for gAUC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+fn default_separator() -> String {
+    ",".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_positive() -> String {
+    "> 0".into()
+}
+fn default_unit() -> TimeUnit {
+    TimeUnit::Seconds
+}
+fn default_days() -> usize {
+    7
+}
+
+/// A parsed positive rule: `value OP threshold`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PositiveRule {
+    op: Op,
+    threshold: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+    Ne,
+}
+
+impl PositiveRule {
+    /// Parses `[label] OP number`; a column name, if given, must be the label column.
+    pub fn parse(rule: &str, label: &str) -> Result<PositiveRule> {
+        let ops = [
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+        ];
+        for (text, op) in ops {
+            if let Some(at) = rule.find(text) {
+                let column = rule[..at].trim();
+                if !column.is_empty() && column != label {
+                    bail!(
+                        "positive rule `{rule}` names column `{column}`, but the label column is `{label}`"
+                    );
+                }
+                let value = rule[at + text.len()..].trim();
+                let threshold: f64 = value.parse().map_err(|_| {
+                    anyhow::anyhow!("positive rule `{rule}`: `{value}` is not a number")
+                })?;
+                return Ok(PositiveRule { op, threshold });
+            }
+        }
+        bail!("positive rule `{rule}` has no comparison (use one of >= > <= < == !=)")
+    }
+
+    /// Whether a label value is positive.
+    pub fn is_positive(&self, v: f64) -> bool {
+        let t = self.threshold;
+        match self.op {
+            Op::Ge => v >= t,
+            Op::Gt => v > t,
+            Op::Le => v <= t,
+            Op::Lt => v < t,
+            Op::Eq => v == t,
+            Op::Ne => v != t,
+        }
+    }
+}
+
+impl TableSchema {
+    /// Reads a schema file; errors name the file and the key.
+    pub fn load(path: &Path) -> Result<TableSchema> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read schema file {}", path.display()))?;
+        let schema: TableSchema = toml::from_str(&text)
+            .with_context(|| format!("schema file {} is not valid", path.display()))?;
+        schema
+            .check()
+            .with_context(|| format!("schema file {}", path.display()))?;
+        Ok(schema)
+    }
+
+    /// Consistency checks that need no data.
+    pub fn check(&self) -> Result<()> {
+        PositiveRule::parse(&self.positive, &self.label)?;
+        if self.separator.len() != 1 {
+            bail!(
+                "`separator` must be one character, got `{}`",
+                self.separator
+            );
+        }
+        if self.categorical.is_empty() && self.bucketed.is_empty() {
+            bail!("the schema names no `categorical` (or `bucketed`) columns");
+        }
+        if self.time.is_none() && self.days == 0 {
+            bail!("`days` must be at least 1 when there is no `time` column");
+        }
+        if let Some(u) = &self.user {
+            if !self.categorical.contains(u) {
+                bail!("`user` column `{u}` must also be listed in `categorical`");
+            }
+        }
+        Ok(())
+    }
+
+    /// The format, from `format` or the path's extension.
+    pub fn format_for(&self, path: &Path) -> TableFormat {
+        if let Some(f) = self.format {
+            return f;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv" | "tsv" | "txt") => TableFormat::Csv,
+            _ => TableFormat::Parquet,
+        }
+    }
+
+    /// Categorical field names as the models see them: `categorical`, then `bucketed`.
+    pub fn cat_fields(&self) -> Vec<String> {
+        self.categorical
+            .iter()
+            .chain(&self.bucketed)
+            .cloned()
+            .collect()
+    }
+
+    /// Every column the source reads, with the role it plays (for error messages).
+    pub fn used_columns(&self) -> Vec<(&str, &'static str)> {
+        let mut out = vec![(self.label.as_str(), "label")];
+        if let Some(t) = &self.time {
+            out.push((t.as_str(), "time"));
+        }
+        out.extend(self.categorical.iter().map(|c| (c.as_str(), "categorical")));
+        out.extend(self.bucketed.iter().map(|c| (c.as_str(), "bucketed")));
+        out.extend(self.numeric.iter().map(|c| (c.as_str(), "numeric")));
+        out
+    }
+
+    /// Criteo: tab-separated, no header, `label I1..I13 C1..C26`, no time (`days` equal
+    /// blocks). With `bucket_numeric` the I columns become categorical buckets (default),
+    /// otherwise numeric `ln(1 + x)` features.
+    pub fn criteo(days: usize, bucket_numeric: bool) -> TableSchema {
+        let ints: Vec<String> = (1..=13).map(|i| format!("I{i}")).collect();
+        let cats: Vec<String> = (1..=26).map(|i| format!("C{i}")).collect();
+        let mut columns = vec!["label".to_string()];
+        columns.extend(ints.iter().cloned());
+        columns.extend(cats.iter().cloned());
+        TableSchema {
+            format: Some(TableFormat::Csv),
+            separator: "\t".into(),
+            has_header: false,
+            columns,
+            label: "label".into(),
+            positive: "> 0".into(),
+            time: None,
+            time_unit: TimeUnit::Seconds,
+            time_format: None,
+            days,
+            categorical: cats,
+            numeric: if bucket_numeric { vec![] } else { ints.clone() },
+            bucketed: if bucket_numeric { ints } else { vec![] },
+            numeric_log1p: !bucket_numeric,
+            user: None,
+        }
+    }
+
+    /// Avazu: CSV with header, `click` label, `hour` as YYMMDDHH cut into calendar days, the
+    /// 21 other columns (all but `id`) categorical.
+    pub fn avazu() -> TableSchema {
+        let mut cats: Vec<String> = [
+            "C1",
+            "banner_pos",
+            "site_id",
+            "site_domain",
+            "site_category",
+            "app_id",
+            "app_domain",
+            "app_category",
+            "device_id",
+            "device_ip",
+            "device_model",
+            "device_type",
+            "device_conn_type",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        cats.extend((14..=21).map(|i| format!("C{i}")));
+        TableSchema {
+            format: Some(TableFormat::Csv),
+            separator: ",".into(),
+            has_header: true,
+            columns: vec![],
+            label: "click".into(),
+            positive: "> 0".into(),
+            time: Some("hour".into()),
+            time_unit: TimeUnit::Yymmddhh,
+            time_format: None,
+            days: default_days(),
+            categorical: cats,
+            numeric: vec![],
+            bucketed: vec![],
+            numeric_log1p: false,
+            user: None,
+        }
+    }
+}
