@@ -1,0 +1,313 @@
+//! Checkpoint directories: `checkpoints/<label>/` with a `manifest.json` listing every file's
+//! size and SHA-256 and the `seq` of the last log record the checkpoint covers.
+//!
+//! The engine writes the content into a hidden staging directory; the store adds the manifest,
+//! fsyncs everything and renames the directory into place, so a checkpoint is either whole or
+//! absent. Reading verifies sizes and checksums; a damaged checkpoint is skipped with a warning.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::atomic::{read_json, sync_dir, write_json, NewerSchema};
+
+/// Schema version of `manifest.json`.
+pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
+/// Name of the manifest inside a checkpoint directory (reserved).
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Folder of the checkpoints inside a session directory.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// The label of the checkpoint taken at the start of online day `day`: `day-0017`.
+pub fn day_label(day: u32) -> String {
+    format!("day-{day:04}")
+}
+
+/// `manifest.json` of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointManifest {
+    pub schema_version: u32,
+    pub label: String,
+    /// Seq of the last log record the checkpoint covers.
+    pub seq: u64,
+    pub created: DateTime<Utc>,
+    pub files: Vec<ManifestFile>,
+}
+
+/// One file of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Path relative to the checkpoint directory, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// A verified checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointRef {
+    pub dir: PathBuf,
+    pub label: String,
+    /// Seq of the last log record it covers.
+    pub seq: u64,
+    /// Damaged newer checkpoints that were skipped to reach this one, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+/// Writes a checkpoint (see the module doc) and returns its final directory.
+pub(crate) fn write(
+    session_dir: &Path,
+    label: &str,
+    seq: u64,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    check_label(label)?;
+    let root = session_dir.join(CHECKPOINTS_DIR);
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".staging-{label}-"))
+        .tempdir_in(&root)
+        .with_context(|| format!("cannot create a staging directory in {}", root.display()))?;
+    fill(staging.path()).with_context(|| format!("cannot write checkpoint {label}"))?;
+    let mut files = Vec::new();
+    collect_files(staging.path(), staging.path(), &mut files)?;
+    if files.iter().any(|f| f.path == MANIFEST_FILE) {
+        bail!(
+            "checkpoint {label}: the engine wrote a file named {MANIFEST_FILE}, which is reserved"
+        );
+    }
+    let manifest = CheckpointManifest {
+        schema_version: MANIFEST_SCHEMA_VERSION,
+        label: label.to_string(),
+        seq,
+        created: Utc::now(),
+        files,
+    };
+    write_json(&staging.path().join(MANIFEST_FILE), &manifest)?;
+    let target = root.join(label);
+    let staging = staging.keep();
+    // A checkpoint with the same label (a day redone after a resume) is replaced.
+    let mut old = None;
+    if target.exists() {
+        let trash = root.join(format!(".replaced-{label}-{}", std::process::id()));
+        std::fs::rename(&target, &trash)
+            .with_context(|| format!("cannot move the old {} aside", target.display()))?;
+        old = Some(trash);
+    }
+    if let Err(e) = std::fs::rename(&staging, &target) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e).with_context(|| format!("cannot move checkpoint into {}", target.display()));
+    }
+    sync_dir(&root)?;
+    if let Some(old) = old {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(target)
+}
+
+/// Newest checkpoint that verifies (by `seq`); damaged ones are skipped with a warning. `None`
+/// if the session has no checkpoint; an error if it has some but none verifies.
+pub(crate) fn latest(session_dir: &Path) -> Result<Option<CheckpointRef>> {
+    let mut warnings = Vec::new();
+    let mut found = Vec::new();
+    for dir in labelled_dirs(session_dir)? {
+        match read_json::<CheckpointManifest>(&dir.join(MANIFEST_FILE), MANIFEST_SCHEMA_VERSION) {
+            Ok(m) => found.push((dir, m)),
+            Err(e) if e.is::<NewerSchema>() => return Err(e),
+            Err(e) => warnings.push(format!("skipped checkpoint: {e}")),
+        }
+    }
+    if found.is_empty() && warnings.is_empty() {
+        return Ok(None);
+    }
+    found.sort_by_key(|(_, m)| std::cmp::Reverse((m.seq, m.created)));
+    for (dir, manifest) in found {
+        match verify(&dir, &manifest) {
+            Ok(()) => {
+                return Ok(Some(CheckpointRef {
+                    dir,
+                    label: manifest.label,
+                    seq: manifest.seq,
+                    warnings,
+                }))
+            }
+            Err(e) => warnings.push(format!("skipped checkpoint: {e}")),
+        }
+    }
+    bail!(
+        "no usable checkpoint in {}: {}",
+        session_dir.join(CHECKPOINTS_DIR).display(),
+        warnings.join("; ")
+    )
+}
+
+/// The verified checkpoint taken at the start of `day`.
+pub(crate) fn for_day(session_dir: &Path, day: u32) -> Result<CheckpointRef> {
+    let label = day_label(day);
+    let dir = session_dir.join(CHECKPOINTS_DIR).join(&label);
+    if !dir.is_dir() {
+        let mut days: Vec<String> = labelled_dirs(session_dir)?
+            .iter()
+            .filter_map(|d| {
+                d.file_name()?
+                    .to_str()?
+                    .strip_prefix("day-")
+                    .map(|n| n.trim_start_matches('0').to_string())
+            })
+            .map(|n| if n.is_empty() { "0".into() } else { n })
+            .collect();
+        days.sort_by_key(|d| d.parse::<u32>().unwrap_or(u32::MAX));
+        let available = if days.is_empty() {
+            "none".to_string()
+        } else {
+            days.join(", ")
+        };
+        bail!(
+            "{} has no checkpoint at the start of day {day} (days with one: {available})",
+            session_dir.display()
+        );
+    }
+    let manifest: CheckpointManifest =
+        read_json(&dir.join(MANIFEST_FILE), MANIFEST_SCHEMA_VERSION)?;
+    verify(&dir, &manifest)?;
+    Ok(CheckpointRef {
+        dir,
+        label: manifest.label,
+        seq: manifest.seq,
+        warnings: Vec::new(),
+    })
+}
+
+/// Removes staging and replaced directories a crash left behind (the caller holds the lock).
+pub(crate) fn clean_leftovers(session_dir: &Path) -> Result<()> {
+    let root = session_dir.join(CHECKPOINTS_DIR);
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".staging-") || name.starts_with(".replaced-") {
+            std::fs::remove_dir_all(entry.path()).with_context(|| {
+                format!("cannot remove the leftover {}", entry.path().display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn check_label(label: &str) -> Result<()> {
+    let ok = !label.is_empty()
+        && !label.starts_with('.')
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        bail!("invalid checkpoint label {label:?}: use letters, digits, '-', '_' or '.', not leading '.'");
+    }
+    Ok(())
+}
+
+fn labelled_dirs(session_dir: &Path) -> Result<Vec<PathBuf>> {
+    let root = session_dir.join(CHECKPOINTS_DIR);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => bail!("cannot read {}: {e}", root.display()),
+    };
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", root.display()))?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.path().is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn verify(dir: &Path, manifest: &CheckpointManifest) -> Result<()> {
+    for f in &manifest.files {
+        let path = dir.join(&f.path);
+        let (bytes, sha) = hash_file(&path)?;
+        if bytes != f.bytes {
+            bail!(
+                "{} is damaged ({} bytes, the manifest says {})",
+                path.display(),
+                bytes,
+                f.bytes
+            );
+        }
+        if sha != f.sha256 {
+            bail!(
+                "{} is damaged (checksum differs from the manifest)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn collect_files(base: &Path, dir: &Path, out: &mut Vec<ManifestFile>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .collect::<io::Result<_>>()
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(base, &path, out)?;
+            sync_dir(&path)?;
+            continue;
+        }
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", path.display()))?;
+        let (bytes, sha256) = hash_file(&path)?;
+        let rel = path.strip_prefix(base).unwrap_or(&path);
+        let rel: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        out.push(ManifestFile {
+            path: rel.join("/"),
+            bytes,
+            sha256,
+        });
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut file = File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => anyhow::anyhow!("{} is missing", path.display()),
+        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((total, hex))
+}

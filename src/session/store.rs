@@ -1,0 +1,410 @@
+//! The session store: one directory per session under a root directory.
+//!
+//! ```text
+//! <root>/<id>/session.json        identity (schema_version, id, name, created, parent, app version)
+//!             config.toml         the resolved config, written once
+//!             events.jsonl        append-only log, one Record per line
+//!             status.json         small summary for `list`, rewritten atomically
+//!             checkpoints/<label>/ (+ manifest.json)
+//!             lock                held by the one process writing the session
+//! ```
+//! Directories whose name starts with `.` are work in progress (creation, removal) and ignored.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::atomic::{read_json, sync_dir, write_atomic, write_json};
+use super::checkpoint::{self, CheckpointRef};
+use super::lock::SessionLock;
+use super::log::{self, EventLog, LogContents};
+use super::meta::{
+    ArmHeadline, Parent, RunState, SessionMeta, Status, META_SCHEMA_VERSION, STATUS_SCHEMA_VERSION,
+};
+
+/// File names inside a session directory.
+pub const META_FILE: &str = "session.json";
+pub const CONFIG_FILE: &str = "config.toml";
+pub const EVENTS_FILE: &str = "events.jsonl";
+pub const STATUS_FILE: &str = "status.json";
+
+/// The directory holding all sessions.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// `explicit` (from `--sessions-dir` / `CROSSADAPT_SESSIONS_DIR`), else the platform data dir
+    /// of crossadapt + `/sessions`. Created if missing.
+    pub fn open(explicit: Option<PathBuf>) -> Result<Store> {
+        let root = match explicit {
+            Some(p) => p,
+            None => directories::ProjectDirs::from("", "", "crossadapt")
+                .map(|d| d.data_dir().join("sessions"))
+                .context(
+                    "cannot find a data directory for sessions (no home directory); \
+                     pass --sessions-dir or set CROSSADAPT_SESSIONS_DIR",
+                )?,
+        };
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create the sessions directory {}", root.display()))?;
+        if !root.is_dir() {
+            bail!(
+                "the sessions directory {} is not a directory",
+                root.display()
+            );
+        }
+        Ok(Store { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates a new session (new sortable id such as `20261128-121500-ab12`) holding its lock.
+    pub fn create(&self, name: &str, config_toml: &str, parent: Option<Parent>) -> Result<Session> {
+        toml::from_str::<toml::Table>(config_toml)
+            .map_err(|e| anyhow::anyhow!("the config of the new session is not valid TOML: {e}"))?;
+        let created = Utc::now();
+        let (id, staging) = self.reserve_id(created)?;
+        let build = || -> Result<(SessionLock, SessionMeta)> {
+            let lock = SessionLock::acquire(&staging, &id)?;
+            let meta = SessionMeta {
+                schema_version: META_SCHEMA_VERSION,
+                id: id.clone(),
+                name: name.to_string(),
+                created,
+                parent,
+                app_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            write_json(&staging.join(META_FILE), &meta)?;
+            write_atomic(&staging.join(CONFIG_FILE), config_toml.as_bytes())?;
+            write_atomic(&staging.join(EVENTS_FILE), b"")?;
+            write_json(&staging.join(STATUS_FILE), &Status::new(RunState::Created))?;
+            Ok((lock, meta))
+        };
+        let (lock, meta) = match build() {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e.context(format!(
+                    "cannot create session {id} in {}",
+                    self.root.display()
+                )));
+            }
+        };
+        let dir = self.root.join(&id);
+        std::fs::rename(&staging, &dir)
+            .with_context(|| format!("cannot move the new session into {}", dir.display()))?;
+        sync_dir(&self.root)?;
+        let (log, warnings) = EventLog::open_append(&dir.join(EVENTS_FILE))?;
+        Ok(Session {
+            dir,
+            meta,
+            log,
+            warnings,
+            _lock: lock,
+        })
+    }
+
+    /// Opens a session for writing (resume): by id, or by a path to a session directory. Takes
+    /// the lock, checks `session.json` and `config.toml`, cuts a torn last log line.
+    pub fn open_session(&self, id_or_path: &str) -> Result<Session> {
+        let dir = self.resolve(id_or_path)?;
+        let lock = SessionLock::acquire(&dir, id_or_path)?;
+        let meta = read_meta(&dir)?;
+        read_config(&dir)?;
+        checkpoint::clean_leftovers(&dir)?;
+        let (log, warnings) = EventLog::open_append(&dir.join(EVENTS_FILE))?;
+        Ok(Session {
+            dir,
+            meta,
+            log,
+            warnings,
+            _lock: lock,
+        })
+    }
+
+    /// Opens a session for reading only (no lock): list, replay and export of a running one.
+    pub fn open_read_only(&self, id_or_path: &str) -> Result<SessionView> {
+        let dir = self.resolve(id_or_path)?;
+        let meta = read_meta(&dir)?;
+        Ok(SessionView { dir, meta })
+    }
+
+    /// Every session directory, sorted by id; a damaged one is an `Err` with its directory
+    /// while the healthy ones are still listed.
+    pub fn list(&self) -> Vec<Result<SessionSummary, (PathBuf, anyhow::Error)>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) => {
+                let err = anyhow::anyhow!("cannot read {}: {e}", self.root.display());
+                return vec![Err((self.root.clone(), err))];
+            }
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        dirs.into_iter()
+            .map(|dir| summarize(&dir).map_err(|e| (dir, e)))
+            .collect()
+    }
+
+    /// Deletes a session by id; refuses while another process holds it.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        let dir = self.root.join(id);
+        if !dir.is_dir() {
+            bail!("no session {id} in {}", self.root.display());
+        }
+        let _lock = SessionLock::acquire(&dir, id)?;
+        let trash = self.root.join(format!(".removing-{id}"));
+        std::fs::rename(&dir, &trash)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+        sync_dir(&self.root)?;
+        std::fs::remove_dir_all(&trash)
+            .with_context(|| format!("cannot delete {}", trash.display()))
+    }
+
+    /// The directory of `id_or_path`: an id in the store, else an existing session directory.
+    pub fn resolve(&self, id_or_path: &str) -> Result<PathBuf> {
+        if check_id(id_or_path).is_ok() {
+            let dir = self.root.join(id_or_path);
+            if dir.is_dir() {
+                return Ok(dir);
+            }
+        }
+        let path = PathBuf::from(id_or_path);
+        if path.is_dir() {
+            if !path.join(META_FILE).exists() {
+                bail!(
+                    "{} is not a crossadapt session ({} is missing)",
+                    path.display(),
+                    path.join(META_FILE).display()
+                );
+            }
+            return Ok(path);
+        }
+        bail!(
+            "no session {id_or_path} in {} (and no such session directory)",
+            self.root.display()
+        )
+    }
+
+    fn reserve_id(&self, created: DateTime<Utc>) -> Result<(String, PathBuf)> {
+        let stamp = created.format("%Y%m%d-%H%M%S");
+        let mut salt =
+            u64::from(created.timestamp_subsec_nanos()) ^ (u64::from(std::process::id()) << 20);
+        for _ in 0..64 {
+            // FNV-1a over the salt: a short, well-spread suffix; collisions just try the next one.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in salt.to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            let id = format!("{stamp}-{:04x}", h & 0xffff);
+            let staging = self.root.join(format!(".creating-{id}"));
+            if !self.root.join(&id).exists() && std::fs::create_dir(&staging).is_ok() {
+                return Ok((id, staging));
+            }
+            salt = salt.wrapping_add(1);
+        }
+        bail!(
+            "cannot create a new session directory in {}",
+            self.root.display()
+        )
+    }
+}
+
+/// A session opened for writing; holds its lock for its lifetime.
+pub struct Session {
+    dir: PathBuf,
+    meta: SessionMeta,
+    log: EventLog,
+    warnings: Vec<String>,
+    _lock: SessionLock,
+}
+
+impl Session {
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
+    }
+    /// Warnings met while opening (e.g. a torn last log line that was cut).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// The resolved config the session was created with.
+    pub fn config_toml(&self) -> Result<String> {
+        read_config(&self.dir)
+    }
+    /// The appending log; an `EventSink`.
+    pub fn log(&mut self) -> &mut EventLog {
+        &mut self.log
+    }
+    /// Every record logged so far.
+    pub fn records(&self) -> Result<LogContents> {
+        log::read_log_with_warnings(&self.dir.join(EVENTS_FILE))
+    }
+    /// Rewrites `status.json` atomically (schema version, time and pid filled in here).
+    pub fn set_status(&mut self, status: &Status) -> Result<()> {
+        let mut status = status.clone();
+        status.schema_version = STATUS_SCHEMA_VERSION;
+        status.updated_at = Utc::now();
+        status.pid = std::process::id();
+        write_json(&self.dir.join(STATUS_FILE), &status)
+    }
+    /// Writes an atomic checkpoint `checkpoints/<label>`: `write` fills a staging directory,
+    /// the store adds the manifest (sizes, SHA-256, `seq` = last record covered), fsyncs and
+    /// renames it into place. The log is synced first, so it always reaches `seq`.
+    pub fn write_checkpoint(
+        &mut self,
+        label: &str,
+        seq: u64,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
+        self.log.sync()?;
+        checkpoint::write(&self.dir, label, seq, write)
+    }
+    /// Newest checkpoint whose manifest verifies; damaged newer ones are skipped, named in
+    /// `warnings`. `None` if there is no checkpoint at all.
+    pub fn latest_checkpoint(&self) -> Result<Option<CheckpointRef>> {
+        checkpoint::latest(&self.dir)
+    }
+    /// The checkpoint taken at the start of `day` (label `day-NNNN`), verified.
+    pub fn checkpoint_for_day(&self, day: u32) -> Result<CheckpointRef> {
+        checkpoint::for_day(&self.dir, day)
+    }
+    /// Drops the log records after `seq` (atomic rewrite) and reopens the log for appending.
+    pub fn truncate_log_after(&mut self, seq: u64) -> Result<()> {
+        let path = self.dir.join(EVENTS_FILE);
+        log::truncate_after(&path, seq)?;
+        let (log, warnings) = EventLog::open_append(&path)?;
+        self.log = log;
+        self.warnings.extend(warnings);
+        Ok(())
+    }
+}
+
+/// A session opened for reading, without the lock.
+#[derive(Clone, Debug)]
+pub struct SessionView {
+    dir: PathBuf,
+    meta: SessionMeta,
+}
+
+impl SessionView {
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
+    }
+    pub fn config_toml(&self) -> Result<String> {
+        read_config(&self.dir)
+    }
+    pub fn status(&self) -> Result<Status> {
+        read_json(&self.dir.join(STATUS_FILE), STATUS_SCHEMA_VERSION)
+    }
+    pub fn records(&self) -> Result<LogContents> {
+        log::read_log_with_warnings(&self.dir.join(EVENTS_FILE))
+    }
+    /// Whether a process is writing the session now.
+    pub fn is_live(&self) -> bool {
+        SessionLock::is_held(&self.dir)
+    }
+    pub fn latest_checkpoint(&self) -> Result<Option<CheckpointRef>> {
+        checkpoint::latest(&self.dir)
+    }
+    pub fn checkpoint_for_day(&self, day: u32) -> Result<CheckpointRef> {
+        checkpoint::for_day(&self.dir, day)
+    }
+}
+
+/// One line of `list`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SessionSummary {
+    pub id: String,
+    pub name: String,
+    pub created: DateTime<Utc>,
+    /// From `status.json`; `interrupted` when it says running or paused but no process holds it.
+    pub state: RunState,
+    pub last_day: Option<u32>,
+    pub arms: Vec<String>,
+    pub headline: Vec<ArmHeadline>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
+    pub dir: PathBuf,
+}
+
+fn summarize(dir: &Path) -> Result<SessionSummary> {
+    let view = SessionView {
+        dir: dir.to_path_buf(),
+        meta: read_meta(dir)?,
+    };
+    read_config(dir)?;
+    let status = view.status()?;
+    let mut state = status.state;
+    let unfinished = matches!(state, RunState::Running | RunState::Paused);
+    if unfinished && !view.is_live() {
+        state = RunState::Interrupted;
+    }
+    Ok(SessionSummary {
+        id: view.meta.id.clone(),
+        name: view.meta.name.clone(),
+        created: view.meta.created,
+        state,
+        last_day: status.last_day,
+        arms: status.arms,
+        headline: status.headline,
+        parent: view.meta.parent.clone(),
+        dir: view.dir,
+    })
+}
+
+fn read_meta(dir: &Path) -> Result<SessionMeta> {
+    read_json(&dir.join(META_FILE), META_SCHEMA_VERSION)
+}
+
+fn read_config(dir: &Path) -> Result<String> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!("{} is missing", path.display()),
+        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+    })?;
+    toml::from_str::<toml::Table>(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is damaged (not valid TOML: {})",
+            path.display(),
+            e.message()
+        )
+    })?;
+    Ok(text)
+}
+
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        bail!("{id:?} is not a session id");
+    }
+    Ok(())
+}
