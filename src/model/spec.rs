@@ -170,12 +170,10 @@ impl ModelSpec {
             Arch::XDeepFm if self.cin.is_empty() => {
                 bail!("model spec `{self}`: xdeepfm needs at least one CIN layer")
             }
-            Arch::AutoInt => {
-                if self.att_layers == 0 || self.heads == 0 || self.att_dim % self.heads != 0 {
-                    bail!(
-                        "model spec `{self}`: autoint needs layers >= 1 and att divisible by heads"
-                    );
-                }
+            Arch::AutoInt
+                if self.att_layers == 0 || self.heads == 0 || self.att_dim % self.heads != 0 =>
+            {
+                bail!("model spec `{self}`: autoint needs layers >= 1 and att divisible by heads")
             }
             Arch::FinalMlp => {
                 let (a, b) = (

@@ -192,7 +192,7 @@ impl Trainer {
         if cfg.emb_optimizer == EmbOptimizer::Adam {
             tr.emb_state.v = read("emb.opt.v", table_len)?;
         }
-        if file.names().iter().any(|n| *n == "emb.acc.rows") {
+        if file.names().contains(&"emb.acc.rows") {
             let rows_view = file.tensor("emb.acc.rows")?;
             if rows_view.dtype() != Dtype::U32 {
                 bail!("checkpoint {}: emb.acc.rows must be u32", path.display());

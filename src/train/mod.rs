@@ -95,6 +95,10 @@ pub struct Trainer {
     timing: StepTiming,
 }
 
+/// What one forward/backward pass produced: loss, embedding-row gradients, dense gradients
+/// (one per parameter, `None` where it got none), forward and backward milliseconds.
+type Pass = (f32, Option<Vec<f32>>, Vec<Option<Vec<f32>>>, f64, f64);
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
@@ -258,67 +262,65 @@ impl Trainer {
         let want_dense = !self.frozen_dense;
         let model = self.model.as_ref();
         let t0 = Instant::now();
-        let result = self.pool.install(
-            || -> Result<(f32, Option<Vec<f32>>, Vec<Option<Vec<f32>>>, f64, f64)> {
-                let gathered = model.embeddings().gather(&rows);
-                let leaf = if want_emb {
-                    Some(Var::from_vec(gathered.clone(), (n, fc, d), &dev)?)
-                } else {
-                    None
-                };
-                let emb = match &leaf {
-                    Some(v) => v.as_tensor().clone(),
-                    None => Tensor::from_vec(gathered, (n, fc, d), &dev)?,
-                };
-                let z = model.forward(&emb, &b.num)?;
-                let y = Tensor::from_slice(&b.label, n, &dev)?;
-                let loss = match target {
-                    Target::Labels => loss::bce_with_logits(&z, &y)?,
-                    Target::Distill {
-                        teacher_logits,
-                        alpha,
-                        temperature,
-                        label_offset,
-                    } => loss::distill_loss(
-                        &z,
-                        teacher_logits,
-                        &y,
-                        alpha,
-                        temperature,
-                        label_offset,
-                    )?,
-                };
-                let value = loss.to_scalar::<f32>()?;
-                if !value.is_finite() {
-                    bail!("training loss is {value} (not finite): the model diverged");
+        let result = self.pool.install(|| -> Result<Pass> {
+            let gathered = model.embeddings().gather(&rows);
+            let leaf = if want_emb {
+                Some(Var::from_vec(gathered.clone(), (n, fc, d), &dev)?)
+            } else {
+                None
+            };
+            let emb = match &leaf {
+                Some(v) => v.as_tensor().clone(),
+                None => Tensor::from_vec(gathered, (n, fc, d), &dev)?,
+            };
+            let z = model.forward(&emb, &b.num)?;
+            let y = Tensor::from_slice(&b.label, n, &dev)?;
+            let loss = match target {
+                Target::Labels => loss::bce_with_logits(&z, &y)?,
+                Target::Distill {
+                    teacher_logits,
+                    alpha,
+                    temperature,
+                    label_offset,
+                } => loss::distill_loss(
+                    &z,
+                    teacher_logits,
+                    &y,
+                    alpha,
+                    temperature,
+                    label_offset,
+                )?,
+            };
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                bail!("training loss is {value} (not finite): the model diverged");
+            }
+            let fwd = ms(t0);
+            if !want_emb && !want_dense {
+                return Ok((value, None, Vec::new(), fwd, 0.0));
+            }
+            let t1 = Instant::now();
+            let grads = loss.backward()?;
+            let emb_grad = match &leaf {
+                Some(v) => grads
+                    .get(v.as_tensor())
+                    .map(|g| g.flatten_all()?.to_vec1::<f32>())
+                    .transpose()?,
+                None => None,
+            };
+            let mut dense = Vec::new();
+            if want_dense {
+                for var in model.dense().vars() {
+                    dense.push(
+                        grads
+                            .get(var.as_tensor())
+                            .map(|g| g.flatten_all()?.to_vec1::<f32>())
+                            .transpose()?,
+                    );
                 }
-                let fwd = ms(t0);
-                if !want_emb && !want_dense {
-                    return Ok((value, None, Vec::new(), fwd, 0.0));
-                }
-                let t1 = Instant::now();
-                let grads = loss.backward()?;
-                let emb_grad = match &leaf {
-                    Some(v) => grads
-                        .get(v.as_tensor())
-                        .map(|g| g.flatten_all()?.to_vec1::<f32>())
-                        .transpose()?,
-                    None => None,
-                };
-                let mut dense = Vec::new();
-                if want_dense {
-                    for var in model.dense().vars() {
-                        dense.push(
-                            grads
-                                .get(var.as_tensor())
-                                .map(|g| g.flatten_all()?.to_vec1::<f32>())
-                                .transpose()?,
-                        );
-                    }
-                }
-                Ok((value, emb_grad, dense, fwd, ms(t1)))
-            },
-        );
+            }
+            Ok((value, emb_grad, dense, fwd, ms(t1)))
+        });
         let (value, emb_grad, dense, fwd, bwd) = result?;
         let t2 = Instant::now();
         if let Some(g) = emb_grad {

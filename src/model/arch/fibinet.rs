@@ -68,7 +68,7 @@ impl FiBiNet {
         let (b, f, d) = x.dims3()?;
         let xw = x.reshape((b * f, d))?.matmul(w)?.reshape((b, f, d))?;
         let p = (xw.index_select(&self.left, 1)? * x.index_select(&self.right, 1)?)?;
-        Ok(flatten(&p)?)
+        flatten(&p)
     }
 }
 
