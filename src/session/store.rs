@@ -115,8 +115,8 @@ impl Store {
     /// the lock, checks `session.json` and `config.toml`, cuts a torn last log line.
     pub fn open_session(&self, id_or_path: &str) -> Result<Session> {
         let dir = self.resolve(id_or_path)?;
-        let lock = SessionLock::acquire(&dir, id_or_path)?;
         let meta = read_meta(&dir)?;
+        let lock = SessionLock::acquire(&dir, &meta.id)?;
         read_config(&dir)?;
         checkpoint::clean_leftovers(&dir)?;
         let (log, warnings) = EventLog::open_append(&dir.join(EVENTS_FILE))?;
