@@ -397,3 +397,70 @@ fn append(path: &Path, bytes: &[u8]) {
     let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(bytes).unwrap();
 }
+
+#[test]
+fn a_fork_starts_from_a_copy_of_the_parent_checkpoint_with_the_log_up_to_it() {
+    let (_tmp, store) = store();
+    let mut parent = store.create("demo", "seed = 7\n", None).unwrap();
+    for seq in 0..4 {
+        parent.log().emit(&filler(seq)).unwrap();
+    }
+    parent
+        .write_checkpoint("day-0005", 3, |d| {
+            std::fs::create_dir(d.join("arms"))?;
+            Ok(std::fs::write(d.join("arms/kd.safetensors"), b"weights")?)
+        })
+        .unwrap();
+    for seq in 4..8 {
+        parent.log().emit(&filler(seq)).unwrap();
+    }
+    // The parent is still running: forking needs no lock on it.
+    let (mut child, ckpt) = store
+        .fork(parent.id(), 5, "ratio 0.2", "seed = 7\nratio = 0.2\n")
+        .unwrap();
+    assert_eq!((ckpt.label.as_str(), ckpt.seq), ("day-0005", 3));
+    assert!(ckpt.dir.starts_with(child.dir()));
+    assert_eq!(
+        std::fs::read(ckpt.dir.join("arms/kd.safetensors")).unwrap(),
+        b"weights"
+    );
+    assert_eq!(
+        child.records().unwrap().records,
+        (0..4).map(filler).collect::<Vec<_>>()
+    );
+    assert_eq!(child.log().next_seq(), 4);
+    assert_eq!(
+        child.meta().parent,
+        Some(Parent {
+            id: parent.id().into(),
+            day: 5
+        })
+    );
+    assert_eq!(child.config_toml().unwrap(), "seed = 7\nratio = 0.2\n");
+
+    let err = store
+        .fork(parent.id(), 6, "x", "")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("no checkpoint at the start of day 6 (days with one: 5)"),
+        "{err}"
+    );
+    assert_eq!(
+        store.list().len(),
+        2,
+        "a refused fork creates no session"
+    );
+}
+
+#[test]
+fn clearing_the_log_starts_it_over() {
+    let (_tmp, store) = store();
+    let mut s = store.create("demo", "", None).unwrap();
+    s.log().emit(&filler(0)).unwrap();
+    s.clear_log().unwrap();
+    assert_eq!(s.log().next_seq(), 0);
+    s.log().emit(&filler(0)).unwrap();
+    assert_eq!(s.records().unwrap().records, vec![filler(0)]);
+}
