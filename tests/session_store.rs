@@ -447,11 +447,7 @@ fn a_fork_starts_from_a_copy_of_the_parent_checkpoint_with_the_log_up_to_it() {
         err.contains("no checkpoint at the start of day 6 (days with one: 5)"),
         "{err}"
     );
-    assert_eq!(
-        store.list().len(),
-        2,
-        "a refused fork creates no session"
-    );
+    assert_eq!(store.list().len(), 2, "a refused fork creates no session");
 }
 
 #[test]
