@@ -159,6 +159,28 @@ fn rm_refuses_without_a_terminal_or_yes_and_deletes_with_yes() {
         .assert()
         .success();
     assert!(!root.join(&id).exists());
+    crossadapt(&root)
+        .args(["rm", &id, "--yes"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(format!(
+            "error: no session {id} in"
+        )));
+}
+
+#[test]
+fn rm_removes_a_damaged_session_with_a_warning() {
+    let (_tmp, root, id) = one_session();
+    std::fs::write(root.join(&id).join("session.json"), "{").unwrap();
+    crossadapt(&root)
+        .args(["rm", &id, "--yes"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("warning: ")
+                .and(predicate::str::contains("session.json is damaged")),
+        );
+    assert!(!root.join(&id).exists());
 }
 
 #[test]
