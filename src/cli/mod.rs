@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod data;
+pub mod live;
 pub mod run;
 pub mod sessions;
 pub mod train;
@@ -21,7 +22,12 @@ the built-in synthetic drifting stream."
 )]
 pub struct Cli {
     /// Where sessions are stored (default: the platform data dir of crossadapt).
-    #[arg(long, global = true, env = "CROSSADAPT_SESSIONS_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROSSADAPT_SESSIONS_DIR",
+        value_name = "DIR"
+    )]
     pub sessions_dir: Option<PathBuf>,
 
     #[command(subcommand)]

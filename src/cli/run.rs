@@ -1,10 +1,15 @@
-//! `crossadapt run` (and no subcommand): start a new session.
+//! `crossadapt run` (and no subcommand): start a new session, in the console or headless.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 
+use super::live::{attach, run_attached, Attached, LaunchMode};
 use super::ConfigArgs;
+use crate::engine::{Engine, Outcome, SessionConfig};
+use crate::session::store::Store;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct RunArgs {
@@ -22,12 +27,55 @@ pub struct RunArgs {
     /// Human name of the session.
     #[arg(long)]
     pub name: Option<String>,
-    /// Console theme (see themes/).
+    /// Console theme: default, light, high-contrast, colorblind.
     #[arg(long)]
     pub theme: Option<String>,
 }
 
+/// The console unless `--headless` or there is no terminal (then headless, with a note).
+pub fn launch_mode(headless: bool, theme: Option<String>) -> LaunchMode {
+    if headless {
+        return LaunchMode::Headless;
+    }
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("note: no terminal attached: running headless (use --headless to silence this)");
+        return LaunchMode::Headless;
+    }
+    LaunchMode::Console { theme }
+}
+
 pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let _ = (args, sessions_dir);
-    anyhow::bail!("`crossadapt run` is not built yet")
+    let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
+    let mode = launch_mode(args.headless, args.theme.clone());
+    let store = Store::open(sessions_dir)?;
+    let name = args
+        .name
+        .clone()
+        .or_else(|| cfg.name.clone())
+        .unwrap_or_else(|| default_name(&cfg));
+    let session = store
+        .create(&name, &cfg.to_toml()?, None)
+        .context("cannot create the session")?;
+    let id = session.id().to_string();
+    if mode == LaunchMode::Headless {
+        eprintln!("session {id} ({name}) in {}", session.dir().display());
+    }
+    let Attached { io, shared } = attach(session, &mode, args.events.as_deref())?;
+    let engine = Engine::new(cfg.clone(), &id, &name, io)?;
+    let outcome = run_attached(engine, shared, &mode, &cfg, args.report.as_deref())?;
+    if outcome == Outcome::Stopped {
+        eprintln!("session {id} stopped; continue with `crossadapt resume {id}`");
+    }
+    Ok(())
+}
+
+/// `student vs teacher on source`, e.g. `deepfm vs mlp on synthetic`.
+fn default_name(cfg: &SessionConfig) -> String {
+    let arch = |s: &str| s.split(':').next().unwrap_or(s).to_string();
+    format!(
+        "{} vs {} on {}",
+        arch(&cfg.student.model),
+        arch(&cfg.teacher.model),
+        crate::engine::config::source_kind(&cfg.data)
+    )
 }

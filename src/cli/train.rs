@@ -1,12 +1,51 @@
 //! `crossadapt train` and `crossadapt bench`.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+
+use crate::model::{build_model, ModelSpec};
+use crate::train::bench::{self, BenchConfig};
+use crate::train::metrics::evaluate;
+use crate::train::toy::ToyWorld;
+use crate::train::{EmbOptimizer, Target, TrainConfig, Trainer};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Model spec, e.g. `dcnv2` or `deepfm:emb=16,hidden=400x400x400`.
     #[arg(long, default_value = "deepfm")]
     pub model: String,
+    /// Days to train on, as `a..b` (end excluded).
+    #[arg(long, default_value = "0..8")]
+    pub days: String,
+    /// Day to evaluate on.
+    #[arg(long, default_value_t = 8)]
+    pub eval_day: u32,
+    /// Rows per training batch.
+    #[arg(long, default_value_t = 1024)]
+    pub batch: usize,
+    /// Passes over the training days.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Embedding optimiser: adam or adagrad.
+    #[arg(long, default_value = "adam")]
+    pub emb_optimizer: String,
+    #[arg(long)]
+    pub emb_lr: Option<f64>,
+    #[arg(long)]
+    pub dense_lr: Option<f64>,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Rows per day of the generated data.
+    #[arg(long, default_value_t = 20_000)]
+    pub rows_per_day: usize,
+    /// Save the trained model (weights + optimiser state) here.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -15,15 +54,143 @@ pub enum BenchCommand {
     Train {
         #[arg(long, default_value = "deepfm")]
         model: String,
+        /// Overrides the spec's embedding size.
+        #[arg(long)]
+        emb: Option<usize>,
+        /// Overrides the spec's hidden sizes, e.g. 400x400x400.
+        #[arg(long)]
+        hidden: Option<String>,
+        #[arg(long, default_value_t = 4096)]
+        batch: usize,
+        #[arg(long, default_value_t = 26)]
+        fields: usize,
+        /// Ids per field.
+        #[arg(long, default_value_t = 10_000)]
+        ids: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Untimed warm-up steps.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
-pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("`crossadapt train` is not built yet")
+fn parse_days(text: &str) -> Result<std::ops::Range<u32>> {
+    let (a, b) = text
+        .split_once("..")
+        .with_context(|| format!("--days `{text}` must look like 0..8"))?;
+    let a: u32 = a
+        .trim()
+        .parse()
+        .with_context(|| format!("--days `{text}`: `{a}` is not a day number"))?;
+    let b: u32 = b
+        .trim()
+        .parse()
+        .with_context(|| format!("--days `{text}`: `{b}` is not a day number"))?;
+    if a >= b {
+        bail!("--days `{text}` is empty (the end is excluded)");
+    }
+    Ok(a..b)
 }
 
-pub fn run_bench(cmd: &BenchCommand) -> anyhow::Result<()> {
-    let _ = cmd;
-    anyhow::bail!("`crossadapt bench` is not built yet")
+/// Trains one model on the training days, evaluates on the evaluation day, prints one line.
+pub fn run_train(args: &TrainArgs) -> Result<()> {
+    let spec: ModelSpec = args.model.parse().context("--model")?;
+    let days = parse_days(&args.days)?;
+    let emb_optimizer = match args.emb_optimizer.as_str() {
+        "adam" => EmbOptimizer::Adam,
+        "adagrad" => EmbOptimizer::Adagrad,
+        other => bail!("--emb-optimizer `{other}`: valid ones are adam, adagrad"),
+    };
+    let mut cfg = TrainConfig {
+        emb_optimizer,
+        threads: args.threads,
+        ..TrainConfig::default()
+    };
+    if let Some(lr) = args.emb_lr {
+        cfg.emb_lr = lr;
+    }
+    if let Some(lr) = args.dense_lr {
+        cfg.dense_lr = lr;
+    }
+    let world = ToyWorld::new(8, 100, args.seed);
+    let model = build_model(&spec, &world.features, args.seed)?;
+    let params = model.param_count();
+    let mut tr = Trainer::new(model, &cfg)?;
+    let start = Instant::now();
+    let mut samples = 0usize;
+    for _ in 0..args.epochs.max(1) {
+        for day in days.clone() {
+            let data = world.batch(args.rows_per_day, day as u64);
+            for b in data.chunks(args.batch) {
+                tr.train_batch(&b, Target::Labels)
+                    .with_context(|| format!("training {spec} on day {day}"))?;
+                samples += b.rows();
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let eval = world.batch(args.rows_per_day, args.eval_day as u64);
+    let logits = tr.predict_logits(&eval)?;
+    let m = evaluate(&logits, &eval, world.features.user_index());
+    let auc = m.auc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
+    println!(
+        "model={spec} params={params} days={}..{} eval_day={} auc={auc} logloss={:.4} bias={:+.4} ne={:.4} seconds={secs:.2} samples={samples} samples_per_sec={:.0}",
+        days.start,
+        days.end,
+        args.eval_day,
+        m.logloss,
+        m.bias,
+        m.ne,
+        samples as f64 / secs
+    );
+    if let Some(path) = &args.save {
+        tr.save(path)?;
+        println!("saved {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs a benchmark and prints samples/second and the step split.
+pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
+    let BenchCommand::Train {
+        model,
+        emb,
+        hidden,
+        batch,
+        fields,
+        ids,
+        threads,
+        steps,
+        warmup,
+        seed,
+    } = cmd;
+    let mut spec: ModelSpec = model.parse().context("--model")?;
+    if let Some(e) = emb {
+        spec.emb_dim = *e;
+    }
+    if let Some(h) = hidden {
+        spec.hidden = crate::model::spec::parse_sizes("--hidden", h)?;
+    }
+    spec.validate()?;
+    let report = bench::run(&BenchConfig {
+        spec: spec.clone(),
+        batch: *batch,
+        fields: *fields,
+        ids: *ids,
+        threads: *threads,
+        steps: *steps,
+        warmup: *warmup,
+        seed: *seed,
+    })?;
+    println!(
+        "bench train model={spec} batch={batch} fields={fields} ids={ids} threads={threads} params={} samples_per_sec={:.0} step_ms={:.1} fwd_ms={:.1} bwd_ms={:.1} opt_ms={:.1}",
+        report.params, report.samples_per_sec, report.step_ms, report.forward_ms, report.backward_ms, report.optimizer_ms
+    );
+    Ok(())
 }

@@ -152,7 +152,11 @@ impl Batch {
 
     /// Values of one categorical field, one per row.
     pub fn field_column(&self, f: usize) -> impl Iterator<Item = u32> + '_ {
-        self.cat.iter().skip(f).step_by(self.num_cat.max(1)).copied()
+        self.cat
+            .iter()
+            .skip(f)
+            .step_by(self.num_cat.max(1))
+            .copied()
     }
 }
 
@@ -189,8 +193,14 @@ mod tests {
     fn offsets_follow_vocab_sizes() {
         let spec = FeatureSpec {
             cat: vec![
-                CatField { name: "user".into(), vocab: 10 },
-                CatField { name: "item".into(), vocab: 5 },
+                CatField {
+                    name: "user".into(),
+                    vocab: 10,
+                },
+                CatField {
+                    name: "item".into(),
+                    vocab: 5,
+                },
             ],
             num: vec![],
             user_field: Some("user".into()),

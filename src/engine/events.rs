@@ -159,7 +159,9 @@ impl Params {
 pub enum EngineCommand {
     Pause,
     Resume,
-    SetParams { patch: ParamPatch },
+    SetParams {
+        patch: ParamPatch,
+    },
     /// Write a checkpoint at the next safe point.
     Checkpoint,
     /// Checkpoint and stop; the session stays resumable.

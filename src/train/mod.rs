@@ -1,1 +1,390 @@
-//! train layer (see ARCHITECTURE in README).
+//! Training: one [`Trainer`] owns a model and its two optimisers (dense Adam over the candle
+//! variables, row-sparse Adam/Adagrad over the embedding table), accumulates gradients over
+//! batches, and checkpoints weights and optimiser state together.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Batch;
+use crate::model::CtrModel;
+
+pub mod bench;
+pub mod checkpoint;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod toy;
+
+pub use optim::{AdamHyper, EmbOptimizer};
+use optim::{RowGrads, RowSparseState};
+
+/// Learning rates, optimiser kinds and threads (defaults from METHOD.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub emb_optimizer: EmbOptimizer,
+    /// Embedding learning rate (0.1 with Adam in the reference code).
+    pub emb_lr: f64,
+    /// Dense learning rate (Adam).
+    pub dense_lr: f64,
+    /// Threads of this trainer's rayon pool (candle's matmuls run on it).
+    pub threads: usize,
+    /// Rows per forward pass when predicting.
+    pub predict_chunk: usize,
+    pub adam: AdamHyper,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            emb_optimizer: EmbOptimizer::Adam,
+            emb_lr: 0.1,
+            dense_lr: 1e-3,
+            threads: 2,
+            predict_chunk: 8192,
+            adam: AdamHyper::default(),
+        }
+    }
+}
+
+/// What the model is trained towards.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// Plain BCE against the batch labels.
+    Labels,
+    /// `a * T^2 * BCE(sigmoid(z_t/T), z_s/T) + (1 - a) * BCE(y, z_s)`.
+    /// `label_offset` is added to the student's logit in the label term (the sampler's exact
+    /// log-odds correction; 0 for unbiased rows).
+    Distill {
+        teacher_logits: &'a [f32],
+        alpha: f32,
+        temperature: f32,
+        label_offset: f32,
+    },
+}
+
+/// Milliseconds spent in each phase since the last [`Trainer::take_timing`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTiming {
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub optimizer_ms: f64,
+}
+
+/// A model with its optimisers, gradient accumulators and counters.
+pub struct Trainer {
+    model: Box<dyn CtrModel>,
+    cfg: TrainConfig,
+    pool: rayon::ThreadPool,
+    dense_m: Vec<Vec<f32>>,
+    dense_v: Vec<Vec<f32>>,
+    dense_acc: Vec<Vec<f32>>,
+    dense_pending: bool,
+    emb_state: RowSparseState,
+    emb_acc: RowGrads,
+    /// Batches accumulated since the last step.
+    accumulated: u32,
+    steps: u64,
+    dense_t: u64,
+    emb_t: u64,
+    frozen_emb: bool,
+    frozen_dense: bool,
+    timing: StepTiming,
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+impl Trainer {
+    /// A trainer with fresh optimiser state.
+    pub fn new(model: Box<dyn CtrModel>, cfg: &TrainConfig) -> Result<Trainer> {
+        if cfg.threads == 0 {
+            bail!("train config: threads must be at least 1");
+        }
+        if !(cfg.emb_lr >= 0.0 && cfg.dense_lr >= 0.0) {
+            bail!("train config: learning rates must be non-negative");
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.threads)
+            .thread_name(|i| format!("crossadapt-train-{i}"))
+            .build()
+            .context("starting the training thread pool")?;
+        let sizes: Vec<usize> = model
+            .dense()
+            .vars()
+            .iter()
+            .map(|v| v.elem_count())
+            .collect();
+        let zeros = || sizes.iter().map(|&n| vec![0.0f32; n]).collect::<Vec<_>>();
+        let table_len = model.embeddings().data.len();
+        let dim = model.embeddings().dim;
+        Ok(Trainer {
+            dense_m: zeros(),
+            dense_v: zeros(),
+            dense_acc: zeros(),
+            dense_pending: false,
+            emb_state: RowSparseState::new(cfg.emb_optimizer, table_len),
+            emb_acc: RowGrads::new(dim),
+            accumulated: 0,
+            steps: 0,
+            dense_t: 0,
+            emb_t: 0,
+            frozen_emb: false,
+            frozen_dense: false,
+            timing: StepTiming::default(),
+            model,
+            cfg: cfg.clone(),
+            pool,
+        })
+    }
+
+    pub fn model(&self) -> &dyn CtrModel {
+        self.model.as_ref()
+    }
+
+    pub fn model_mut(&mut self) -> &mut dyn CtrModel {
+        self.model.as_mut()
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Optimiser steps taken.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Batches accumulated and not yet applied.
+    pub fn pending_batches(&self) -> u32 {
+        self.accumulated
+    }
+
+    /// Freezes (true) or unfreezes the embedding table and the dense weights.
+    pub fn set_frozen(&mut self, embeddings: bool, dense: bool) {
+        self.frozen_emb = embeddings;
+        self.frozen_dense = dense;
+    }
+
+    /// Zeroes every optimiser moment and pending gradient (e.g. after a table was overwritten).
+    pub fn reset_optimizer_state(&mut self) {
+        for buf in self
+            .dense_m
+            .iter_mut()
+            .chain(self.dense_v.iter_mut())
+            .chain(self.dense_acc.iter_mut())
+        {
+            buf.fill(0.0);
+        }
+        self.emb_state =
+            RowSparseState::new(self.cfg.emb_optimizer, self.model.embeddings().data.len());
+        self.emb_acc.clear();
+        self.dense_pending = false;
+        self.accumulated = 0;
+        self.dense_t = 0;
+        self.emb_t = 0;
+    }
+
+    /// Phase times since the last call.
+    pub fn take_timing(&mut self) -> StepTiming {
+        std::mem::take(&mut self.timing)
+    }
+
+    fn check_batch(&self, b: &Batch) -> Result<Vec<u32>> {
+        let want = self.model.features().num_num();
+        if b.num_num != want || b.num.len() != b.rows() * want {
+            bail!(
+                "batch has {} numeric values per row ({} in all for {} rows), the model was built for {want}",
+                b.num_num,
+                b.num.len(),
+                b.rows()
+            );
+        }
+        self.model.embeddings().batch_rows(b)
+    }
+
+    /// Logits of every row (no gradients kept), in chunks of `predict_chunk` rows.
+    pub fn predict_logits(&self, b: &Batch) -> Result<Vec<f32>> {
+        let rows = self.check_batch(b)?;
+        let table = self.model.embeddings();
+        let (fc, nn, d) = (b.num_cat, b.num_num, table.dim);
+        let chunk = self.cfg.predict_chunk.max(1);
+        let mut out = Vec::with_capacity(b.rows());
+        self.pool.install(|| -> Result<()> {
+            for start in (0..b.rows()).step_by(chunk) {
+                let end = (start + chunk).min(b.rows());
+                let emb = table.gather(&rows[start * fc..end * fc]);
+                let emb = Tensor::from_vec(emb, (end - start, fc, d), &Device::Cpu)?;
+                let z = self.model.forward(&emb, &b.num[start * nn..end * nn])?;
+                out.extend(z.detach().to_vec1::<f32>()?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Forward and backward of one batch; gradients are added to the accumulators. Returns the
+    /// mean loss; a non-finite loss is an error and leaves the accumulators untouched.
+    pub fn accumulate(&mut self, b: &Batch, target: Target) -> Result<f32> {
+        let rows = self.check_batch(b)?;
+        if b.is_empty() {
+            bail!("cannot train on an empty batch");
+        }
+        if let Target::Distill {
+            teacher_logits,
+            alpha,
+            temperature,
+            ..
+        } = target
+        {
+            if teacher_logits.len() != b.rows() {
+                bail!(
+                    "distillation: {} teacher logits for a batch of {} rows",
+                    teacher_logits.len(),
+                    b.rows()
+                );
+            }
+            if !(0.0..=1.0).contains(&alpha) || temperature <= 0.0 {
+                bail!("distillation: alpha must be in [0, 1] and temperature positive (got {alpha}, {temperature})");
+            }
+        }
+        let dev = Device::Cpu;
+        let (n, fc, d) = (b.rows(), b.num_cat, self.model.embeddings().dim);
+        let want_emb = !self.frozen_emb;
+        let want_dense = !self.frozen_dense;
+        let model = self.model.as_ref();
+        let t0 = Instant::now();
+        let result = self.pool.install(
+            || -> Result<(f32, Option<Vec<f32>>, Vec<Option<Vec<f32>>>, f64, f64)> {
+                let gathered = model.embeddings().gather(&rows);
+                let leaf = if want_emb {
+                    Some(Var::from_vec(gathered.clone(), (n, fc, d), &dev)?)
+                } else {
+                    None
+                };
+                let emb = match &leaf {
+                    Some(v) => v.as_tensor().clone(),
+                    None => Tensor::from_vec(gathered, (n, fc, d), &dev)?,
+                };
+                let z = model.forward(&emb, &b.num)?;
+                let y = Tensor::from_slice(&b.label, n, &dev)?;
+                let loss = match target {
+                    Target::Labels => loss::bce_with_logits(&z, &y)?,
+                    Target::Distill {
+                        teacher_logits,
+                        alpha,
+                        temperature,
+                        label_offset,
+                    } => loss::distill_loss(
+                        &z,
+                        teacher_logits,
+                        &y,
+                        alpha,
+                        temperature,
+                        label_offset,
+                    )?,
+                };
+                let value = loss.to_scalar::<f32>()?;
+                if !value.is_finite() {
+                    bail!("training loss is {value} (not finite): the model diverged");
+                }
+                let fwd = ms(t0);
+                if !want_emb && !want_dense {
+                    return Ok((value, None, Vec::new(), fwd, 0.0));
+                }
+                let t1 = Instant::now();
+                let grads = loss.backward()?;
+                let emb_grad = match &leaf {
+                    Some(v) => grads
+                        .get(v.as_tensor())
+                        .map(|g| g.flatten_all()?.to_vec1::<f32>())
+                        .transpose()?,
+                    None => None,
+                };
+                let mut dense = Vec::new();
+                if want_dense {
+                    for var in model.dense().vars() {
+                        dense.push(
+                            grads
+                                .get(var.as_tensor())
+                                .map(|g| g.flatten_all()?.to_vec1::<f32>())
+                                .transpose()?,
+                        );
+                    }
+                }
+                Ok((value, emb_grad, dense, fwd, ms(t1)))
+            },
+        );
+        let (value, emb_grad, dense, fwd, bwd) = result?;
+        let t2 = Instant::now();
+        if let Some(g) = emb_grad {
+            self.emb_acc.add(&rows, &g);
+        }
+        for (acc, g) in self.dense_acc.iter_mut().zip(&dense) {
+            if let Some(g) = g {
+                for (a, x) in acc.iter_mut().zip(g) {
+                    *a += x;
+                }
+                self.dense_pending = true;
+            }
+        }
+        self.accumulated += 1;
+        self.timing.forward_ms += fwd;
+        self.timing.backward_ms += bwd + ms(t2);
+        Ok(value)
+    }
+
+    /// Applies the accumulated gradients (embeddings row-sparse) and clears them. Does nothing
+    /// if no batch was accumulated.
+    pub fn step(&mut self) -> Result<()> {
+        if self.accumulated == 0 {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let h = self.cfg.adam;
+        if self.dense_pending && !self.frozen_dense {
+            self.dense_t += 1;
+            let lr = self.cfg.dense_lr as f32;
+            for (i, var) in self.model.dense().vars().iter().enumerate() {
+                let mut theta = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                optim::adam_update(
+                    &mut theta,
+                    &self.dense_acc[i],
+                    &mut self.dense_m[i],
+                    &mut self.dense_v[i],
+                    lr,
+                    self.dense_t,
+                    h,
+                );
+                var.set(&Tensor::from_vec(theta, var.shape(), &Device::Cpu)?)?;
+            }
+        }
+        if !self.emb_acc.is_empty() && !self.frozen_emb {
+            self.emb_t += 1;
+            let lr = self.cfg.emb_lr as f32;
+            let t = self.emb_t;
+            let table = &mut self.model.embeddings_mut().data;
+            self.emb_state.apply(table, &self.emb_acc, lr, t, h);
+        }
+        for acc in &mut self.dense_acc {
+            acc.fill(0.0);
+        }
+        self.dense_pending = false;
+        self.emb_acc.clear();
+        self.accumulated = 0;
+        self.steps += 1;
+        self.timing.optimizer_ms += ms(t0);
+        Ok(())
+    }
+
+    /// [`accumulate`](Self::accumulate) then [`step`](Self::step).
+    pub fn train_batch(&mut self, b: &Batch, target: Target) -> Result<f32> {
+        let loss = self.accumulate(b, target)?;
+        self.step()?;
+        Ok(loss)
+    }
+}

@@ -1,0 +1,223 @@
+//! [`SyntheticSource`]: the generator as a [`DaySource`].
+
+use anyhow::{Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Zipf};
+use rayon::prelude::*;
+
+use super::truth::{calibrate_intercept, hash, target_rate, DayTruth, MAX_DIM};
+use super::{FieldKind, SynthConfig};
+use crate::data::source::{DaySource, RawDay};
+
+/// Rows generated per independent random stream (fixed, so output does not depend on threads).
+const CHUNK_ROWS: usize = 4096;
+/// Rows drawn to calibrate each day's intercept.
+const CALIBRATION_ROWS: usize = 4096;
+/// Stream tag of the calibration sample (rows chunks use their index).
+const CALIBRATION_STREAM: u64 = u64::MAX;
+
+/// The synthetic drifting stream. Cheap to build; every day is generated on demand.
+#[derive(Clone, Debug)]
+pub struct SyntheticSource {
+    cfg: SynthConfig,
+    zipf: Vec<Option<Zipf<f64>>>,
+    item: usize,
+    user: usize,
+}
+
+/// One generated row's fields before the label draw.
+struct RowOut {
+    logit_wo_intercept: f32,
+}
+
+impl SyntheticSource {
+    /// Validates the config and prepares the popularity distributions.
+    pub fn new(cfg: SynthConfig) -> Result<SyntheticSource> {
+        cfg.validate()?;
+        let zipf = cfg
+            .fields
+            .iter()
+            .map(|f| match f.kind {
+                FieldKind::HourOfDay => Ok(None),
+                FieldKind::Zipf => Zipf::new(f.cardinality as f64, cfg.zipf_exponent)
+                    .map(Some)
+                    .with_context(|| format!("synthetic field `{}`", f.name)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let find = |name: &str| cfg.fields.iter().position(|f| f.name == name).unwrap_or(0);
+        let item = find("item");
+        let user = find("user");
+        Ok(SyntheticSource {
+            zipf,
+            item,
+            user,
+            cfg,
+        })
+    }
+
+    /// The config this source generates from.
+    pub fn config(&self) -> &SynthConfig {
+        &self.cfg
+    }
+
+    fn rng(&self, day: usize, stream: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(hash(&[self.cfg.seed, day as u64, stream]))
+    }
+
+    /// Draws one row into `cat`/`num`; returns its logit without the day's intercept.
+    fn draw_row(
+        &self,
+        truth: &DayTruth,
+        rng: &mut ChaCha8Rng,
+        second: u64,
+        cat: &mut Vec<u64>,
+        num: &mut Vec<f32>,
+    ) -> RowOut {
+        let mut sum = [0f32; MAX_DIM];
+        let mut sum_sq = 0f32;
+        let mut bias = 0f32;
+        let mut v = [0f32; MAX_DIM];
+        let start = cat.len();
+        for (f, zipf) in self.zipf.iter().enumerate() {
+            let id = match zipf {
+                None => second / 3600,
+                Some(z) => {
+                    let slot = (z.sample(rng) as u64).saturating_sub(1);
+                    truth.slot_id(f, slot, rng.random::<f64>())
+                }
+            };
+            cat.push(id);
+            bias += truth.id_effect(f, id, &mut v);
+            for j in 0..MAX_DIM {
+                sum[j] += v[j];
+                sum_sq += v[j] * v[j];
+            }
+        }
+        let mut logit = bias + truth.interaction(&sum, sum_sq);
+        let row = &cat[start..];
+        for (j, _) in self.cfg.numeric_fields.iter().enumerate() {
+            let (value, effect) = match j {
+                0 => {
+                    let position = rng.random_range(1..=10u32) as f32;
+                    (position, -0.05 * (position - 1.0))
+                }
+                1 => {
+                    let z = id_normal(self.cfg.seed, 1, row[self.item]);
+                    ((3.0 + 0.5 * z).exp(), -0.15 * z)
+                }
+                _ => {
+                    let z = id_normal(self.cfg.seed, 2, row[self.user]);
+                    let noise = 1.0 + 0.2 * (rng.random::<f32>() - 0.5);
+                    ((0.5 * z).exp() * noise, 0.2 * z)
+                }
+            };
+            num.push(value);
+            logit += effect;
+        }
+        RowOut {
+            logit_wo_intercept: logit,
+        }
+    }
+
+    /// Generates rows `start..end` of `day` with the chunk's own stream.
+    fn chunk(
+        &self,
+        truth: &DayTruth,
+        day: usize,
+        chunk: usize,
+        rows: usize,
+        intercept: f32,
+    ) -> RawDay {
+        let nc = self.cfg.fields.len();
+        let nn = self.cfg.numeric_fields.len();
+        let start = chunk * CHUNK_ROWS;
+        let end = (start + CHUNK_ROWS).min(rows);
+        let mut out = RawDay::empty(nc, nn);
+        out.cat.reserve((end - start) * nc);
+        out.num.reserve((end - start) * nn);
+        out.label.reserve(end - start);
+        let mut rng = self.rng(day, chunk as u64);
+        for r in start..end {
+            let second = (r as u64 * 86_400) / rows as u64;
+            let row = self.draw_row(truth, &mut rng, second, &mut out.cat, &mut out.num);
+            let p = 1.0 / (1.0 + (-(intercept + row.logit_wo_intercept) as f64).exp());
+            out.label
+                .push(if rng.random::<f64>() < p { 1.0 } else { 0.0 });
+        }
+        out
+    }
+
+    /// The intercept that gives `day` its configured expected positive rate.
+    pub fn intercept(&self, day: usize) -> f32 {
+        let truth = DayTruth::new(&self.cfg, day);
+        let mut rng = self.rng(day, CALIBRATION_STREAM);
+        let (mut cat, mut num) = (Vec::new(), Vec::new());
+        let z: Vec<f32> = (0..CALIBRATION_ROWS)
+            .map(|r| {
+                cat.clear();
+                num.clear();
+                let second = (r as u64 * 86_400) / CALIBRATION_ROWS as u64;
+                self.draw_row(&truth, &mut rng, second, &mut cat, &mut num)
+                    .logit_wo_intercept
+            })
+            .collect();
+        calibrate_intercept(&z, target_rate(&self.cfg, day))
+    }
+}
+
+/// A unit-variance value from the hash of an id (for id-linked numeric fields).
+fn id_normal(seed: u64, tag: u64, id: u64) -> f32 {
+    let h = hash(&[seed, 0xA11CE, tag, id]);
+    ((h >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * 1.732_050_8
+}
+
+impl DaySource for SyntheticSource {
+    fn describe(&self) -> String {
+        format!(
+            "synthetic({}, seed {}, {} days x {} rows)",
+            self.cfg.preset, self.cfg.seed, self.cfg.days, self.cfg.rows_per_day
+        )
+    }
+
+    fn num_days(&self) -> usize {
+        self.cfg.days
+    }
+
+    fn cat_fields(&self) -> Vec<String> {
+        self.cfg.fields.iter().map(|f| f.name.clone()).collect()
+    }
+
+    fn num_fields(&self) -> Vec<String> {
+        self.cfg.numeric_fields.clone()
+    }
+
+    fn user_field(&self) -> Option<String> {
+        self.cfg.user_field.clone()
+    }
+
+    fn raw_day(&self, day: usize) -> Result<RawDay> {
+        anyhow::ensure!(
+            day < self.cfg.days,
+            "day {day} does not exist: the synthetic stream has {} days",
+            self.cfg.days
+        );
+        let rows = self.cfg.rows_per_day;
+        let truth = DayTruth::new(&self.cfg, day);
+        let intercept = self.intercept(day);
+        let chunks: Vec<RawDay> = (0..rows.div_ceil(CHUNK_ROWS))
+            .into_par_iter()
+            .map(|c| self.chunk(&truth, day, c, rows, intercept))
+            .collect();
+        let mut out = RawDay::empty(self.cfg.fields.len(), self.cfg.numeric_fields.len());
+        out.cat.reserve(rows * out.num_cat);
+        out.num.reserve(rows * out.num_num);
+        out.label.reserve(rows);
+        for c in chunks {
+            out.cat.extend_from_slice(&c.cat);
+            out.num.extend_from_slice(&c.num);
+            out.label.extend_from_slice(&c.label);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,214 @@
+//! The hidden ground truth of the synthetic stream, as pure functions of the config and day.
+
+use super::SynthConfig;
+use crate::data::source::mix64;
+
+/// Largest latent dimension supported.
+pub const MAX_DIM: usize = 8;
+
+/// Uniform in [-sqrt(3), sqrt(3)] (unit variance) from 16 bits.
+fn unit(bits: u64) -> f32 {
+    ((bits & 0xFFFF) as f32 / 65535.0 * 2.0 - 1.0) * 1.732_050_8
+}
+
+/// Uniform in [0, 1) from a hash.
+pub fn unif(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Hash of several parts.
+pub fn hash(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x5EED_u64, |h, &p| mix64(h ^ p))
+}
+
+/// What the generator needs per field, precomputed from the config for a given day.
+#[derive(Clone, Debug)]
+pub struct FieldTruth {
+    pub cardinality: u64,
+    /// Interaction weight of the field (sign flips with the shock).
+    pub weight: f32,
+    /// Rotation angle of the field's latent factors on this day.
+    pub angle: f32,
+    /// Whether the field's popularity jumped (shocked field on or after the shock day).
+    pub popularity_shocked: bool,
+    /// Period (days) of a slot's move to its next id; 0 = no churn.
+    pub churn_period: u64,
+    /// Whether moves may go to brand-new ids.
+    pub new_ids: bool,
+}
+
+/// The truth of one day: per-field parameters plus shared scales.
+#[derive(Clone, Debug)]
+pub struct DayTruth {
+    pub seed: u64,
+    pub day: u64,
+    pub dim: usize,
+    pub fields: Vec<FieldTruth>,
+    /// Scale applied to the summed biases so their total has std `bias_scale`.
+    pub bias_norm: f32,
+    /// Scale applied to the FM term so its total has std about `interaction_scale`.
+    pub fm_norm: f32,
+    pub new_id_share: f64,
+    pub shock_move_share: f64,
+}
+
+impl DayTruth {
+    pub fn new(cfg: &SynthConfig, day: usize) -> DayTruth {
+        let seed = cfg.seed;
+        let shocked = cfg.shocked(day);
+        let nf = cfg.fields.len();
+        let churn_period = if cfg.churn > 0.0 {
+            (1.0 / cfg.churn).round().max(1.0) as u64
+        } else {
+            0
+        };
+        let fields = cfg
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(f, field)| {
+                let fh = hash(&[seed, 0xF1E1D, f as u64]);
+                // Weight magnitude in [0.5, 1.5], random sign.
+                let mut weight = 0.5 + unif(mix64(fh ^ 1)) as f32;
+                if unif(mix64(fh ^ 2)) < 0.5 {
+                    weight = -weight;
+                }
+                let is_shock_field = cfg.shock_fields.iter().any(|s| s == &field.name);
+                if shocked && (is_shock_field || unif(mix64(fh ^ 3)) < 0.5) {
+                    weight *= 1.0 - 2.0 * cfg.shock_strength as f32;
+                }
+                let speed = unif(mix64(fh ^ 4)) * 2.0 - 1.0;
+                FieldTruth {
+                    cardinality: field.cardinality,
+                    weight,
+                    angle: (cfg.rotation_per_day * speed * day as f64) as f32,
+                    popularity_shocked: shocked && is_shock_field,
+                    churn_period,
+                    new_ids: field.cardinality >= 100,
+                }
+            })
+            .collect();
+        let pairs = (nf * (nf.saturating_sub(1)) / 2).max(1) as f32;
+        DayTruth {
+            seed,
+            day: day as u64,
+            dim: cfg.latent_dim.min(MAX_DIM),
+            fields,
+            bias_norm: cfg.bias_scale as f32 / (nf as f32).sqrt(),
+            fm_norm: cfg.interaction_scale as f32 / pairs.sqrt(),
+            new_id_share: cfg.new_id_share,
+            shock_move_share: cfg.shock_strength / 2.0,
+        }
+    }
+
+    /// The id slot `slot` of field `f` holds in epoch `epoch` (`shock` = the shocked lineage).
+    fn epoch_id(&self, f: usize, slot: u64, epoch: u64, shock: bool) -> u64 {
+        let field = &self.fields[f];
+        if epoch == 0 && !shock {
+            return slot;
+        }
+        let h = hash(&[self.seed, f as u64, slot, epoch, shock as u64, 0x1D]);
+        let v = field.cardinality;
+        if field.new_ids && unif(h) < self.new_id_share {
+            // Unique per (slot, epoch, lineage): first seen when this epoch's move starts.
+            v * (1 + 2 * epoch + shock as u64) + slot
+        } else {
+            mix64(h) % v
+        }
+    }
+
+    /// The id a row drawn into popularity slot `slot` of field `f` gets on this day; `u` is a
+    /// uniform draw of the row deciding between a slot's current and next id while it moves.
+    pub fn slot_id(&self, f: usize, slot: u64, u: f64) -> u64 {
+        let field = &self.fields[f];
+        let shock = field.popularity_shocked
+            && unif(hash(&[self.seed, f as u64, slot, 0x5C0C])) < self.shock_move_share;
+        let period = field.churn_period;
+        if period == 0 {
+            return self.epoch_id(f, slot, 0, shock);
+        }
+        let phase = hash(&[self.seed, f as u64, slot, 0xFA5E]) % period;
+        let t = self.day + phase;
+        let epoch = t / period;
+        let progress = (t % period) as f64 / period as f64;
+        if u < progress {
+            self.epoch_id(f, slot, epoch + 1, shock)
+        } else {
+            self.epoch_id(f, slot, epoch, shock)
+        }
+    }
+
+    /// Adds field `f`'s id `id` to the row's logit parts: returns its bias and writes its
+    /// (rotated, weighted) latent vector into `v`.
+    pub fn id_effect(&self, f: usize, id: u64, v: &mut [f32; MAX_DIM]) -> f32 {
+        let field = &self.fields[f];
+        let h1 = hash(&[self.seed, 0x1D_7A07, f as u64, id]);
+        let h2 = mix64(h1);
+        let h3 = mix64(h2);
+        let bits = [
+            h2,
+            h2 >> 16,
+            h2 >> 32,
+            h2 >> 48,
+            h3,
+            h3 >> 16,
+            h3 >> 32,
+            h3 >> 48,
+        ];
+        let scale = 1.0 / (self.dim as f32).sqrt().sqrt();
+        for j in 0..MAX_DIM {
+            v[j] = if j < self.dim {
+                unit(bits[j]) * scale
+            } else {
+                0.0
+            };
+        }
+        let (s, c) = field.angle.sin_cos();
+        for p in (0..self.dim.saturating_sub(1)).step_by(2) {
+            let (a, b) = (v[p], v[p + 1]);
+            v[p] = c * a - s * b;
+            v[p + 1] = s * a + c * b;
+        }
+        for x in v.iter_mut() {
+            *x *= field.weight;
+        }
+        unit(h1) * self.bias_norm
+    }
+
+    /// Pairwise term `sum_{f<g} <w_f v_f, w_g v_g>` from the running sums of the weighted
+    /// vectors and of their squared norms, normalised.
+    pub fn interaction(&self, sum: &[f32; MAX_DIM], sum_sq: f32) -> f32 {
+        let total: f32 = sum.iter().map(|x| x * x).sum();
+        0.5 * (total - sum_sq) * self.fm_norm
+    }
+}
+
+/// The expected positive rate of `day` (weekly cycle and shock applied).
+pub fn target_rate(cfg: &SynthConfig, day: usize) -> f64 {
+    let week = (std::f64::consts::TAU * (day % 7) as f64 / 7.0).cos();
+    let mut rate = cfg.base_rate * (1.0 + cfg.weekday_amplitude * week);
+    if cfg.shocked(day) {
+        rate *= cfg.shock_rate_factor;
+    }
+    rate.clamp(1e-4, 1.0 - 1e-4)
+}
+
+/// The intercept `c` with `mean(sigmoid(c + z)) = rate` (bisection; `z` non-empty).
+pub fn calibrate_intercept(z: &[f32], rate: f64) -> f32 {
+    let mean_at = |c: f64| {
+        z.iter()
+            .map(|&x| 1.0 / (1.0 + (-(c + x as f64)).exp()))
+            .sum::<f64>()
+            / z.len().max(1) as f64
+    };
+    let (mut lo, mut hi) = (-30.0f64, 30.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if mean_at(mid) < rate {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (0.5 * (lo + hi)) as f32
+}

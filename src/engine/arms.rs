@@ -1,0 +1,164 @@
+//! The strategies a session compares, side by side on the same days and the same teacher.
+
+use std::fmt;
+
+/// Switches of the crossadapt arm; the ablations turn one off each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CrossAdaptVariant {
+    /// 1A projection of the teacher's tables (off: random embeddings).
+    pub projection: bool,
+    /// Strategic sampling in 1B/1C (off: all retained rows).
+    pub sampling: bool,
+    /// Online, the teacher trains on labels and steps every N batches (off: frozen teacher).
+    pub asymmetric_teacher: bool,
+    /// Replay rows from the retained pool online.
+    pub replay: bool,
+    /// Drift-aware distillation weight (off: fixed `a_max`).
+    pub adaptive: bool,
+}
+
+impl CrossAdaptVariant {
+    pub const FULL: CrossAdaptVariant = CrossAdaptVariant {
+        projection: true,
+        sampling: true,
+        asymmetric_teacher: true,
+        replay: true,
+        adaptive: true,
+    };
+
+    /// Variants whose offline stage is identical can share one offline run.
+    pub fn offline_key(&self) -> (bool, bool) {
+        (self.projection, self.sampling)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArmKind {
+    /// The teacher itself, training online on labels every batch (today's practice).
+    Incumbent,
+    /// The student from random init, trained on all retained days with labels only.
+    Scratch,
+    /// The student from random init, standard distillation on all retained days, online KD from
+    /// a frozen teacher.
+    Kd,
+    CrossAdapt(CrossAdaptVariant),
+}
+
+/// Every arm name the config accepts, with what it means (shown in errors and `--help`).
+pub const ARM_NAMES: &[(&str, &str)] = &[
+    ("incumbent", "keep the teacher, training online as today"),
+    ("scratch", "random init, all retained days, labels only"),
+    (
+        "kd",
+        "random init, distillation on all retained days, frozen teacher online",
+    ),
+    ("crossadapt", "the full method"),
+    (
+        "crossadapt-noproj",
+        "ablation: random embeddings instead of 1A projection",
+    ),
+    (
+        "crossadapt-nosample",
+        "ablation: 1B/1C on all retained rows",
+    ),
+    (
+        "crossadapt-frozen",
+        "ablation: frozen teacher online (no asymmetric update)",
+    ),
+    ("crossadapt-noreplay", "ablation: no replay rows online"),
+    (
+        "crossadapt-fixed",
+        "ablation: fixed distillation weight (no drift adaptation)",
+    ),
+];
+
+impl ArmKind {
+    pub fn parse(name: &str) -> anyhow::Result<ArmKind> {
+        let full = CrossAdaptVariant::FULL;
+        Ok(match name {
+            "incumbent" => ArmKind::Incumbent,
+            "scratch" => ArmKind::Scratch,
+            "kd" => ArmKind::Kd,
+            "crossadapt" => ArmKind::CrossAdapt(full),
+            "crossadapt-noproj" => ArmKind::CrossAdapt(CrossAdaptVariant {
+                projection: false,
+                ..full
+            }),
+            "crossadapt-nosample" => ArmKind::CrossAdapt(CrossAdaptVariant {
+                sampling: false,
+                ..full
+            }),
+            "crossadapt-frozen" => ArmKind::CrossAdapt(CrossAdaptVariant {
+                asymmetric_teacher: false,
+                ..full
+            }),
+            "crossadapt-noreplay" => ArmKind::CrossAdapt(CrossAdaptVariant {
+                replay: false,
+                ..full
+            }),
+            "crossadapt-fixed" => ArmKind::CrossAdapt(CrossAdaptVariant {
+                adaptive: false,
+                ..full
+            }),
+            other => {
+                let names: Vec<&str> = ARM_NAMES.iter().map(|(n, _)| *n).collect();
+                anyhow::bail!("unknown arm `{other}`; known arms: {}", names.join(", "))
+            }
+        })
+    }
+
+    /// Whether the arm's model is the student architecture (all but the incumbent).
+    pub fn is_student(&self) -> bool {
+        !matches!(self, ArmKind::Incumbent)
+    }
+}
+
+impl fmt::Display for ArmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = ARM_NAMES
+            .iter()
+            .map(|(n, _)| *n)
+            .find(|n| ArmKind::parse(n).ok().as_ref() == Some(self))
+            .unwrap_or("crossadapt-custom");
+        f.write_str(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_name_parses_and_prints_back() {
+        for (name, _) in ARM_NAMES {
+            assert_eq!(ArmKind::parse(name).unwrap().to_string(), *name);
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let err = ArmKind::parse("crossadapt-magic").unwrap_err().to_string();
+        assert!(err.contains("crossadapt-magic") && err.contains("crossadapt-fixed"));
+    }
+
+    #[test]
+    fn ablations_differ_from_the_full_method_in_one_switch() {
+        let full = CrossAdaptVariant::FULL;
+        for (name, _) in ARM_NAMES
+            .iter()
+            .filter(|(n, _)| n.starts_with("crossadapt-"))
+        {
+            let ArmKind::CrossAdapt(v) = ArmKind::parse(name).unwrap() else {
+                panic!("{name} is not a crossadapt variant");
+            };
+            let flips = [
+                v.projection != full.projection,
+                v.sampling != full.sampling,
+                v.asymmetric_teacher != full.asymmetric_teacher,
+                v.replay != full.replay,
+                v.adaptive != full.adaptive,
+            ];
+            assert_eq!(flips.iter().filter(|&&f| f).count(), 1, "{name}");
+        }
+    }
+}

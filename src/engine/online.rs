@@ -1,0 +1,341 @@
+//! After the switch: every arm lives through the online days, test-then-train, in time order.
+//! crossadapt's student steps every batch against its teacher's current logits while the
+//! teacher accumulates label gradients and steps every N batches (asymmetric co-distillation),
+//! with replay rows from the retained pool and a drift-aware distillation weight.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::arms::ArmKind;
+use super::events::{EngineEvent, FieldDrift, Position, Stage};
+use super::offline::{check_loss, evaluate};
+use super::run::{Arm, Engine, StopRequested};
+use super::seeds::{arm_key, derive};
+use super::state::{DayRecord, Phase};
+use crate::data::drift::{jensen_shannon, psi, IdDistribution};
+use crate::data::Batch;
+use crate::method::adaptation::{distill_weight, drift_weight, replay_ratio, DriftSignals};
+use crate::train::Target;
+
+/// Ids per field kept as their own bucket when measuring drift (the rest is "other").
+const DRIFT_TOP_IDS: usize = 50;
+/// Fields listed in a `Drift` event.
+const DRIFT_FIELDS_SHOWN: usize = 6;
+
+/// What every arm shares about an incoming day's drift.
+#[derive(Clone, Debug)]
+pub(crate) struct DayDrift {
+    pub fields: Vec<FieldDrift>,
+    pub label_rate: f64,
+    pub reference_label_rate: f64,
+}
+
+impl Engine {
+    /// Online day `index` of the plan, from arm `start_arm` on (a resumed day skips the arms
+    /// its checkpoint already covers).
+    pub(crate) fn online_day(&mut self, index: usize, start_arm: usize) -> anyhow::Result<()> {
+        let d = self.plan.online[index];
+        let day = self.data.day(d as usize)?;
+        let total = day.rows() as u64 * self.arms.len() as u64;
+        self.emit(EngineEvent::StageStarted {
+            stage: Stage::Online,
+            arm: None,
+            day: Some(d),
+            total,
+        })?;
+        let started = Instant::now();
+        let reference = self.reference_window(index)?;
+        let drift = measure_drift(&reference, &day, self.data.spec());
+        let primary = self
+            .arms
+            .iter()
+            .position(|a| matches!(a.kind, ArmKind::CrossAdapt(v) if v.adaptive));
+        for i in start_arm..self.arms.len() {
+            self.phase = Some(Phase::Online {
+                next: index,
+                arms_done: i,
+            });
+            self.safe_point(&Position {
+                stage: Stage::Online,
+                arm: Some(self.arms[i].rec.name.clone()),
+                day: Some(d),
+                batch: 0,
+            })?;
+            if self.arms[i].rec.failed.is_some() {
+                continue;
+            }
+            let mut arm = self.arms.remove(i);
+            let result = self.arm_day(&mut arm, d, &day, &drift, primary == Some(i));
+            let name = arm.rec.name.clone();
+            if let Err(e) = &result {
+                if e.downcast_ref::<StopRequested>().is_none() {
+                    arm.rec.failed = Some(format!("{e:#}"));
+                }
+            }
+            self.arms.insert(i, arm);
+            match result {
+                Ok(()) => {}
+                Err(e) if e.downcast_ref::<StopRequested>().is_some() => return Err(e),
+                // One arm failing (e.g. a NaN loss) stops that arm only.
+                Err(e) => self.emit(EngineEvent::ArmFailed {
+                    arm: name,
+                    message: format!("{e:#}"),
+                })?,
+            }
+        }
+        self.emit(EngineEvent::StageFinished {
+            stage: Stage::Online,
+            arm: None,
+            day: Some(d),
+            seconds: started.elapsed().as_secs_f64(),
+            samples: total,
+        })
+    }
+
+    /// The `reference_days` days just before online day `index` (the tail of the retained
+    /// window for the first days).
+    fn reference_window(&mut self, index: usize) -> anyhow::Result<Batch> {
+        let before: Vec<u32> = self
+            .plan
+            .retained
+            .iter()
+            .chain(&self.plan.online[..index])
+            .copied()
+            .collect();
+        let take = self.cfg.adaptation.reference_days.max(1).min(before.len());
+        let spec = self.data.spec();
+        let mut window = Batch::empty(spec.num_cat(), spec.num_num());
+        for &d in &before[before.len() - take..] {
+            window.extend(&self.data.day(d as usize)?);
+        }
+        Ok(window)
+    }
+
+    fn arm_day(
+        &mut self,
+        arm: &mut Arm,
+        d: u32,
+        day: &Batch,
+        drift: &DayDrift,
+        primary: bool,
+    ) -> anyhow::Result<()> {
+        let name = arm.rec.name.clone();
+        let user = self.data.spec().user_index();
+        let metrics = evaluate(&arm.student, day, user)?;
+        let mut signals = DriftSignals {
+            field_psi: drift.fields.iter().map(|f| f.psi).collect(),
+            label_rate: drift.label_rate,
+            reference_label_rate: drift.reference_label_rate,
+            teacher_loss: None,
+            student_loss: Some(metrics.logloss),
+        };
+        if let ArmKind::CrossAdapt(_) = arm.kind {
+            let teacher = match &arm.teacher {
+                Some(t) => t,
+                None => self.teacher.as_ref().context("the teacher is not ready")?,
+            };
+            signals.teacher_loss = Some(evaluate(teacher, day, user)?.logloss);
+        }
+        arm.rec.last_teacher_loss = signals.teacher_loss;
+        arm.rec.last_student_loss = signals.student_loss;
+        let mut w = drift_weight(&signals, &self.cfg.adaptation);
+        if primary {
+            self.emit_drift(d, None, w, drift)?;
+        }
+
+        let variant = match arm.kind {
+            ArmKind::CrossAdapt(v) => Some(v),
+            _ => None,
+        };
+        let adaptive = variant.is_some_and(|v| v.adaptive);
+        let mut replay_rng =
+            ChaCha8Rng::seed_from_u64(derive(self.cfg.seed, "replay", arm_key(&name), d as u64));
+        let started = Instant::now();
+        let batch_size = self.cfg.batch_size;
+        let n_batches = day.rows().div_ceil(batch_size) as u32;
+        let every = self.cfg.online.updates_every;
+        let remeasure = self.cfg.adaptation.every_batches;
+        let (mut student_ticks, mut teacher_ticks) = (Vec::new(), Vec::new());
+        let mut from_batch = 0u32;
+        let mut pending = 0u32;
+        let (mut student_updates, mut teacher_updates) = (0u32, 0u32);
+        let mut samples = 0u64;
+        for (bi, b) in day.chunks(batch_size).enumerate() {
+            let bi = bi as u32;
+            self.poll_commands(&Position {
+                stage: Stage::Online,
+                arm: Some(name.clone()),
+                day: Some(d),
+                batch: bi as u64,
+            })?;
+            if adaptive && remeasure > 0 && bi > 0 && bi % remeasure == 0 {
+                let seen = day.slice(0, bi as usize * batch_size);
+                let partial = self.reference_window(self.online_index(d)?)?;
+                let dd = measure_drift(&partial, &seen, self.data.spec());
+                signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
+                signals.label_rate = dd.label_rate;
+                w = drift_weight(&signals, &self.cfg.adaptation);
+                if primary {
+                    self.emit_drift(d, Some(bi), w, &dd)?;
+                }
+            }
+            let p = self.params.clone();
+            match arm.kind {
+                ArmKind::Incumbent | ArmKind::Scratch => {
+                    check_loss(arm.student.train_batch(&b, Target::Labels), &name)?;
+                }
+                ArmKind::Kd => {
+                    let teacher = self.teacher.as_ref().context("the teacher is not ready")?;
+                    let t = teacher.predict_logits(&b)?;
+                    let target = self.distill_target(&t, self.cfg.method.distill_weight, 0.0);
+                    check_loss(arm.student.train_batch(&b, target), &name)?;
+                }
+                ArmKind::CrossAdapt(v) => {
+                    let mut x = b.clone();
+                    if v.replay {
+                        let ratio = if adaptive {
+                            replay_ratio(w, p.replay_ratio, self.cfg.adaptation.replay_floor)
+                        } else {
+                            p.replay_ratio
+                        };
+                        let pool = self.retained_pool()?;
+                        let n = (ratio * b.rows() as f64).round() as usize;
+                        let rows: Vec<usize> = (0..n)
+                            .map(|_| replay_rng.random_range(0..pool.rows()))
+                            .collect();
+                        x.extend(&pool.gather(&rows));
+                    }
+                    let teacher = match &arm.teacher {
+                        Some(t) => t,
+                        None => self.teacher.as_ref().context("the teacher is not ready")?,
+                    };
+                    let t = teacher.predict_logits(&x)?;
+                    let a = if adaptive {
+                        distill_weight(w, p.distill_min, p.distill_max)
+                    } else {
+                        p.distill_max
+                    };
+                    let target = self.distill_target(&t, a, 0.0);
+                    check_loss(arm.student.train_batch(&x, target), &name)?;
+                    if let Some(teacher) = arm.teacher.as_mut() {
+                        check_loss(
+                            teacher.accumulate(&b, Target::Labels),
+                            &format!("{name} teacher"),
+                        )?;
+                        pending += 1;
+                        if pending >= p.teacher_interval || bi + 1 == n_batches {
+                            teacher.step()?;
+                            teacher_ticks.push(bi);
+                            teacher_updates += 1;
+                            pending = 0;
+                        }
+                    }
+                }
+            }
+            student_ticks.push(bi);
+            student_updates += 1;
+            samples += b.rows() as u64;
+            if (bi + 1) % every == 0 || bi + 1 == n_batches {
+                self.emit(EngineEvent::Updates {
+                    arm: name.clone(),
+                    day: d,
+                    from_batch,
+                    to_batch: bi + 1,
+                    student: std::mem::take(&mut student_ticks),
+                    teacher: std::mem::take(&mut teacher_ticks),
+                })?;
+                from_batch = bi + 1;
+            }
+            self.progress(
+                Stage::Online,
+                Some(&name),
+                Some(d),
+                samples,
+                day.rows() as u64,
+                started,
+            )?;
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        arm.rec.days.push(DayRecord {
+            day: d,
+            metrics: metrics.clone(),
+            train_seconds,
+            samples,
+        });
+        self.emit(EngineEvent::DayMetrics {
+            arm: name,
+            day: d,
+            metrics,
+            train_seconds,
+            samples,
+            samples_per_sec: samples as f64 / train_seconds.max(1e-9),
+            student_updates,
+            teacher_updates,
+        })
+    }
+
+    fn online_index(&self, d: u32) -> anyhow::Result<usize> {
+        self.plan
+            .online
+            .iter()
+            .position(|&x| x == d)
+            .with_context(|| format!("day {d} is not an online day"))
+    }
+
+    fn emit_drift(
+        &mut self,
+        d: u32,
+        batch: Option<u32>,
+        w: f64,
+        drift: &DayDrift,
+    ) -> anyhow::Result<()> {
+        let p = &self.params;
+        let mut fields = drift.fields.clone();
+        fields.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+        fields.truncate(DRIFT_FIELDS_SHOWN);
+        let event = EngineEvent::Drift {
+            day: d,
+            batch,
+            weight: w,
+            distill_weight: distill_weight(w, p.distill_min, p.distill_max),
+            replay_ratio: replay_ratio(w, p.replay_ratio, self.cfg.adaptation.replay_floor),
+            label_rate: drift.label_rate,
+            reference_label_rate: drift.reference_label_rate,
+            fields,
+        };
+        self.emit(event)
+    }
+}
+
+/// Per-field PSI and Jensen-Shannon of `current` against `reference` (top ids + "other" +
+/// "unseen" buckets), and the two label rates.
+pub(crate) fn measure_drift(
+    reference: &Batch,
+    current: &Batch,
+    spec: &crate::data::FeatureSpec,
+) -> DayDrift {
+    let fields = spec
+        .cat
+        .iter()
+        .enumerate()
+        .map(|(f, field)| {
+            let dist =
+                IdDistribution::reference(reference.field_column(f).map(u64::from), DRIFT_TOP_IDS);
+            let p_ref = dist.bucket(reference.field_column(f).map(u64::from));
+            let p_cur = dist.bucket(current.field_column(f).map(u64::from));
+            FieldDrift {
+                field: field.name.clone(),
+                psi: psi(&p_ref, &p_cur),
+                js: jensen_shannon(&p_ref, &p_cur),
+            }
+        })
+        .collect();
+    DayDrift {
+        fields,
+        label_rate: current.positive_rate(),
+        reference_label_rate: reference.positive_rate(),
+    }
+}

@@ -1,0 +1,520 @@
+//! The engine: owns the data, the teacher and every arm's models; runs the stages in order;
+//! applies operator commands between batches; checkpoints at safe points; emits events.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::arms::ArmKind;
+use super::config::SessionConfig;
+use super::emitter::Emitter;
+use super::events::{
+    ArmInfo, DayPlan, EngineCommand, EngineEvent, EventSink, Params, Position, Stage,
+};
+use super::state::{summarise, ArmRecord, Phase, RunState, STATE_SCHEMA_VERSION};
+use crate::data::dataset::Dataset;
+use crate::data::vocab::Vocabulary;
+use crate::data::{Batch, FeatureSpec};
+use crate::model::{build_model, ModelSpec};
+use crate::train::Trainer;
+
+/// Where checkpoints go (the session store implements it; tests may use a plain folder).
+pub trait CheckpointStore: Send {
+    /// Writes the checkpoint `label` atomically: `write` fills a staging folder, which becomes
+    /// visible only when complete. `seq` is the last event the checkpoint covers. Returns the
+    /// path to show in the log.
+    fn save(
+        &mut self,
+        label: &str,
+        seq: u64,
+        write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<String>;
+}
+
+/// The engine's connections to the world.
+#[derive(Default)]
+pub struct EngineIo {
+    pub sinks: Vec<Box<dyn EventSink>>,
+    pub commands: Option<Receiver<EngineCommand>>,
+    pub checkpoints: Option<Box<dyn CheckpointStore>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Finished,
+    /// An operator stopped it; it resumes from its latest checkpoint.
+    Stopped,
+}
+
+/// Raised through the stage loops when an operator asks to stop.
+#[derive(Debug)]
+pub(crate) struct StopRequested;
+
+impl std::fmt::Display for StopRequested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by the operator")
+    }
+}
+
+impl std::error::Error for StopRequested {}
+
+/// One arm's live models.
+pub(crate) struct Arm {
+    pub kind: ArmKind,
+    pub student: Trainer,
+    /// The arm's own co-distilled teacher (crossadapt variants with an asymmetric teacher).
+    pub teacher: Option<Trainer>,
+    pub rec: ArmRecord,
+}
+
+pub struct Engine {
+    pub(crate) cfg: SessionConfig,
+    pub(crate) session_id: String,
+    pub(crate) name: String,
+    pub(crate) data: Dataset,
+    pub(crate) plan: DayPlan,
+    pub(crate) teacher_spec: ModelSpec,
+    pub(crate) student_spec: ModelSpec,
+    pub(crate) emitter: Emitter,
+    pub(crate) commands: Option<Receiver<EngineCommand>>,
+    pub(crate) checkpoints: Option<Box<dyn CheckpointStore>>,
+    pub(crate) params: Params,
+    /// The pretrained teacher, frozen from the switch on (kd's and the frozen ablation's).
+    pub(crate) teacher: Option<Trainer>,
+    pub(crate) teacher_seconds: f64,
+    pub(crate) arms: Vec<Arm>,
+    pub(crate) phase: Option<Phase>,
+    pub(crate) paused: bool,
+    pub(crate) pause_pending: bool,
+    pub(crate) checkpoint_requested: bool,
+    pub(crate) retained_pool: Option<Batch>,
+    pub(crate) last_progress: Instant,
+}
+
+impl Engine {
+    /// A new run: opens the data, resolves the split and fits the vocabulary on the teacher's
+    /// days (history and retained), so the student inherits the teacher's feature map.
+    pub fn new(
+        cfg: SessionConfig,
+        session_id: &str,
+        name: &str,
+        io: EngineIo,
+    ) -> anyhow::Result<Engine> {
+        cfg.validate()?;
+        configure_threads(cfg.threads);
+        let source = cfg.data.open().context("cannot open the data source")?;
+        let plan = cfg.split.resolve(source.num_days())?;
+        let fit_days: Vec<usize> = plan
+            .history
+            .iter()
+            .chain(&plan.retained)
+            .map(|&d| d as usize)
+            .collect();
+        let vocab = Vocabulary::fit(source.as_ref(), &fit_days, cfg.min_count)
+            .context("cannot build the vocabulary")?;
+        let data = Dataset::new(source, vocab);
+        let teacher_spec: ModelSpec = cfg.teacher.model.parse().context("teacher.model")?;
+        let student_spec: ModelSpec = cfg.student.model.parse().context("student.model")?;
+        let params = cfg.params();
+        Ok(Engine {
+            session_id: session_id.to_string(),
+            name: name.to_string(),
+            data,
+            plan,
+            teacher_spec,
+            student_spec,
+            emitter: Emitter::new(io.sinks, 0, 0.0),
+            commands: io.commands,
+            checkpoints: io.checkpoints,
+            params,
+            teacher: None,
+            teacher_seconds: 0.0,
+            arms: Vec::new(),
+            phase: None,
+            paused: false,
+            pause_pending: false,
+            checkpoint_requested: false,
+            retained_pool: None,
+            last_progress: Instant::now(),
+            cfg,
+        })
+    }
+
+    pub fn plan(&self) -> &DayPlan {
+        &self.plan
+    }
+
+    pub fn features(&self) -> &FeatureSpec {
+        self.data.spec()
+    }
+
+    /// Runs from wherever the engine stands to the end (or until an operator stops it).
+    pub fn run(&mut self) -> anyhow::Result<Outcome> {
+        match self.run_stages() {
+            Ok(()) => Ok(Outcome::Finished),
+            Err(e) if e.downcast_ref::<StopRequested>().is_some() => Ok(Outcome::Stopped),
+            Err(e) => {
+                // Best effort: the error is returned to the caller either way.
+                let _ = self.emitter.emit(EngineEvent::Error {
+                    message: format!("{e:#}"),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    fn run_stages(&mut self) -> anyhow::Result<()> {
+        if self.phase.is_none() {
+            self.emit(EngineEvent::SessionStarted {
+                session: self.session_id.clone(),
+                name: self.name.clone(),
+                arms: self
+                    .cfg
+                    .arms
+                    .iter()
+                    .map(|a| ArmInfo {
+                        name: a.clone(),
+                        model: self.arm_model_spec(a).to_string(),
+                    })
+                    .collect(),
+                teacher: self.teacher_spec.to_string(),
+                days: self.plan.clone(),
+                params: self.params.clone(),
+                seed: self.cfg.seed,
+            })?;
+            self.prepare_teacher()?;
+            self.phase = Some(Phase::TeacherReady);
+            self.checkpoint("teacher ready")?;
+        }
+        if self.phase == Some(Phase::TeacherReady) {
+            self.offline_stage()?;
+            self.phase = Some(Phase::Online {
+                next: 0,
+                arms_done: 0,
+            });
+            self.checkpoint("offline stage done")?;
+        }
+        while let Some(Phase::Online { next, arms_done }) = self.phase {
+            if next >= self.plan.online.len() {
+                break;
+            }
+            self.online_day(next, arms_done)?;
+            self.phase = Some(Phase::Online {
+                next: next + 1,
+                arms_done: 0,
+            });
+            self.checkpoint("day boundary")?;
+        }
+        self.phase = Some(Phase::Done);
+        let arms = summarise(&self.records());
+        self.emit(EngineEvent::StageStarted {
+            stage: Stage::Done,
+            arm: None,
+            day: None,
+            total: 0,
+        })?;
+        self.emit(EngineEvent::Finished { arms })?;
+        Ok(())
+    }
+
+    /// The checkpoint label of the current phase: `teacher`, `day-NNNN` at the start of an
+    /// online day, `day-NNNN-arm-K` after K arms of it, `done` at the end.
+    fn phase_label(&self) -> String {
+        match self.phase {
+            Some(Phase::Online { next, arms_done }) => match self.plan.online.get(next) {
+                Some(d) if arms_done == 0 => format!("day-{d:04}"),
+                Some(d) => format!("day-{d:04}-arm-{arms_done}"),
+                None => "done".to_string(),
+            },
+            Some(Phase::Done) => "done".to_string(),
+            _ => "teacher".to_string(),
+        }
+    }
+
+    pub(crate) fn arm_model_spec(&self, arm: &str) -> &ModelSpec {
+        match ArmKind::parse(arm) {
+            Ok(ArmKind::Incumbent) => &self.teacher_spec,
+            _ => &self.student_spec,
+        }
+    }
+
+    pub(crate) fn records(&self) -> Vec<ArmRecord> {
+        self.arms.iter().map(|a| a.rec.clone()).collect()
+    }
+
+    pub(crate) fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()> {
+        self.emitter.emit(event)
+    }
+
+    /// Builds a fresh model of `spec` for this run's features.
+    pub(crate) fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer> {
+        let model = build_model(spec, self.data.spec(), seed)?;
+        Trainer::new(model, &self.cfg.train)
+    }
+
+    /// The encoded retained days, concatenated in time order (the sampler's and replay's pool).
+    pub(crate) fn retained_pool(&mut self) -> anyhow::Result<&Batch> {
+        if self.retained_pool.is_none() {
+            let spec = self.data.spec();
+            let mut pool = Batch::empty(spec.num_cat(), spec.num_num());
+            for &d in &self.plan.retained {
+                pool.extend(&self.data.day(d as usize)?);
+            }
+            self.retained_pool = Some(pool);
+        }
+        self.retained_pool
+            .as_ref()
+            .context("retained pool was not loaded")
+    }
+
+    /// Applies pending operator commands between batches. A pause inside an online arm-day is
+    /// held until the arm finishes its day (a safe point, where a checkpoint is written), so a
+    /// paused session can always be quit and resumed exactly.
+    pub(crate) fn poll_commands(&mut self, at: &Position) -> anyhow::Result<()> {
+        self.drain_commands(at, false)
+    }
+
+    /// Like [`Engine::poll_commands`], at a safe point: writes requested checkpoints and enters a
+    /// pending pause, blocking until resumed or stopped.
+    pub(crate) fn safe_point(&mut self, at: &Position) -> anyhow::Result<()> {
+        self.drain_commands(at, true)?;
+        if self.checkpoint_requested || self.pause_pending {
+            let reason = if self.pause_pending {
+                "pause"
+            } else {
+                "operator request"
+            };
+            self.checkpoint(reason)?;
+        }
+        if self.pause_pending {
+            self.pause_pending = false;
+            self.paused = true;
+            self.emit(EngineEvent::Paused { at: at.clone() })?;
+        }
+        while self.paused {
+            let Some(rx) = &self.commands else {
+                self.paused = false;
+                break;
+            };
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(cmd) => {
+                    self.apply_command(cmd, at, true)?;
+                    if self.checkpoint_requested {
+                        self.checkpoint("operator request")?;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The console went away while paused: stop, resumable from the checkpoint.
+                Err(RecvTimeoutError::Disconnected) => return Err(StopRequested.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_commands(&mut self, at: &Position, safe: bool) -> anyhow::Result<()> {
+        loop {
+            let cmd = match &self.commands {
+                Some(rx) => match rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(_) => return Ok(()),
+                },
+                None => return Ok(()),
+            };
+            self.apply_command(cmd, at, safe)?;
+        }
+    }
+
+    fn apply_command(
+        &mut self,
+        cmd: EngineCommand,
+        at: &Position,
+        safe: bool,
+    ) -> anyhow::Result<()> {
+        self.emit(EngineEvent::Operator {
+            command: cmd.clone(),
+            at: at.clone(),
+        })?;
+        match cmd {
+            EngineCommand::Pause if !self.paused => {
+                if safe {
+                    self.pause_pending = true;
+                } else if at.stage == Stage::Online {
+                    self.pause_pending = true;
+                    self.emit(EngineEvent::Warning {
+                        arm: at.arm.clone(),
+                        message: "pausing at the end of this arm's day (checkpointed there)".into(),
+                    })?;
+                } else {
+                    // Offline stages pause at once; the resumable point stays the last checkpoint.
+                    self.paused = true;
+                    self.emit(EngineEvent::Paused { at: at.clone() })?;
+                    while self.paused {
+                        let Some(rx) = &self.commands else { break };
+                        match rx.recv_timeout(Duration::from_millis(200)) {
+                            Ok(cmd) => self.apply_command(cmd, at, false)?,
+                            Err(RecvTimeoutError::Timeout) => {}
+                            Err(RecvTimeoutError::Disconnected) => return Err(StopRequested.into()),
+                        }
+                    }
+                }
+            }
+            EngineCommand::Resume if self.paused || self.pause_pending => {
+                let was_paused = self.paused;
+                self.paused = false;
+                self.pause_pending = false;
+                if was_paused {
+                    self.emit(EngineEvent::Resumed { at: at.clone() })?;
+                }
+            }
+            EngineCommand::Pause | EngineCommand::Resume => {}
+            EngineCommand::SetParams { patch } => match self.params.patched(&patch) {
+                Ok(p) => {
+                    self.params = p;
+                    self.emit(EngineEvent::ParamsChanged {
+                        params: self.params.clone(),
+                        at: at.clone(),
+                    })?;
+                }
+                Err(msg) => self.emit(EngineEvent::Warning {
+                    arm: None,
+                    message: format!("parameter change refused: {msg}"),
+                })?,
+            },
+            EngineCommand::Checkpoint => {
+                self.checkpoint_requested = true;
+                if !safe {
+                    self.emit(EngineEvent::Warning {
+                        arm: at.arm.clone(),
+                        message: "checkpoint requested: written at the next safe point".into(),
+                    })?;
+                }
+            }
+            EngineCommand::Stop => return Err(StopRequested.into()),
+        }
+        Ok(())
+    }
+
+    /// Emits a `Progress` event at most every quarter second.
+    pub(crate) fn progress(
+        &mut self,
+        stage: Stage,
+        arm: Option<&str>,
+        day: Option<u32>,
+        done: u64,
+        total: u64,
+        started: Instant,
+    ) -> anyhow::Result<()> {
+        let now = Instant::now();
+        if now.duration_since(self.last_progress) < Duration::from_millis(250) && done < total {
+            return Ok(());
+        }
+        self.last_progress = now;
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let rate = done as f64 / secs;
+        let eta = (rate > 0.0 && total >= done).then(|| (total - done) as f64 / rate);
+        self.emit(EngineEvent::Progress {
+            stage,
+            arm: arm.map(str::to_string),
+            day,
+            done,
+            total,
+            samples_per_sec: rate,
+            eta_secs: eta,
+        })
+    }
+
+    /// Writes a checkpoint (if the run has a store) covering every event so far.
+    pub(crate) fn checkpoint(&mut self, reason: &str) -> anyhow::Result<()> {
+        self.checkpoint_requested = false;
+        let label = self.phase_label();
+        let Some(mut store) = self.checkpoints.take() else {
+            return Ok(());
+        };
+        // The checkpoint covers every record emitted so far; a resume continues after it.
+        let seq = self.emitter.next_seq().saturating_sub(1);
+        let state = RunState {
+            schema_version: STATE_SCHEMA_VERSION,
+            phase: self
+                .phase
+                .context("checkpoint before the teacher is ready")?,
+            params: self.params.clone(),
+            arms: self.records(),
+            clock: self.emitter.clock(),
+            teacher_seconds: self.teacher_seconds,
+        };
+        let result = store.save(&label, seq, &mut |dir| {
+            super::checkpoint::write(dir, &state, self.teacher.as_ref(), &self.arms)
+        });
+        self.checkpoints = Some(store);
+        let path = result.with_context(|| format!("cannot write checkpoint `{label}`"))?;
+        let (day, stage) = match self.phase {
+            Some(Phase::Online { next, .. }) => {
+                (self.plan.online.get(next).copied(), Stage::Online)
+            }
+            _ => (None, Stage::TeacherPretrain),
+        };
+        self.emit(EngineEvent::Checkpointed {
+            at: Position {
+                stage,
+                arm: None,
+                day,
+                batch: 0,
+            },
+            path,
+            reason: reason.to_string(),
+        })
+    }
+
+    /// Restores a run from a checkpoint folder; the next event gets `next_seq`.
+    pub fn resume(
+        cfg: SessionConfig,
+        session_id: &str,
+        name: &str,
+        checkpoint_dir: &Path,
+        next_seq: u64,
+        io: EngineIo,
+    ) -> anyhow::Result<Engine> {
+        let mut engine = Engine::new(cfg, session_id, name, io)?;
+        let restored =
+            super::checkpoint::read(checkpoint_dir, &engine.cfg.train, engine.data.spec())?;
+        let sinks =
+            std::mem::replace(&mut engine.emitter, Emitter::new(Vec::new(), 0, 0.0)).into_sinks();
+        engine.emitter = Emitter::new(sinks, next_seq, restored.state.clock);
+        engine.params = restored.state.params.clone();
+        engine.teacher_seconds = restored.state.teacher_seconds;
+        engine.teacher = Some(restored.teacher);
+        engine.arms = restored.arms;
+        engine.phase = Some(restored.state.phase);
+        let (stage, day) = match restored.state.phase {
+            Phase::Online { next, .. } => (Stage::Online, engine.plan.online.get(next).copied()),
+            Phase::TeacherReady => (Stage::TeacherPretrain, None),
+            Phase::Done => (Stage::Done, None),
+        };
+        engine.emit(EngineEvent::SessionResumed {
+            from: Position {
+                stage,
+                arm: None,
+                day,
+                batch: 0,
+            },
+        })?;
+        Ok(engine)
+    }
+
+    /// Overrides the operator parameters (a fork with changed settings).
+    pub fn set_params(&mut self, params: Params) -> anyhow::Result<()> {
+        params.validate().map_err(anyhow::Error::msg)?;
+        self.params = params;
+        Ok(())
+    }
+}
+
+/// Sizes candle's compute pool once per process; later calls keep the first size.
+fn configure_threads(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+}

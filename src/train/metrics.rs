@@ -1,0 +1,192 @@
+//! Evaluation metrics: exact AUC (ties as average rank), gAUC, LogLoss, prediction bias, NE.
+
+use std::collections::HashMap;
+
+use crate::data::Batch;
+use crate::engine::events::EvalMetrics;
+
+use super::loss::sigmoid;
+
+/// Predictions are clipped to `[CLIP, 1 - CLIP]` for LogLoss.
+pub const CLIP: f64 = 1e-7;
+
+/// Exact ROC AUC (Mann-Whitney U with average ranks for ties). `None` when the labels hold a
+/// single class (or are empty) or lengths differ.
+pub fn auc(scores: &[f32], labels: &[f32]) -> Option<f64> {
+    if scores.len() != labels.len() {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut pos, mut rank_sum) = (0f64, 0f64);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if labels[k] > 0.5 {
+                pos += 1.0;
+                rank_sum += avg_rank;
+            }
+        }
+        i = j + 1;
+    }
+    let neg = scores.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return None;
+    }
+    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// Impression-weighted mean of per-user AUCs; users with a single class are skipped. `None`
+/// if no user has both classes.
+pub fn gauc(scores: &[f32], labels: &[f32], users: &[u32]) -> Option<f64> {
+    let mut groups: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, &u) in users
+        .iter()
+        .enumerate()
+        .take(scores.len().min(labels.len()))
+    {
+        groups.entry(u).or_default().push(i);
+    }
+    let mut keys: Vec<u32> = groups.keys().copied().collect();
+    keys.sort_unstable();
+    let (mut num, mut den) = (0f64, 0f64);
+    for u in keys {
+        let rows = &groups[&u];
+        let s: Vec<f32> = rows.iter().map(|&i| scores[i]).collect();
+        let y: Vec<f32> = rows.iter().map(|&i| labels[i]).collect();
+        if let Some(a) = auc(&s, &y) {
+            num += a * rows.len() as f64;
+            den += rows.len() as f64;
+        }
+    }
+    (den > 0.0).then(|| num / den)
+}
+
+/// Mean BCE of probabilities clipped to `[1e-7, 1 - 1e-7]`; NaN for empty input.
+pub fn logloss(p: &[f32], y: &[f32]) -> f64 {
+    let n = p.len().min(y.len());
+    if n == 0 {
+        return f64::NAN;
+    }
+    let s: f64 = p
+        .iter()
+        .zip(y)
+        .map(|(&p, &y)| {
+            let p = (p as f64).clamp(CLIP, 1.0 - CLIP);
+            let y = y as f64;
+            -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+        })
+        .sum();
+    s / n as f64
+}
+
+/// `mean(p) / mean(y) - 1`: infinite when there are no positives, NaN for empty input.
+pub fn bias(p: &[f32], y: &[f32]) -> f64 {
+    let n = p.len().min(y.len());
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mp: f64 = p.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let my: f64 = y.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    mp / my - 1.0
+}
+
+/// Normalised entropy: LogLoss over the entropy of the base rate; NaN when the base rate is
+/// 0 or 1 (the entropy is zero).
+pub fn ne(p: &[f32], y: &[f32]) -> f64 {
+    let n = y.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let r = y.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    if r <= 0.0 || r >= 1.0 {
+        return f64::NAN;
+    }
+    let h = -(r * r.ln() + (1.0 - r) * (1.0 - r).ln());
+    logloss(p, y) / h
+}
+
+/// Every metric of one evaluated batch (a day). `user_field` names the categorical field
+/// whose ids identify users, for gAUC.
+pub fn evaluate(logits: &[f32], b: &Batch, user_field: Option<usize>) -> EvalMetrics {
+    let p: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
+    let gauc = user_field
+        .filter(|&f| f < b.num_cat)
+        .and_then(|f| gauc(logits, &b.label, &b.field_column(f).collect::<Vec<_>>()));
+    EvalMetrics {
+        auc: auc(logits, &b.label),
+        logloss: logloss(&p, &b.label),
+        bias: bias(&p, &b.label),
+        ne: ne(&p, &b.label),
+        gauc,
+        rows: b.rows() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_hand_cases_with_ties() {
+        assert_eq!(
+            auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.75)
+        );
+        assert_eq!(auc(&[0.1, 0.2], &[0.0, 1.0]), Some(1.0));
+        assert_eq!(auc(&[0.2, 0.1], &[0.0, 1.0]), Some(0.0));
+        // All tied: 0.5. One tie between a positive and a negative counts half.
+        assert_eq!(auc(&[0.5, 0.5, 0.5], &[0.0, 1.0, 1.0]), Some(0.5));
+        assert_eq!(
+            auc(&[0.1, 0.5, 0.5, 0.9], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.875)
+        );
+        assert_eq!(auc(&[0.3, 0.2], &[1.0, 1.0]), None);
+        assert_eq!(auc(&[], &[]), None);
+        assert_eq!(auc(&[0.3], &[1.0, 0.0]), None);
+    }
+
+    #[test]
+    fn gauc_weights_users_by_impressions_and_skips_one_class_users() {
+        let s = [0.1, 0.9, 0.8, 0.2, 0.3, 0.5, 0.7];
+        let y = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
+        let u = [1, 1, 2, 2, 2, 3, 3];
+        // user 1: AUC 1 (2 rows); user 2: pos 0.2 vs negs 0.8, 0.3 -> 0 (3 rows); user 3 skipped.
+        assert_eq!(gauc(&s, &y, &u), Some(2.0 / 5.0));
+        assert_eq!(gauc(&[0.1], &[1.0], &[1]), None);
+    }
+
+    #[test]
+    fn logloss_bias_and_ne_hand_values() {
+        let ll = logloss(&[0.5, 0.5], &[1.0, 0.0]);
+        assert!((ll - 2f64.ln()).abs() < 1e-12);
+        assert!(logloss(&[0.0], &[1.0]) < 16.2 && logloss(&[0.0], &[1.0]) > 16.0); // -ln 1e-7
+        assert!((bias(&[0.3, 0.3], &[1.0, 0.0]) - (-0.4)).abs() < 1e-6);
+        assert!(bias(&[0.3], &[0.0]).is_infinite());
+        // Predicting the base rate gives NE 1.
+        assert!((ne(&[0.25; 4], &[1.0, 0.0, 0.0, 0.0]) - 1.0).abs() < 1e-6);
+        assert!(ne(&[0.5], &[1.0]).is_nan());
+        assert!(logloss(&[], &[]).is_nan());
+    }
+
+    #[test]
+    fn evaluate_fills_every_field() {
+        let b = Batch {
+            num_cat: 1,
+            num_num: 0,
+            cat: vec![2, 2, 3, 3],
+            num: vec![],
+            label: vec![0.0, 1.0, 0.0, 1.0],
+        };
+        let m = evaluate(&[-1.0, 1.0, 2.0, 0.0], &b, Some(0));
+        assert_eq!(m.rows, 4);
+        assert_eq!(m.auc, Some(0.5));
+        assert_eq!(m.gauc, Some(0.5));
+        assert!(m.logloss > 0.0 && m.ne > 0.0);
+    }
+}

@@ -1,0 +1,237 @@
+//! The two optimisers a trainer owns, with state kept as plain buffers so checkpoints hold it:
+//! Adam over the dense parameters, and a row-sparse Adam or Adagrad over the embedding table
+//! that reads and writes only the rows a batch touched.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+/// Which row-sparse optimiser updates the embeddings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbOptimizer {
+    /// Lazy Adam: moments of untouched rows stay as they are (like PyTorch's SparseAdam).
+    #[default]
+    Adam,
+    Adagrad,
+}
+
+/// Adam hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamHyper {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+}
+
+impl Default for AdamHyper {
+    fn default() -> Self {
+        AdamHyper {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// One Adam update of `theta` with gradient `g` at step `t` (from 1).
+pub fn adam_update(
+    theta: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    lr: f32,
+    t: u64,
+    h: AdamHyper,
+) {
+    let bc1 = 1.0 - h.beta1.powi(t as i32);
+    let bc2 = 1.0 - h.beta2.powi(t as i32);
+    let step = lr / bc1;
+    let bc2_sqrt = bc2.sqrt();
+    for i in 0..theta.len() {
+        let gi = g[i];
+        m[i] = h.beta1 * m[i] + (1.0 - h.beta1) * gi;
+        v[i] = h.beta2 * v[i] + (1.0 - h.beta2) * gi * gi;
+        theta[i] -= step * m[i] / (v[i].sqrt() / bc2_sqrt + h.eps);
+    }
+}
+
+/// One Adagrad update.
+pub fn adagrad_update(theta: &mut [f32], g: &[f32], acc: &mut [f32], lr: f32, eps: f32) {
+    for i in 0..theta.len() {
+        acc[i] += g[i] * g[i];
+        theta[i] -= lr * g[i] / (acc[i].sqrt() + eps);
+    }
+}
+
+/// A cheap multiplicative hash for table row numbers (SipHash is needlessly slow here).
+#[derive(Default)]
+pub struct RowHasher(u64);
+
+impl Hasher for RowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Summed gradients of the embedding rows touched since the last step, in first-touch order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowGrads {
+    pub dim: usize,
+    pub rows: Vec<u32>,
+    pub grad: Vec<f32>,
+    slot: HashMap<u32, u32, BuildHasherDefault<RowHasher>>,
+}
+
+impl RowGrads {
+    /// An empty accumulator for rows of `dim` values.
+    pub fn new(dim: usize) -> Self {
+        RowGrads {
+            dim,
+            ..Default::default()
+        }
+    }
+
+    /// Adds `grad` (`rows.len() * dim`, one slice per entry of `rows`; repeats allowed).
+    pub fn add(&mut self, rows: &[u32], grad: &[f32]) {
+        let d = self.dim;
+        for (i, &r) in rows.iter().enumerate() {
+            let next = self.rows.len() as u32;
+            let s = *self.slot.entry(r).or_insert(next) as usize;
+            if s == self.rows.len() {
+                self.rows.push(r);
+                self.grad.extend_from_slice(&grad[i * d..(i + 1) * d]);
+            } else {
+                for (a, g) in self.grad[s * d..(s + 1) * d]
+                    .iter_mut()
+                    .zip(&grad[i * d..(i + 1) * d])
+                {
+                    *a += g;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the accumulator from saved rows and gradients.
+    pub fn from_parts(dim: usize, rows: Vec<u32>, grad: Vec<f32>) -> Self {
+        let slot = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (r, i as u32))
+            .collect();
+        RowGrads {
+            dim,
+            rows,
+            grad,
+            slot,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.grad.clear();
+        self.slot.clear();
+    }
+}
+
+/// State of the row-sparse embedding optimiser: one or two moment buffers of the table's size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowSparseState {
+    pub kind: EmbOptimizer,
+    /// Adam: first moment; Adagrad: squared-gradient sum.
+    pub m: Vec<f32>,
+    /// Adam: second moment; Adagrad: empty.
+    pub v: Vec<f32>,
+}
+
+impl RowSparseState {
+    /// Zero state for a table of `len` values.
+    pub fn new(kind: EmbOptimizer, len: usize) -> Self {
+        let v = if kind == EmbOptimizer::Adam {
+            vec![0.0; len]
+        } else {
+            Vec::new()
+        };
+        RowSparseState {
+            kind,
+            m: vec![0.0; len],
+            v,
+        }
+    }
+
+    /// Applies `grads` to the rows of `table` they name, at step `t` (from 1).
+    pub fn apply(&mut self, table: &mut [f32], grads: &RowGrads, lr: f32, t: u64, h: AdamHyper) {
+        let d = grads.dim;
+        for (i, &r) in grads.rows.iter().enumerate() {
+            let (s, e) = (r as usize * d, (r as usize + 1) * d);
+            let g = &grads.grad[i * d..(i + 1) * d];
+            match self.kind {
+                EmbOptimizer::Adam => adam_update(
+                    &mut table[s..e],
+                    g,
+                    &mut self.m[s..e],
+                    &mut self.v[s..e],
+                    lr,
+                    t,
+                    h,
+                ),
+                EmbOptimizer::Adagrad => {
+                    adagrad_update(&mut table[s..e], g, &mut self.m[s..e], lr, 1e-10)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_adam_step_moves_by_lr_against_the_gradient_sign() {
+        let mut th = [1.0f32, 1.0];
+        let (mut m, mut v) = ([0.0f32; 2], [0.0f32; 2]);
+        adam_update(
+            &mut th,
+            &[0.5, -2.0],
+            &mut m,
+            &mut v,
+            0.1,
+            1,
+            AdamHyper::default(),
+        );
+        assert!(
+            (th[0] - 0.9).abs() < 1e-5 && (th[1] - 1.1).abs() < 1e-5,
+            "{th:?}"
+        );
+    }
+
+    #[test]
+    fn row_grads_sum_repeats_and_only_touched_rows_change() {
+        let mut g = RowGrads::new(2);
+        g.add(&[3, 1, 3], &[1.0, 1.0, 2.0, 2.0, 0.5, 0.5]);
+        assert_eq!(g.rows, vec![3, 1]);
+        assert_eq!(g.grad, vec![1.5, 1.5, 2.0, 2.0]);
+        let mut table = vec![0.0f32; 8];
+        let mut st = RowSparseState::new(EmbOptimizer::Adagrad, 8);
+        st.apply(&mut table, &g, 0.1, 1, AdamHyper::default());
+        assert_eq!(&table[0..2], &[0.0, 0.0]);
+        assert_eq!(&table[4..6], &[0.0, 0.0]);
+        assert!((table[6] + 0.1).abs() < 1e-6 && (table[2] + 0.1).abs() < 1e-6);
+        let back = RowGrads::from_parts(2, g.rows.clone(), g.grad.clone());
+        assert_eq!(back, g);
+    }
+}
