@@ -203,21 +203,32 @@ pub fn export(args: &ExportArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
 }
 
-/// `rm ID [--yes]`: asks y/N on a terminal; without a terminal, `--yes` is required.
+/// `rm ID [--yes]`: asks y/N on a terminal; without a terminal, `--yes` is required. A
+/// damaged session (unreadable `session.json`) can still be removed, with a warning.
 pub fn rm(args: &RmArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(dir)?;
-    let view = store.open_read_only(&args.id)?;
-    let id = view.id().to_string();
+    let id = args.id.as_str();
+    let what = match store.open_read_only(id) {
+        Ok(view) if view.id() == id => {
+            format!("\"{}\" ({})", view.meta().name, view.dir().display())
+        }
+        Ok(view) => bail!(
+            "rm takes a session id from {}, not a path (did you mean {}?)",
+            store.root().display(),
+            view.id()
+        ),
+        Err(e) if store.root().join(id).is_dir() => {
+            eprintln!("warning: {e:#}");
+            format!("(damaged) ({})", store.root().join(id).display())
+        }
+        Err(e) => return Err(e),
+    };
     if !args.yes {
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
             bail!("refusing to delete session {id} without confirmation: stdin is not a terminal (pass --yes)");
         }
-        eprint!(
-            "Delete session {id} \"{}\" ({})? [y/N] ",
-            view.meta().name,
-            view.dir().display()
-        );
+        eprint!("Delete session {id} {what}? [y/N] ");
         let mut answer = String::new();
         stdin
             .lock()
@@ -228,7 +239,7 @@ pub fn rm(args: &RmArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    store.remove(&id)?;
+    store.remove(id)?;
     eprintln!("deleted session {id}");
     Ok(())
 }

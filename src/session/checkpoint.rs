@@ -184,8 +184,18 @@ pub(crate) fn for_day(session_dir: &Path, day: u32) -> Result<CheckpointRef> {
     })
 }
 
-/// Removes staging and replaced directories a crash left behind (the caller holds the lock).
+/// Removes what a crash left behind (the caller holds the lock): temporary files of atomic
+/// writes in the session directory, staging and replaced checkpoint directories.
 pub(crate) fn clean_leftovers(session_dir: &Path) -> Result<()> {
+    if let Ok(entries) = std::fs::read_dir(session_dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                std::fs::remove_file(entry.path()).with_context(|| {
+                    format!("cannot remove the leftover {}", entry.path().display())
+                })?;
+            }
+        }
+    }
     let root = session_dir.join(CHECKPOINTS_DIR);
     let Ok(entries) = std::fs::read_dir(&root) else {
         return Ok(());

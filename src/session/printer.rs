@@ -277,8 +277,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
             } else {
                 String::new()
             };
-            writeln!(
-                self.out,
+            let line = format!(
                 "{day_cell:>4}  {arm:<w$}  {:>6}  {:>7.5}  {:>+8.4}  {:>6.4}  {:>9.0}  {:>7}  {:>7}  {:>7}",
                 opt(r.auc, 4),
                 r.logloss,
@@ -288,7 +287,8 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 r.student,
                 r.teacher,
                 if i == 0 { drift.as_str() } else { "" }
-            )?;
+            );
+            writeln!(self.out, "{}", line.trim_end())?;
         }
         Ok(())
     }

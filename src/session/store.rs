@@ -115,8 +115,8 @@ impl Store {
     /// the lock, checks `session.json` and `config.toml`, cuts a torn last log line.
     pub fn open_session(&self, id_or_path: &str) -> Result<Session> {
         let dir = self.resolve(id_or_path)?;
-        let lock = SessionLock::acquire(&dir, id_or_path)?;
         let meta = read_meta(&dir)?;
+        let lock = SessionLock::acquire(&dir, &meta.id)?;
         read_config(&dir)?;
         checkpoint::clean_leftovers(&dir)?;
         let (log, warnings) = EventLog::open_append(&dir.join(EVENTS_FILE))?;
@@ -156,6 +156,55 @@ impl Store {
         dirs.into_iter()
             .map(|dir| summarize(&dir).map_err(|e| (dir, e)))
             .collect()
+    }
+
+    /// Starts a fork of `parent` (id or path) at the start of `day`: a new session linked to
+    /// its parent, whose log holds the parent's records up to that day's checkpoint and whose
+    /// own `day-NNNN` checkpoint is a verified copy of the parent's. The caller starts the
+    /// engine from the returned checkpoint with `config_toml` (the parent's, with changed keys)
+    /// and appends from `session.log().next_seq()`.
+    pub fn fork(
+        &self,
+        parent: &str,
+        day: u32,
+        name: &str,
+        config_toml: &str,
+    ) -> Result<(Session, CheckpointRef)> {
+        let view = self.open_read_only(parent)?;
+        let from = view.checkpoint_for_day(day)?;
+        let records = view.records()?.records;
+        let reached = records.last().map(|r| r.seq);
+        if reached.is_none_or(|last| last < from.seq) {
+            bail!(
+                "{} ends before its checkpoint {} (seq {}): the parent's log is incomplete",
+                view.dir().join(EVENTS_FILE).display(),
+                from.label,
+                from.seq
+            );
+        }
+        let link = Parent {
+            id: view.id().to_string(),
+            day,
+        };
+        let mut child = self.create(name, config_toml, Some(link))?;
+        let result = (|| -> Result<CheckpointRef> {
+            for r in records.iter().take_while(|r| r.seq <= from.seq) {
+                crate::engine::events::EventSink::emit(child.log(), r)?;
+            }
+            child.write_checkpoint(&from.label, from.seq, |staging| {
+                copy_tree(&from.dir, staging, true)
+            })?;
+            child.checkpoint_for_day(day)
+        })();
+        match result {
+            Ok(ckpt) => Ok((child, ckpt)),
+            Err(e) => {
+                let id = child.id().to_string();
+                drop(child);
+                let _ = self.remove(&id);
+                Err(e.context(format!("cannot fork {} at day {day}", view.id())))
+            }
+        }
     }
 
     /// Deletes a session by id; refuses while another process holds it.
@@ -223,6 +272,29 @@ impl Store {
     }
 }
 
+/// Copies the files under `from` into `to` (the top-level manifest left out if `skip_manifest`).
+fn copy_tree(from: &Path, to: &Path, skip_manifest: bool) -> Result<()> {
+    let entries =
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
+        let (src, name) = (entry.path(), entry.file_name());
+        if skip_manifest && name == checkpoint::MANIFEST_FILE {
+            continue;
+        }
+        let dst = to.join(&name);
+        if src.is_dir() {
+            std::fs::create_dir(&dst)
+                .with_context(|| format!("cannot create {}", dst.display()))?;
+            copy_tree(&src, &dst, false)?;
+        } else {
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// A session opened for writing; holds its lock for its lifetime.
 pub struct Session {
     dir: PathBuf,
@@ -286,6 +358,14 @@ impl Session {
     /// The checkpoint taken at the start of `day` (label `day-NNNN`), verified.
     pub fn checkpoint_for_day(&self, day: u32) -> Result<CheckpointRef> {
         checkpoint::for_day(&self.dir, day)
+    }
+    /// Empties the log (a resume with no checkpoint starts the run over).
+    pub fn clear_log(&mut self) -> Result<()> {
+        let path = self.dir.join(EVENTS_FILE);
+        write_atomic(&path, b"")?;
+        let (log, _) = EventLog::open_append(&path)?;
+        self.log = log;
+        Ok(())
     }
     /// Drops the log records after `seq` (atomic rewrite) and reopens the log for appending.
     pub fn truncate_log_after(&mut self, seq: u64) -> Result<()> {
