@@ -1,7 +1,7 @@
 //! Session commands: resume, replay, list, fork, export, rm.
 //!
-//! `list`, `export`, `rm` and `replay --headless` read the store directly; `resume`, `fork` and
-//! the console replay need the engine and the console and are wired by the lead.
+//! `list`, `export`, `rm` and `replay` read the store; `resume` and `fork` restart the engine
+//! from a verified checkpoint.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -9,11 +9,16 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::live::{attach, console_options, run_attached, Attached, LaunchMode};
+use super::run::launch_mode;
 use super::ConfigArgs;
+use crate::engine::events::{EngineEvent, ParamPatch, Params};
+use crate::engine::{Engine, Outcome, SessionConfig};
 use crate::session::atomic::write_atomic;
 use crate::session::export::{self, ExportFormat};
 use crate::session::replay::replay_into;
 use crate::session::{DayTablePrinter, SessionSummary, Store};
+use crate::tui::{run_console, ConsoleSource};
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
@@ -69,28 +74,80 @@ pub struct RmArgs {
     pub yes: bool,
 }
 
-fn not_yet(what: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`crossadapt {what}` is not available yet (it needs the engine)")
+/// `resume ID`: truncates the log to the latest verified checkpoint and continues from it, in
+/// the console or headless. A session that never reached its first checkpoint starts over.
+pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let store = Store::open(dir)?;
+    let mut session = store.open_session(&args.id)?;
+    for w in session.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let config_path = session.dir().join("config.toml");
+    let cfg = SessionConfig::from_toml(&session.config_toml()?, &config_path)?;
+    let records = session.records()?.records;
+    if matches!(
+        records.last().map(|r| &r.event),
+        Some(EngineEvent::Finished { .. })
+    ) {
+        println!(
+            "session {} is complete; see `crossadapt replay {}`",
+            session.id(),
+            session.id()
+        );
+        return Ok(());
+    }
+    let checkpoint = session.latest_checkpoint()?;
+    let (id, name) = (session.id().to_string(), session.meta().name.clone());
+    let mode = launch_mode(args.headless, None);
+    match checkpoint {
+        Some(ckpt) => {
+            for w in &ckpt.warnings {
+                eprintln!("warning: {w}");
+            }
+            if mode == LaunchMode::Headless {
+                eprintln!("resuming session {id} from checkpoint {}", ckpt.label);
+            }
+            session.truncate_log_after(ckpt.seq)?;
+            let Attached { io, shared } = attach(session, &mode, None)?;
+            let engine = Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io)?;
+            finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
+        }
+        None => {
+            eprintln!("session {id} has no checkpoint yet: starting it over");
+            session.clear_log()?;
+            let Attached { io, shared } = attach(session, &mode, None)?;
+            let engine = Engine::new(cfg.clone(), &id, &name, io)?;
+            finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
+        }
+    }
 }
 
-/// `resume ID`: wired with the engine (the store side is `Store::open_session`,
-/// `Session::latest_checkpoint` and `Session::truncate_log_after`).
-pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let _ = (args, dir);
-    not_yet("resume")
+fn finish(outcome: Outcome, id: &str) -> anyhow::Result<()> {
+    if outcome == Outcome::Stopped {
+        eprintln!("session {id} stopped; continue with `crossadapt resume {id}`");
+    }
+    Ok(())
 }
 
 /// `replay ID --headless [--speed X]`: prints the log through the same [`DayTablePrinter`] a
 /// live headless run uses. Without `--headless` the console replay is wired with the console.
 pub fn replay(args: &ReplayArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    if !args.headless {
-        return not_yet("replay (console)");
-    }
     let store = Store::open(dir)?;
     let view = store.open_read_only(&args.id)?;
     let contents = view.records()?;
     for w in &contents.warnings {
         eprintln!("warning: {w}");
+    }
+    if let LaunchMode::Console { theme } = launch_mode(args.headless, None) {
+        if !(args.speed.is_finite() && args.speed > 0.0) {
+            bail!("--speed must be a positive number, got {}", args.speed);
+        }
+        let source = ConsoleSource::Replay {
+            records: contents.records,
+            speed: args.speed,
+        };
+        run_console(source, console_options(theme)?)?;
+        return Ok(());
     }
     let mut printer = DayTablePrinter::new(std::io::stdout());
     replay_into(
@@ -173,11 +230,72 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
     Ok(())
 }
 
-/// `fork ID --from-day N`: wired with the engine (the store side is
-/// `SessionView::checkpoint_for_day` and `Store::create` with a `Parent`).
+/// `fork ID --from-day N [--set k=v ...]`: a new session, linked to its parent, that starts
+/// from the parent's checkpoint at the start of day N with changed method, online or adaptation
+/// settings. What shapes the models and the days (data, split, arms, models, batch size) must
+/// stay the parent's: the checkpoint only fits those.
 pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let _ = (args, dir);
-    not_yet("fork")
+    let store = Store::open(dir)?;
+    let parent = store.open_read_only(&args.id)?;
+    let parent_path = parent.dir().join("config.toml");
+    let parent_cfg = SessionConfig::from_toml(&parent.config_toml()?, &parent_path)?;
+    let cfg = match &args.config.config {
+        Some(file) => SessionConfig::load(Some(file), &args.config.set)?,
+        None => parent_cfg.with_sets(&args.config.set)?,
+    };
+    check_fork_compatible(&parent_cfg, &cfg)?;
+    let name = format!("{} (fork at day {})", parent.meta().name, args.from_day);
+    let parent_id = parent.id().to_string();
+    drop(parent);
+    let (session, ckpt) = store.fork(&parent_id, args.from_day, &name, &cfg.to_toml()?)?;
+    let id = session.id().to_string();
+    let mode = launch_mode(args.headless, None);
+    if mode == LaunchMode::Headless {
+        eprintln!(
+            "session {id} ({name}) forked from {parent_id} at day {}",
+            args.from_day
+        );
+    }
+    let Attached { io, shared } = attach(session, &mode, None)?;
+    let mut engine = Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io)?;
+    engine.apply_patch(&param_changes(&parent_cfg.params(), &cfg.params()))?;
+    finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
+}
+
+/// Keys a fork may not change, with their values in both configs.
+fn check_fork_compatible(parent: &SessionConfig, child: &SessionConfig) -> anyhow::Result<()> {
+    let fixed = [
+        ("data", parent.data != child.data),
+        ("split", parent.split != child.split),
+        ("arms", parent.arms != child.arms),
+        ("teacher", parent.teacher != child.teacher),
+        ("student", parent.student != child.student),
+        ("batch_size", parent.batch_size != child.batch_size),
+        ("min_count", parent.min_count != child.min_count),
+        ("seed", parent.seed != child.seed),
+    ];
+    let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
+    if !changed.is_empty() {
+        bail!(
+            "a fork starts from the parent's checkpoint, so it cannot change {}; start a new session with `crossadapt run` instead",
+            changed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The operator parameters the fork's config changes (the others keep their checkpoint values,
+/// including changes an operator made in the parent).
+fn param_changes(parent: &Params, child: &Params) -> ParamPatch {
+    let pick = |a: f64, b: f64| (a != b).then_some(b);
+    ParamPatch {
+        sampling_ratio: pick(parent.sampling_ratio, child.sampling_ratio),
+        replay_ratio: pick(parent.replay_ratio, child.replay_ratio),
+        teacher_interval: (parent.teacher_interval != child.teacher_interval)
+            .then_some(child.teacher_interval),
+        distill_min: pick(parent.distill_min, child.distill_min),
+        distill_max: pick(parent.distill_max, child.distill_max),
+    }
 }
 
 /// `export ID --format csv|json [--out FILE]`: per day and arm metrics, updates and drift.

@@ -11,7 +11,7 @@ use super::arms::ArmKind;
 use super::config::SessionConfig;
 use super::emitter::Emitter;
 use super::events::{
-    ArmInfo, DayPlan, EngineCommand, EngineEvent, EventSink, Params, Position, Stage,
+    ArmInfo, DayPlan, EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position, Stage,
 };
 use super::state::{summarise, ArmRecord, Phase, RunState, STATE_SCHEMA_VERSION};
 use crate::data::dataset::Dataset;
@@ -504,11 +504,21 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Overrides the operator parameters (a fork with changed settings).
-    pub fn set_params(&mut self, params: Params) -> anyhow::Result<()> {
-        params.validate().map_err(anyhow::Error::msg)?;
-        self.params = params;
-        Ok(())
+    /// Changes operator parameters before the run continues (a fork with changed settings);
+    /// logged as `ParamsChanged` so a replay shows it. An empty patch changes nothing.
+    pub fn apply_patch(&mut self, patch: &ParamPatch) -> anyhow::Result<()> {
+        if *patch == ParamPatch::default() {
+            return Ok(());
+        }
+        self.params = self.params.patched(patch).map_err(anyhow::Error::msg)?;
+        let at = Position {
+            stage: Stage::Setup,
+            ..Default::default()
+        };
+        self.emit(EngineEvent::ParamsChanged {
+            params: self.params.clone(),
+            at,
+        })
     }
 }
 

@@ -282,14 +282,7 @@ impl Trainer {
                     alpha,
                     temperature,
                     label_offset,
-                } => loss::distill_loss(
-                    &z,
-                    teacher_logits,
-                    &y,
-                    alpha,
-                    temperature,
-                    label_offset,
-                )?,
+                } => loss::distill_loss(&z, teacher_logits, &y, alpha, temperature, label_offset)?,
             };
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {

@@ -1,0 +1,236 @@
+//! The binary, end to end: a headless run with its report, a run killed with SIGKILL at several
+//! moments and resumed (same numbers as an uninterrupted run, no finished day lost), a fork,
+//! and bad input that fails with one clear sentence.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crossadapt::engine::events::{EngineEvent, EvalMetrics};
+use crossadapt::session::read_log;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
+
+const TINY: &[&str] = &[
+    "--set",
+    "data.preset=tiny",
+    "--set",
+    "split.history=2",
+    "--set",
+    "split.retained=3",
+    "--set",
+    "split.online=5",
+    "--set",
+    "batch_size=100",
+    "--set",
+    "teacher.model=mlp:emb=4,hidden=16",
+    "--set",
+    "student.model=dcnv2:emb=8,hidden=16,cross=1",
+];
+
+fn crossadapt(store: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--sessions-dir").arg(store).args(args);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn run_ok(store: &Path, args: &[&str]) -> Output {
+    let out = crossadapt(store, args).output().expect("binary runs");
+    assert!(
+        out.status.success(),
+        "crossadapt {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn session_dirs(store: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(store)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("session.json").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn metrics_of(dir: &Path) -> Vec<((String, u32), EvalMetrics)> {
+    read_log(&dir.join("events.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            EngineEvent::DayMetrics {
+                arm, day, metrics, ..
+            } => Some(((arm, day), metrics)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_headless_run_prints_days_and_writes_its_report() {
+    let store = tempfile::tempdir().unwrap();
+    let report = store.path().join("report.json");
+    let mut args = vec!["run", "--headless", "--report", report.to_str().unwrap()];
+    args.extend(TINY);
+    let out = run_ok(store.path(), &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("crossadapt offline time / scratch's"),
+        "{stdout}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["arms"].as_array().unwrap().len(), 5);
+    assert!(doc["headline"]["time_fraction_vs_scratch"]
+        .as_f64()
+        .is_some());
+    assert_eq!(doc["projection"].as_array().unwrap().len(), 8);
+    assert_eq!(doc["config"]["split"]["online"], 5);
+}
+
+#[test]
+fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_numbers() {
+    let store = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "--headless"];
+    args.extend(TINY);
+    run_ok(store.path(), &args);
+    let full_dir = session_dirs(store.path()).remove(0);
+    let expected: BTreeMap<_, _> = metrics_of(&full_dir).into_iter().collect();
+    assert_eq!(expected.len(), 25);
+
+    let mut known = vec![full_dir.clone()];
+    for kill_after_ms in [300u64, 900, 1600] {
+        let mut child = crossadapt(store.path(), &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        let _ = child.kill(); // SIGKILL; the run may also have finished already
+        let _ = child.wait();
+        let dir = session_dirs(store.path())
+            .into_iter()
+            .find(|d| !known.contains(d))
+            .expect("the killed run created its session");
+        known.push(dir.clone());
+        let before = metrics_of(&dir);
+        let id = dir.file_name().unwrap().to_str().unwrap().to_string();
+        run_ok(store.path(), &["resume", &id, "--headless"]);
+        let after = metrics_of(&dir);
+        // Every day finished before the kill is still there, unchanged.
+        for (key, m) in &before {
+            assert!(
+                after.iter().any(|(k, v)| k == key && v == m),
+                "{key:?} lost"
+            );
+        }
+        // Each (arm, day) exactly once, equal to the uninterrupted run.
+        assert_eq!(after.len(), 25, "kill after {kill_after_ms} ms");
+        for (key, m) in after {
+            assert_eq!(
+                Some(&m),
+                expected.get(&key),
+                "{key:?} (kill after {kill_after_ms} ms)"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
+    let store = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "--headless"];
+    args.extend(TINY);
+    run_ok(store.path(), &args);
+    let parent = session_dirs(store.path()).remove(0);
+    let id = parent.file_name().unwrap().to_str().unwrap().to_string();
+    run_ok(
+        store.path(),
+        &[
+            "fork",
+            &id,
+            "--from-day",
+            "7",
+            "--headless",
+            "--set",
+            "online.teacher_interval=2",
+        ],
+    );
+    let child = session_dirs(store.path())
+        .into_iter()
+        .find(|d| *d != parent)
+        .unwrap();
+    let parent_m: BTreeMap<_, _> = metrics_of(&parent).into_iter().collect();
+    let child_m: BTreeMap<_, _> = metrics_of(&child).into_iter().collect();
+    assert_eq!(child_m.len(), 25);
+    // Days before the fork are the parent's; crossadapt's later days differ (new interval),
+    // while the arms the interval does not touch stay equal.
+    for day in [5, 6] {
+        assert_eq!(
+            child_m[&("crossadapt".into(), day)],
+            parent_m[&("crossadapt".into(), day)]
+        );
+    }
+    assert_ne!(
+        child_m[&("crossadapt".into(), 8)],
+        parent_m[&("crossadapt".into(), 8)]
+    );
+    assert_eq!(
+        child_m[&("scratch".into(), 9)],
+        parent_m[&("scratch".into(), 9)]
+    );
+    let meta = std::fs::read_to_string(child.join("session.json")).unwrap();
+    assert!(meta.contains(&id), "the fork links its parent");
+    let out = crossadapt(
+        store.path(),
+        &["fork", &id, "--from-day", "7", "--set", "seed=3"],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot change seed"));
+}
+
+fn fails_with(store: &Path, extra: &[&str], needle: &str) {
+    let mut args = vec!["run", "--headless"];
+    args.extend(TINY);
+    args.extend(extra);
+    let out = crossadapt(store, &args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{extra:?} should fail");
+    assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_error() {
+    let store = tempfile::tempdir().unwrap();
+    let s = store.path();
+    fails_with(s, &["--set", "student.model=transformerx"], "transformerx");
+    fails_with(s, &["--set", "split.online=50"], "day");
+    fails_with(s, &["--set", "method.sampling_ratio=1.5"], "sampling_ratio");
+    fails_with(s, &["--set", "method.sampling_ratio=0"], "sampling_ratio");
+    fails_with(
+        s,
+        &["--set", "arms=[\"crossadapt\", \"magic\"]"],
+        "unknown arm `magic`",
+    );
+    let garbage = s.join("teacher.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let set = format!("teacher.checkpoint={}", garbage.display());
+    fails_with(s, &["--set", &set], "teacher.safetensors");
+    let missing = s.join("nope.toml");
+    let out = crossadapt(
+        s,
+        &["run", "--headless", "--config", missing.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+}
