@@ -4,6 +4,7 @@
 //! Dependencies point one way: `tui` -> `session` / `engine` -> `method` -> `model` / `train`
 //! -> `data`. The engine never imports the terminal; the console never touches a tensor.
 
+pub mod atomic;
 pub mod cli;
 pub mod data;
 pub mod engine;

@@ -184,11 +184,18 @@ fn rm_removes_a_damaged_session_with_a_warning() {
 }
 
 #[test]
-fn commands_that_need_the_engine_say_so() {
+fn resuming_a_finished_session_points_to_replay_and_unknown_ids_fail() {
     let (_tmp, root, id) = one_session();
     crossadapt(&root)
         .args(["resume", &id])
         .assert()
+        .success()
+        .stdout(predicate::str::contains("is complete").and(predicate::str::contains(format!(
+            "crossadapt replay {id}"
+        ))));
+    crossadapt(&root)
+        .args(["resume", "20990101-000000-dead"])
+        .assert()
         .failure()
-        .stderr(predicate::str::contains("not available yet"));
+        .stderr(predicate::str::contains("20990101-000000-dead"));
 }

@@ -1,6 +1,5 @@
 //! Days of CTR data: sources, encoding, day splits, samplers.
 
-pub mod atomic;
 pub mod batch;
 pub mod bench;
 pub mod config;

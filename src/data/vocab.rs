@@ -163,7 +163,7 @@ impl Vocabulary {
     /// Writes the vocabulary as JSON, atomically (temp file in the same folder, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).context("serialising the vocabulary")?;
-        super::atomic::write(path, &json)
+        crate::atomic::write_atomic(path, &json)
     }
 
     /// Reads a vocabulary written by [`Vocabulary::save`].

@@ -1,63 +1,13 @@
-//! Atomic file replacement and schema-versioned JSON files.
-//!
-//! Every whole-file write of the store goes through [`write_atomic`]: a temporary file in the
-//! target's own directory, fsync, rename over the target, fsync of the directory. A crash or a
-//! full disk at any moment leaves either the old file or the new one, never a mix.
+//! Schema-versioned JSON files of the store, written through [`crate::atomic`].
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Replaces `path` with `bytes` atomically (temp file in the same dir, fsync, rename, fsync dir).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, bytes, &mut |file, bytes| file.write_all(bytes))
-}
-
-/// [`write_atomic`] with the byte writing done by `write`: the seam where tests inject a full
-/// disk. On any error the temporary file is removed and the previous `path` is left untouched.
-pub fn write_atomic_with(
-    path: &Path,
-    bytes: &[u8],
-    write: &mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>,
-) -> Result<()> {
-    let dir = parent_dir(path);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    write(temp.as_file_mut(), bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    temp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    sync_dir(dir)
-}
-
-/// Flushes a directory's entries (a rename or a new file in it) to disk.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot sync directory {}", dir.display()))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-/// The directory a path lives in (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
+pub use crate::atomic::{parent_dir, sync_dir, write_atomic, write_atomic_with};
 
 /// Writes `value` as pretty JSON, atomically. `value` must carry its own `schema_version` field.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -104,38 +54,6 @@ pub fn read_json<T: DeserializeOwned>(path: &Path, newest_version: u32) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn replaces_the_whole_file_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("status.json");
-        write_atomic(&path, b"first").unwrap();
-        write_atomic(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn a_failing_write_keeps_the_previous_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("status.json");
-        write_atomic(&path, b"old").unwrap();
-        let err = write_atomic_with(&path, b"new content", &mut |f, b| {
-            f.write_all(&b[..3])?;
-            Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "No space left on device",
-            ))
-        })
-        .unwrap_err();
-        let msg = format!("{err:#}");
-        assert!(
-            msg.contains("status.json") && msg.contains("No space"),
-            "{msg}"
-        );
-        assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
 
     #[test]
     fn newer_and_missing_schema_versions_are_refused_by_name() {

@@ -2,9 +2,6 @@
 //!
 //! The lock is an advisory `flock`-style lock on the open file (released by the OS when the
 //! process dies, even by SIGKILL), and the file holds the owner's pid for the error message.
-// `File::try_lock` is stable since Rust 1.89 while Cargo.toml still declares 1.85: the lead
-// was asked to raise `rust-version` (the toolchain here is 1.95).
-#![allow(clippy::incompatible_msrv)]
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -3,7 +3,6 @@
 //! Written atomically (temp file in the same folder, fsync, rename).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -13,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::{EmbOptimizer, RowGrads};
 use super::{TrainConfig, Trainer};
+use crate::atomic::write_atomic;
 use crate::data::FeatureSpec;
 use crate::model::{build_model, ModelSpec};
 
@@ -59,27 +59,6 @@ fn f32_entry(name: String, v: &[f32]) -> Entry {
         shape: vec![v.len()],
         bytes: f32_bytes(v),
     }
-}
-
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file next to {}", path.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| anyhow!("renaming into {}: {}", path.display(), e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 impl Trainer {
