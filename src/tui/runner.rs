@@ -1,0 +1,297 @@
+//! The event loop: engine records (live channel or paced replay), terminal input and a redraw
+//! throttle, merged with `tokio::select!`. Generic over the ratatui backend and the input
+//! stream, so tests drive it with a `TestBackend` and scripted keys.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::Event;
+use futures::{Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+
+use super::action::{Effect, Seek};
+use super::app::App;
+use super::theme::Theme;
+use super::{ConsoleExit, ConsoleSource};
+use crate::engine::{EngineCommand, EngineEvent, Record, Stage};
+use crate::session::replay::MAX_REPLAY_GAP;
+
+/// Records folded per wake-up before the screen gets a chance to redraw.
+const BATCH: usize = 2048;
+
+/// Where records come from.
+enum Feed {
+    Live {
+        events: tokio::sync::mpsc::UnboundedReceiver<Record>,
+        commands: std::sync::mpsc::Sender<EngineCommand>,
+        open: bool,
+    },
+    Replay {
+        records: Vec<Record>,
+        next: usize,
+        due: Option<Instant>,
+    },
+}
+
+/// Runs the console until the operator quits. A live session gets `Stop` on quit (and on any
+/// error of the loop), so the engine checkpoints and stays resumable.
+pub async fn run_loop<B, I>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    theme: &Theme,
+    source: ConsoleSource,
+    input: I,
+    fps: u32,
+) -> anyhow::Result<ConsoleExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    I: Stream<Item = std::io::Result<Event>> + Unpin,
+{
+    let mut feed = match source {
+        ConsoleSource::Live { events, commands } => Feed::Live {
+            events,
+            commands,
+            open: true,
+        },
+        ConsoleSource::Replay { records, speed } => {
+            if let Some(p) = &mut app.playback {
+                p.speed = speed;
+                p.total = records.len();
+            }
+            Feed::Replay {
+                records,
+                next: 0,
+                due: Some(Instant::now()),
+            }
+        }
+    };
+    let result = drive(terminal, app, theme, &mut feed, input, fps).await;
+    if result.is_err() {
+        if let Feed::Live { commands, .. } = &feed {
+            let _ = commands.send(EngineCommand::Stop);
+        }
+    }
+    result
+}
+
+async fn drive<B, I>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    theme: &Theme,
+    feed: &mut Feed,
+    mut input: I,
+    fps: u32,
+) -> anyhow::Result<ConsoleExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    I: Stream<Item = std::io::Result<Event>> + Unpin,
+{
+    let frame_gap = Duration::from_secs_f64(1.0 / f64::from(fps.clamp(1, 60)));
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut input_open = true;
+    loop {
+        let now = Instant::now();
+        if dirty && last_draw.is_none_or(|t| now >= t + frame_gap) {
+            terminal.draw(|f| super::ui::render(f, app, theme))?;
+            if let Ok(size) = terminal.size() {
+                app.size = (size.width, size.height);
+            }
+            dirty = false;
+            last_draw = Some(now);
+        }
+        let draw_at = last_draw
+            .filter(|_| dirty)
+            .map(|t| tokio::time::Instant::from_std(t + frame_gap));
+        let (live_open, replay_due) = match feed {
+            Feed::Live { open, .. } => (*open, None),
+            Feed::Replay { due, .. } => (false, due.map(tokio::time::Instant::from_std)),
+        };
+        tokio::select! {
+            ev = input.next(), if input_open => match ev {
+                Some(Ok(ev)) => {
+                    let effect = match ev {
+                        Event::Key(k) => app.on_key(k),
+                        Event::Mouse(m) => app.on_mouse(m),
+                        _ => None,
+                    };
+                    if let Some(effect) = effect {
+                        if let Some(exit) = carry_out(effect, app, feed) {
+                            return Ok(exit);
+                        }
+                    }
+                    dirty = true;
+                }
+                Some(Err(e)) => return Err(anyhow::anyhow!("cannot read the terminal: {e}")),
+                None => input_open = false,
+            },
+            rec = recv(feed), if live_open => {
+                match rec {
+                    Some(rec) => {
+                        app.apply(&rec);
+                        if let Feed::Live { events, .. } = feed {
+                            for _ in 0..BATCH {
+                                match events.try_recv() {
+                                    Ok(r) => app.apply(&r),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        if let Feed::Live { open, .. } = feed {
+                            *open = false;
+                        }
+                        tracing::info!("the engine closed its event stream");
+                        app.note_engine_gone();
+                    }
+                }
+                dirty = true;
+            },
+            _ = sleep_until(replay_due), if replay_due.is_some() => {
+                play_due(app, feed);
+                dirty = true;
+            },
+            _ = sleep_until(draw_at), if draw_at.is_some() => {},
+        }
+        if let Feed::Replay { due, .. } = feed {
+            // Pausing (or resuming) the playback takes effect at once.
+            let paused = app.playback.as_ref().is_some_and(|p| p.paused);
+            if paused {
+                *due = None;
+            } else if due.is_none() {
+                schedule(app, feed, Instant::now());
+            }
+        }
+    }
+}
+
+async fn recv(feed: &mut Feed) -> Option<Record> {
+    match feed {
+        Feed::Live { events, .. } => events.recv().await,
+        Feed::Replay { .. } => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An effect of a key. Returns the exit when the console should close.
+fn carry_out(effect: Effect, app: &mut App, feed: &mut Feed) -> Option<ConsoleExit> {
+    match (effect, feed) {
+        (Effect::Quit, Feed::Live { commands, .. }) => {
+            if app.live().engine == super::model::EngineState::Done {
+                return Some(ConsoleExit::Finished);
+            }
+            tracing::info!("operator quit: stopping the engine");
+            let _ = commands.send(EngineCommand::Stop);
+            Some(ConsoleExit::Quit)
+        }
+        (Effect::Quit, Feed::Replay { .. }) => Some(ConsoleExit::Quit),
+        (Effect::Engine(cmd), Feed::Live { commands, .. }) => {
+            tracing::info!("operator command: {cmd:?}");
+            if commands.send(cmd).is_err() {
+                app.note_engine_gone();
+            }
+            None
+        }
+        (Effect::Seek(seek), feed @ Feed::Replay { .. }) => {
+            seek_to(app, feed, seek);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Plays every record that is due, then schedules the next.
+fn play_due(app: &mut App, feed: &mut Feed) {
+    let Feed::Replay { records, next, .. } = feed else {
+        return;
+    };
+    let now = Instant::now();
+    let mut played = 0;
+    while *next < records.len() && played < BATCH {
+        app.apply(&records[*next]);
+        *next += 1;
+        played += 1;
+        // Records at the same engine time play together.
+        if *next < records.len() && records[*next].t > records[*next - 1].t {
+            break;
+        }
+    }
+    schedule(app, feed, now);
+}
+
+fn schedule(app: &App, feed: &mut Feed, from: Instant) {
+    let Feed::Replay { records, next, due } = feed else {
+        return;
+    };
+    let Some(p) = app.playback.as_ref().filter(|p| !p.paused) else {
+        *due = None;
+        return;
+    };
+    if *next >= records.len() {
+        *due = None;
+        return;
+    }
+    let prev = if *next == 0 {
+        records[0].t
+    } else {
+        records[*next - 1].t
+    };
+    let cap = MAX_REPLAY_GAP.as_secs_f64() / p.speed;
+    let wait = ((records[*next].t - prev) / p.speed).clamp(0.0, cap);
+    let wait = if wait.is_finite() { wait } else { 0.0 };
+    *due = Some(from + Duration::from_secs_f64(wait));
+}
+
+fn is_day_start(r: &Record) -> bool {
+    matches!(
+        r.event,
+        EngineEvent::StageStarted {
+            stage: Stage::Online,
+            ..
+        }
+    )
+}
+
+/// Jumps the playback to the start of the next (or previous) online day.
+fn seek_to(app: &mut App, feed: &mut Feed, seek: Seek) {
+    let Feed::Replay { records, next, .. } = feed else {
+        return;
+    };
+    match seek {
+        Seek::NextDay => {
+            let target = records[*next..]
+                .iter()
+                .position(is_day_start)
+                .map_or(records.len(), |i| *next + i + 1);
+            for r in &records[*next..target] {
+                app.apply(r);
+            }
+            *next = target;
+        }
+        Seek::PrevDay => {
+            let starts: Vec<usize> = (0..*next).filter(|&i| is_day_start(&records[i])).collect();
+            // Just past a day's start: go to the day before it.
+            let target = match starts.as_slice() {
+                [] => 0,
+                [.., before, last] if *next <= last + 2 => before + 1,
+                [last] if *next <= last + 2 => 0,
+                [.., last] => last + 1,
+            };
+            app.reset_model();
+            for r in &records[..target] {
+                app.apply(r);
+            }
+            *next = target;
+        }
+    }
+    schedule(app, feed, Instant::now());
+}

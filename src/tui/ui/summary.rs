@@ -1,0 +1,188 @@
+//! The end-of-run summary: the switch verdict per arm (time vs scratch, AUC vs kd, |bias| vs
+//! kd) from the engine's `Finished` summary, and the headline of the engine's report.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::Frame;
+
+use super::format;
+use crate::engine::events::ArmSummary;
+use crate::tui::app::App;
+use crate::tui::theme::Theme;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: bool) {
+    let m = app.view_model();
+    let block = Block::bordered()
+        .border_style(theme.border)
+        .title(Span::styled(
+            " summary: switch verdict per arm ",
+            theme.title,
+        ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(arms) = &m.summary else {
+        let done = m.arms.first().map_or(0, |a| a.days.len());
+        let text = vec![
+            Line::from(Span::styled(
+                "The verdict appears when the run finishes.",
+                theme.text,
+            )),
+            Line::from(Span::styled(
+                format!(
+                    "{done} of {} online days evaluated so far; v returns to the dashboard.",
+                    m.plan.online.len()
+                ),
+                theme.dim,
+            )),
+        ];
+        frame.render_widget(Paragraph::new(text), inner);
+        return;
+    };
+    let table_h = arms.len() as u16 + 2;
+    let [table_area, verdict_area, notes_area] = Layout::vertical([
+        Constraint::Length(table_h),
+        Constraint::Min(0),
+        Constraint::Length(3),
+    ])
+    .areas(inner);
+
+    let mut header = vec!["arm"];
+    if wide {
+        header.extend(["model", "offline s"]);
+    }
+    header.extend([
+        "time/scr", "off AUC", "on AUC", "AUC-kd", "|bias|", "|b|-kd",
+    ]);
+    if wide {
+        header.push("verdict");
+    }
+    let rows: Vec<Row> = arms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut cells = vec![Cell::from(Span::styled(
+                format!("{} {}", theme.marker(i), a.arm),
+                theme.arm(i),
+            ))];
+            if wide {
+                cells.push(Cell::from(format::fit(&a.model, 24)));
+                cells.push(Cell::from(format!("{:.1}", a.offline_seconds)));
+            }
+            let lower_better = |v: Option<f64>| tone(theme, v.map(|v| -v));
+            cells.extend([
+                Cell::from(Span::styled(
+                    a.time_vs_scratch
+                        .map_or("n/a".into(), |t| format!("{t:.2}x")),
+                    tone(theme, a.time_vs_scratch.map(|t| 1.0 - t)),
+                )),
+                Cell::from(format::opt(a.offline.as_ref().and_then(|o| o.auc), 4)),
+                Cell::from(format::opt(a.online_mean_auc, 4)),
+                Cell::from(Span::styled(
+                    format::signed(a.auc_vs_kd, 4),
+                    tone(theme, a.auc_vs_kd),
+                )),
+                Cell::from(format::opt(a.online_mean_abs_bias, 3)),
+                Cell::from(Span::styled(
+                    format::signed(a.abs_bias_vs_kd, 3),
+                    lower_better(a.abs_bias_vs_kd),
+                )),
+            ]);
+            if wide {
+                cells.push(Cell::from(Span::styled(verdict(a), theme.text)));
+            }
+            Row::new(cells)
+        })
+        .collect();
+    let mut widths = vec![Constraint::Length(if wide { 20 } else { 18 })];
+    if wide {
+        widths.extend([Constraint::Length(24), Constraint::Length(9)]);
+    }
+    widths.extend([
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(7),
+    ]);
+    if wide {
+        widths.push(Constraint::Min(10));
+    }
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.dim))
+        .column_spacing(1);
+    frame.render_widget(table, table_area);
+
+    if !wide {
+        let lines: Vec<Line> = arms
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                Line::from(vec![
+                    Span::styled(format!("{} {}: ", theme.marker(i), a.arm), theme.arm(i)),
+                    Span::styled(verdict(a), theme.text),
+                ])
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), verdict_area);
+    }
+
+    let mut notes = Vec::new();
+    if let Some(r) = &m.report {
+        let h = &r.headline;
+        notes.push(Line::from(vec![
+            Span::styled("crossadapt offline time / scratch's: ", theme.dim),
+            Span::styled(format::opt(h.time_fraction_vs_scratch, 3), theme.accent),
+            Span::styled("   offline AUC - kd's: ", theme.dim),
+            Span::styled(format::signed(h.offline_auc_minus_kd, 4), theme.accent),
+        ]));
+    }
+    notes.push(Line::from(Span::styled(
+        "time/scr: offline time / scratch's · AUC-kd, |b|-kd: online means minus kd's",
+        theme.dim,
+    )));
+    notes.push(Line::from(Span::styled(
+        "v: dashboard · q: quit",
+        theme.dim,
+    )));
+    frame.render_widget(Paragraph::new(notes), notes_area);
+}
+
+/// Good when `v > 0`, bad when `v < 0`.
+fn tone(theme: &Theme, v: Option<f64>) -> Style {
+    match v {
+        Some(v) if v > 1e-12 => theme.good,
+        Some(v) if v < -1e-12 => theme.bad,
+        _ => theme.text,
+    }
+}
+
+/// `4.0x faster, AUC >= kd, |bias| <= kd`, from the engine's comparisons.
+fn verdict(a: &ArmSummary) -> String {
+    if let Some(f) = &a.failed {
+        return format!("failed: {f}");
+    }
+    let mut parts = Vec::new();
+    match a.time_vs_scratch {
+        Some(t) if t > 0.0 && t < 1.0 => parts.push(format!("{:.1}x faster", 1.0 / t)),
+        Some(t) if t > 1.0 => parts.push(format!("{t:.1}x slower")),
+        _ => {}
+    }
+    match a.auc_vs_kd {
+        Some(d) if d > 0.0 => parts.push("AUC > kd".to_string()),
+        Some(d) if d < 0.0 => parts.push("AUC < kd".to_string()),
+        _ => {}
+    }
+    match a.abs_bias_vs_kd {
+        Some(d) if d < 0.0 => parts.push("|bias| < kd".to_string()),
+        Some(d) if d > 0.0 => parts.push("|bias| > kd".to_string()),
+        _ => {}
+    }
+    if parts.is_empty() {
+        "reference".into()
+    } else {
+        parts.join(", ")
+    }
+}

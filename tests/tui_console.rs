@@ -1,0 +1,393 @@
+//! The console: whole-screen snapshots at 80x24 and 160x48 from hand-written records, a replay
+//! driven through the real event loop, and a tiny live session steered by scripted keys.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossadapt::engine::events::EngineEvent;
+use crossadapt::engine::{
+    CheckpointStore, Engine, EngineCommand, EngineIo, EventSink, Outcome, Record, SessionConfig,
+};
+use crossadapt::tui::action::{Action, Mode};
+use crossadapt::tui::app::App;
+use crossadapt::tui::runner::run_loop;
+use crossadapt::tui::{
+    app_from_records, fixture, keymap_text, render_to_string, ConsoleExit, ConsoleSource, Keymap,
+    Theme,
+};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn theme() -> Theme {
+    Theme::load("default", false).expect("the default theme parses")
+}
+
+fn snapshot_both_sizes(name: &str, app: &App) {
+    for (w, h) in SIZES {
+        let text = render_to_string(app, &theme(), w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+#[test]
+fn running() {
+    let app = app_from_records(&fixture::session(4, true));
+    snapshot_both_sizes("running", &app);
+}
+
+#[test]
+fn paused_with_a_pending_change() {
+    let mut app = app_from_records(&fixture::paused_session());
+    app.act(Action::FocusControls);
+    app.act(Action::Right); // sampling ratio 0.10 -> 0.15, editing
+    app.act(Action::Edit); // sent, pending until ParamsChanged
+    snapshot_both_sizes("paused", &app);
+}
+
+#[test]
+fn replay() {
+    let all = fixture::finished_session();
+    let records = fixture::session(5, true);
+    let mut app = App::from_records(Mode::Replay, &records);
+    if let Some(p) = &mut app.playback {
+        p.speed = 4.0;
+        p.total = all.len();
+    }
+    snapshot_both_sizes("replay", &app);
+}
+
+#[test]
+fn summary() {
+    let app = app_from_records(&fixture::finished_session());
+    snapshot_both_sizes("summary", &app);
+}
+
+#[test]
+fn help() {
+    let mut app = app_from_records(&fixture::session(4, true));
+    app.act(Action::Help);
+    snapshot_both_sizes("help", &app);
+}
+
+#[test]
+fn too_small() {
+    let app = app_from_records(&fixture::session(4, true));
+    insta::assert_snapshot!("too_small_79x24", render_to_string(&app, &theme(), 79, 24));
+    insta::assert_snapshot!("too_small_40x10", render_to_string(&app, &theme(), 40, 10));
+}
+
+#[test]
+fn no_color_keeps_markers_and_badges_readable() {
+    let app = app_from_records(&fixture::session(4, true));
+    let plain = Theme::load("default", true).unwrap();
+    let text = render_to_string(&app, &plain, 160, 48);
+    for marker in ['●', '▲', '■', '◆'] {
+        assert!(text.contains(marker), "marker {marker} missing");
+    }
+    assert!(text.contains("RUNNING"));
+}
+
+#[test]
+fn the_keymap_text_lists_what_the_hint_bar_shows() {
+    let keymap = Keymap::default();
+    let text = keymap_text(&keymap);
+    for (keys, _) in keymap.hints(Mode::Live) {
+        assert!(text.contains(&keys), "{keys} missing from the keymap text");
+    }
+    insta::assert_snapshot!("keymap_text", text);
+}
+
+fn key(code: KeyCode) -> std::io::Result<Event> {
+    Ok(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ch(c: char) -> std::io::Result<Event> {
+    key(KeyCode::Char(c))
+}
+
+#[test]
+fn replay_transport_jumps_between_days_through_the_event_loop() {
+    let records = fixture::finished_session();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    for k in [ch(']'), ch(']'), ch(']'), ch('['), ch('q')] {
+        tx.unbounded_send(k).unwrap();
+    }
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut app = App::new(Mode::Replay, Keymap::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exit = rt
+        .block_on(run_loop(
+            &mut terminal,
+            &mut app,
+            &theme(),
+            ConsoleSource::Replay {
+                records: records.clone(),
+                speed: 1.0,
+            },
+            rx,
+            30,
+        ))
+        .unwrap();
+    assert_eq!(exit, ConsoleExit::Quit);
+    let m = app.live();
+    assert_eq!(m.stage_day, Some(8), "three days forward, one back");
+    assert!(m.arms.iter().all(|a| a.days.len() == 1), "day 7 complete");
+    assert!(terminal.backend().to_string().contains("REPLAY"));
+}
+
+// ---- a tiny live session steered by scripted keys ----
+
+/// Tiny days and models (as in `engine_session.rs`).
+fn tiny() -> SessionConfig {
+    let sets: Vec<String> = [
+        "data.preset=tiny",
+        "split.history=2",
+        "split.retained=3",
+        "split.online=5",
+        "batch_size=100",
+        "teacher.model=mlp:emb=4,hidden=16",
+        "student.model=dcnv2:emb=8,hidden=16,cross=1",
+        "online.teacher_interval=3",
+        "online.updates_every=2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    SessionConfig::load(None, &sets).expect("tiny config is valid")
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<Record>>>);
+
+impl EventSink for Shared {
+    fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn any(&self, f: impl Fn(&EngineEvent) -> bool) -> bool {
+        self.0.lock().unwrap().iter().any(|r| f(&r.event))
+    }
+
+    /// Waits (up to a minute) until `n` events match.
+    fn wait_count(
+        &self,
+        what: &str,
+        n: usize,
+        f: impl Fn(&EngineEvent) -> bool,
+    ) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| f(&r.event))
+                .count()
+                >= n
+            {
+                std::thread::sleep(Duration::from_millis(50));
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(format!("timed out waiting for {what}"))
+    }
+
+    /// Waits (up to a minute) until an event matches.
+    fn wait_for(&self, what: &str, f: impl Fn(&EngineEvent) -> bool) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if self.any(&f) {
+                // Let the console fold the same record in before the next key.
+                std::thread::sleep(Duration::from_millis(100));
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(format!("timed out waiting for {what}"))
+    }
+}
+
+struct Folders(PathBuf);
+
+impl CheckpointStore for Folders {
+    fn save(
+        &mut self,
+        label: &str,
+        _seq: u64,
+        write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<String> {
+        let dir = self.0.join(label);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        write(&dir)?;
+        Ok(dir.display().to_string())
+    }
+}
+
+#[test]
+fn a_scripted_operator_pauses_changes_the_ratio_resumes_and_quits_resumably() {
+    let ckpt = tempfile::tempdir().unwrap();
+    let seen = Shared::default();
+    let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+    let io = EngineIo {
+        sinks: vec![Box::new(seen.clone()), Box::new(event_tx)],
+        commands: Some(cmd_rx),
+        checkpoints: Some(Box::new(Folders(ckpt.path().to_path_buf()))),
+    };
+    let mut engine = Engine::new(tiny(), "test", "tiny", io).expect("engine starts");
+    let (keys, input) = futures::channel::mpsc::unbounded();
+    // Queued before the engine runs: the pause lands in its first stage.
+    keys.unbounded_send(ch(' ')).unwrap();
+    let engine_thread = std::thread::spawn(move || engine.run());
+
+    let watch = seen.clone();
+    let driver = std::thread::spawn(move || {
+        let script = || -> Result<(), String> {
+            watch.wait_for("Paused", |e| matches!(e, EngineEvent::Paused { .. }))?;
+            // Controls, sampling ratio, one step up, apply.
+            for k in [
+                ch('c'),
+                key(KeyCode::Enter),
+                key(KeyCode::Right),
+                key(KeyCode::Enter),
+            ] {
+                keys.unbounded_send(k).map_err(|e| e.to_string())?;
+            }
+            watch.wait_for("ParamsChanged", |e| {
+                matches!(e, EngineEvent::ParamsChanged { .. })
+            })?;
+            // Resume and pause again at once, until the engine has written a checkpoint: the
+            // stop then lands while it is paused, whatever the speed of the machine.
+            let mut pauses = 1;
+            loop {
+                for k in [ch(' '), ch(' ')] {
+                    keys.unbounded_send(k).map_err(|e| e.to_string())?;
+                }
+                pauses += 1;
+                watch.wait_count("Paused again", pauses, |e| {
+                    matches!(e, EngineEvent::Paused { .. })
+                })?;
+                if watch.any(|e| matches!(e, EngineEvent::Checkpointed { .. })) {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        let result = script();
+        // Always quit, so a failed script cannot hang the console.
+        let _ = keys.unbounded_send(ch('q'));
+        result
+    });
+
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut app = App::new(Mode::Live, Keymap::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exit = rt
+        .block_on(run_loop(
+            &mut terminal,
+            &mut app,
+            &theme(),
+            ConsoleSource::Live {
+                events: event_rx,
+                commands: cmd_tx,
+            },
+            input,
+            30,
+        ))
+        .expect("the console runs");
+    driver.join().unwrap().expect("the script ran");
+    assert_eq!(exit, ConsoleExit::Quit);
+    let outcome = engine_thread
+        .join()
+        .unwrap()
+        .expect("the engine stops cleanly");
+    assert_eq!(outcome, Outcome::Stopped, "quit stops the engine resumably");
+
+    let records = seen.0.lock().unwrap().clone();
+    let initial = records
+        .iter()
+        .find_map(|r| match &r.event {
+            EngineEvent::SessionStarted { params, .. } => Some(params.sampling_ratio),
+            _ => None,
+        })
+        .unwrap();
+    let expected = ((initial + 0.05) * 100.0).round() / 100.0;
+    let kinds: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::Operator { command, .. } => Some(match command {
+                EngineCommand::SetParams { patch } => {
+                    format!("set sampling {:?}", patch.sampling_ratio)
+                }
+                c => format!("{c:?}").to_lowercase(),
+            }),
+            EngineEvent::ParamsChanged { params, .. } => {
+                Some(format!("changed sampling {}", params.sampling_ratio))
+            }
+            EngineEvent::Paused { .. } => Some("paused".into()),
+            EngineEvent::Resumed { .. } => Some("resumed".into()),
+            EngineEvent::Finished { .. } => Some("finished".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds[..6],
+        [
+            "pause".to_string(),
+            "paused".into(),
+            format!("set sampling {:?}", Some(expected)),
+            format!("changed sampling {expected}"),
+            "resume".into(),
+            "resumed".into(),
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(kinds[kinds.len() - 2..], ["paused", "stop"], "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k == "finished"), "{kinds:?}");
+    let checkpoint = records.iter().rev().find_map(|r| match &r.event {
+        EngineEvent::Checkpointed { path, .. } => Some(PathBuf::from(path)),
+        _ => None,
+    });
+    let checkpoint = checkpoint.expect("a checkpoint to resume from");
+    assert!(checkpoint.join("state.json").is_file() || checkpoint.is_dir());
+    // The console saw the same story.
+    let log: Vec<&str> = app.live().log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        log.iter().any(|l| l.starts_with("operator: pause")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.starts_with("applied sampling ratio")),
+        "{log:?}"
+    );
+    assert!(
+        app.pending.sampling_ratio.is_none(),
+        "the change was confirmed"
+    );
+}
+
+/// The README's text capture of the console:
+/// `cargo test --test tui_console readme_capture -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints the README capture"]
+fn readme_capture() {
+    let app = app_from_records(&fixture::session(4, true));
+    println!("{}", render_to_string(&app, &theme(), 80, 24));
+    println!("{}", keymap_text(&Keymap::default()));
+}
