@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+use crate::atomic::write_atomic;
 use crate::engine::events::{EngineEvent, EventSink, Record};
 use crate::engine::report::Report;
 use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SessionConfig};
@@ -213,33 +214,19 @@ pub fn run_attached(
     Ok(outcome)
 }
 
-/// Console options from `--theme`, `NO_COLOR` and the data dir (where the log file goes).
+/// Console options from `--theme`, `NO_COLOR`, `CROSSADAPT_KEYS` (a keymap file) and the data
+/// dir (where the log file goes).
 pub fn console_options(theme: Option<String>) -> anyhow::Result<ConsoleOptions> {
     let log_dir = directories::ProjectDirs::from("", "", "crossadapt")
         .map(|d| d.data_dir().join("logs"))
         .unwrap_or_else(|| std::env::temp_dir().join("crossadapt-logs"));
     Ok(ConsoleOptions {
         theme: theme.unwrap_or_else(|| "default".to_string()),
-        keymap_file: None,
+        // `keys.toml` in the config dir is found by the console itself.
+        keymap_file: std::env::var_os("CROSSADAPT_KEYS").map(std::path::PathBuf::from),
         fps: 15,
         mouse: true,
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         log_dir,
     })
-}
-
-/// Temp file in the same folder, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

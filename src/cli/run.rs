@@ -32,21 +32,24 @@ pub struct RunArgs {
     pub theme: Option<String>,
 }
 
-/// The console unless `--headless` or there is no terminal (then headless, with a note).
-pub fn launch_mode(headless: bool, theme: Option<String>) -> LaunchMode {
+/// The console unless `--headless` or there is no terminal (then headless, with a note). The
+/// console's theme and keymap are checked here, before any session is created or opened, so a
+/// bad `--theme` or keys file leaves nothing behind.
+pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<LaunchMode> {
     if headless {
-        return LaunchMode::Headless;
+        return Ok(LaunchMode::Headless);
     }
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         eprintln!("note: no terminal attached: running headless (use --headless to silence this)");
-        return LaunchMode::Headless;
+        return Ok(LaunchMode::Headless);
     }
-    LaunchMode::Console { theme }
+    crate::tui::validate_options(&super::live::console_options(theme.clone())?)?;
+    Ok(LaunchMode::Console { theme })
 }
 
 pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
-    let mode = launch_mode(args.headless, args.theme.clone());
+    let mode = launch_mode(args.headless, args.theme.clone())?;
     let store = Store::open(sessions_dir)?;
     let name = args
         .name

@@ -12,9 +12,9 @@ use clap::Args;
 use super::live::{attach, console_options, run_attached, Attached, LaunchMode};
 use super::run::launch_mode;
 use super::ConfigArgs;
+use crate::atomic::write_atomic;
 use crate::engine::events::{EngineEvent, ParamPatch, Params};
 use crate::engine::{Engine, Outcome, SessionConfig};
-use crate::session::atomic::write_atomic;
 use crate::session::export::{self, ExportFormat};
 use crate::session::replay::replay_into;
 use crate::session::{DayTablePrinter, SessionSummary, Store};
@@ -26,6 +26,9 @@ pub struct ResumeArgs {
     pub id: String,
     #[arg(long)]
     pub headless: bool,
+    /// Console theme: default, light, high-contrast, colorblind (or a .toml file).
+    #[arg(long)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +40,9 @@ pub struct ReplayArgs {
     pub speed: f64,
     #[arg(long)]
     pub headless: bool,
+    /// Console theme: default, light, high-contrast, colorblind (or a .toml file).
+    #[arg(long)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +61,9 @@ pub struct ForkArgs {
     pub config: ConfigArgs,
     #[arg(long)]
     pub headless: bool,
+    /// Console theme: default, light, high-contrast, colorblind (or a .toml file).
+    #[arg(long)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +107,7 @@ pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let checkpoint = session.latest_checkpoint()?;
     let (id, name) = (session.id().to_string(), session.meta().name.clone());
-    let mode = launch_mode(args.headless, None);
+    let mode = launch_mode(args.headless, args.theme.clone())?;
     match checkpoint {
         Some(ckpt) => {
             for w in &ckpt.warnings {
@@ -138,7 +147,7 @@ pub fn replay(args: &ReplayArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     for w in &contents.warnings {
         eprintln!("warning: {w}");
     }
-    if let LaunchMode::Console { theme } = launch_mode(args.headless, None) {
+    if let LaunchMode::Console { theme } = launch_mode(args.headless, args.theme.clone())? {
         if !(args.speed.is_finite() && args.speed > 0.0) {
             bail!("--speed must be a positive number, got {}", args.speed);
         }
@@ -249,7 +258,7 @@ pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     drop(parent);
     let (session, ckpt) = store.fork(&parent_id, args.from_day, &name, &cfg.to_toml()?)?;
     let id = session.id().to_string();
-    let mode = launch_mode(args.headless, None);
+    let mode = launch_mode(args.headless, args.theme.clone())?;
     if mode == LaunchMode::Headless {
         eprintln!(
             "session {id} ({name}) forked from {parent_id} at day {}",
