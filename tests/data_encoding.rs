@@ -26,7 +26,7 @@ fn vocabulary_min_count_oov_and_save_load() {
     assert!(enc.cat.iter().all(|&id| id >= FIRST_ID));
     // A cut-off drops rare keys to OOV but keeps frequent ones.
     let enc_cut = cut.encode(&day0);
-    assert!(enc_cut.cat.iter().any(|&id| id == OOV_ID));
+    assert!(enc_cut.cat.contains(&OOV_ID));
     assert!(enc_cut.cat.iter().any(|&id| id >= FIRST_ID));
     for f in 0..all.fields.len() {
         assert!(cut.fields[f].entries() <= all.fields[f].entries());
@@ -37,7 +37,7 @@ fn vocabulary_min_count_oov_and_save_load() {
     // Unseen ids of a later day become OOV.
     let later = all.encode(&src.raw_day(9).expect("day 9"));
     assert!(later.cat.iter().all(|&id| id != 0));
-    assert!(later.cat.iter().any(|&id| id == OOV_ID));
+    assert!(later.cat.contains(&OOV_ID));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("vocab.json");
@@ -48,9 +48,7 @@ fn vocabulary_min_count_oov_and_save_load() {
     std::fs::write(&path, "{\"fields\": 3}").expect("corrupt");
     let e = format!(
         "{:#}",
-        Vocabulary::load(&path)
-            .err()
-            .expect("corrupt file must fail")
+        Vocabulary::load(&path).expect_err("corrupt file must fail")
     );
     assert!(e.contains("vocab.json"), "{e}");
 }
@@ -88,13 +86,13 @@ fn split_counts_fractions_and_errors() {
         retained: DayCount::Days(5),
         online: DayCount::Days(1),
     };
-    let e = format!("{:#}", too_many.resolve(10).err().expect("too many days"));
+    let e = format!("{:#}", too_many.resolve(10).expect_err("too many days"));
     assert!(e.contains("11 days") && e.contains("only 10"), "{e}");
     let bad = SplitConfig {
         online: DayCount::Fraction(1.5),
         ..SplitConfig::default()
     };
-    assert!(format!("{:#}", bad.resolve(10).err().expect("bad fraction")).contains("split.online"));
+    assert!(format!("{:#}", bad.resolve(10).expect_err("bad fraction")).contains("split.online"));
     let none = SplitConfig {
         online: DayCount::Days(0),
         ..SplitConfig::default()

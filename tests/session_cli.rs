@@ -190,9 +190,10 @@ fn resuming_a_finished_session_points_to_replay_and_unknown_ids_fail() {
         .args(["resume", &id])
         .assert()
         .success()
-        .stdout(predicate::str::contains("is complete").and(predicate::str::contains(format!(
-            "crossadapt replay {id}"
-        ))));
+        .stdout(
+            predicate::str::contains("is complete")
+                .and(predicate::str::contains(format!("crossadapt replay {id}"))),
+        );
     crossadapt(&root)
         .args(["resume", "20990101-000000-dead"])
         .assert()

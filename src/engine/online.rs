@@ -171,7 +171,7 @@ impl Engine {
                 day: Some(d),
                 batch: bi as u64,
             })?;
-            if adaptive && remeasure > 0 && bi > 0 && bi % remeasure == 0 {
+            if adaptive && remeasure > 0 && bi > 0 && bi.is_multiple_of(remeasure) {
                 let seen = day.slice(0, bi as usize * batch_size);
                 let partial = self.reference_window(self.online_index(d)?)?;
                 let dd = measure_drift(&partial, &seen, self.data.spec());
@@ -238,7 +238,7 @@ impl Engine {
             student_ticks.push(bi);
             student_updates += 1;
             samples += b.rows() as u64;
-            if (bi + 1) % every == 0 || bi + 1 == n_batches {
+            if (bi + 1).is_multiple_of(every) || bi + 1 == n_batches {
                 self.emit(EngineEvent::Updates {
                     arm: name.clone(),
                     day: d,

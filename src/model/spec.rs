@@ -171,7 +171,9 @@ impl ModelSpec {
                 bail!("model spec `{self}`: xdeepfm needs at least one CIN layer")
             }
             Arch::AutoInt
-                if self.att_layers == 0 || self.heads == 0 || self.att_dim % self.heads != 0 =>
+                if self.att_layers == 0
+                    || self.heads == 0
+                    || !self.att_dim.is_multiple_of(self.heads) =>
             {
                 bail!("model spec `{self}`: autoint needs layers >= 1 and att divisible by heads")
             }

@@ -45,7 +45,7 @@ pub fn random_batch(fields: usize, ids: usize, rows: usize, rng: &mut ChaCha8Rng
         let row: Vec<u32> = (0..fields)
             .map(|_| rng.random_range(0..ids as u32))
             .collect();
-        let signal = fields >= 2 && (row[0] + row[1]) % 3 == 0;
+        let signal = fields >= 2 && (row[0] + row[1]).is_multiple_of(3);
         let p = if signal { 0.6 } else { 0.2 };
         b.cat.extend_from_slice(&row);
         b.label
