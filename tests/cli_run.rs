@@ -234,3 +234,34 @@ fn bad_input_fails_with_one_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
 }
+
+/// The demo sessions shipped in `sessions/` replay out of the box, headless and as a capture,
+/// and their logs end with the summary of a finished run.
+#[test]
+fn the_shipped_demo_sessions_replay() {
+    let store = tempfile::tempdir().unwrap();
+    let demos = Path::new(env!("CARGO_MANIFEST_DIR")).join("sessions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&demos).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        seen += 1;
+        let path = dir.to_str().unwrap();
+        let out = run_ok(
+            store.path(),
+            &["replay", path, "--headless", "--speed", "1000000"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("summary") && text.contains("crossadapt"), "{text}");
+        let records = read_log(&dir.join("events.jsonl")).unwrap();
+        assert!(matches!(
+            records.last().map(|r| &r.event),
+            Some(EngineEvent::Finished { .. })
+        ));
+        let out = run_ok(store.path(), &["replay", path, "--capture", "80x24"]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("DONE"));
+    }
+    assert!(seen >= 1, "no demo session in {}", demos.display());
+}

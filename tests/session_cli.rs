@@ -200,3 +200,24 @@ fn resuming_a_finished_session_points_to_replay_and_unknown_ids_fail() {
         .failure()
         .stderr(predicate::str::contains("20990101-000000-dead"));
 }
+
+#[test]
+fn replay_capture_prints_the_dashboard_and_summary_as_text_and_refuses_bad_sizes() {
+    let (_tmp, root, id) = one_session();
+    let out = crossadapt(&root)
+        .args(["replay", &id, "--capture", "80x24"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 48, "{text}");
+    assert!(text.contains("DONE"), "{text}");
+    assert!(text.contains("switch verdict"), "{text}");
+    crossadapt(&root)
+        .args(["replay", &id, "--capture", "80by24"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("WIDTHxHEIGHT"));
+}

@@ -43,6 +43,20 @@ pub struct ReplayArgs {
     /// Console theme: default, light, high-contrast, colorblind (or a .toml file).
     #[arg(long)]
     pub theme: Option<String>,
+    /// Print the console's dashboard and summary after the whole log as plain text at this
+    /// size (e.g. `100x30`) instead of playing it: a screenshot for tickets and docs.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub capture: Option<(u16, u16)>,
+}
+
+/// `WxH` with both sides at least 1, e.g. `100x30`.
+fn parse_size(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("expected WIDTHxHEIGHT such as 100x30, got {text:?}");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    match (w.trim().parse::<u16>(), h.trim().parse::<u16>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +160,22 @@ pub fn replay(args: &ReplayArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let contents = view.records()?;
     for w in &contents.warnings {
         eprintln!("warning: {w}");
+    }
+    if let Some((width, height)) = args.capture {
+        let no_color = true;
+        let theme = crate::tui::Theme::load(args.theme.as_deref().unwrap_or("default"), no_color)?;
+        let mut app = crate::tui::app_from_records(&contents.records);
+        for view in [
+            crate::tui::app::View::Dashboard,
+            crate::tui::app::View::Summary,
+        ] {
+            app.view = view;
+            print!(
+                "{}",
+                crate::tui::render_to_string(&app, &theme, width, height)
+            );
+        }
+        return Ok(());
     }
     if let LaunchMode::Console { theme } = launch_mode(args.headless, args.theme.clone())? {
         if !(args.speed.is_finite() && args.speed > 0.0) {

@@ -19,6 +19,12 @@ use crate::session::replay::MAX_REPLAY_GAP;
 /// Records folded per wake-up before the screen gets a chance to redraw.
 const BATCH: usize = 2048;
 
+/// Shortest gap between redraws caused by engine records alone. Keys redraw at the full frame
+/// rate; records (about ten a second from the default run) only need a few frames a second, and
+/// every frame the console draws is taken from the engine's two compute threads on a 2-core
+/// machine (measured: README, console overhead).
+const RECORD_FRAME_GAP: Duration = Duration::from_millis(250);
+
 /// Where records come from.
 enum Feed {
     Live {
@@ -89,22 +95,28 @@ where
     I: Stream<Item = std::io::Result<Event>> + Unpin,
 {
     let frame_gap = Duration::from_secs_f64(1.0 / f64::from(fps.clamp(1, 60)));
+    let record_gap = frame_gap.max(RECORD_FRAME_GAP);
     let mut dirty = true;
+    // Dirty because of a key or the mouse: redraw at the full frame rate.
+    let mut urgent = true;
     let mut last_draw: Option<Instant> = None;
     let mut input_open = true;
     loop {
         let now = Instant::now();
-        if dirty && last_draw.is_none_or(|t| now >= t + frame_gap) {
+        let gap = if urgent { frame_gap } else { record_gap };
+        if dirty && last_draw.is_none_or(|t| now >= t + gap) {
             terminal.draw(|f| super::ui::render(f, app, theme))?;
             if let Ok(size) = terminal.size() {
                 app.size = (size.width, size.height);
             }
             dirty = false;
+            urgent = false;
             last_draw = Some(now);
         }
+        let gap = if urgent { frame_gap } else { record_gap };
         let draw_at = last_draw
             .filter(|_| dirty)
-            .map(|t| tokio::time::Instant::from_std(t + frame_gap));
+            .map(|t| tokio::time::Instant::from_std(t + gap));
         let (live_open, replay_due) = match feed {
             Feed::Live { open, .. } => (*open, None),
             Feed::Replay { due, .. } => (false, due.map(tokio::time::Instant::from_std)),
@@ -123,6 +135,7 @@ where
                         }
                     }
                     dirty = true;
+                    urgent = true;
                 }
                 Some(Err(e)) => return Err(anyhow::anyhow!("cannot read the terminal: {e}")),
                 None => input_open = false,
