@@ -7,27 +7,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crossadapt::engine::config::TINY_SETS;
 use crossadapt::engine::events::{EngineEvent, EvalMetrics};
 use crossadapt::session::read_log;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 
-const TINY: &[&str] = &[
-    "--set",
-    "data.preset=tiny",
-    "--set",
-    "split.history=2",
-    "--set",
-    "split.retained=3",
-    "--set",
-    "split.online=5",
-    "--set",
-    "batch_size=100",
-    "--set",
-    "teacher.model=mlp:emb=4,hidden=16",
-    "--set",
-    "student.model=dcnv2:emb=8,hidden=16,cross=1",
-];
+/// `--set K=V` for every override of the tiny session.
+fn tiny_args() -> Vec<&'static str> {
+    TINY_SETS.iter().flat_map(|s| ["--set", *s]).collect()
+}
 
 fn crossadapt(store: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
@@ -75,7 +64,7 @@ fn a_headless_run_prints_days_and_writes_its_report() {
     let store = tempfile::tempdir().unwrap();
     let report = store.path().join("report.json");
     let mut args = vec!["run", "--headless", "--report", report.to_str().unwrap()];
-    args.extend(TINY);
+    args.extend(tiny_args());
     let out = run_ok(store.path(), &args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -97,7 +86,7 @@ fn a_headless_run_prints_days_and_writes_its_report() {
 fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_numbers() {
     let store = tempfile::tempdir().unwrap();
     let mut args = vec!["run", "--headless"];
-    args.extend(TINY);
+    args.extend(tiny_args());
     run_ok(store.path(), &args);
     let full_dir = session_dirs(store.path()).remove(0);
     let expected: BTreeMap<_, _> = metrics_of(&full_dir).into_iter().collect();
@@ -145,7 +134,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_numbers() {
 fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
     let store = tempfile::tempdir().unwrap();
     let mut args = vec!["run", "--headless"];
-    args.extend(TINY);
+    args.extend(tiny_args());
     run_ok(store.path(), &args);
     let parent = session_dirs(store.path()).remove(0);
     let id = parent.file_name().unwrap().to_str().unwrap().to_string();
@@ -198,7 +187,7 @@ fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
 
 fn fails_with(store: &Path, extra: &[&str], needle: &str) {
     let mut args = vec!["run", "--headless"];
-    args.extend(TINY);
+    args.extend(tiny_args());
     args.extend(extra);
     let out = crossadapt(store, &args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -254,7 +243,10 @@ fn the_shipped_demo_sessions_replay() {
             &["replay", path, "--headless", "--speed", "1000000"],
         );
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("summary") && text.contains("crossadapt"), "{text}");
+        assert!(
+            text.contains("summary") && text.contains("crossadapt"),
+            "{text}"
+        );
         let records = read_log(&dir.join("events.jsonl")).unwrap();
         assert!(matches!(
             records.last().map(|r| &r.event),

@@ -5,29 +5,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crossadapt::engine::config::TINY_SETS;
 use crossadapt::engine::events::{EngineEvent, EvalMetrics, ParamPatch};
 use crossadapt::engine::report::Report;
 use crossadapt::engine::{
     CheckpointStore, Engine, EngineCommand, EngineIo, EventSink, Outcome, Record, SessionConfig,
 };
 
-/// 10 tiny days: 2 history, 3 retained, 5 online (shock on day 6), small models.
+/// The tiny session of [`TINY_SETS`] plus `extra` overrides.
 fn tiny(extra: &[&str]) -> SessionConfig {
-    let mut sets: Vec<String> = [
-        "data.preset=tiny",
-        "split.history=2",
-        "split.retained=3",
-        "split.online=5",
-        "batch_size=100",
-        "teacher.model=mlp:emb=4,hidden=16",
-        "student.model=dcnv2:emb=8,hidden=16,cross=1",
-        "online.teacher_interval=3",
-        "online.updates_every=2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    sets.extend(extra.iter().map(|s| s.to_string()));
+    let sets: Vec<String> = TINY_SETS
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
     SessionConfig::load(None, &sets).expect("tiny config is valid")
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crossadapt::engine::config::TINY_SETS;
 use crossadapt::engine::events::EngineEvent;
 use crossadapt::engine::{
     CheckpointStore, Engine, EngineCommand, EngineIo, EventSink, Outcome, Record, SessionConfig,
@@ -144,22 +145,9 @@ fn replay_transport_jumps_between_days_through_the_event_loop() {
 
 // ---- a tiny live session steered by scripted keys ----
 
-/// Tiny days and models (as in `engine_session.rs`).
+/// The tiny session of [`TINY_SETS`].
 fn tiny() -> SessionConfig {
-    let sets: Vec<String> = [
-        "data.preset=tiny",
-        "split.history=2",
-        "split.retained=3",
-        "split.online=5",
-        "batch_size=100",
-        "teacher.model=mlp:emb=4,hidden=16",
-        "student.model=dcnv2:emb=8,hidden=16,cross=1",
-        "online.teacher_interval=3",
-        "online.updates_every=2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let sets: Vec<String> = TINY_SETS.iter().map(|s| s.to_string()).collect();
     SessionConfig::load(None, &sets).expect("tiny config is valid")
 }
 

@@ -186,6 +186,20 @@ impl Default for OnlineConfig {
     }
 }
 
+/// `--set` overrides of a session small enough for tests and smoke runs: 10 tiny synthetic days
+/// (2 history, 3 retained, 5 online, the shock on day 6) and small models; a run takes seconds.
+pub const TINY_SETS: &[&str] = &[
+    "data.preset=tiny",
+    "split.history=2",
+    "split.retained=3",
+    "split.online=5",
+    "batch_size=100",
+    "teacher.model=mlp:emb=4,hidden=16",
+    "student.model=dcnv2:emb=8,hidden=16,cross=1",
+    "online.teacher_interval=3",
+    "online.updates_every=2",
+];
+
 impl SessionConfig {
     /// Reads `file` (if any), applies `--set` overrides in order, and validates the result.
     pub fn load(file: Option<&Path>, sets: &[String]) -> anyhow::Result<SessionConfig> {
