@@ -446,3 +446,78 @@ pub(crate) fn check_loss(loss: anyhow::Result<f32>, who: &str) -> anyhow::Result
 }
 
 use rand::SeedableRng as _;
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::config::TINY_SETS;
+    use crate::engine::events::Stage;
+    use crate::engine::seeds::derive;
+    use crate::engine::{Engine, EngineIo, SessionConfig};
+    use crate::method::sampler::Strategy;
+
+    fn tiny_engine() -> Engine {
+        let sets: Vec<String> = TINY_SETS.iter().map(|s| s.to_string()).collect();
+        let cfg = SessionConfig::load(None, &sets).unwrap();
+        let io = EngineIo {
+            sinks: vec![],
+            commands: None,
+            checkpoints: None,
+        };
+        Engine::new(cfg, "t", "t", io).unwrap()
+    }
+
+    /// The 1A -> 1B -> 1C path of the engine itself: 1B moves the dense part and leaves every
+    /// embedding bit-identical to the projected tables; 1C then moves the embeddings too.
+    #[test]
+    fn dense_distillation_leaves_the_projected_embeddings_bit_identical() {
+        let mut engine = tiny_engine();
+        engine.prepare_teacher().unwrap();
+        let spec = engine.student_spec.clone();
+        let mut student = engine.new_trainer(&spec, derive(1, "init", 0, 0)).unwrap();
+        engine.transfer("crossadapt", &mut student).unwrap();
+        let projected = student.model().embeddings().data.clone();
+        let probe = engine.retained_pool().unwrap().slice(0, 200);
+        let before = student.predict_logits(&probe).unwrap();
+
+        student.set_frozen(true, false);
+        let n = engine
+            .distill_pass(
+                "crossadapt",
+                Stage::DenseDistill,
+                &mut student,
+                Strategy::Biased,
+                5,
+            )
+            .unwrap();
+        assert!(n > 0);
+        let after_1b = student.model().embeddings().data.clone();
+        assert!(
+            projected
+                .iter()
+                .zip(&after_1b)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "1B changed an embedding"
+        );
+        assert_ne!(
+            before,
+            student.predict_logits(&probe).unwrap(),
+            "1B trained nothing"
+        );
+
+        student.set_frozen(false, false);
+        engine
+            .distill_pass(
+                "crossadapt",
+                Stage::JointDistill,
+                &mut student,
+                Strategy::Biased,
+                6,
+            )
+            .unwrap();
+        assert_ne!(
+            after_1b,
+            student.model().embeddings().data,
+            "1C froze the tables"
+        );
+    }
+}

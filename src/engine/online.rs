@@ -201,12 +201,8 @@ impl Engine {
                         } else {
                             p.replay_ratio
                         };
-                        let pool = self.retained_pool()?;
                         let n = (ratio * b.rows() as f64).round() as usize;
-                        let rows: Vec<usize> = (0..n)
-                            .map(|_| replay_rng.random_range(0..pool.rows()))
-                            .collect();
-                        x.extend(&pool.gather(&rows));
+                        x.extend(&draw_replay(self.retained_pool()?, n, &mut replay_rng));
                     }
                     let teacher = match &arm.teacher {
                         Some(t) => t,
@@ -310,6 +306,15 @@ impl Engine {
     }
 }
 
+/// `n` rows drawn uniformly, with replacement, from the retained pool (none when it is empty).
+pub(crate) fn draw_replay(pool: &Batch, n: usize, rng: &mut ChaCha8Rng) -> Batch {
+    if pool.is_empty() {
+        return Batch::empty(pool.num_cat, pool.num_num);
+    }
+    let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..pool.rows())).collect();
+    pool.gather(&rows)
+}
+
 /// Per-field PSI and Jensen-Shannon of `current` against `reference` (top ids + "other" +
 /// "unseen" buckets), and the two label rates.
 pub(crate) fn measure_drift(
@@ -338,5 +343,72 @@ pub(crate) fn measure_drift(
         fields,
         label_rate: current.positive_rate(),
         reference_label_rate: reference.positive_rate(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::draw_replay;
+    use crate::engine::config::TINY_SETS;
+    use crate::engine::{Engine, EngineIo, SessionConfig};
+
+    /// A row as a comparable key: its ids, numeric bits and label.
+    fn key(b: &crate::data::Batch, r: usize) -> (Vec<u32>, Vec<u32>, u32) {
+        (
+            b.cat_row(r).to_vec(),
+            b.num_row(r).iter().map(|v| v.to_bits()).collect(),
+            b.label[r].to_bits(),
+        )
+    }
+
+    #[test]
+    fn replay_rows_come_from_the_retained_days_only() {
+        let sets: Vec<String> = TINY_SETS.iter().map(|s| s.to_string()).collect();
+        let cfg = SessionConfig::load(None, &sets).unwrap();
+        let io = EngineIo {
+            sinks: vec![],
+            commands: None,
+            checkpoints: None,
+        };
+        let mut engine = Engine::new(cfg, "t", "t", io).unwrap();
+        let plan = engine.plan.clone();
+        let mut retained = HashSet::new();
+        for &d in &plan.retained {
+            let day = engine.data.day(d as usize).unwrap();
+            retained.extend((0..day.rows()).map(|r| key(&day, r)));
+        }
+        // Rows that exist only outside the retained window (history and online days).
+        let mut elsewhere = HashSet::new();
+        for &d in plan.history.iter().chain(&plan.online) {
+            let day = engine.data.day(d as usize).unwrap();
+            elsewhere.extend(
+                (0..day.rows())
+                    .map(|r| key(&day, r))
+                    .filter(|k| !retained.contains(k)),
+            );
+        }
+        assert!(!elsewhere.is_empty());
+        let pool = engine.retained_pool().unwrap().clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let drawn = draw_replay(&pool, 5_000, &mut rng);
+        assert_eq!(drawn.rows(), 5_000);
+        let mut distinct = HashSet::new();
+        for r in 0..drawn.rows() {
+            let k = key(&drawn, r);
+            assert!(retained.contains(&k), "row {r} is not from a retained day");
+            assert!(!elsewhere.contains(&k));
+            distinct.insert(k);
+        }
+        // Uniform over the pool: 5,000 draws from 3,000 rows reach most of them.
+        assert!(
+            distinct.len() > pool.rows() / 2,
+            "{} distinct",
+            distinct.len()
+        );
     }
 }
