@@ -185,6 +185,42 @@ fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot change seed"));
 }
 
+/// `keep_day_checkpoints = 2`: the run keeps the two newest day checkpoints (plus teacher and
+/// done), and a fork from a pruned day fails naming the days that are left.
+#[test]
+fn old_day_checkpoints_are_pruned_when_asked() {
+    let store = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "--headless"];
+    args.extend(tiny_args());
+    args.extend(["--set", "keep_day_checkpoints=2"]);
+    run_ok(store.path(), &args);
+    let dir = session_dirs(store.path()).remove(0);
+    let mut labels: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["day-0008", "day-0009", "done", "teacher"]);
+    let id = dir.file_name().unwrap().to_str().unwrap().to_string();
+    let out = crossadapt(
+        store.path(),
+        &["fork", &id, "--from-day", "6", "--headless"],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("day 6") && stderr.contains("8, 9"),
+        "{stderr}"
+    );
+    fails_with(
+        store.path(),
+        &["--set", "keep_day_checkpoints=1"],
+        "keep_day_checkpoints",
+    );
+}
+
 fn fails_with(store: &Path, extra: &[&str], needle: &str) {
     let mut args = vec!["run", "--headless"];
     args.extend(tiny_args());

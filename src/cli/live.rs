@@ -25,11 +25,18 @@ pub enum LaunchMode {
 /// The session and its status, shared by the log writer and the checkpoint writer on the
 /// engine thread.
 #[derive(Clone)]
-pub struct SharedSession(Arc<Mutex<(Session, Status)>>);
+pub struct SharedSession {
+    inner: Arc<Mutex<(Session, Status)>>,
+    /// `keep_day_checkpoints` of the session's config (0 = keep every day).
+    keep_day_checkpoints: usize,
+}
 
 impl SharedSession {
-    fn new(session: Session, status: Status) -> Self {
-        SharedSession(Arc::new(Mutex::new((session, status))))
+    fn new(session: Session, status: Status, keep_day_checkpoints: usize) -> Self {
+        SharedSession {
+            inner: Arc::new(Mutex::new((session, status))),
+            keep_day_checkpoints,
+        }
     }
 
     fn with<T>(
@@ -37,7 +44,7 @@ impl SharedSession {
         f: impl FnOnce(&mut Session, &mut Status) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         let mut guard = self
-            .0
+            .inner
             .lock()
             .map_err(|_| anyhow::anyhow!("session writer poisoned by an earlier failure"))?;
         let (session, status) = &mut *guard;
@@ -82,8 +89,12 @@ impl CheckpointStore for SharedSession {
         seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<String> {
+        let keep = self.keep_day_checkpoints;
         self.with(|s, _| {
             let dir = s.write_checkpoint(label, seq, |staging| write(staging))?;
+            if keep > 0 && label.starts_with("day-") {
+                s.prune_day_checkpoints(keep)?;
+            }
             Ok(dir
                 .strip_prefix(s.dir())
                 .unwrap_or(&dir)
@@ -118,6 +129,7 @@ pub struct Wiring {
 
 pub fn attach(
     session: Session,
+    cfg: &SessionConfig,
     mode: &LaunchMode,
     events_file: Option<&Path>,
 ) -> anyhow::Result<Attached> {
@@ -126,7 +138,7 @@ pub fn attach(
     for record in session.records()?.records {
         status.observe(&record);
     }
-    let shared = SharedSession::new(session, status);
+    let shared = SharedSession::new(session, status, cfg.keep_day_checkpoints);
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(shared.clone())];
     if let Some(path) = events_file {
         let file = File::create(path)

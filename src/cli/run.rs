@@ -63,7 +63,7 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if mode == LaunchMode::Headless {
         eprintln!("session {id} ({name}) in {}", session.dir().display());
     }
-    let Attached { io, shared } = attach(session, &mode, args.events.as_deref())?;
+    let Attached { io, shared } = attach(session, &cfg, &mode, args.events.as_deref())?;
     let engine = Engine::new(cfg.clone(), &id, &name, io)?;
     let outcome = run_attached(engine, shared, &mode, &cfg, args.report.as_deref())?;
     if outcome == Outcome::Stopped {

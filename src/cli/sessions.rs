@@ -131,14 +131,14 @@ pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
                 eprintln!("resuming session {id} from checkpoint {}", ckpt.label);
             }
             session.truncate_log_after(ckpt.seq)?;
-            let Attached { io, shared } = attach(session, &mode, None)?;
+            let Attached { io, shared } = attach(session, &cfg, &mode, None)?;
             let engine = Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io)?;
             finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
         }
         None => {
             eprintln!("session {id} has no checkpoint yet: starting it over");
             session.clear_log()?;
-            let Attached { io, shared } = attach(session, &mode, None)?;
+            let Attached { io, shared } = attach(session, &cfg, &mode, None)?;
             let engine = Engine::new(cfg.clone(), &id, &name, io)?;
             finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
         }
@@ -295,7 +295,7 @@ pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
             args.from_day
         );
     }
-    let Attached { io, shared } = attach(session, &mode, None)?;
+    let Attached { io, shared } = attach(session, &cfg, &mode, None)?;
     let mut engine = Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io)?;
     engine.apply_patch(&param_changes(&parent_cfg.params(), &cfg.params()))?;
     finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)

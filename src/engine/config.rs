@@ -42,6 +42,10 @@ pub struct SessionConfig {
     pub method: MethodConfig,
     pub online: OnlineConfig,
     pub adaptation: AdaptationConfig,
+    /// Day checkpoints to keep on disk, newest first (0 = every day, so `fork --from-day` can
+    /// start anywhere). A default run writes 84 MB a day; at least 2 when set, so a damaged
+    /// newest checkpoint can still fall back to the one before.
+    pub keep_day_checkpoints: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,6 +139,7 @@ impl Default for SessionConfig {
             method: MethodConfig::default(),
             online: OnlineConfig::default(),
             adaptation: AdaptationConfig::default(),
+            keep_day_checkpoints: 0,
         }
     }
 }
@@ -273,6 +278,10 @@ impl SessionConfig {
             self.schema_version <= CONFIG_SCHEMA_VERSION,
             "config schema version {} is newer than this crossadapt understands ({CONFIG_SCHEMA_VERSION})",
             self.schema_version
+        );
+        anyhow::ensure!(
+            self.keep_day_checkpoints != 1,
+            "keep_day_checkpoints must be 0 (keep all) or at least 2 (a damaged newest checkpoint falls back to the one before), got 1"
         );
         self.teacher
             .model

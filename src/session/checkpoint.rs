@@ -184,6 +184,43 @@ pub(crate) fn for_day(session_dir: &Path, day: u32) -> Result<CheckpointRef> {
     })
 }
 
+/// Deletes all but the `keep` newest day checkpoints (`day-NNNN` and the pause checkpoints
+/// `day-NNNN-arm-K`, ordered by the log position they cover); `teacher` and `done` stay, and so
+/// does anything whose manifest does not read. Returns the labels removed.
+pub(crate) fn prune_days(session_dir: &Path, keep: usize) -> Result<Vec<String>> {
+    let mut days = Vec::new();
+    for dir in labelled_dirs(session_dir)? {
+        let label = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !label.starts_with("day-") {
+            continue;
+        }
+        if let Ok(m) =
+            read_json::<CheckpointManifest>(&dir.join(MANIFEST_FILE), MANIFEST_SCHEMA_VERSION)
+        {
+            days.push((m.seq, label, dir));
+        }
+    }
+    days.sort_by(|a, b| b.0.cmp(&a.0));
+    let root = session_dir.join(CHECKPOINTS_DIR);
+    let mut removed = Vec::new();
+    for (_, label, dir) in days.into_iter().skip(keep) {
+        // Renamed first, so a crash mid-delete leaves a leftover, never half a checkpoint.
+        let trash = root.join(format!(".pruned-{label}-{}", std::process::id()));
+        std::fs::rename(&dir, &trash)
+            .with_context(|| format!("cannot remove the old checkpoint {}", dir.display()))?;
+        std::fs::remove_dir_all(&trash)
+            .with_context(|| format!("cannot remove {}", trash.display()))?;
+        removed.push(label);
+    }
+    if !removed.is_empty() {
+        sync_dir(&root)?;
+    }
+    Ok(removed)
+}
+
 /// Removes what a crash left behind (the caller holds the lock): temporary files of atomic
 /// writes in the session directory, staging and replaced checkpoint directories.
 pub(crate) fn clean_leftovers(session_dir: &Path) -> Result<()> {
@@ -203,7 +240,10 @@ pub(crate) fn clean_leftovers(session_dir: &Path) -> Result<()> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(".staging-") || name.starts_with(".replaced-") {
+        if [".staging-", ".replaced-", ".pruned-"]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
             std::fs::remove_dir_all(entry.path()).with_context(|| {
                 format!("cannot remove the leftover {}", entry.path().display())
             })?;
