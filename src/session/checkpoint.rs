@@ -203,7 +203,7 @@ pub(crate) fn prune_days(session_dir: &Path, keep: usize) -> Result<Vec<String>>
             days.push((m.seq, label, dir));
         }
     }
-    days.sort_by(|a, b| b.0.cmp(&a.0));
+    days.sort_by_key(|d| std::cmp::Reverse(d.0));
     let root = session_dir.join(CHECKPOINTS_DIR);
     let mut removed = Vec::new();
     for (_, label, dir) in days.into_iter().skip(keep) {
