@@ -241,7 +241,7 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
         .max(4);
     writeln!(
         out,
-        "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:>4}  {:<24}  headline (AUC)",
+        "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:>4}  {:<24}  AUC on the latest day",
         "id", "name", "created", "status", "day", "arms"
     )?;
     for s in sessions {
