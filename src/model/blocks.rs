@@ -4,6 +4,7 @@ use anyhow::Result;
 use candle_core::{Tensor, D};
 use rand_chacha::ChaCha8Rng;
 
+use super::fused::bias_relu;
 use super::params::ParamSet;
 
 /// `x W + b` with `W` stored as `(in, out)`, so the forward needs no transposed copy.
@@ -25,6 +26,14 @@ impl Linear {
             w: ps.glorot(rng, &format!("{name}.w"), &[inp, out])?,
             b: ps.zeros(&format!("{name}.b"), &[out])?,
         })
+    }
+
+    /// `relu(x W + b)` for `(B, in) -> (B, out)`, with the bias and the ReLU fused into one op.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        if x.rank() != 2 {
+            return Ok(self.forward(x)?.relu()?);
+        }
+        Ok(bias_relu(&x.matmul(&self.w)?, &self.b)?)
     }
 
     /// `(B, in) -> (B, out)`; also `(B, F, in) -> (B, F, out)`.
@@ -78,7 +87,7 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for l in &self.layers {
-            h = l.forward(&h)?.relu()?;
+            h = l.forward_relu(&h)?;
         }
         Ok(h)
     }

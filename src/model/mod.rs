@@ -17,6 +17,7 @@ use crate::data::FeatureSpec;
 pub mod arch;
 pub mod blocks;
 pub mod embedding;
+pub mod fused;
 pub mod params;
 pub mod spec;
 
