@@ -6,10 +6,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use crate::data::{DataConfig, Dataset, SynthConfig, Vocabulary};
 use crate::model::{build_model, ModelSpec};
 use crate::train::bench::{self, BenchConfig};
 use crate::train::metrics::evaluate;
-use crate::train::toy::ToyWorld;
 use crate::train::{EmbOptimizer, Target, TrainConfig, Trainer};
 
 #[derive(Debug, Args)]
@@ -32,8 +32,11 @@ pub struct TrainArgs {
     /// Embedding optimiser: adam or adagrad.
     #[arg(long, default_value = "adam")]
     pub emb_optimizer: String,
+    /// Embedding learning rate (default: the session default, 0.02; METHOD.md's 0.1 is unstable
+    /// on 20,000-row days, see the README).
     #[arg(long)]
     pub emb_lr: Option<f64>,
+    /// Dense learning rate (default 1e-3).
     #[arg(long)]
     pub dense_lr: Option<f64>,
     #[arg(long, default_value_t = 2)]
@@ -112,22 +115,39 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         threads: args.threads,
         ..TrainConfig::default()
     };
-    if let Some(lr) = args.emb_lr {
-        cfg.emb_lr = lr;
-    }
+    cfg.emb_lr = args
+        .emb_lr
+        .unwrap_or(crate::engine::SessionConfig::default().train.emb_lr);
     if let Some(lr) = args.dense_lr {
         cfg.dense_lr = lr;
     }
-    let world = ToyWorld::new(8, 100, args.seed);
-    let model = build_model(&spec, &world.features, args.seed)?;
+    if args.rows_per_day == 0 {
+        bail!("--rows-per-day must be at least 1");
+    }
+    // The built-in drifting stream (seed = --seed), long enough for the days asked for; the
+    // vocabulary comes from the training days (min count 2), as in a session.
+    let synth = SynthConfig {
+        seed: args.seed,
+        rows_per_day: args.rows_per_day,
+        days: SynthConfig::default()
+            .days
+            .max(days.end as usize)
+            .max(args.eval_day as usize + 1),
+        ..SynthConfig::default()
+    };
+    let source = DataConfig::Synthetic(synth).open()?;
+    let fit_days: Vec<usize> = days.clone().map(|d| d as usize).collect();
+    let vocab = Vocabulary::fit(source.as_ref(), &fit_days, 2)?;
+    let data = Dataset::new(source, vocab);
+    let model = build_model(&spec, data.spec(), args.seed)?;
     let params = model.param_count();
     let mut tr = Trainer::new(model, &cfg)?;
     let start = Instant::now();
     let mut samples = 0usize;
     for _ in 0..args.epochs.max(1) {
         for day in days.clone() {
-            let data = world.batch(args.rows_per_day, day as u64);
-            for b in data.chunks(args.batch) {
+            let rows = data.day(day as usize)?;
+            for b in rows.chunks(args.batch) {
                 tr.train_batch(&b, Target::Labels)
                     .with_context(|| format!("training {spec} on day {day}"))?;
                 samples += b.rows();
@@ -135,9 +155,9 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let eval = world.batch(args.rows_per_day, args.eval_day as u64);
+    let eval = data.day(args.eval_day as usize)?;
     let logits = tr.predict_logits(&eval)?;
-    let m = evaluate(&logits, &eval, world.features.user_index());
+    let m = evaluate(&logits, &eval, data.spec().user_index());
     let auc = m.auc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
     println!(
         "model={spec} params={params} days={}..{} eval_day={} auc={auc} logloss={:.4} bias={:+.4} ne={:.4} seconds={secs:.2} samples={samples} samples_per_sec={:.0}",

@@ -1,0 +1,52 @@
+//! `crossadapt train` on the built-in synthetic stream, and its bad input.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
+
+fn train(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("train").args(args).output().unwrap()
+}
+
+#[test]
+fn trains_on_synthetic_days_and_prints_the_metrics() {
+    let out = train(&["--model", "lr", "--days", "0..4", "--eval-day", "4"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in [
+        "auc=",
+        "logloss=",
+        "bias=",
+        "seconds=",
+        "samples=80000",
+        "samples_per_sec=",
+    ] {
+        assert!(stdout.contains(key), "{key} missing: {stdout}");
+    }
+    let auc: f64 = stdout
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("auc="))
+        .and_then(|v| v.parse().ok())
+        .expect("an AUC");
+    assert!(auc > 0.55, "the stream is learnable: {auc}");
+}
+
+#[test]
+fn bad_arguments_fail_with_one_sentence() {
+    for (args, needle) in [
+        (vec!["--model", "transformerx"], "transformerx"),
+        (vec!["--days", "5..5"], "empty"),
+        (vec!["--rows-per-day", "0"], "rows-per-day"),
+        (vec!["--emb-optimizer", "sgd"], "sgd"),
+    ] {
+        let out = train(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
