@@ -5,32 +5,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crossadapt::engine::config::TINY_SETS;
 use crossadapt::engine::events::{EngineEvent, EvalMetrics, ParamPatch};
 use crossadapt::engine::report::Report;
 use crossadapt::engine::{
-    CheckpointStore, Engine, EngineCommand, EngineIo, EventSink, Outcome, Record, SessionConfig,
+    CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SessionConfig,
 };
 
-/// The tiny session of [`TINY_SETS`] plus `extra` overrides.
 fn tiny(extra: &[&str]) -> SessionConfig {
-    let sets: Vec<String> = TINY_SETS
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect();
-    SessionConfig::load(None, &sets).expect("tiny config is valid")
+    SessionConfig::tiny(extra).expect("tiny config is valid")
 }
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<Record>>>);
-
-impl EventSink for Shared {
-    fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
-        self.0.lock().unwrap().push(record.clone());
-        Ok(())
-    }
-}
+/// What the engine emitted, readable from the test thread.
+type Shared = Arc<Mutex<Vec<Record>>>;
 
 /// Checkpoints into plain folders, remembering each label's seq.
 #[derive(Clone)]
@@ -64,7 +50,7 @@ fn run(cfg: SessionConfig, checkpoints: Option<Folders>) -> (Outcome, Vec<Record
     };
     let mut engine = Engine::new(cfg, "test", "tiny", io).expect("engine starts");
     let outcome = engine.run().expect("run completes");
-    let records = sink.0.lock().unwrap().clone();
+    let records = sink.lock().unwrap().clone();
     (outcome, records)
 }
 
@@ -173,7 +159,7 @@ fn resuming_from_any_checkpoint_reaches_the_uninterrupted_numbers() {
         )
         .unwrap_or_else(|e| panic!("resume from {label}: {e:#}"));
         assert_eq!(engine.run().unwrap(), Outcome::Finished);
-        let resumed = sink.0.lock().unwrap().clone();
+        let resumed = sink.lock().unwrap().clone();
         assert_eq!(resumed[0].seq, seq + 1, "numbering continues after {label}");
         for (key, m) in day_metrics(&resumed) {
             assert_eq!(
@@ -245,7 +231,7 @@ fn operator_commands_are_logged_and_change_the_schedule_from_the_next_batch() {
     let mut engine = Engine::new(tiny(&[]), "test", "tiny", io).unwrap();
     assert_eq!(engine.run().unwrap(), Outcome::Finished);
     drop(tx);
-    let records = sink.0.lock().unwrap().clone();
+    let records = sink.lock().unwrap().clone();
     let kinds: Vec<&str> = records
         .iter()
         .filter_map(|r| match &r.event {

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossadapt::engine::config::TINY_SETS;
 use crossadapt::engine::events::EngineEvent;
 use crossadapt::engine::{
-    CheckpointStore, Engine, EngineCommand, EngineIo, EventSink, Outcome, Record, SessionConfig,
+    CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SessionConfig,
 };
 use crossadapt::tui::action::{Action, Mode};
 use crossadapt::tui::app::App;
@@ -145,21 +144,12 @@ fn replay_transport_jumps_between_days_through_the_event_loop() {
 
 // ---- a tiny live session steered by scripted keys ----
 
-/// The tiny session of [`TINY_SETS`].
 fn tiny() -> SessionConfig {
-    let sets: Vec<String> = TINY_SETS.iter().map(|s| s.to_string()).collect();
-    SessionConfig::load(None, &sets).expect("tiny config is valid")
+    SessionConfig::tiny(&[]).expect("tiny config is valid")
 }
 
 #[derive(Clone, Default)]
 struct Shared(Arc<Mutex<Vec<Record>>>);
-
-impl EventSink for Shared {
-    fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
-        self.0.lock().unwrap().push(record.clone());
-        Ok(())
-    }
-}
 
 impl Shared {
     fn any(&self, f: impl Fn(&EngineEvent) -> bool) -> bool {
@@ -231,7 +221,7 @@ fn a_scripted_operator_pauses_changes_the_ratio_resumes_and_quits_resumably() {
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let io = EngineIo {
-        sinks: vec![Box::new(seen.clone()), Box::new(event_tx)],
+        sinks: vec![Box::new(seen.0.clone()), Box::new(event_tx)],
         commands: Some(cmd_rx),
         checkpoints: Some(Box::new(Folders(ckpt.path().to_path_buf()))),
     };

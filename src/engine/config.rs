@@ -211,6 +211,16 @@ pub const TINY_SETS: &[&str] = &[
 ];
 
 impl SessionConfig {
+    /// The session of [`TINY_SETS`] followed by `extra` overrides.
+    pub fn tiny(extra: &[&str]) -> anyhow::Result<SessionConfig> {
+        let sets: Vec<String> = TINY_SETS
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        SessionConfig::load(None, &sets)
+    }
+
     /// Reads `file` (if any), applies `--set` overrides in order, and validates the result.
     pub fn load(file: Option<&Path>, sets: &[String]) -> anyhow::Result<SessionConfig> {
         let mut doc: toml::Table = match file {

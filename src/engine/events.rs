@@ -390,6 +390,15 @@ impl EventSink for Vec<Record> {
     }
 }
 
+/// A sink shared with another thread (a test reading what the engine emitted so far).
+impl<S: EventSink> EventSink for std::sync::Arc<std::sync::Mutex<S>> {
+    fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+        self.lock()
+            .map_err(|_| anyhow::anyhow!("event sink poisoned by an earlier panic"))?
+            .emit(record)
+    }
+}
+
 impl EventSink for std::sync::mpsc::Sender<Record> {
     fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
         // A closed console must not stop the engine: the session log still records everything.

@@ -449,22 +449,10 @@ use rand::SeedableRng as _;
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::config::TINY_SETS;
     use crate::engine::events::Stage;
+    use crate::engine::run::tiny_engine;
     use crate::engine::seeds::derive;
-    use crate::engine::{Engine, EngineIo, SessionConfig};
     use crate::method::sampler::Strategy;
-
-    fn tiny_engine() -> Engine {
-        let sets: Vec<String> = TINY_SETS.iter().map(|s| s.to_string()).collect();
-        let cfg = SessionConfig::load(None, &sets).unwrap();
-        let io = EngineIo {
-            sinks: vec![],
-            commands: None,
-            checkpoints: None,
-        };
-        Engine::new(cfg, "t", "t", io).unwrap()
-    }
 
     /// The 1A -> 1B -> 1C path of the engine itself: 1B moves the dense part and leaves every
     /// embedding bit-identical to the projected tables; 1C then moves the embeddings too.

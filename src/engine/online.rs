@@ -354,8 +354,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::draw_replay;
-    use crate::engine::config::TINY_SETS;
-    use crate::engine::{Engine, EngineIo, SessionConfig};
+    use crate::engine::run::tiny_engine;
 
     /// A row as a comparable key: its ids, numeric bits and label.
     fn key(b: &crate::data::Batch, r: usize) -> (Vec<u32>, Vec<u32>, u32) {
@@ -368,14 +367,7 @@ mod tests {
 
     #[test]
     fn replay_rows_come_from_the_retained_days_only() {
-        let sets: Vec<String> = TINY_SETS.iter().map(|s| s.to_string()).collect();
-        let cfg = SessionConfig::load(None, &sets).unwrap();
-        let io = EngineIo {
-            sinks: vec![],
-            commands: None,
-            checkpoints: None,
-        };
-        let mut engine = Engine::new(cfg, "t", "t", io).unwrap();
+        let mut engine = tiny_engine();
         let plan = engine.plan.clone();
         let mut retained = HashSet::new();
         for &d in &plan.retained {

@@ -528,3 +528,15 @@ fn configure_threads(threads: usize) {
         .num_threads(threads)
         .build_global();
 }
+
+/// An engine over the tiny session with no sinks, commands or checkpoints, for unit tests of the
+/// stages.
+#[cfg(test)]
+pub(crate) fn tiny_engine() -> Engine {
+    let io = EngineIo {
+        sinks: vec![],
+        commands: None,
+        checkpoints: None,
+    };
+    Engine::new(SessionConfig::tiny(&[]).unwrap(), "t", "t", io).unwrap()
+}
