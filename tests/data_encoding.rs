@@ -1,8 +1,8 @@
 //! Vocabulary (min-count, OOV, save/load), dataset, split resolution and shuffled batches.
 
 use crossadapt::data::{
-    shuffled_batches, Dataset, DayCount, DaySource, SplitConfig, SynthConfig, SyntheticSource,
-    Vocabulary, FIRST_ID, OOV_ID,
+    shuffled_batches, Dataset, DayCount, DaySource, NumScale, SplitConfig, SynthConfig,
+    SyntheticSource, Vocabulary, FIRST_ID, OOV_ID,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -51,6 +51,50 @@ fn vocabulary_min_count_oov_and_save_load() {
         Vocabulary::load(&path).expect_err("corrupt file must fail")
     );
     assert!(e.contains("vocab.json"), "{e}");
+}
+
+#[test]
+fn numeric_values_are_scaled_by_training_statistics() {
+    let src = tiny();
+    let vocab = Vocabulary::fit(&src, &[0, 1], 1).expect("fit");
+    let nn = src.num_fields().len();
+    assert!(nn > 0, "the tiny preset has numeric fields");
+    assert_eq!(vocab.num_scale.len(), nn);
+    // Over the training days, every scaled field has mean 0 and variance 1.
+    let mut train = vocab.encode(&src.raw_day(0).expect("day 0"));
+    train.extend(&vocab.encode(&src.raw_day(1).expect("day 1")));
+    for j in 0..nn {
+        let col: Vec<f64> = (0..train.rows())
+            .map(|r| train.num_row(r)[j] as f64)
+            .collect();
+        let n = col.len() as f64;
+        let mean = col.iter().sum::<f64>() / n;
+        let var = col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 1e-4, "field {j}: mean {mean}");
+        assert!((var - 1.0).abs() < 1e-3, "field {j}: variance {var}");
+    }
+    // By hand: the first value minus the training mean, over the training deviation.
+    let raw = src.raw_day(0).expect("day 0");
+    let s = vocab.num_scale[0];
+    let want = (raw.num[0] - s.mean) / s.std;
+    assert!(
+        (train.num[0] - want).abs() < 1e-6,
+        "{} vs {want}",
+        train.num[0]
+    );
+    assert!(s.std > 0.0 && s != NumScale::IDENTITY);
+
+    // A vocabulary written before scaling existed has none and passes values through.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vocab.json");
+    vocab.save(&path).expect("save");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    json.as_object_mut().expect("object").remove("num_scale");
+    std::fs::write(&path, serde_json::to_vec(&json).expect("json")).expect("write");
+    let old = Vocabulary::load(&path).expect("old vocabulary loads");
+    assert!(old.num_scale.is_empty());
+    assert_eq!(old.encode(&raw).num, raw.num);
 }
 
 #[test]

@@ -10,7 +10,16 @@ fn train(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn trains_on_synthetic_days_and_prints_the_metrics() {
-    let out = train(&["--model", "lr", "--days", "0..4", "--eval-day", "4"]);
+    let out = train(&[
+        "--model",
+        "lr",
+        "--days",
+        "0..4",
+        "--valid-day",
+        "4",
+        "--eval-day",
+        "5",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -24,6 +33,8 @@ fn trains_on_synthetic_days_and_prints_the_metrics() {
         "seconds=",
         "samples=80000",
         "samples_per_sec=",
+        "valid_day=4",
+        "valid_auc=",
     ] {
         assert!(stdout.contains(key), "{key} missing: {stdout}");
     }
@@ -42,6 +53,7 @@ fn bad_arguments_fail_with_one_sentence() {
         (vec!["--days", "5..5"], "empty"),
         (vec!["--rows-per-day", "0"], "rows-per-day"),
         (vec!["--emb-optimizer", "sgd"], "sgd"),
+        (vec!["--days", "0..8", "--valid-day", "3"], "training days"),
     ] {
         let out = train(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);

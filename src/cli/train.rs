@@ -23,6 +23,10 @@ pub struct TrainArgs {
     /// Day to evaluate on.
     #[arg(long, default_value_t = 8)]
     pub eval_day: u32,
+    /// A second held-out day to evaluate on (printed as `valid_*`), for choosing settings on one
+    /// day and reporting another; it may not be a training day.
+    #[arg(long)]
+    pub valid_day: Option<u32>,
     /// Rows per training batch.
     #[arg(long, default_value_t = 1024)]
     pub batch: usize,
@@ -121,6 +125,11 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if let Some(lr) = args.dense_lr {
         cfg.dense_lr = lr;
     }
+    if let Some(v) = args.valid_day {
+        if days.contains(&v) {
+            bail!("--valid-day {v} is one of the training days {}", args.days);
+        }
+    }
     if args.rows_per_day == 0 {
         bail!("--rows-per-day must be at least 1");
     }
@@ -132,7 +141,8 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         days: SynthConfig::default()
             .days
             .max(days.end as usize)
-            .max(args.eval_day as usize + 1),
+            .max(args.eval_day as usize + 1)
+            .max(args.valid_day.map_or(0, |d| d as usize + 1)),
         ..SynthConfig::default()
     };
     let source = DataConfig::Synthetic(synth).open()?;
@@ -162,9 +172,22 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     let eval = data.day(args.eval_day as usize)?;
     let logits = tr.predict_logits(&eval)?;
     let m = evaluate(&logits, &eval, data.spec().user_index());
-    let auc = m.auc.map_or("n/a".to_string(), |a| format!("{a:.4}"));
+    let fmt_auc = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{a:.4}"));
+    let auc = fmt_auc(m.auc);
+    let valid = match args.valid_day {
+        None => String::new(),
+        Some(v) => {
+            let rows = data.day(v as usize)?;
+            let vm = evaluate(&tr.predict_logits(&rows)?, &rows, data.spec().user_index());
+            format!(
+                " valid_day={v} valid_auc={} valid_logloss={:.4}",
+                fmt_auc(vm.auc),
+                vm.logloss
+            )
+        }
+    };
     println!(
-        "model={spec} params={params} days={}..{} eval_day={} auc={auc} logloss={:.4} bias={:+.4} ne={:.4} seconds={secs:.2} samples={samples} samples_per_sec={:.0}",
+        "model={spec} params={params} days={}..{} eval_day={} auc={auc} logloss={:.4} bias={:+.4} ne={:.4} seconds={secs:.2} samples={samples} samples_per_sec={:.0}{valid}",
         days.start,
         days.end,
         args.eval_day,

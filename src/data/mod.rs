@@ -20,7 +20,7 @@ pub use shuffle::shuffled_batches;
 pub use source::{DaySource, RawDay};
 pub use split::{DayCount, SplitConfig};
 pub use synth::{SynthConfig, SyntheticSource};
-pub use vocab::Vocabulary;
+pub use vocab::{NumScale, Vocabulary};
 pub mod table;
 pub use config::DataConfig;
 pub use table::{TableSchema, TableSource};

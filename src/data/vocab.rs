@@ -1,7 +1,8 @@
-//! Per-field vocabulary: raw key -> id, with padding id 0, OOV id 1 and entries from 2.
+//! Per-field vocabulary: raw key -> id, with padding id 0, OOV id 1 and entries from 2; and
+//! per numeric field, the scaling that brings its values to zero mean and unit variance.
 //!
 //! Fitted on training days with a min-count cut-off, saved with the model so later days and
-//! other models (the student inherits the teacher's) reuse the same id -> row map.
+//! other models (the student inherits the teacher's) reuse the same id -> row map and scaling.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -92,12 +93,94 @@ impl FieldVocab {
     }
 }
 
-/// The vocabularies of every categorical field plus the numeric field names.
+/// How one numeric field is scaled: `(v - mean) / std` with the training days' statistics.
+///
+/// A numeric field enters every model as its value times a learned vector, so an unscaled
+/// price of 80 weighs 80 times an id's embedding: it swamps the pairwise terms of FM-style
+/// models and slows the linear ones. Heavy-tailed counts should also be log-transformed first,
+/// which table sources do with `numeric_log1p`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumScale {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl NumScale {
+    /// The identity scaling.
+    pub const IDENTITY: NumScale = NumScale {
+        mean: 0.0,
+        std: 1.0,
+    };
+
+    /// A scaled value.
+    pub fn apply(&self, v: f32) -> f32 {
+        (v - self.mean) / self.std
+    }
+}
+
+/// Running sums of the values of each numeric field while fitting.
+#[derive(Clone, Debug, Default)]
+struct NumMoments {
+    n: Vec<f64>,
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+}
+
+impl NumMoments {
+    fn new(fields: usize) -> Self {
+        NumMoments {
+            n: vec![0.0; fields],
+            sum: vec![0.0; fields],
+            sum_sq: vec![0.0; fields],
+        }
+    }
+
+    fn add(&mut self, raw: &RawDay) {
+        let nn = self.n.len();
+        if nn == 0 || raw.num_num != nn {
+            return;
+        }
+        for (i, &v) in raw.num.iter().enumerate() {
+            let x = v as f64;
+            if x.is_finite() {
+                let j = i % nn;
+                self.n[j] += 1.0;
+                self.sum[j] += x;
+                self.sum_sq[j] += x * x;
+            }
+        }
+    }
+
+    /// Mean and standard deviation per field; a constant (or empty) field keeps std 1.
+    fn scales(&self) -> Vec<NumScale> {
+        (0..self.n.len())
+            .map(|j| {
+                if self.n[j] == 0.0 {
+                    return NumScale::IDENTITY;
+                }
+                let mean = self.sum[j] / self.n[j];
+                let var = (self.sum_sq[j] / self.n[j] - mean * mean).max(0.0);
+                let std = var.sqrt();
+                NumScale {
+                    mean: mean as f32,
+                    std: if std > 1e-6 { std as f32 } else { 1.0 },
+                }
+            })
+            .collect()
+    }
+}
+
+/// The vocabularies of every categorical field, the numeric field names and their scaling.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vocabulary {
     pub fields: Vec<FieldVocab>,
     pub num_fields: Vec<String>,
+    /// One scaling per numeric field. Empty in vocabularies written before scaling existed:
+    /// their numeric values pass through unchanged, so old sessions replay as they ran.
+    #[serde(default)]
+    pub num_scale: Vec<NumScale>,
     pub user_field: Option<String>,
     pub min_count: u32,
 }
@@ -106,7 +189,7 @@ impl Vocabulary {
     /// Counts keys over `days` and keeps those seen at least `min_count` times, most frequent
     /// first (ties by key), so small ids are the popular ones.
     pub fn fit(source: &dyn DaySource, days: &[usize], min_count: u32) -> Result<Vocabulary> {
-        let mut counts = KeyCounts::new(source.cat_fields().len());
+        let mut counts = KeyCounts::new(source.cat_fields().len(), source.num_fields().len());
         for &d in days {
             let raw = source
                 .raw_day(d)
@@ -118,14 +201,15 @@ impl Vocabulary {
 
     /// Like [`Vocabulary::fit`] on days already in memory (`source` gives the field names).
     pub fn fit_raw(source: &dyn DaySource, days: &[RawDay], min_count: u32) -> Result<Vocabulary> {
-        let mut counts = KeyCounts::new(source.cat_fields().len());
+        let mut counts = KeyCounts::new(source.cat_fields().len(), source.num_fields().len());
         for raw in days {
             counts.add(raw)?;
         }
         Ok(counts.into_vocabulary(source, min_count))
     }
 
-    /// Encodes a raw day; keys not in the vocabulary become [`OOV_ID`].
+    /// Encodes a raw day: keys not in the vocabulary become [`OOV_ID`], numeric values are
+    /// scaled by [`Vocabulary::num_scale`] (non-finite ones become 0, the training mean).
     pub fn encode(&self, raw: &RawDay) -> Batch {
         let nc = self.fields.len();
         debug_assert_eq!(raw.num_cat, nc);
@@ -135,11 +219,28 @@ impl Vocabulary {
             .enumerate()
             .map(|(i, &k)| self.fields[i % nc.max(1)].id(k))
             .collect();
+        let nn = raw.num_num;
+        let num = if self.num_scale.len() == nn && nn > 0 {
+            raw.num
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let x = self.num_scale[i % nn].apply(v);
+                    if x.is_finite() {
+                        x
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        } else {
+            raw.num.clone()
+        };
         Batch {
             num_cat: raw.num_cat,
             num_num: raw.num_num,
             cat,
-            num: raw.num.clone(),
+            num,
             label: raw.label.clone(),
         }
     }
@@ -175,27 +276,41 @@ impl Vocabulary {
     }
 }
 
-/// Key counts per field while fitting.
-struct KeyCounts(Vec<KeyMap<u32>>);
+/// Key counts per field and numeric moments while fitting.
+struct KeyCounts {
+    keys: Vec<KeyMap<u32>>,
+    num: NumMoments,
+}
 
 impl KeyCounts {
-    fn new(fields: usize) -> Self {
-        KeyCounts(vec![KeyMap::default(); fields])
+    fn new(fields: usize, num_fields: usize) -> Self {
+        KeyCounts {
+            keys: vec![KeyMap::default(); fields],
+            num: NumMoments::new(num_fields),
+        }
     }
 
     fn add(&mut self, raw: &RawDay) -> Result<()> {
-        if raw.num_cat != self.0.len() {
+        if raw.num_cat != self.keys.len() {
             bail!(
                 "the day has {} categorical fields, the source names {}",
                 raw.num_cat,
-                self.0.len()
+                self.keys.len()
             );
         }
-        for (f, c) in self.0.iter_mut().enumerate() {
+        if raw.num_num != self.num.n.len() {
+            bail!(
+                "the day has {} numeric fields, the source names {}",
+                raw.num_num,
+                self.num.n.len()
+            );
+        }
+        for (f, c) in self.keys.iter_mut().enumerate() {
             for k in raw.field_keys(f) {
                 *c.entry(k).or_insert(0) += 1;
             }
         }
+        self.num.add(raw);
         Ok(())
     }
 
@@ -203,7 +318,7 @@ impl KeyCounts {
         let fields = source
             .cat_fields()
             .into_iter()
-            .zip(self.0)
+            .zip(self.keys)
             .map(|(name, c)| {
                 let mut kept: Vec<(u64, u32)> =
                     c.into_iter().filter(|&(_, n)| n >= min_count).collect();
@@ -214,8 +329,64 @@ impl KeyCounts {
         Vocabulary {
             fields,
             num_fields: source.num_fields(),
+            num_scale: self.num.scales(),
             user_field: source.user_field(),
             min_count,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(num: Vec<f32>, nn: usize) -> RawDay {
+        let rows = num.len() / nn;
+        RawDay {
+            num_cat: 0,
+            num_num: nn,
+            cat: vec![],
+            num,
+            label: vec![0.0; rows],
+        }
+    }
+
+    #[test]
+    fn moments_give_mean_and_deviation_per_field() {
+        let mut m = NumMoments::new(2);
+        // Field 0: 1, 3 (mean 2, std 1); field 1: constant 5.
+        m.add(&day(vec![1.0, 5.0, 3.0, 5.0], 2));
+        let s = m.scales();
+        assert_eq!(
+            s[0],
+            NumScale {
+                mean: 2.0,
+                std: 1.0
+            }
+        );
+        // A constant field is centred but keeps unit scale instead of dividing by zero.
+        assert_eq!(
+            s[1],
+            NumScale {
+                mean: 5.0,
+                std: 1.0
+            }
+        );
+        assert_eq!(s[0].apply(4.0), 2.0);
+    }
+
+    #[test]
+    fn non_finite_values_are_skipped_when_fitting() {
+        let mut m = NumMoments::new(1);
+        m.add(&day(vec![2.0, f32::NAN, 4.0, f32::INFINITY], 1));
+        assert_eq!(
+            m.scales()[0],
+            NumScale {
+                mean: 3.0,
+                std: 1.0
+            }
+        );
+        // An empty field is the identity.
+        assert_eq!(NumMoments::new(1).scales()[0], NumScale::IDENTITY);
     }
 }
