@@ -7,6 +7,18 @@ use rand_chacha::ChaCha8Rng;
 use super::fused::bias_relu;
 use super::params::ParamSet;
 
+/// `x w` for 2-D `x`: through OpenBLAS with `--features openblas`, else candle's matmul.
+fn mm(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    #[cfg(feature = "openblas")]
+    {
+        super::blas::matmul(x, w)
+    }
+    #[cfg(not(feature = "openblas"))]
+    {
+        x.matmul(w)
+    }
+}
+
 /// `x W + b` with `W` stored as `(in, out)`, so the forward needs no transposed copy.
 pub struct Linear {
     w: Tensor,
@@ -33,22 +45,19 @@ impl Linear {
         if x.rank() != 2 {
             return Ok(self.forward(x)?.relu()?);
         }
-        Ok(bias_relu(&x.matmul(&self.w)?, &self.b)?)
+        Ok(bias_relu(&mm(x, &self.w)?, &self.b)?)
     }
 
     /// `(B, in) -> (B, out)`; also `(B, F, in) -> (B, F, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() == 2 {
-            return Ok(x.matmul(&self.w)?.broadcast_add(&self.b)?);
+            return Ok(mm(x, &self.w)?.broadcast_add(&self.b)?);
         }
         // Fold the leading dims into rows: one 2-D matmul, no broadcast copy of the weight.
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().unwrap_or(1);
         let rows: usize = dims.iter().product();
-        let y = x
-            .reshape((rows, inp))?
-            .matmul(&self.w)?
-            .broadcast_add(&self.b)?;
+        let y = mm(&x.reshape((rows, inp))?, &self.w)?.broadcast_add(&self.b)?;
         dims.push(self.w.dim(1)?);
         Ok(y.reshape(dims)?)
     }
