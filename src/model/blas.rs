@@ -17,7 +17,33 @@ extern "C" {}
 
 /// `a (m, k) x b (k, n) -> (m, n)` with `cblas_sgemm`, differentiable.
 pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    a.apply_op2(b, BlasMatmul)
+    blas_view(a)?.apply_op2(&blas_view(b)?, BlasMatmul)
+}
+
+/// `t` itself when BLAS can read it in place (row-major or a transposed row-major view),
+/// else a contiguous copy.
+fn blas_view(t: &Tensor) -> candle_core::Result<Tensor> {
+    let l = t.layout();
+    if l.dims().len() == 2 && matrix_view(l.dims(), l.stride()).is_some() {
+        Ok(t.clone())
+    } else {
+        t.contiguous()
+    }
+}
+
+/// For a 2-D layout BLAS can read in place: whether it is read transposed, and its leading
+/// dimension.
+fn matrix_view(dims: &[usize], stride: &[usize]) -> Option<(bool, usize)> {
+    let (rows, cols) = (dims[0], dims[1]);
+    let row_major = stride[1] == 1 || cols == 1;
+    if row_major && (stride[0] >= cols || rows == 1) {
+        return Some((false, stride[0].max(cols).max(1)));
+    }
+    let col_major = stride[0] == 1 || rows == 1;
+    if col_major && (stride[1] >= rows || cols == 1) {
+        return Some((true, stride[1].max(rows).max(1)));
+    }
+    None
 }
 
 /// A 2-D f32 operand as BLAS sees it: the data from its start offset, whether it is read
@@ -39,27 +65,16 @@ fn operand<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Operand<'a>
         candle_core::bail!("blas-matmul: 2-D operands only, got {dims:?}");
     }
     let (rows, cols) = (dims[0], dims[1]);
-    let data = &v[l.start_offset()..];
-    // Row-major (unit column stride) or a transposed row-major view (unit row stride).
-    if stride[1] == 1 || cols == 1 {
-        Ok(Operand {
-            data,
-            trans: false,
-            ld: stride[0].max(cols).max(1),
-            rows,
-            cols,
-        })
-    } else if stride[0] == 1 || rows == 1 {
-        Ok(Operand {
-            data,
-            trans: true,
-            ld: stride[1].max(rows).max(1),
-            rows,
-            cols,
-        })
-    } else {
+    let Some((trans, ld)) = matrix_view(dims, stride) else {
         candle_core::bail!("blas-matmul: operand with strides {stride:?} is not a matrix view")
-    }
+    };
+    Ok(Operand {
+        data: &v[l.start_offset()..],
+        trans,
+        ld,
+        rows,
+        cols,
+    })
 }
 
 struct BlasMatmul;
@@ -187,6 +202,16 @@ mod tests {
         close(
             &matmul(a.as_tensor(), &bt.t().unwrap()).unwrap(),
             &a.as_tensor().matmul(b.as_tensor()).unwrap(),
+        );
+        // A view BLAS cannot read in place (a broadcast row) is copied first.
+        let row = Tensor::arange(0f32, 5.0, &dev)
+            .unwrap()
+            .reshape((1, 5))
+            .unwrap();
+        let rows = row.broadcast_as((3, 5)).unwrap();
+        close(
+            &matmul(&rows, b.as_tensor()).unwrap(),
+            &rows.contiguous().unwrap().matmul(b.as_tensor()).unwrap(),
         );
         assert!(matmul(a.as_tensor(), a.as_tensor()).is_err());
     }
