@@ -1,7 +1,7 @@
 //! Building blocks shared by the architectures: linear layers, the MLP tower, the FM term.
 
 use anyhow::Result;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use super::fused::bias_relu;
@@ -118,12 +118,9 @@ impl Logit {
 }
 
 /// Factorisation-machine second-order term of `(B, F, d)` embeddings: `(B,)`.
-/// `0.5 * sum_k ((sum_f e_fk)^2 - sum_f e_fk^2)`.
+/// `0.5 * sum_k ((sum_f e_fk)^2 - sum_f e_fk^2)`, one fused op each way (`fused.rs`).
 pub fn fm_term(x: &Tensor) -> Result<Tensor> {
-    let sum = x.sum(1)?;
-    let square_of_sum = sum.sqr()?;
-    let sum_of_square = x.sqr()?.sum(1)?;
-    Ok(((square_of_sum - sum_of_square)?.sum(D::Minus1)? * 0.5)?)
+    Ok(super::fused::fm_pairwise(x)?)
 }
 
 /// `(B, F, d) -> (B, F*d)`.
