@@ -7,16 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use super::fused::bias_relu;
 use super::params::ParamSet;
 
-/// `x w` for 2-D `x`: through OpenBLAS with `--features openblas`, else candle's matmul.
+/// `x w` for 2-D `x`: the crate's own matmul op (`matmul.rs`).
 fn mm(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    #[cfg(feature = "openblas")]
-    {
-        super::blas::matmul(x, w)
-    }
-    #[cfg(not(feature = "openblas"))]
-    {
-        x.matmul(w)
-    }
+    super::matmul::matmul(x, w)
 }
 
 /// `x W + b` with `W` stored as `(in, out)`, so the forward needs no transposed copy.

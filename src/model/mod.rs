@@ -15,11 +15,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::FeatureSpec;
 
 pub mod arch;
-#[cfg(feature = "openblas")]
-pub mod blas;
 pub mod blocks;
 pub mod embedding;
 pub mod fused;
+pub mod matmul;
 pub mod params;
 pub mod spec;
 

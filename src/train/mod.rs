@@ -343,17 +343,14 @@ impl Trainer {
         let h = self.cfg.adam;
         if self.dense_pending && !self.frozen_dense {
             self.dense_t += 1;
-            let lr = self.cfg.dense_lr as f32;
+            let adam = optim::AdamStep::new(self.cfg.dense_lr as f32, self.dense_t, h);
             for (i, var) in self.model.dense().vars().iter().enumerate() {
                 let mut theta = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-                optim::adam_update(
+                adam.update(
                     &mut theta,
                     &self.dense_acc[i],
                     &mut self.dense_m[i],
                     &mut self.dense_v[i],
-                    lr,
-                    self.dense_t,
-                    h,
                 );
                 var.set(&Tensor::from_vec(theta, var.shape(), &Device::Cpu)?)?;
             }
@@ -363,7 +360,8 @@ impl Trainer {
             let lr = self.cfg.emb_lr as f32;
             let t = self.emb_t;
             let table = &mut self.model.embeddings_mut().data;
-            self.emb_state.apply(table, &self.emb_acc, lr, t, h);
+            let (state, grads) = (&mut self.emb_state, &self.emb_acc);
+            self.pool.install(|| state.apply(table, grads, lr, t, h));
         }
         for acc in &mut self.dense_acc {
             acc.fill(0.0);

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Which row-sparse optimiser updates the embeddings.
@@ -35,6 +36,37 @@ impl Default for AdamHyper {
     }
 }
 
+/// The constants of one Adam step `t` (from 1), computed once per step rather than per row.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    h: AdamHyper,
+    /// `lr / (1 - beta1^t)`.
+    step: f32,
+    /// `sqrt(1 - beta2^t)`.
+    bc2_sqrt: f32,
+}
+
+impl AdamStep {
+    pub fn new(lr: f32, t: u64, h: AdamHyper) -> Self {
+        let t = i32::try_from(t).unwrap_or(i32::MAX);
+        AdamStep {
+            h,
+            step: lr / (1.0 - h.beta1.powi(t)),
+            bc2_sqrt: (1.0 - h.beta2.powi(t)).sqrt(),
+        }
+    }
+
+    /// Updates `theta` with gradient `g` and moments `m`, `v` (all the same length).
+    pub fn update(&self, theta: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let AdamHyper { beta1, beta2, eps } = self.h;
+        for (((th, &gi), mi), vi) in theta.iter_mut().zip(g).zip(m).zip(v) {
+            *mi = beta1 * *mi + (1.0 - beta1) * gi;
+            *vi = beta2 * *vi + (1.0 - beta2) * gi * gi;
+            *th -= self.step * *mi / (vi.sqrt() / self.bc2_sqrt + eps);
+        }
+    }
+}
+
 /// One Adam update of `theta` with gradient `g` at step `t` (from 1).
 pub fn adam_update(
     theta: &mut [f32],
@@ -45,23 +77,14 @@ pub fn adam_update(
     t: u64,
     h: AdamHyper,
 ) {
-    let bc1 = 1.0 - h.beta1.powi(t as i32);
-    let bc2 = 1.0 - h.beta2.powi(t as i32);
-    let step = lr / bc1;
-    let bc2_sqrt = bc2.sqrt();
-    for i in 0..theta.len() {
-        let gi = g[i];
-        m[i] = h.beta1 * m[i] + (1.0 - h.beta1) * gi;
-        v[i] = h.beta2 * v[i] + (1.0 - h.beta2) * gi * gi;
-        theta[i] -= step * m[i] / (v[i].sqrt() / bc2_sqrt + h.eps);
-    }
+    AdamStep::new(lr, t, h).update(theta, g, m, v);
 }
 
 /// One Adagrad update.
 pub fn adagrad_update(theta: &mut [f32], g: &[f32], acc: &mut [f32], lr: f32, eps: f32) {
-    for i in 0..theta.len() {
-        acc[i] += g[i] * g[i];
-        theta[i] -= lr * g[i] / (acc[i].sqrt() + eps);
+    for ((th, &gi), a) in theta.iter_mut().zip(g).zip(acc) {
+        *a += gi * gi;
+        *th -= lr * gi / (a.sqrt() + eps);
     }
 }
 
@@ -173,26 +196,55 @@ impl RowSparseState {
     }
 
     /// Applies `grads` to the rows of `table` they name, at step `t` (from 1).
+    ///
+    /// The table is cut into as many contiguous parts as the current rayon pool has threads,
+    /// each updated by one thread with the touched rows that fall in it. Rows are independent,
+    /// so the result does not depend on the number of threads.
     pub fn apply(&mut self, table: &mut [f32], grads: &RowGrads, lr: f32, t: u64, h: AdamHyper) {
         let d = grads.dim;
+        if d == 0 || grads.rows.is_empty() {
+            return;
+        }
+        let parts = rayon::current_num_threads().max(1);
+        let rows_per_part = (table.len() / d).div_ceil(parts).max(1);
+        let mut touched: Vec<Vec<usize>> = vec![Vec::new(); parts];
         for (i, &r) in grads.rows.iter().enumerate() {
-            let (s, e) = (r as usize * d, (r as usize + 1) * d);
-            let g = &grads.grad[i * d..(i + 1) * d];
-            match self.kind {
-                EmbOptimizer::Adam => adam_update(
-                    &mut table[s..e],
-                    g,
-                    &mut self.m[s..e],
-                    &mut self.v[s..e],
-                    lr,
-                    t,
-                    h,
-                ),
-                EmbOptimizer::Adagrad => {
-                    adagrad_update(&mut table[s..e], g, &mut self.m[s..e], lr, 1e-10)
+            touched[r as usize / rows_per_part].push(i);
+        }
+        let chunk = rows_per_part * d;
+        let adam = AdamStep::new(lr, t, h);
+        let kind = self.kind;
+        let update_part = |part: usize, tab: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+            let base = part * rows_per_part;
+            for &i in &touched[part] {
+                let r = grads.rows[i] as usize - base;
+                let g = &grads.grad[i * d..(i + 1) * d];
+                let span = r * d..(r + 1) * d;
+                match kind {
+                    EmbOptimizer::Adam => adam.update(
+                        &mut tab[span.clone()],
+                        g,
+                        &mut m[span.clone()],
+                        &mut v[span],
+                    ),
+                    EmbOptimizer::Adagrad => {
+                        adagrad_update(&mut tab[span.clone()], g, &mut m[span], lr, 1e-10)
+                    }
                 }
             }
-        }
+        };
+        // Adagrad keeps no second moment: each part gets an empty slice for it.
+        let v_parts: Vec<&mut [f32]> = if self.v.is_empty() {
+            (0..parts).map(|_| Default::default()).collect()
+        } else {
+            self.v.chunks_mut(chunk).collect()
+        };
+        table
+            .par_chunks_mut(chunk)
+            .zip(self.m.par_chunks_mut(chunk))
+            .zip(v_parts)
+            .enumerate()
+            .for_each(|(part, ((tab, m), v))| update_part(part, tab, m, v));
     }
 }
 
