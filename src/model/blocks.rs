@@ -4,7 +4,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 
-use super::fused::bias_relu;
+use super::fused::linear_relu;
 use super::params::ParamSet;
 
 /// `x w` for 2-D `x`: the crate's own matmul op (`matmul.rs`).
@@ -33,12 +33,12 @@ impl Linear {
         })
     }
 
-    /// `relu(x W + b)` for `(B, in) -> (B, out)`, with the bias and the ReLU fused into one op.
+    /// `relu(x W + b)` for `(B, in) -> (B, out)`, the whole layer one op (`fused.rs`).
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() != 2 {
             return Ok(self.forward(x)?.relu()?);
         }
-        Ok(bias_relu(&mm(x, &self.w)?, &self.b)?)
+        Ok(linear_relu(x, &self.w, &self.b)?)
     }
 
     /// `(B, in) -> (B, out)`; also `(B, F, in) -> (B, F, out)`.

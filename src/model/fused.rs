@@ -1,17 +1,28 @@
-//! Hand-written candle ops for the hot element-wise parts of a training step, each one pass over
-//! contiguous memory where candle's generic ops take several (and reduce over a middle axis with
-//! strided loops):
-//! - `relu(z + b)`: one pass forward; backward one masking pass and one row-wise bias sum,
-//!   instead of a broadcast add and a ReLU that cost six passes between them (allocation, add,
-//!   compare, cast, multiply, sum) plus candle's `sum(0)`. The MLP towers use it for every layer.
+//! Hand-written candle ops for the hot parts of a training step, each one pass over contiguous
+//! memory where candle's generic ops take several (and reduce over a middle axis with strided
+//! loops), split by fixed blocks of rows over the current rayon pool:
+//! - `relu(x W + b)`, one op for a whole MLP layer: the product (`matmul.rs`), then the bias and
+//!   the ReLU in place. Backward: one masking pass, the two products and a row-wise bias sum.
+//!   As separate ops, candle would also allocate, zero and accumulate the gradient of `x W` and
+//!   of `x W + b`, and sum the bias gradient column by column.
 //! - the factorisation machine's pairwise term: one pass forward and one backward, instead of
 //!   two reductions over the field axis, squares, a difference and their five backward passes.
+//!
+//! Blocks have a fixed number of rows, so sums come out the same on any number of threads.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use std::mem::MaybeUninit;
 
-/// `relu(z + b)` for `z` of shape `(rows, h)` and `b` of shape `(h,)`, with its gradient.
-pub fn bias_relu(z: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    z.contiguous()?.apply_op2(&b.contiguous()?, BiasRelu)
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::matmul::{matrix, product, product_no_grad, Operand};
+
+/// Rows per parallel task.
+const ROWS_PER_TASK: usize = 64;
+
+/// `relu(x w + b)` for `x (rows, in)`, `w (in, out)`, `b (out,)`, with its gradient.
+pub fn linear_relu(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    matrix(x)?.apply_op3(&matrix(w)?, &b.contiguous()?, LinearRelu)
 }
 
 /// The f32 slice a contiguous layout covers.
@@ -25,11 +36,62 @@ fn contiguous<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Resul
     }
 }
 
-struct BiasRelu;
+/// Calls `f(first_row, block)` on blocks of [`ROWS_PER_TASK`] rows of `width` values, in
+/// parallel.
+fn par_row_blocks(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    out.par_chunks_mut(ROWS_PER_TASK * width.max(1))
+        .enumerate()
+        .for_each(|(i, block)| f(i * ROWS_PER_TASK, block));
+}
 
-impl CustomOp2 for BiasRelu {
+/// The not yet written part of one block of [`par_fill`]'s output.
+struct Filler<'a> {
+    block: &'a mut [MaybeUninit<f32>],
+    written: usize,
+}
+
+impl Filler<'_> {
+    /// Writes `values` after the values written so far (those that fit in the block).
+    fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
+        let mut n = 0;
+        for (slot, v) in self.block[self.written..].iter_mut().zip(values) {
+            slot.write(v);
+            n += 1;
+        }
+        self.written += n;
+    }
+}
+
+/// A new vector of `rows * width` values, written block by block in parallel by
+/// `fill(first_row, filler)`, which must write the block's `ROWS_PER_TASK` rows (fewer in the
+/// last block) in order. Never zero-filled first: the allocator's `memset` of every new
+/// activation and gradient showed in the profile.
+fn par_fill(rows: usize, width: usize, fill: impl Fn(usize, &mut Filler) + Sync) -> Vec<f32> {
+    let len = rows * width;
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(ROWS_PER_TASK * width.max(1))
+        .enumerate()
+        .for_each(|(i, block)| {
+            let mut filler = Filler { block, written: 0 };
+            fill(i * ROWS_PER_TASK, &mut filler);
+            assert_eq!(
+                filler.written,
+                filler.block.len(),
+                "par_fill: a block was not filled"
+            );
+        });
+    // SAFETY: the blocks cover the first `len` elements, and each block wrote every one of its
+    // elements (the assert would have panicked, and the panic left `for_each`, otherwise).
+    unsafe { out.set_len(len) };
+    out
+}
+
+struct LinearRelu;
+
+impl CustomOp3 for LinearRelu {
     fn name(&self) -> &'static str {
-        "bias-relu"
+        "linear-relu"
     }
 
     fn cpu_fwd(
@@ -38,42 +100,51 @@ impl CustomOp2 for BiasRelu {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let z = contiguous(self.name(), s1, l1)?;
-        let b = contiguous(self.name(), s2, l2)?;
-        let h = b.len();
-        if l1.dims().len() != 2 || l1.dims()[1] != h || l2.dims().len() != 1 {
+        let x = Operand::new(s1, l1)?;
+        let w = Operand::new(s2, l2)?;
+        let b = contiguous(self.name(), s3, l3)?;
+        let ((rows, inp), (w_rows, out)) = (x.shape(), w.shape());
+        if inp != w_rows || l3.dims() != [out] {
             candle_core::bail!(
-                "bias-relu: z {:?} and b {:?} do not match",
+                "linear-relu: x {:?}, w {:?} and b {:?} do not match",
                 l1.dims(),
-                l2.dims()
+                l2.dims(),
+                l3.dims()
             );
         }
-        // Filled by `extend`, not zero-initialised: a zeroed allocation of this size comes
-        // fresh from the OS (page faults), while this one reuses the allocator's memory.
-        let mut out = Vec::with_capacity(z.len());
-        for row in z.chunks(h.max(1)) {
-            out.extend(row.iter().zip(b).map(|(&z, &b)| (z + b).max(0.0)));
-        }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        let mut y = product(x, w);
+        par_row_blocks(&mut y, out, |_, block| {
+            for row in block.chunks_exact_mut(out.max(1)) {
+                for (v, &bias) in row.iter_mut().zip(b) {
+                    *v = (*v + bias).max(0.0);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
 
     fn bwd(
         &self,
-        _z: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
         _b: &Tensor,
         res: &Tensor,
         grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let gz = grad_res.contiguous()?.apply_op2_no_bwd(res, &ReluMask)?;
+        let gx = product_no_grad(&gz, &w.t()?)?;
+        let gw = product_no_grad(&x.t()?, &gz)?;
         let gb = gz.apply_op1_no_bwd(&ColumnSum)?;
-        Ok((Some(gz), Some(gb)))
+        Ok((Some(gx), Some(gw), Some(gb)))
     }
 }
 
-/// The column sums of a contiguous `(rows, h)` matrix: `(h,)`. Adds row after row into one
-/// accumulator, a contiguous (vectorised) pass, where candle's `sum(0)` walks each column with
-/// a stride of `h`.
+/// The column sums of a contiguous `(rows, h)` matrix: `(h,)`. Each block of rows adds row
+/// after row into its own accumulator (a contiguous, vectorised pass, where candle's `sum(0)`
+/// walks each column with a stride of `h`); the blocks' sums are then added in block order.
 struct ColumnSum;
 
 impl CustomOp1 for ColumnSum {
@@ -86,9 +157,22 @@ impl CustomOp1 for ColumnSum {
         let &[_, h] = l.dims() else {
             candle_core::bail!("column-sum: expected a matrix, got {:?}", l.dims());
         };
+        let sum_rows = |rows: &[f32]| {
+            let mut acc = vec![0.0f32; h];
+            for row in rows.chunks_exact(h.max(1)) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            acc
+        };
+        let blocks: Vec<Vec<f32>> = x
+            .par_chunks(ROWS_PER_TASK * h.max(1))
+            .map(sum_rows)
+            .collect();
         let mut acc = vec![0.0f32; h];
-        for row in x.chunks_exact(h.max(1)) {
-            for (a, &v) in acc.iter_mut().zip(row) {
+        for block in &blocks {
+            for (a, &v) in acc.iter_mut().zip(block) {
                 *a += v;
             }
         }
@@ -116,12 +200,16 @@ impl CustomOp2 for ReluMask {
         if g.len() != y.len() {
             candle_core::bail!("relu-mask: {:?} vs {:?}", l1.dims(), l2.dims());
         }
-        let mut out = Vec::with_capacity(g.len());
-        out.extend(
-            g.iter()
-                .zip(y)
-                .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }),
-        );
+        let width = l1.dims().last().copied().unwrap_or(1).max(1);
+        let out = par_fill(g.len() / width, width, |r0, out| {
+            let span = r0 * width..(r0 * width + out.block.len());
+            out.extend(
+                g[span.clone()]
+                    .iter()
+                    .zip(&y[span])
+                    .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 }),
+            );
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -160,17 +248,19 @@ impl CustomOp1 for FmPairwise {
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous(self.name(), st, l)?;
         let (b, f, d) = fields_dims(self.name(), l)?;
-        let mut out = Vec::with_capacity(b);
-        let mut s = vec![0.0f32; d];
-        if f * d > 0 {
-            for row in x.chunks_exact(f * d) {
-                field_sum(row, d, &mut s);
-                let square_of_sum: f32 = s.iter().map(|v| v * v).sum();
-                let sum_of_squares: f32 = row.iter().map(|v| v * v).sum();
-                out.push(0.5 * (square_of_sum - sum_of_squares));
-            }
-        } else {
-            out.resize(b, 0.0);
+        let mut out = vec![0f32; b];
+        let width = f * d;
+        if width > 0 {
+            par_row_blocks(&mut out, 1, |r0, block| {
+                let mut s = vec![0.0f32; d];
+                let rows = x[r0 * width..].chunks_exact(width);
+                for (o, row) in block.iter_mut().zip(rows) {
+                    field_sum(row, d, &mut s);
+                    let square_of_sum: f32 = s.iter().map(|v| v * v).sum();
+                    let sum_of_squares: f32 = row.iter().map(|v| v * v).sum();
+                    *o = 0.5 * (square_of_sum - sum_of_squares);
+                }
+            });
         }
         Ok((CpuStorage::F32(out), Shape::from(b)))
     }
@@ -209,75 +299,116 @@ impl CustomOp2 for FmPairwiseGrad {
         if l2.dims() != [b] {
             candle_core::bail!("fm-pairwise-grad: x {:?}, g {:?}", l1.dims(), l2.dims());
         }
-        let mut out = Vec::with_capacity(x.len());
-        let mut s = vec![0.0f32; d];
-        if f * d > 0 {
-            for (row, &gb) in x.chunks_exact(f * d).zip(g) {
+        let width = f * d;
+        if width == 0 {
+            return Ok((CpuStorage::F32(Vec::new()), l1.shape().clone()));
+        }
+        let out = par_fill(b, width, |r0, out| {
+            let mut s = vec![0.0f32; d];
+            let rows = x[r0 * width..(r0 * width + out.block.len())].chunks_exact(width);
+            for (row, &gb) in rows.zip(&g[r0..]) {
                 field_sum(row, d, &mut s);
                 for field in row.chunks_exact(d) {
                     out.extend(field.iter().zip(&s).map(|(&v, &sk)| gb * (sk - v)));
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use candle_core::backprop::GradStore;
     use candle_core::{Device, Tensor, Var, D};
 
-    use super::{bias_relu, fm_pairwise};
+    use super::{fm_pairwise, linear_relu, ROWS_PER_TASK};
 
-    /// Values and gradients equal the unfused `relu(z + b)` (away from the kink at 0).
-    #[test]
-    fn matches_the_unfused_op_forward_and_backward() {
+    fn values(n: usize, salt: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 37 + salt) % 19) as f32 / 4.0 - 2.3)
+            .collect()
+    }
+
+    fn grad(g: &GradStore, v: &Var) -> Vec<f32> {
+        g.get(v)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    }
+
+    fn assert_close(a: &[f32], e: &[f32], tol: f32) {
+        assert_eq!(a.len(), e.len());
+        for (a, e) in a.iter().zip(e) {
+            assert!((a - e).abs() <= tol * (1.0 + e.abs()), "{a} vs {e}");
+        }
+    }
+
+    /// A layer of more rows than one parallel block.
+    fn layer() -> (Var, Var, Var, Tensor) {
         let dev = Device::Cpu;
-        let zv: Vec<f32> = (0..24)
-            .map(|i| ((i * 37 % 19) as f32 - 9.3) / 4.0)
-            .collect();
-        let z = Var::from_vec(zv, (6, 4), &dev).unwrap();
-        let b = Var::from_vec(vec![0.5f32, -1.25, 0.0, 2.0], 4, &dev).unwrap();
-        let w = Tensor::from_vec(
-            (0..24).map(|i| i as f32 * 0.1 - 1.0).collect::<Vec<_>>(),
-            (6, 4),
-            &dev,
-        )
-        .unwrap();
+        let (rows, inp, out) = (2 * ROWS_PER_TASK + 7, 5, 4);
+        let x = Var::from_vec(values(rows * inp, 1), (rows, inp), &dev).unwrap();
+        let w = Var::from_vec(values(inp * out, 2), (inp, out), &dev).unwrap();
+        let b = Var::from_vec(vec![0.5f32, -1.25, 0.0, 2.0], out, &dev).unwrap();
+        let mix = Tensor::from_vec(values(rows * out, 3), (rows, out), &dev).unwrap();
+        (x, w, b, mix)
+    }
 
-        let fused = bias_relu(z.as_tensor(), b.as_tensor()).unwrap();
-        let plain = z
+    /// Values and gradients equal `relu(x w + b)` written with candle's generic ops.
+    #[test]
+    fn linear_relu_matches_the_unfused_layer_forward_and_backward() {
+        let (x, w, b, mix) = layer();
+        let fused = linear_relu(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+        let plain = x
             .as_tensor()
+            .matmul(w.as_tensor())
+            .unwrap()
             .broadcast_add(b.as_tensor())
             .unwrap()
             .relu()
             .unwrap();
-        assert_eq!(
-            fused.to_vec2::<f32>().unwrap(),
-            plain.to_vec2::<f32>().unwrap()
-        );
-
-        let gf = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        for v in [&z, &b] {
-            let a = gf
-                .get(v)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let e = gp
-                .get(v)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            for (a, e) in a.iter().zip(&e) {
-                assert!((a - e).abs() < 1e-6, "{a} vs {e}");
-            }
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_close(&flat(&fused), &flat(&plain), 1e-5);
+        let gf = (fused * &mix)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (plain * &mix)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &w, &b] {
+            assert_close(&grad(&gf, v), &grad(&gp, v), 1e-5);
         }
+    }
+
+    /// Blocks of rows are fixed, so one thread and three give the same bits.
+    #[test]
+    fn fused_ops_do_not_depend_on_the_thread_count() {
+        let (x, w, b, mix) = layer();
+        let fields = x.as_tensor().reshape((x.dims()[0], 1, 5)).unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let y = linear_relu(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+                let fm = fm_pairwise(&fields).unwrap();
+                let loss =
+                    ((y * &mix).unwrap().sum_all().unwrap() + fm.sum_all().unwrap()).unwrap();
+                let g = loss.backward().unwrap();
+                (grad(&g, &x), grad(&g, &w), grad(&g, &b))
+            })
+        };
+        assert_eq!(run(1), run(3));
     }
 
     /// Values and gradients equal the FM term written with candle's generic ops, and a
@@ -291,11 +422,9 @@ mod tests {
             vec![1.0]
         );
 
-        let xv: Vec<f32> = (0..60)
-            .map(|i| ((i * 23 % 17) as f32 - 8.0) / 5.0)
-            .collect();
-        let x = Var::from_vec(xv, (4, 5, 3), &dev).unwrap();
-        let w = Tensor::from_vec(vec![0.5f32, -1.0, 2.0, 0.25], 4, &dev).unwrap();
+        let rows = ROWS_PER_TASK + 9;
+        let x = Var::from_vec(values(rows * 15, 4), (rows, 5, 3), &dev).unwrap();
+        let mix = Tensor::from_vec(values(rows, 5), rows, &dev).unwrap();
         let fused = fm_pairwise(x.as_tensor()).unwrap();
         let t = x.as_tensor();
         let sum = t.sum(1).unwrap();
@@ -305,37 +434,32 @@ mod tests {
             .unwrap()
             * 0.5)
             .unwrap();
-        for (a, e) in fused
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .zip(&plain.to_vec1::<f32>().unwrap())
-        {
-            assert!((a - e).abs() < 1e-5, "{a} vs {e}");
-        }
-        let gf = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let flat = |g: &candle_core::backprop::GradStore| {
-            g.get(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        };
-        for (a, e) in flat(&gf).iter().zip(&flat(&gp)) {
-            assert!((a - e).abs() < 1e-5, "{a} vs {e}");
-        }
-        assert!(
-            fm_pairwise(&Tensor::zeros((2, 3), candle_core::DType::F32, &dev).unwrap()).is_err()
+        assert_close(
+            &fused.to_vec1::<f32>().unwrap(),
+            &plain.to_vec1::<f32>().unwrap(),
+            1e-5,
         );
+        let gf = (fused * &mix)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (plain * &mix)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_close(&grad(&gf, &x), &grad(&gp, &x), 1e-5);
     }
 
     #[test]
     fn mismatched_shapes_are_an_error() {
         let dev = Device::Cpu;
-        let z = Tensor::zeros((3, 4), candle_core::DType::F32, &dev).unwrap();
-        let b = Tensor::zeros(5, candle_core::DType::F32, &dev).unwrap();
-        assert!(bias_relu(&z, &b).is_err());
+        let zeros = |shape: &[usize]| Tensor::zeros(shape, candle_core::DType::F32, &dev).unwrap();
+        assert!(linear_relu(&zeros(&[3, 4]), &zeros(&[4, 2]), &zeros(&[5])).is_err());
+        assert!(linear_relu(&zeros(&[3, 4]), &zeros(&[3, 2]), &zeros(&[2])).is_err());
+        assert!(fm_pairwise(&zeros(&[2, 3])).is_err());
     }
 }

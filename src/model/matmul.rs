@@ -15,6 +15,8 @@
 //! The cut depends on the shapes only, never on the thread count, so a seed gives the same
 //! numbers on one thread or many.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -28,9 +30,14 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     matrix(a)?.apply_op2(&matrix(b)?, Matmul)
 }
 
+/// `a b` outside autograd (for backward passes).
+pub(super) fn product_no_grad(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    matrix(a)?.apply_op2_no_bwd(&matrix(b)?, &Matmul)
+}
+
 /// `t` itself when it can be read in place (row-major or a transposed row-major view), else a
 /// contiguous copy.
-fn matrix(t: &Tensor) -> candle_core::Result<Tensor> {
+pub(super) fn matrix(t: &Tensor) -> candle_core::Result<Tensor> {
     let l = t.layout();
     if l.dims().len() == 2 && unit_stride(l.dims(), l.stride()).is_some() {
         Ok(t.clone())
@@ -55,7 +62,7 @@ fn unit_stride(dims: &[usize], stride: &[usize]) -> Option<(usize, usize)> {
 
 /// A 2-D f32 operand: its data from the start offset, its shape and its strides in elements.
 #[derive(Clone, Copy)]
-struct Operand<'a> {
+pub(super) struct Operand<'a> {
     data: &'a [f32],
     rows: usize,
     cols: usize,
@@ -64,7 +71,7 @@ struct Operand<'a> {
 }
 
 impl<'a> Operand<'a> {
-    fn new(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Self> {
+    pub(super) fn new(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<Self> {
         let CpuStorage::F32(v) = s else {
             candle_core::bail!("matmul: only f32 tensors are supported");
         };
@@ -88,6 +95,11 @@ impl<'a> Operand<'a> {
             rs,
             cs,
         })
+    }
+
+    /// `(rows, cols)`.
+    pub(super) fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
     }
 
     /// Rows `r0..r0 + len`.
@@ -117,29 +129,32 @@ impl<'a> Operand<'a> {
     }
 }
 
-/// One `gemm` call: `c = a b`, `c` row-major with `a.rows` rows of `b.cols` values.
-fn gemm_call(a: Operand, b: Operand, c: &mut [f32], parallelism: gemm::Parallelism) {
+/// One `gemm` call writing `a b` into every element of `c` (row-major, `a.rows` rows of
+/// `b.cols` values).
+fn gemm_into(a: Operand, b: Operand, c: &mut [MaybeUninit<f32>], parallelism: gemm::Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    debug_assert_eq!(b.rows, k);
-    debug_assert_eq!(c.len(), m * n);
+    assert!(
+        b.rows == k && c.len() == m * n,
+        "gemm_into: shapes do not chain"
+    );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c.fill(0.0);
+        c.fill(MaybeUninit::new(0.0));
         return;
     }
     let s = |x: usize| x as isize;
     // SAFETY: `a` reads `m x k` values at `data[i * rs + j * cs]`, which `Operand::new` checked
     // lie inside its storage (and `rows` / `cols` only narrow that range); likewise `b` with
-    // `k x n`. `c` holds exactly `m * n` values written at `c[i * n + j]`. With `read_dst`
-    // false the crate overwrites `c` without reading it.
+    // `k x n`. `c` holds exactly `m * n` values, written at `c[i * n + j]`: with `read_dst`
+    // false the crate overwrites every one of them and reads none.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c.as_mut_ptr().cast::<f32>(),
             1,
             s(n),
             false,
@@ -159,42 +174,51 @@ fn gemm_call(a: Operand, b: Operand, c: &mut [f32], parallelism: gemm::Paralleli
     }
 }
 
-/// `c = a b` cut into single-threaded pieces on the current rayon pool (module docs).
-fn cut_product(a: Operand, b: Operand, c: &mut [f32]) {
+/// A new vector of `len` values, all written by `write` through [`gemm_into`] (never zeroed
+/// first: zeroing every activation and gradient was a tenth of a training step's memory
+/// traffic).
+fn written_by_gemm(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut c = Vec::with_capacity(len);
+    write(&mut c.spare_capacity_mut()[..len]);
+    // SAFETY: every caller passes a `write` that covers the whole slice with `gemm_into`
+    // calls on disjoint blocks, and `gemm_into` writes every element of its block.
+    unsafe { c.set_len(len) };
+    c
+}
+
+/// `a b` as a new row-major `a.rows x b.cols` vector, cut into single-threaded pieces on the
+/// current rayon pool (module docs).
+pub(super) fn product(a: Operand, b: Operand) -> Vec<f32> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return Vec::new();
+    }
     if m >= 2 * ROW_BLOCK {
-        c.par_chunks_mut(ROW_BLOCK * n)
-            .enumerate()
-            .for_each(|(i, block)| {
-                let r0 = i * ROW_BLOCK;
-                gemm_call(
-                    a.rows(r0, block.len() / n),
-                    b,
-                    block,
-                    gemm::Parallelism::None,
-                )
-            });
+        written_by_gemm(m * n, |c| {
+            c.par_chunks_mut(ROW_BLOCK * n)
+                .enumerate()
+                .for_each(|(i, block)| {
+                    let rows = a.rows(i * ROW_BLOCK, block.len() / n);
+                    gemm_into(rows, b, block, gemm::Parallelism::None)
+                })
+        })
     } else if k >= 2 * INNER_BLOCK {
-        let pieces = k.div_ceil(INNER_BLOCK);
-        let mut partials: Vec<Vec<f32>> = (1..pieces).map(|_| vec![0.0; m * n]).collect();
-        let outputs: Vec<&mut [f32]> = std::iter::once(&mut *c)
-            .chain(partials.iter_mut().map(Vec::as_mut_slice))
+        let partials: Vec<Vec<f32>> = (0..k.div_ceil(INNER_BLOCK))
+            .into_par_iter()
+            .map(|i| {
+                let (k0, len) = (i * INNER_BLOCK, INNER_BLOCK.min(k - i * INNER_BLOCK));
+                let (a, b) = (a.cols(k0, len), b.rows(k0, len));
+                written_by_gemm(m * n, |c| gemm_into(a, b, c, gemm::Parallelism::None))
+            })
             .collect();
-        outputs.into_par_iter().enumerate().for_each(|(i, out)| {
-            let k0 = i * INNER_BLOCK;
-            let len = INNER_BLOCK.min(k - k0);
-            gemm_call(
-                a.cols(k0, len),
-                b.rows(k0, len),
-                out,
-                gemm::Parallelism::None,
-            )
-        });
-        for p in &partials {
-            for (x, y) in c.iter_mut().zip(p) {
+        let mut partials = partials.into_iter();
+        let mut c = partials.next().unwrap_or_default();
+        for p in partials {
+            for (x, y) in c.iter_mut().zip(&p) {
                 *x += y;
             }
         }
+        c
     } else {
         let threads = rayon::current_num_threads();
         let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
@@ -202,7 +226,7 @@ fn cut_product(a: Operand, b: Operand, c: &mut [f32]) {
         } else {
             gemm::Parallelism::None
         };
-        gemm_call(a, b, c, parallelism);
+        written_by_gemm(m * n, |c| gemm_into(a, b, c, parallelism))
     }
 }
 
@@ -231,8 +255,7 @@ impl CustomOp2 for Matmul {
                 b.cols
             );
         }
-        let mut c = vec![0f32; a.rows * b.cols];
-        cut_product(a, b, &mut c);
+        let c = product(a, b);
         Ok((CpuStorage::F32(c), Shape::from((a.rows, b.cols))))
     }
 
@@ -244,8 +267,8 @@ impl CustomOp2 for Matmul {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g = grad_res.contiguous()?;
-        let ga = g.apply_op2_no_bwd(&matrix(&b.t()?)?, &Matmul)?;
-        let gb = matrix(&a.t()?)?.apply_op2_no_bwd(&g, &Matmul)?;
+        let ga = product_no_grad(&g, &b.t()?)?;
+        let gb = product_no_grad(&a.t()?, &g)?;
         Ok((Some(ga), Some(gb)))
     }
 }

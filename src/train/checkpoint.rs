@@ -181,18 +181,10 @@ impl Trainer {
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            if rows
-                .iter()
-                .any(|&r| r as usize >= tr.model.embeddings().rows())
-            {
-                bail!(
-                    "checkpoint {}: emb.acc.rows names rows outside the table",
-                    path.display()
-                );
-            }
-            let dim = tr.model.embeddings().dim;
+            let (dim, table_rows) = (tr.model.embeddings().dim, tr.model.embeddings().rows());
             let grad = read("emb.acc.grad", rows.len() * dim)?;
-            tr.emb_acc = RowGrads::from_parts(dim, rows, grad);
+            tr.emb_acc = RowGrads::from_parts(dim, table_rows, rows, grad)
+                .with_context(|| format!("checkpoint {}: emb.acc", path.display()))?;
         }
         let names = tr.model.dense().names().to_vec();
         for (i, name) in names.iter().enumerate() {

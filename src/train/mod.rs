@@ -132,7 +132,7 @@ impl Trainer {
             dense_acc: zeros(),
             dense_pending: false,
             emb_state: RowSparseState::new(cfg.emb_optimizer, table_len),
-            emb_acc: RowGrads::new(dim),
+            emb_acc: RowGrads::new(dim, model.embeddings().rows()),
             accumulated: 0,
             steps: 0,
             dense_t: 0,
@@ -264,14 +264,12 @@ impl Trainer {
         let t0 = Instant::now();
         let result = self.pool.install(|| -> Result<Pass> {
             let gathered = model.embeddings().gather(&rows);
-            let leaf = if want_emb {
-                Some(Var::from_vec(gathered.clone(), (n, fc, d), &dev)?)
+            let (leaf, emb) = if want_emb {
+                let v = Var::from_vec(gathered, (n, fc, d), &dev)?;
+                let t = v.as_tensor().clone();
+                (Some(v), t)
             } else {
-                None
-            };
-            let emb = match &leaf {
-                Some(v) => v.as_tensor().clone(),
-                None => Tensor::from_vec(gathered, (n, fc, d), &dev)?,
+                (None, Tensor::from_vec(gathered, (n, fc, d), &dev)?)
             };
             let z = model.forward(&emb, &b.num)?;
             let y = Tensor::from_slice(&b.label, n, &dev)?;

@@ -2,9 +2,6 @@
 //! Adam over the dense parameters, and a row-sparse Adam or Adagrad over the embedding table
 //! that reads and writes only the rows a batch touched.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -88,23 +85,8 @@ pub fn adagrad_update(theta: &mut [f32], g: &[f32], acc: &mut [f32], lr: f32, ep
     }
 }
 
-/// A cheap multiplicative hash for table row numbers (SipHash is needlessly slow here).
-#[derive(Default)]
-pub struct RowHasher(u64);
-
-impl Hasher for RowHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.0 = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
+/// Marks a table row with no slot in [`RowGrads`].
+const NO_SLOT: u32 = u32::MAX;
 
 /// Summed gradients of the embedding rows touched since the last step, in first-touch order.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -112,51 +94,72 @@ pub struct RowGrads {
     pub dim: usize,
     pub rows: Vec<u32>,
     pub grad: Vec<f32>,
-    slot: HashMap<u32, u32, BuildHasherDefault<RowHasher>>,
+    /// For every table row, its index in `rows`, or `NO_SLOT`. A direct index rather than a
+    /// hash map: a lookup per (sample, field) is the whole cost of accumulating, and the array
+    /// is a fraction (`1 / dim`) of the table, whose optimiser moments are already twice its
+    /// size. `clear` resets only the touched entries.
+    slot: Vec<u32>,
 }
 
 impl RowGrads {
-    /// An empty accumulator for rows of `dim` values.
-    pub fn new(dim: usize) -> Self {
+    /// An empty accumulator for a table of `table_rows` rows of `dim` values.
+    pub fn new(dim: usize, table_rows: usize) -> Self {
         RowGrads {
             dim,
-            ..Default::default()
+            rows: Vec::new(),
+            grad: Vec::new(),
+            slot: vec![NO_SLOT; table_rows],
         }
     }
 
-    /// Adds `grad` (`rows.len() * dim`, one slice per entry of `rows`; repeats allowed).
+    /// Adds `grad` (`rows.len() * dim`, one slice per entry of `rows`; repeats allowed). Every
+    /// row must be below the table's row count (the trainer's rows come from
+    /// `EmbeddingTable::batch_rows`, which checks them).
     pub fn add(&mut self, rows: &[u32], grad: &[f32]) {
         let d = self.dim;
-        for (i, &r) in rows.iter().enumerate() {
-            let next = self.rows.len() as u32;
-            let s = *self.slot.entry(r).or_insert(next) as usize;
-            if s == self.rows.len() {
+        for (&r, g) in rows.iter().zip(grad.chunks_exact(d.max(1))) {
+            let s = &mut self.slot[r as usize];
+            if *s == NO_SLOT {
+                *s = self.rows.len() as u32;
                 self.rows.push(r);
-                self.grad.extend_from_slice(&grad[i * d..(i + 1) * d]);
+                self.grad.extend_from_slice(g);
             } else {
-                for (a, g) in self.grad[s * d..(s + 1) * d]
-                    .iter_mut()
-                    .zip(&grad[i * d..(i + 1) * d])
-                {
-                    *a += g;
+                let at = *s as usize * d;
+                for (a, v) in self.grad[at..at + d].iter_mut().zip(g) {
+                    *a += v;
                 }
             }
         }
     }
 
-    /// Rebuilds the accumulator from saved rows and gradients.
-    pub fn from_parts(dim: usize, rows: Vec<u32>, grad: Vec<f32>) -> Self {
-        let slot = rows
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| (r, i as u32))
-            .collect();
-        RowGrads {
+    /// Rebuilds the accumulator from saved rows and gradients; an error if a row is outside
+    /// the table or named twice, or the gradients do not match the rows.
+    pub fn from_parts(
+        dim: usize,
+        table_rows: usize,
+        rows: Vec<u32>,
+        grad: Vec<f32>,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            grad.len() == rows.len() * dim,
+            "{} accumulated gradient values for {} rows of {dim}",
+            grad.len(),
+            rows.len()
+        );
+        let mut slot = vec![NO_SLOT; table_rows];
+        for (i, &r) in rows.iter().enumerate() {
+            let s = slot
+                .get_mut(r as usize)
+                .ok_or_else(|| anyhow::anyhow!("row {r} is outside the table's {table_rows}"))?;
+            anyhow::ensure!(*s == NO_SLOT, "row {r} is named twice");
+            *s = i as u32;
+        }
+        Ok(RowGrads {
             dim,
             rows,
             grad,
             slot,
-        }
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -164,9 +167,11 @@ impl RowGrads {
     }
 
     pub fn clear(&mut self) {
+        for &r in &self.rows {
+            self.slot[r as usize] = NO_SLOT;
+        }
         self.rows.clear();
         self.grad.clear();
-        self.slot.clear();
     }
 }
 
@@ -273,7 +278,7 @@ mod tests {
 
     #[test]
     fn row_grads_sum_repeats_and_only_touched_rows_change() {
-        let mut g = RowGrads::new(2);
+        let mut g = RowGrads::new(2, 4);
         g.add(&[3, 1, 3], &[1.0, 1.0, 2.0, 2.0, 0.5, 0.5]);
         assert_eq!(g.rows, vec![3, 1]);
         assert_eq!(g.grad, vec![1.5, 1.5, 2.0, 2.0]);
@@ -283,7 +288,12 @@ mod tests {
         assert_eq!(&table[0..2], &[0.0, 0.0]);
         assert_eq!(&table[4..6], &[0.0, 0.0]);
         assert!((table[6] + 0.1).abs() < 1e-6 && (table[2] + 0.1).abs() < 1e-6);
-        let back = RowGrads::from_parts(2, g.rows.clone(), g.grad.clone());
+        let back = RowGrads::from_parts(2, 4, g.rows.clone(), g.grad.clone()).unwrap();
         assert_eq!(back, g);
+        assert!(RowGrads::from_parts(2, 3, g.rows.clone(), g.grad.clone()).is_err());
+        assert!(RowGrads::from_parts(2, 4, vec![1, 1], vec![0.0; 4]).is_err());
+        assert!(RowGrads::from_parts(2, 4, vec![1], vec![0.0; 3]).is_err());
+        g.clear();
+        assert_eq!(g, RowGrads::new(2, 4));
     }
 }
