@@ -317,12 +317,135 @@ impl CustomOp2 for FmPairwiseGrad {
     }
 }
 
+/// Row-wise outer products: `(N, H)` and `(N, F)` to `(N, H * F)` with
+/// `out[n, h * F + f] = u[n, h] * v[n, f]` (xDeepFM's CIN). Backward contracts the incoming
+/// gradient with the other factor row by row, where candle's broadcast multiply would sum its
+/// gradient over the broadcast axes with strided reductions of the whole `N x H x F` block.
+pub fn outer_rows(u: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
+    u.contiguous()?.apply_op2(&v.contiguous()?, OuterRows)
+}
+
+/// `(N, H)` and `(N, F)` of two contiguous layouts, or an error naming `op`.
+fn two_matrices(op: &str, l1: &Layout, l2: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+    match (l1.dims(), l2.dims()) {
+        (&[n, h], &[n2, f]) if n == n2 => Ok((n, h, f)),
+        (a, b) => candle_core::bail!("{op}: {a:?} and {b:?} are not two matrices of equal rows"),
+    }
+}
+
+struct OuterRows;
+
+impl CustomOp2 for OuterRows {
+    fn name(&self) -> &'static str {
+        "outer-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let u = contiguous(self.name(), s1, l1)?;
+        let v = contiguous(self.name(), s2, l2)?;
+        let (n, h, f) = two_matrices(self.name(), l1, l2)?;
+        let out = par_fill(n, h * f, |r0, out| {
+            let rows = out.block.len() / (h * f).max(1);
+            for r in r0..r0 + rows {
+                let v_row = &v[r * f..(r + 1) * f];
+                for &a in &u[r * h..(r + 1) * h] {
+                    out.extend(v_row.iter().map(|&b| a * b));
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, h * f))))
+    }
+
+    fn bwd(
+        &self,
+        u: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad_res.contiguous()?;
+        let gu = g.apply_op2_no_bwd(&v.contiguous()?, &OuterGrad::Left)?;
+        let gv = g.apply_op2_no_bwd(&u.contiguous()?, &OuterGrad::Right)?;
+        Ok((Some(gu), Some(gv)))
+    }
+}
+
+/// The gradients of [`outer_rows`] from its output gradient `g` `(N, H * F)`:
+/// `Left` with `v`: `gu[n, h] = sum_f g[n, h * F + f] v[n, f]`;
+/// `Right` with `u`: `gv[n, f] = sum_h g[n, h * F + f] u[n, h]`.
+enum OuterGrad {
+    Left,
+    Right,
+}
+
+impl CustomOp2 for OuterGrad {
+    fn name(&self) -> &'static str {
+        match self {
+            OuterGrad::Left => "outer-rows-grad-left",
+            OuterGrad::Right => "outer-rows-grad-right",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = contiguous(self.name(), s1, l1)?;
+        let other = contiguous(self.name(), s2, l2)?;
+        let (n, width, k) = two_matrices(self.name(), l1, l2)?;
+        if k == 0 || width % k != 0 {
+            candle_core::bail!("{}: {:?} against {:?}", self.name(), l1.dims(), l2.dims());
+        }
+        // The other factor has `k` columns; the result has `m` (`width = h * f`).
+        let m = width / k;
+        let out = match self {
+            OuterGrad::Left => par_fill(n, m, |r0, out| {
+                let rows = out.block.len() / m.max(1);
+                for r in r0..r0 + rows {
+                    let v_row = &other[r * k..(r + 1) * k];
+                    let g_row = &g[r * width..(r + 1) * width];
+                    out.extend(
+                        g_row
+                            .chunks_exact(k)
+                            .map(|gh| gh.iter().zip(v_row).map(|(&a, &b)| a * b).sum::<f32>()),
+                    );
+                }
+            }),
+            OuterGrad::Right => par_fill(n, m, |r0, out| {
+                let rows = out.block.len() / m.max(1);
+                let mut acc = vec![0.0f32; m];
+                for r in r0..r0 + rows {
+                    let u_row = &other[r * k..(r + 1) * k];
+                    let g_row = &g[r * width..(r + 1) * width];
+                    acc.fill(0.0);
+                    for (&a, gh) in u_row.iter().zip(g_row.chunks_exact(m)) {
+                        for (s, &x) in acc.iter_mut().zip(gh) {
+                            *s += a * x;
+                        }
+                    }
+                    out.extend(acc.iter().copied());
+                }
+            }),
+        };
+        Ok((CpuStorage::F32(out), Shape::from((n, m))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::backprop::GradStore;
     use candle_core::{Device, Tensor, Var, D};
 
-    use super::{fm_pairwise, linear_relu, ROWS_PER_TASK};
+    use super::{fm_pairwise, linear_relu, outer_rows, ROWS_PER_TASK};
 
     fn values(n: usize, salt: usize) -> Vec<f32> {
         (0..n)
@@ -454,6 +577,42 @@ mod tests {
         assert_close(&grad(&gf, &x), &grad(&gp, &x), 1e-5);
     }
 
+    /// Values and gradients equal the broadcast product xDeepFM used before, reshaped.
+    #[test]
+    fn outer_rows_matches_the_broadcast_product_forward_and_backward() {
+        let dev = Device::Cpu;
+        let (n, h, f) = (ROWS_PER_TASK + 5, 3, 4);
+        let u = Var::from_vec(values(n * h, 6), (n, h), &dev).unwrap();
+        let v = Var::from_vec(values(n * f, 7), (n, f), &dev).unwrap();
+        let mix = Tensor::from_vec(values(n * h * f, 8), (n, h * f), &dev).unwrap();
+        let fused = outer_rows(u.as_tensor(), v.as_tensor()).unwrap();
+        let plain = u
+            .as_tensor()
+            .unsqueeze(2)
+            .unwrap()
+            .broadcast_mul(&v.as_tensor().unsqueeze(1).unwrap())
+            .unwrap()
+            .reshape((n, h * f))
+            .unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&fused), flat(&plain));
+        let gf = (fused * &mix)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (plain * &mix)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for x in [&u, &v] {
+            assert_close(&grad(&gf, x), &grad(&gp, x), 1e-5);
+        }
+    }
+
     #[test]
     fn mismatched_shapes_are_an_error() {
         let dev = Device::Cpu;
@@ -461,5 +620,6 @@ mod tests {
         assert!(linear_relu(&zeros(&[3, 4]), &zeros(&[4, 2]), &zeros(&[5])).is_err());
         assert!(linear_relu(&zeros(&[3, 4]), &zeros(&[3, 2]), &zeros(&[2])).is_err());
         assert!(fm_pairwise(&zeros(&[2, 3])).is_err());
+        assert!(outer_rows(&zeros(&[2, 3]), &zeros(&[3, 3])).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! xDeepFM (Lian et al. 2018): a Compressed Interaction Network next to a linear term and a
-//! deep tower. CIN tensors are kept as `(B, d, H)` so each layer is one plain matmul.
+//! deep tower. CIN states are kept as `(B * d, H)` so each layer is one row-wise outer product
+//! and one plain matmul.
 
 use anyhow::Result;
 use candle_core::Tensor;
@@ -7,6 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::core_access;
 use crate::model::blocks::{flatten, Logit, Mlp};
+use crate::model::fused::outer_rows;
+use crate::model::matmul::matmul;
 use crate::model::{CtrModel, ModelCore};
 
 pub struct XDeepFm {
@@ -51,15 +54,14 @@ impl CtrModel for XDeepFm {
 
     fn interact(&self, fields: &Tensor) -> Result<Tensor> {
         let (b, f, d) = fields.dims3()?;
-        let x0 = fields.transpose(1, 2)?.contiguous()?; // (B, d, F)
+        // Rows are (sample, embedding coordinate): x0 is (B * d, F), each layer's state
+        // (B * d, H), and z_k their row-wise outer product (B * d, H * F).
+        let x0 = fields.transpose(1, 2)?.contiguous()?.reshape((b * d, f))?;
         let mut xk = x0.clone();
         let mut pooled = Vec::with_capacity(self.cin.len());
         for w in &self.cin {
-            let h = xk.dim(2)?;
-            let z = xk.unsqueeze(3)?.broadcast_mul(&x0.unsqueeze(2)?)?; // (B, d, H, F)
-            let z = z.reshape((b * d, h * f))?;
-            xk = z.matmul(w)?.reshape((b, d, w.dim(1)?))?;
-            pooled.push(xk.sum(1)?);
+            xk = matmul(&outer_rows(&xk, &x0)?, w)?;
+            pooled.push(xk.reshape((b, d, w.dim(1)?))?.sum(1)?);
         }
         let refs: Vec<&Tensor> = pooled.iter().collect();
         let cin = self.cin_out.forward(&Tensor::cat(&refs, 1)?)?;
