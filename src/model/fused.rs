@@ -446,6 +446,7 @@ mod tests {
     use candle_core::{Device, Tensor, Var, D};
 
     use super::{fm_pairwise, linear_relu, outer_rows, ROWS_PER_TASK};
+    use crate::model::in_pool;
 
     fn values(n: usize, salt: usize) -> Vec<f32> {
         (0..n)
@@ -518,11 +519,7 @@ mod tests {
         let (x, w, b, mix) = layer();
         let fields = x.as_tensor().reshape((x.dims()[0], 1, 5)).unwrap();
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            in_pool(threads, || {
                 let y = linear_relu(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
                 let fm = fm_pairwise(&fields).unwrap();
                 let loss =

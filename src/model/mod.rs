@@ -26,6 +26,17 @@ pub use embedding::EmbeddingTable;
 pub use params::ParamSet;
 pub use spec::{Arch, ModelSpec};
 
+/// Runs `f` on a fresh rayon pool of `threads` threads (tests that results do not depend on
+/// the thread count).
+#[cfg(test)]
+pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a test thread pool")
+        .install(f)
+}
+
 /// What every model owns besides its architecture blocks.
 pub struct ModelCore {
     pub spec: ModelSpec,
