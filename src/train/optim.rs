@@ -64,19 +64,6 @@ impl AdamStep {
     }
 }
 
-/// One Adam update of `theta` with gradient `g` at step `t` (from 1).
-pub fn adam_update(
-    theta: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    lr: f32,
-    t: u64,
-    h: AdamHyper,
-) {
-    AdamStep::new(lr, t, h).update(theta, g, m, v);
-}
-
 /// One Adagrad update.
 pub fn adagrad_update(theta: &mut [f32], g: &[f32], acc: &mut [f32], lr: f32, eps: f32) {
     for ((th, &gi), a) in theta.iter_mut().zip(g).zip(acc) {
@@ -261,19 +248,41 @@ mod tests {
     fn first_adam_step_moves_by_lr_against_the_gradient_sign() {
         let mut th = [1.0f32, 1.0];
         let (mut m, mut v) = ([0.0f32; 2], [0.0f32; 2]);
-        adam_update(
-            &mut th,
-            &[0.5, -2.0],
-            &mut m,
-            &mut v,
-            0.1,
-            1,
-            AdamHyper::default(),
-        );
+        AdamStep::new(0.1, 1, AdamHyper::default()).update(&mut th, &[0.5, -2.0], &mut m, &mut v);
         assert!(
             (th[0] - 0.9).abs() < 1e-5 && (th[1] - 1.1).abs() < 1e-5,
             "{th:?}"
         );
+    }
+
+    /// The table is split between the pool's threads; each row's update is the same on one
+    /// thread or three, for both optimisers.
+    #[test]
+    fn row_sparse_updates_do_not_depend_on_the_thread_count() {
+        let (rows, dim) = (50, 3);
+        let mut grads = RowGrads::new(dim, rows);
+        let touched: Vec<u32> = (0..rows as u32).filter(|r| r % 3 != 1).collect();
+        let g: Vec<f32> = (0..touched.len() * dim)
+            .map(|i| i as f32 * 0.01 - 0.3)
+            .collect();
+        grads.add(&touched, &g);
+        for kind in [EmbOptimizer::Adam, EmbOptimizer::Adagrad] {
+            let run = |threads: usize| {
+                crate::model::in_pool(threads, || {
+                    let mut table: Vec<f32> = (0..rows * dim).map(|i| i as f32 * 0.1).collect();
+                    let mut st = RowSparseState::new(kind, rows * dim);
+                    for t in 1..=3 {
+                        st.apply(&mut table, &grads, 0.05, t, AdamHyper::default());
+                    }
+                    (table, st)
+                })
+            };
+            let (one, three) = (run(1), run(3));
+            assert_eq!(one, three);
+            // Row 1 was not touched: it keeps its value and its moments stay zero.
+            assert_eq!(&one.0[dim..2 * dim], &[0.3f32, 0.4, 0.5][..]);
+            assert!(one.1.m[dim..2 * dim].iter().all(|&m| m == 0.0));
+        }
     }
 
     #[test]
