@@ -7,6 +7,8 @@
 //!   of `x W + b`, and sum the bias gradient column by column.
 //! - the factorisation machine's pairwise term: one pass forward and one backward, instead of
 //!   two reductions over the field axis, squares, a difference and their five backward passes.
+//! - xDeepFM's row-wise outer product: backward contracts the gradient with the other factor
+//!   row by row instead of reducing a broadcast.
 //!
 //! Blocks have a fixed number of rows, so sums come out the same on any number of threads.
 
