@@ -5,12 +5,8 @@ use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use super::fused::linear_relu;
+use super::matmul::matmul;
 use super::params::ParamSet;
-
-/// `x w` for 2-D `x`: the crate's own matmul op (`matmul.rs`).
-fn mm(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    super::matmul::matmul(x, w)
-}
 
 /// `x W + b` with `W` stored as `(in, out)`, so the forward needs no transposed copy.
 pub struct Linear {
@@ -44,13 +40,14 @@ impl Linear {
     /// `(B, in) -> (B, out)`; also `(B, F, in) -> (B, F, out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() == 2 {
-            return Ok(mm(x, &self.w)?.broadcast_add(&self.b)?);
+            return Ok(matmul(x, &self.w)?.broadcast_add(&self.b)?);
         }
-        // Fold the leading dims into rows: one 2-D matmul, no broadcast copy of the weight.
+        // Fold the leading dims into rows: one 2-D product (`matmul.rs`), no broadcast copy of
+        // the weight.
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().unwrap_or(1);
         let rows: usize = dims.iter().product();
-        let y = mm(&x.reshape((rows, inp))?, &self.w)?.broadcast_add(&self.b)?;
+        let y = matmul(&x.reshape((rows, inp))?, &self.w)?.broadcast_add(&self.b)?;
         dims.push(self.w.dim(1)?);
         Ok(y.reshape(dims)?)
     }

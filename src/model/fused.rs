@@ -465,6 +465,12 @@ mod tests {
             .unwrap()
     }
 
+    /// The gradients of `sum(y * mix)`: every output weighted differently, so a wrong
+    /// element of a gradient shows.
+    fn backward_mixed(y: Tensor, mix: &Tensor) -> GradStore {
+        (y * mix).unwrap().sum_all().unwrap().backward().unwrap()
+    }
+
     fn assert_close(a: &[f32], e: &[f32], tol: f32) {
         assert_eq!(a.len(), e.len());
         for (a, e) in a.iter().zip(e) {
@@ -498,18 +504,8 @@ mod tests {
             .unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_close(&flat(&fused), &flat(&plain), 1e-5);
-        let gf = (fused * &mix)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gp = (plain * &mix)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gf = backward_mixed(fused, &mix);
+        let gp = backward_mixed(plain, &mix);
         for v in [&x, &w, &b] {
             assert_close(&grad(&gf, v), &grad(&gp, v), 1e-5);
         }
@@ -561,18 +557,8 @@ mod tests {
             &plain.to_vec1::<f32>().unwrap(),
             1e-5,
         );
-        let gf = (fused * &mix)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gp = (plain * &mix)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gf = backward_mixed(fused, &mix);
+        let gp = backward_mixed(plain, &mix);
         assert_close(&grad(&gf, &x), &grad(&gp, &x), 1e-5);
     }
 
@@ -595,18 +581,8 @@ mod tests {
             .unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&fused), flat(&plain));
-        let gf = (fused * &mix)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gp = (plain * &mix)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gf = backward_mixed(fused, &mix);
+        let gp = backward_mixed(plain, &mix);
         for x in [&u, &v] {
             assert_close(&grad(&gf, x), &grad(&gp, x), 1e-5);
         }

@@ -105,11 +105,7 @@ impl<'a> Operand<'a> {
     /// Rows `r0..r0 + len`.
     fn rows(self, r0: usize, len: usize) -> Self {
         Operand {
-            data: if len == 0 {
-                &[]
-            } else {
-                &self.data[r0 * self.rs..]
-            },
+            data: self.from(r0 * self.rs, len),
             rows: len,
             ..self
         }
@@ -118,13 +114,18 @@ impl<'a> Operand<'a> {
     /// Columns `c0..c0 + len`.
     fn cols(self, c0: usize, len: usize) -> Self {
         Operand {
-            data: if len == 0 {
-                &[]
-            } else {
-                &self.data[c0 * self.cs..]
-            },
+            data: self.from(c0 * self.cs, len),
             cols: len,
             ..self
+        }
+    }
+
+    /// The data from element `offset` on, or nothing for an empty narrowing.
+    fn from(&self, offset: usize, len: usize) -> &'a [f32] {
+        if len == 0 {
+            &[]
+        } else {
+            &self.data[offset..]
         }
     }
 }
