@@ -82,7 +82,7 @@ pub struct MethodConfig {
     pub epochs_dense: usize,
     /// One 1C pass by default: over four seeds (README, "Across seeds") a second pass bought
     /// nothing measurable (offline AUC above kd's and online AUC above the fixed-weight ablation
-    /// in 4 of 4 either way) for 0.31-0.35x scratch's offline time instead of 0.19-0.26x.
+    /// in 4 of 4 either way) for 0.33-0.34x scratch's offline time instead of 0.13-0.24x.
     pub epochs_joint: usize,
     /// Add the sampler's exact log-odds shift to the student's logit in the label loss, so the
     /// shifted base rate of biased samples does not bias predictions.
