@@ -237,7 +237,9 @@ fn operator_commands_are_logged_and_change_the_schedule_from_the_next_batch() {
         .filter_map(|r| match &r.event {
             EngineEvent::Operator { .. } => Some("operator"),
             EngineEvent::ParamsChanged { .. } => Some("changed"),
-            EngineEvent::Warning { message, .. } if message.contains("refused") => Some("refused"),
+            EngineEvent::ParamsRefused { field, .. } if field == "sampling_ratio" => {
+                Some("refused")
+            }
             EngineEvent::Paused { .. } => Some("paused"),
             EngineEvent::Resumed { .. } => Some("resumed"),
             _ => None,

@@ -103,14 +103,19 @@ fn a_log_from_a_newer_event_schema_is_refused() {
     check(
         |dir| {
             let path = dir.join("events.jsonl");
-            let text =
-                std::fs::read_to_string(&path)
-                    .unwrap()
-                    .replacen("{\"v\":1,", "{\"v\":2,", 1);
+            let v = crossadapt::protocol::EVENT_SCHEMA_VERSION;
+            let text = std::fs::read_to_string(&path).unwrap().replacen(
+                &format!("{{\"v\":{v},"),
+                &format!("{{\"v\":{},", v + 1),
+                1,
+            );
             std::fs::write(&path, text).unwrap();
         },
         "events.jsonl",
-        "line 1 was written by a newer crossadapt (event schema 2",
+        &format!(
+            "line 1 was written by a newer crossadapt (event schema {}",
+            crossadapt::protocol::EVENT_SCHEMA_VERSION + 1
+        ),
     );
 }
 

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use crate::atomic::write_atomic;
-use crate::engine::events::{EngineEvent, EventSink, Record};
-use crate::engine::report::Report;
 use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SessionConfig};
+use crate::protocol::{EngineEvent, EventSink, Record, Report};
 use crate::session::{read_log, DayTablePrinter, RunState, Session, Status};
 use crate::tui::{run_console, ConsoleOptions, ConsoleSource};
 

@@ -74,11 +74,10 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
 
 /// `student vs teacher on source`, e.g. `deepfm vs mlp on synthetic`.
 fn default_name(cfg: &SessionConfig) -> String {
-    let arch = |s: &str| s.split(':').next().unwrap_or(s).to_string();
     format!(
         "{} vs {} on {}",
-        arch(&cfg.student.model),
-        arch(&cfg.teacher.model),
+        cfg.student.model.arch,
+        cfg.teacher.model.arch,
         crate::engine::config::source_kind(&cfg.data)
     )
 }

@@ -3,7 +3,14 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::events::DayPlan;
+/// How the days of the source are used.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayPlan {
+    pub history: Vec<u32>,
+    pub retained: Vec<u32>,
+    /// The first online day; the offline evaluation day.
+    pub online: Vec<u32>,
+}
 
 /// A number of days: a count (`8`) or a share of all days (`0.25`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,9 +5,8 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::arms::ArmKind;
-use super::run::Arm;
-use super::state::{RunState, STATE_SCHEMA_VERSION};
+use super::arm::Arm;
+use super::state::{CheckpointState, STATE_SCHEMA_VERSION};
 use crate::data::FeatureSpec;
 use crate::train::{TrainConfig, Trainer};
 
@@ -25,7 +24,7 @@ fn arm_teacher_file(i: usize) -> String {
 /// Writes the run's state and models into `dir` (a staging folder).
 pub(crate) fn write(
     dir: &Path,
-    state: &RunState,
+    state: &CheckpointState,
     teacher: Option<&Trainer>,
     arms: &[Arm],
 ) -> anyhow::Result<()> {
@@ -46,7 +45,7 @@ pub(crate) fn write(
 
 /// A run as a checkpoint left it.
 pub(crate) struct Restored {
-    pub state: RunState,
+    pub state: CheckpointState,
     pub teacher: Trainer,
     pub arms: Vec<Arm>,
 }
@@ -60,7 +59,7 @@ pub(crate) fn read(
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read checkpoint state {}", path.display()))?;
-    let state: RunState = serde_json::from_str(&text)
+    let state: CheckpointState = serde_json::from_str(&text)
         .with_context(|| format!("checkpoint state {} is damaged", path.display()))?;
     anyhow::ensure!(
         state.schema_version <= STATE_SCHEMA_VERSION,
@@ -76,9 +75,7 @@ pub(crate) fn read(
         dir.display()
     );
     let mut arms = Vec::with_capacity(state.arms.len());
-    for (i, rec) in state.arms.iter().enumerate() {
-        let kind = ArmKind::parse(&rec.name)
-            .with_context(|| format!("checkpoint state {}", path.display()))?;
+    for (i, arm_state) in state.arms.iter().enumerate() {
         let student = Trainer::load(&dir.join(student_file(i)), cfg)?;
         let teacher_path = dir.join(arm_teacher_file(i));
         let teacher = if teacher_path.exists() {
@@ -87,10 +84,9 @@ pub(crate) fn read(
             None
         };
         arms.push(Arm {
-            kind,
             student,
             teacher,
-            rec: rec.clone(),
+            state: arm_state.clone(),
         });
     }
     Ok(Restored {

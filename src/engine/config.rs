@@ -8,11 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::config::DataConfig;
 use crate::data::split::{DayCount, SplitConfig};
-use crate::engine::arms::ArmKind;
-use crate::engine::events::Params;
 use crate::method::adaptation::AdaptationConfig;
 use crate::method::sampler::{SamplerConfig, Strategy};
 use crate::model::ModelSpec;
+use crate::protocol::{ArmKind, CrossAdaptVariant, Params};
 use crate::train::TrainConfig;
 
 /// Version of the config schema; written into every session's `config.toml`.
@@ -35,8 +34,8 @@ pub struct SessionConfig {
     pub split: SplitConfig,
     pub teacher: TeacherConfig,
     pub student: StudentConfig,
-    /// Arms, by name: incumbent, scratch, kd, crossadapt and its ablations.
-    pub arms: Vec<String>,
+    /// Arms, by name: incumbent, scratch, kd, crossadapt and its ablations (parsed here, once).
+    pub arms: Vec<ArmKind>,
     pub train: TrainConfig,
     /// Rows per training batch everywhere.
     pub batch_size: usize,
@@ -44,16 +43,18 @@ pub struct SessionConfig {
     pub online: OnlineConfig,
     pub adaptation: AdaptationConfig,
     /// Day checkpoints to keep on disk, newest first (0 = every day, so `fork --from-day` can
-    /// start anywhere). A default run writes 84 MB a day; at least 2 when set, so a damaged
-    /// newest checkpoint can still fall back to the one before.
+    /// start anywhere; each day's checkpoint holds every arm's models, see docs/sessions.md for
+    /// the size); at least 2 when set, so a damaged newest checkpoint can still fall back to the
+    /// one before.
     pub keep_day_checkpoints: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TeacherConfig {
-    /// The deployed architecture.
-    pub model: String,
+    /// The deployed architecture (parsed here, once).
+    #[serde(with = "teacher_spec")]
+    pub model: ModelSpec,
     /// Load this trainer checkpoint instead of training on the history days.
     pub checkpoint: Option<PathBuf>,
     /// Passes over the history days.
@@ -63,8 +64,43 @@ pub struct TeacherConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StudentConfig {
-    /// The new architecture.
-    pub model: String,
+    /// The new architecture (parsed here, once).
+    #[serde(with = "student_spec")]
+    pub model: ModelSpec,
+}
+
+/// A model spec written as its text; a bad one fails naming `key`.
+fn spec_from_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    key: &str,
+) -> Result<ModelSpec, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse::<ModelSpec>()
+        .map_err(|e| serde::de::Error::custom(format!("{key}: {e:#}")))
+}
+
+mod teacher_spec {
+    use super::ModelSpec;
+
+    pub fn serialize<S: serde::Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(spec)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelSpec, D::Error> {
+        super::spec_from_text(d, "teacher.model")
+    }
+}
+
+mod student_spec {
+    use super::ModelSpec;
+
+    pub fn serialize<S: serde::Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(spec)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelSpec, D::Error> {
+        super::spec_from_text(d, "student.model")
+    }
 }
 
 /// Parameters of the offline stage (1A-1C) and of the baselines' offline training.
@@ -80,9 +116,8 @@ pub struct MethodConfig {
     pub temperature: f64,
     /// Passes of 1B (frozen embeddings) and 1C (joint) over fresh draws of the sample.
     pub epochs_dense: usize,
-    /// One 1C pass by default: over four seeds (README, "Across seeds") a second pass bought
-    /// nothing measurable (offline AUC above kd's and online AUC above the fixed-weight ablation
-    /// in 4 of 4 either way) for 0.33-0.34x scratch's offline time instead of 0.13-0.24x.
+    /// One 1C pass by default: across seeds a second pass bought no measurable quality for a
+    /// clearly longer offline stage (the measurement is in the benchmarks page of docs/).
     pub epochs_joint: usize,
     /// Add the sampler's exact log-odds shift to the student's logit in the label loss, so the
     /// shifted base rate of biased samples does not bias predictions.
@@ -123,18 +158,19 @@ impl Default for SessionConfig {
             },
             teacher: TeacherConfig::default(),
             student: StudentConfig::default(),
-            arms: [
-                "incumbent",
-                "scratch",
-                "kd",
-                "crossadapt",
-                "crossadapt-fixed",
-            ]
-            .map(String::from)
-            .to_vec(),
+            arms: vec![
+                ArmKind::Incumbent,
+                ArmKind::Scratch,
+                ArmKind::Kd,
+                ArmKind::CrossAdapt(CrossAdaptVariant::FULL),
+                ArmKind::CrossAdapt(CrossAdaptVariant {
+                    adaptive: false,
+                    ..CrossAdaptVariant::FULL
+                }),
+            ],
             // METHOD.md's reference embedding rate (Adam, 0.1) is tuned for days of millions of
-            // rows; on this benchmark's 20-batch days it made every DCN/DeepFM student's bias
-            // swing by +-0.5 from day to day and DeepFM's FM term diverge (measured: README).
+            // rows; on this benchmark's short days it made the DCN/DeepFM students' bias swing
+            // from day to day and DeepFM's FM term diverge (the measurement is in docs/).
             train: TrainConfig {
                 emb_lr: 0.02,
                 ..TrainConfig::default()
@@ -148,10 +184,16 @@ impl Default for SessionConfig {
     }
 }
 
+/// A built-in spec (a test checks every default parses).
+fn default_spec(text: &str) -> ModelSpec {
+    text.parse()
+        .unwrap_or_else(|e| panic!("built-in model spec `{text}` does not parse: {e:#}"))
+}
+
 impl Default for TeacherConfig {
     fn default() -> Self {
         TeacherConfig {
-            model: "mlp:emb=8,hidden=64x32".into(),
+            model: default_spec("mlp:emb=8,hidden=64x32"),
             checkpoint: None,
             epochs: 1,
         }
@@ -161,7 +203,7 @@ impl Default for TeacherConfig {
 impl Default for StudentConfig {
     fn default() -> Self {
         StudentConfig {
-            model: "dcn:emb=16,hidden=128x64".into(),
+            model: default_spec("dcn:emb=16,hidden=128x64"),
         }
     }
 }
@@ -297,20 +339,11 @@ impl SessionConfig {
             self.keep_day_checkpoints != 1,
             "keep_day_checkpoints must be 0 (keep all) or at least 2 (a damaged newest checkpoint falls back to the one before), got 1"
         );
-        self.teacher
-            .model
-            .parse::<ModelSpec>()
-            .context("teacher.model")?;
-        self.student
-            .model
-            .parse::<ModelSpec>()
-            .context("student.model")?;
         anyhow::ensure!(!self.arms.is_empty(), "arms: name at least one arm");
-        for (i, name) in self.arms.iter().enumerate() {
-            ArmKind::parse(name).with_context(|| format!("arms[{i}]"))?;
+        for (i, kind) in self.arms.iter().enumerate() {
             anyhow::ensure!(
-                !self.arms[..i].contains(name),
-                "arms: `{name}` is listed twice"
+                !self.arms[..i].contains(kind),
+                "arms: `{kind}` is listed twice"
             );
         }
         anyhow::ensure!(self.threads >= 1, "threads must be at least 1");
@@ -487,8 +520,14 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.method.sampling_ratio, 0.2);
         assert_eq!(cfg.online.teacher_interval, 5);
-        assert_eq!(cfg.student.model, "dcnv2:emb=16");
-        assert_eq!(cfg.arms, vec!["kd", "crossadapt"]);
+        assert_eq!(
+            cfg.student.model,
+            "dcnv2:emb=16".parse::<ModelSpec>().unwrap()
+        );
+        assert_eq!(
+            cfg.arms,
+            vec![ArmKind::Kd, ArmKind::CrossAdapt(CrossAdaptVariant::FULL)]
+        );
     }
 
     #[test]

@@ -5,15 +5,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::arms::{ArmKind, CrossAdaptVariant};
+use super::arm::Arm;
 use super::checkpoint::clone_trainer;
-use super::events::{EngineEvent, FieldProjection, Position, Stage};
-use super::run::{Arm, Engine};
+use super::run::Engine;
 use super::seeds::{arm_key, derive};
-use super::state::ArmRecord;
+use super::state::ArmState;
 use crate::data::Batch;
 use crate::method::projection::project_table;
 use crate::method::sampler::{StrategicSampler, Strategy};
+use crate::protocol::{ArmKind, CrossAdaptVariant, EngineEvent, FieldProjection, Position, Stage};
 use crate::train::{metrics, Target, Trainer};
 
 impl Engine {
@@ -93,10 +93,10 @@ impl Engine {
     /// Builds every arm at the switch point and evaluates it on the first online day.
     pub(crate) fn offline_stage(&mut self) -> anyhow::Result<()> {
         self.arms.clear();
-        for name in self.cfg.arms.clone() {
-            let kind = ArmKind::parse(&name)?;
+        for kind in self.cfg.arms.clone() {
+            let name = kind.to_string();
             let arm = match kind {
-                ArmKind::Incumbent => self.incumbent_arm(&name)?,
+                ArmKind::Incumbent => self.incumbent_arm()?,
                 ArmKind::Scratch | ArmKind::Kd => self.baseline_arm(&name, kind)?,
                 ArmKind::CrossAdapt(v) => self.crossadapt_arm(&name, v)?,
             };
@@ -109,17 +109,12 @@ impl Engine {
         self.teacher.as_ref().context("the teacher is not ready")
     }
 
-    fn incumbent_arm(&mut self, name: &str) -> anyhow::Result<Arm> {
+    fn incumbent_arm(&mut self) -> anyhow::Result<Arm> {
         let student = clone_trainer(self.teacher_ref()?, &self.cfg.train)?;
         Ok(Arm {
-            kind: ArmKind::Incumbent,
             student,
             teacher: None,
-            rec: ArmRecord {
-                name: name.to_string(),
-                model: self.teacher_spec.to_string(),
-                ..Default::default()
-            },
+            state: ArmState::new(ArmKind::Incumbent, self.teacher_spec.to_string()),
         })
     }
 
@@ -170,15 +165,12 @@ impl Engine {
             samples: done,
         })?;
         Ok(Arm {
-            kind,
             student,
             teacher: None,
-            rec: ArmRecord {
-                name: name.to_string(),
-                model: spec.to_string(),
+            state: ArmState {
                 offline_seconds: seconds,
                 offline_samples: done,
-                ..Default::default()
+                ..ArmState::new(kind, spec.to_string())
             },
         })
     }
@@ -205,32 +197,31 @@ impl Engine {
 
     fn crossadapt_arm(&mut self, name: &str, v: CrossAdaptVariant) -> anyhow::Result<Arm> {
         // Variants that differ only online share one offline run (same seeds, same result).
+        let kind = ArmKind::CrossAdapt(v);
         let shared = self.arms.iter().position(
-            |a| matches!(a.kind, ArmKind::CrossAdapt(o) if o.offline_key() == v.offline_key()),
+            |a| matches!(a.kind(), ArmKind::CrossAdapt(o) if o.offline_key() == v.offline_key()),
         );
-        let (student, mut rec) = match shared {
+        let (student, state) = match shared {
             Some(i) => {
                 let src = &self.arms[i];
                 let student = clone_trainer(&src.student, &self.cfg.train)?;
-                let rec = ArmRecord {
-                    name: name.to_string(),
-                    ..src.rec.clone()
+                let state = ArmState {
+                    kind,
+                    ..src.state.clone()
                 };
-                (student, rec)
+                (student, state)
             }
             None => self.crossadapt_offline(name, v)?,
         };
-        rec.days.clear();
         let teacher = if v.asymmetric_teacher {
             Some(clone_trainer(self.teacher_ref()?, &self.cfg.train)?)
         } else {
             None
         };
         Ok(Arm {
-            kind: ArmKind::CrossAdapt(v),
             student,
             teacher,
-            rec,
+            state,
         })
     }
 
@@ -238,17 +229,15 @@ impl Engine {
         &mut self,
         name: &str,
         v: CrossAdaptVariant,
-    ) -> anyhow::Result<(Trainer, ArmRecord)> {
+    ) -> anyhow::Result<(Trainer, ArmState)> {
         let spec = self.student_spec.clone();
         let seed = self.cfg.seed;
         let started = Instant::now();
         let mut student =
             self.new_trainer(&spec, derive(seed, "init", arm_key("crossadapt"), 0))?;
-        let projection = if v.projection {
-            self.transfer(name, &mut student)?
-        } else {
-            Vec::new()
-        };
+        if v.projection {
+            self.transfer(name, &mut student)?;
+        }
         let strategy = if v.sampling {
             self.cfg.method.sampling
         } else {
@@ -265,15 +254,12 @@ impl Engine {
             let s = derive(seed, "sample-1c", arm_key(name), epoch as u64);
             samples += self.distill_pass(name, Stage::JointDistill, &mut student, strategy, s)?;
         }
-        let rec = ArmRecord {
-            name: name.to_string(),
-            model: spec.to_string(),
+        let state = ArmState {
             offline_seconds: started.elapsed().as_secs_f64(),
             offline_samples: samples,
-            projection,
-            ..Default::default()
+            ..ArmState::new(ArmKind::CrossAdapt(v), spec.to_string())
         };
-        Ok((student, rec))
+        Ok((student, state))
     }
 
     /// 1A: every field's teacher table projected into the student's size, with its error.
@@ -408,12 +394,11 @@ impl Engine {
         let user = self.data.spec().user_index();
         for i in 0..self.arms.len() {
             let m = evaluate(&self.arms[i].student, &day, user)?;
-            let arm = &mut self.arms[i];
-            arm.rec.offline = Some(m.clone());
+            let arm = &self.arms[i];
             let event = EngineEvent::OfflineResult {
-                arm: arm.rec.name.clone(),
-                seconds: arm.rec.offline_seconds,
-                samples: arm.rec.offline_samples,
+                arm: arm.name(),
+                seconds: arm.state.offline_seconds,
+                samples: arm.state.offline_samples,
                 metrics: m,
             };
             self.emit(event)?;
@@ -433,7 +418,7 @@ pub(crate) fn evaluate(
     model: &Trainer,
     day: &Batch,
     user: Option<usize>,
-) -> anyhow::Result<crate::engine::events::EvalMetrics> {
+) -> anyhow::Result<crate::protocol::EvalMetrics> {
     let logits = model.predict_logits(day)?;
     Ok(metrics::evaluate(&logits, day, user))
 }
@@ -449,10 +434,10 @@ use rand::SeedableRng as _;
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::events::Stage;
     use crate::engine::run::tiny_engine;
     use crate::engine::seeds::derive;
     use crate::method::sampler::Strategy;
+    use crate::protocol::Stage;
 
     /// The 1A -> 1B -> 1C path of the engine itself: 1B moves the dense part and leaves every
     /// embedding bit-identical to the projected tables; 1C then moves the embeddings too.

@@ -9,15 +9,15 @@ use anyhow::Context;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::arms::ArmKind;
-use super::events::{EngineEvent, FieldDrift, Position, Stage};
+use super::arm::Arm;
 use super::offline::{check_loss, evaluate};
-use super::run::{Arm, Engine, StopRequested};
+use super::run::{Engine, StopRequested};
 use super::seeds::{arm_key, derive};
-use super::state::{DayRecord, Phase};
+use super::state::ResumePoint;
 use crate::data::drift::{jensen_shannon, psi, IdDistribution};
 use crate::data::Batch;
 use crate::method::adaptation::{distill_weight, drift_weight, replay_ratio, DriftSignals};
+use crate::protocol::{ArmKind, EngineEvent, FieldDrift, Position, Stage};
 use crate::train::Target;
 
 /// Ids per field kept as their own bucket when measuring drift (the rest is "other").
@@ -52,27 +52,27 @@ impl Engine {
         let primary = self
             .arms
             .iter()
-            .position(|a| matches!(a.kind, ArmKind::CrossAdapt(v) if v.adaptive));
+            .position(|a| matches!(a.kind(), ArmKind::CrossAdapt(v) if v.adaptive));
         for i in start_arm..self.arms.len() {
-            self.phase = Some(Phase::Online {
+            self.phase = Some(ResumePoint::Online {
                 next: index,
                 arms_done: i,
             });
             self.safe_point(&Position {
                 stage: Stage::Online,
-                arm: Some(self.arms[i].rec.name.clone()),
+                arm: Some(self.arms[i].name()),
                 day: Some(d),
                 batch: 0,
             })?;
-            if self.arms[i].rec.failed.is_some() {
+            if self.arms[i].state.failed.is_some() {
                 continue;
             }
             let mut arm = self.arms.remove(i);
             let result = self.arm_day(&mut arm, d, &day, &drift, primary == Some(i));
-            let name = arm.rec.name.clone();
+            let name = arm.name();
             if let Err(e) = &result {
                 if e.downcast_ref::<StopRequested>().is_none() {
-                    arm.rec.failed = Some(format!("{e:#}"));
+                    arm.state.failed = Some(format!("{e:#}"));
                 }
             }
             self.arms.insert(i, arm);
@@ -122,7 +122,7 @@ impl Engine {
         drift: &DayDrift,
         primary: bool,
     ) -> anyhow::Result<()> {
-        let name = arm.rec.name.clone();
+        let name = arm.name();
         let user = self.data.spec().user_index();
         let metrics = evaluate(&arm.student, day, user)?;
         let mut signals = DriftSignals {
@@ -132,21 +132,21 @@ impl Engine {
             teacher_loss: None,
             student_loss: Some(metrics.logloss),
         };
-        if let ArmKind::CrossAdapt(_) = arm.kind {
+        if let ArmKind::CrossAdapt(_) = arm.kind() {
             let teacher = match &arm.teacher {
                 Some(t) => t,
                 None => self.teacher.as_ref().context("the teacher is not ready")?,
             };
             signals.teacher_loss = Some(evaluate(teacher, day, user)?.logloss);
         }
-        arm.rec.last_teacher_loss = signals.teacher_loss;
-        arm.rec.last_student_loss = signals.student_loss;
+        arm.state.last_teacher_loss = signals.teacher_loss;
+        arm.state.last_student_loss = signals.student_loss;
         let mut w = drift_weight(&signals, &self.cfg.adaptation);
         if primary {
             self.emit_drift(d, None, w, drift)?;
         }
 
-        let variant = match arm.kind {
+        let variant = match arm.kind() {
             ArmKind::CrossAdapt(v) => Some(v),
             _ => None,
         };
@@ -183,7 +183,7 @@ impl Engine {
                 }
             }
             let p = self.params.clone();
-            match arm.kind {
+            match arm.kind() {
                 ArmKind::Incumbent | ArmKind::Scratch => {
                     check_loss(arm.student.train_batch(&b, Target::Labels), &name)?;
                 }
@@ -255,12 +255,6 @@ impl Engine {
             )?;
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        arm.rec.days.push(DayRecord {
-            day: d,
-            metrics: metrics.clone(),
-            train_seconds,
-            samples,
-        });
         self.emit(EngineEvent::DayMetrics {
             arm: name,
             day: d,

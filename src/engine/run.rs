@@ -7,17 +7,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::arms::ArmKind;
+use super::arm::Arm;
 use super::config::SessionConfig;
 use super::emitter::Emitter;
-use super::events::{
-    ArmInfo, DayPlan, EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position, Stage,
-};
-use super::state::{summarise, ArmRecord, Phase, RunState, STATE_SCHEMA_VERSION};
+use super::state::{ArmState, CheckpointState, ResumePoint, STATE_SCHEMA_VERSION};
 use crate::data::dataset::Dataset;
 use crate::data::vocab::Vocabulary;
 use crate::data::{Batch, FeatureSpec};
 use crate::model::{build_model, ModelSpec};
+use crate::protocol::{
+    ArmInfo, ArmKind, DayPlan, EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position,
+    Stage,
+};
 use crate::train::Trainer;
 
 /// Where checkpoints go (the session store implements it; tests may use a plain folder).
@@ -61,15 +62,6 @@ impl std::fmt::Display for StopRequested {
 
 impl std::error::Error for StopRequested {}
 
-/// One arm's live models.
-pub(crate) struct Arm {
-    pub kind: ArmKind,
-    pub student: Trainer,
-    /// The arm's own co-distilled teacher (crossadapt variants with an asymmetric teacher).
-    pub teacher: Option<Trainer>,
-    pub rec: ArmRecord,
-}
-
 pub struct Engine {
     pub(crate) cfg: SessionConfig,
     pub(crate) session_id: String,
@@ -86,7 +78,7 @@ pub struct Engine {
     pub(crate) teacher: Option<Trainer>,
     pub(crate) teacher_seconds: f64,
     pub(crate) arms: Vec<Arm>,
-    pub(crate) phase: Option<Phase>,
+    pub(crate) phase: Option<ResumePoint>,
     pub(crate) paused: bool,
     pub(crate) pause_pending: bool,
     pub(crate) checkpoint_requested: bool,
@@ -116,8 +108,8 @@ impl Engine {
         let vocab = Vocabulary::fit(source.as_ref(), &fit_days, cfg.min_count)
             .context("cannot build the vocabulary")?;
         let data = Dataset::new(source, vocab);
-        let teacher_spec: ModelSpec = cfg.teacher.model.parse().context("teacher.model")?;
-        let student_spec: ModelSpec = cfg.student.model.parse().context("student.model")?;
+        let teacher_spec = cfg.teacher.model.clone();
+        let student_spec = cfg.student.model.clone();
         let params = cfg.params();
         Ok(Engine {
             session_id: session_id.to_string(),
@@ -175,9 +167,9 @@ impl Engine {
                     .cfg
                     .arms
                     .iter()
-                    .map(|a| ArmInfo {
-                        name: a.clone(),
-                        model: self.arm_model_spec(a).to_string(),
+                    .map(|&kind| ArmInfo {
+                        name: kind.to_string(),
+                        model: self.arm_model_spec(kind).to_string(),
                     })
                     .collect(),
                 teacher: self.teacher_spec.to_string(),
@@ -186,37 +178,36 @@ impl Engine {
                 seed: self.cfg.seed,
             })?;
             self.prepare_teacher()?;
-            self.phase = Some(Phase::TeacherReady);
+            self.phase = Some(ResumePoint::TeacherReady);
             self.checkpoint("teacher ready")?;
         }
-        if self.phase == Some(Phase::TeacherReady) {
+        if self.phase == Some(ResumePoint::TeacherReady) {
             self.offline_stage()?;
-            self.phase = Some(Phase::Online {
+            self.phase = Some(ResumePoint::Online {
                 next: 0,
                 arms_done: 0,
             });
             self.checkpoint("offline stage done")?;
         }
-        while let Some(Phase::Online { next, arms_done }) = self.phase {
+        while let Some(ResumePoint::Online { next, arms_done }) = self.phase {
             if next >= self.plan.online.len() {
                 break;
             }
             self.online_day(next, arms_done)?;
-            self.phase = Some(Phase::Online {
+            self.phase = Some(ResumePoint::Online {
                 next: next + 1,
                 arms_done: 0,
             });
             self.checkpoint("day boundary")?;
         }
-        self.phase = Some(Phase::Done);
-        let arms = summarise(&self.records());
+        self.phase = Some(ResumePoint::Done);
         self.emit(EngineEvent::StageStarted {
             stage: Stage::Done,
             arm: None,
             day: None,
             total: 0,
         })?;
-        self.emit(EngineEvent::Finished { arms })?;
+        self.emit(EngineEvent::Finished {})?;
         Ok(())
     }
 
@@ -224,25 +215,26 @@ impl Engine {
     /// online day, `day-NNNN-arm-K` after K arms of it, `done` at the end.
     fn phase_label(&self) -> String {
         match self.phase {
-            Some(Phase::Online { next, arms_done }) => match self.plan.online.get(next) {
+            Some(ResumePoint::Online { next, arms_done }) => match self.plan.online.get(next) {
                 Some(d) if arms_done == 0 => format!("day-{d:04}"),
                 Some(d) => format!("day-{d:04}-arm-{arms_done}"),
                 None => "done".to_string(),
             },
-            Some(Phase::Done) => "done".to_string(),
+            Some(ResumePoint::Done) => "done".to_string(),
             _ => "teacher".to_string(),
         }
     }
 
-    pub(crate) fn arm_model_spec(&self, arm: &str) -> &ModelSpec {
-        match ArmKind::parse(arm) {
-            Ok(ArmKind::Incumbent) => &self.teacher_spec,
-            _ => &self.student_spec,
+    pub(crate) fn arm_model_spec(&self, kind: ArmKind) -> &ModelSpec {
+        if kind.is_student() {
+            &self.student_spec
+        } else {
+            &self.teacher_spec
         }
     }
 
-    pub(crate) fn records(&self) -> Vec<ArmRecord> {
-        self.arms.iter().map(|a| a.rec.clone()).collect()
+    pub(crate) fn arm_states(&self) -> Vec<ArmState> {
+        self.arms.iter().map(|a| a.state.clone()).collect()
     }
 
     pub(crate) fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()> {
@@ -378,9 +370,10 @@ impl Engine {
                         at: at.clone(),
                     })?;
                 }
-                Err(msg) => self.emit(EngineEvent::Warning {
-                    arm: None,
-                    message: format!("parameter change refused: {msg}"),
+                Err(e) => self.emit(EngineEvent::ParamsRefused {
+                    field: e.field.to_string(),
+                    reason: e.reason,
+                    at: at.clone(),
                 })?,
             },
             EngineCommand::Checkpoint => {
@@ -435,13 +428,13 @@ impl Engine {
         };
         // The checkpoint covers every record emitted so far; a resume continues after it.
         let seq = self.emitter.next_seq().saturating_sub(1);
-        let state = RunState {
+        let state = CheckpointState {
             schema_version: STATE_SCHEMA_VERSION,
             phase: self
                 .phase
                 .context("checkpoint before the teacher is ready")?,
             params: self.params.clone(),
-            arms: self.records(),
+            arms: self.arm_states(),
             clock: self.emitter.clock(),
             teacher_seconds: self.teacher_seconds,
         };
@@ -451,7 +444,7 @@ impl Engine {
         self.checkpoints = Some(store);
         let path = result.with_context(|| format!("cannot write checkpoint `{label}`"))?;
         let (day, stage) = match self.phase {
-            Some(Phase::Online { next, .. }) => {
+            Some(ResumePoint::Online { next, .. }) => {
                 (self.plan.online.get(next).copied(), Stage::Online)
             }
             _ => (None, Stage::TeacherPretrain),
@@ -489,9 +482,11 @@ impl Engine {
         engine.arms = restored.arms;
         engine.phase = Some(restored.state.phase);
         let (stage, day) = match restored.state.phase {
-            Phase::Online { next, .. } => (Stage::Online, engine.plan.online.get(next).copied()),
-            Phase::TeacherReady => (Stage::TeacherPretrain, None),
-            Phase::Done => (Stage::Done, None),
+            ResumePoint::Online { next, .. } => {
+                (Stage::Online, engine.plan.online.get(next).copied())
+            }
+            ResumePoint::TeacherReady => (Stage::TeacherPretrain, None),
+            ResumePoint::Done => (Stage::Done, None),
         };
         engine.emit(EngineEvent::SessionResumed {
             from: Position {
@@ -510,7 +505,7 @@ impl Engine {
         if *patch == ParamPatch::default() {
             return Ok(());
         }
-        self.params = self.params.patched(patch).map_err(anyhow::Error::msg)?;
+        self.params = self.params.patched(patch)?;
         let at = Position {
             stage: Stage::Setup,
             ..Default::default()

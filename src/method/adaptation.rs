@@ -31,9 +31,9 @@ pub struct AdaptationConfig {
     /// Share of the configured replay ratio kept at maximal drift.
     pub replay_floor: f64,
     /// Days the reference window spans (the days just before the incoming one). As long as the
-    /// default retained window: with 3 days the weight forgot the benchmark's shock three days
-    /// after it, while the co-distilled teacher (two steps a day) had not caught up, and the
-    /// crossadapt arms lost 0.03-0.04 AUC on the last days by distilling from it (README).
+    /// default retained window: a shorter window forgot the benchmark's shock before the
+    /// co-distilled teacher (a few steps a day) had caught up, and the crossadapt arms lost AUC
+    /// on the last days by distilling from it (the measurement is in docs/).
     pub reference_days: usize,
     /// Also re-measure every this many batches inside a day (0 = once per day).
     pub every_batches: u32,

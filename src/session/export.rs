@@ -1,11 +1,10 @@
 //! `export`: per day and arm metrics, updates and drift of a session, as CSV or JSON.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::engine::events::{EngineEvent, FieldDrift, Params, Record};
+use crate::num;
+use crate::protocol::{FieldDrift, Ledger, Record};
 
 use super::meta::SessionMeta;
 
@@ -31,26 +30,38 @@ impl std::str::FromStr for ExportFormat {
 }
 
 /// One online day of one arm. The parameters are those in effect when the day's metrics came
-/// in; a day redone after a resume keeps its last result.
+/// in; a day redone after a resume keeps its last result; the drift is the day's.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DayRow {
     pub day: u32,
     pub arm: String,
+    #[serde(with = "num::opt")]
     pub auc: Option<f64>,
+    #[serde(with = "num")]
     pub logloss: f64,
+    #[serde(with = "num")]
     pub bias: f64,
+    #[serde(with = "num")]
     pub ne: f64,
+    #[serde(with = "num::opt")]
     pub gauc: Option<f64>,
     pub rows: u64,
+    #[serde(with = "num")]
     pub train_seconds: f64,
     pub samples: u64,
+    #[serde(with = "num")]
     pub samples_per_sec: f64,
     pub student_updates: u32,
     pub teacher_updates: u32,
+    #[serde(with = "num::opt")]
     pub drift_weight: Option<f64>,
+    #[serde(with = "num::opt")]
     pub distill_weight: Option<f64>,
+    #[serde(with = "num::opt")]
     pub replay_ratio: Option<f64>,
+    #[serde(with = "num::opt")]
     pub label_rate: Option<f64>,
+    #[serde(with = "num::opt")]
     pub sampling_ratio: Option<f64>,
     pub teacher_interval: Option<u32>,
 }
@@ -59,103 +70,65 @@ pub struct DayRow {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DayDrift {
     pub day: u32,
+    #[serde(with = "num")]
     pub weight: f64,
+    #[serde(with = "num")]
     pub distill_weight: f64,
+    #[serde(with = "num")]
     pub replay_ratio: f64,
+    #[serde(with = "num")]
     pub label_rate: f64,
+    #[serde(with = "num")]
     pub reference_label_rate: f64,
     pub fields: Vec<FieldDrift>,
 }
 
-/// Rows per (day, arm) in day order then arm order of first appearance, and the drift per day.
+/// Rows per (day, arm) in day order then the ledger's arm order, and the drift per day.
 pub fn collect(records: &[Record]) -> (Vec<DayRow>, Vec<DayDrift>) {
-    let mut params: Option<Params> = None;
-    let mut drift: BTreeMap<u32, DayDrift> = BTreeMap::new();
-    let mut arm_order: Vec<String> = Vec::new();
-    let mut rows: BTreeMap<(u32, usize), DayRow> = BTreeMap::new();
-    for r in records {
-        match &r.event {
-            EngineEvent::SessionStarted {
-                params: p, arms, ..
-            } => {
-                params = Some(p.clone());
-                for a in arms {
-                    if !arm_order.contains(&a.name) {
-                        arm_order.push(a.name.clone());
-                    }
-                }
-            }
-            EngineEvent::ParamsChanged { params: p, .. } => params = Some(p.clone()),
-            EngineEvent::Drift {
+    let ledger = Ledger::of(records);
+    let mut rows = Vec::new();
+    for day in ledger.days() {
+        let drift = ledger.drift.get(&day);
+        for a in &ledger.arms {
+            let Some(d) = a.days.get(&day) else { continue };
+            let m = &d.metrics;
+            rows.push(DayRow {
                 day,
-                batch: None,
-                weight,
-                distill_weight,
-                replay_ratio,
-                label_rate,
-                reference_label_rate,
-                fields,
-            } => {
-                drift.insert(
-                    *day,
-                    DayDrift {
-                        day: *day,
-                        weight: *weight,
-                        distill_weight: *distill_weight,
-                        replay_ratio: *replay_ratio,
-                        label_rate: *label_rate,
-                        reference_label_rate: *reference_label_rate,
-                        fields: fields.clone(),
-                    },
-                );
-            }
-            EngineEvent::DayMetrics {
-                arm,
-                day,
-                metrics,
-                train_seconds,
-                samples,
-                samples_per_sec,
-                student_updates,
-                teacher_updates,
-            } => {
-                let idx = match arm_order.iter().position(|a| a == arm) {
-                    Some(i) => i,
-                    None => {
-                        arm_order.push(arm.clone());
-                        arm_order.len() - 1
-                    }
-                };
-                let d = drift.get(day);
-                rows.insert(
-                    (*day, idx),
-                    DayRow {
-                        day: *day,
-                        arm: arm.clone(),
-                        auc: metrics.auc,
-                        logloss: metrics.logloss,
-                        bias: metrics.bias,
-                        ne: metrics.ne,
-                        gauc: metrics.gauc,
-                        rows: metrics.rows,
-                        train_seconds: *train_seconds,
-                        samples: *samples,
-                        samples_per_sec: *samples_per_sec,
-                        student_updates: *student_updates,
-                        teacher_updates: *teacher_updates,
-                        drift_weight: d.map(|d| d.weight),
-                        distill_weight: d.map(|d| d.distill_weight),
-                        replay_ratio: d.map(|d| d.replay_ratio),
-                        label_rate: d.map(|d| d.label_rate),
-                        sampling_ratio: params.as_ref().map(|p| p.sampling_ratio),
-                        teacher_interval: params.as_ref().map(|p| p.teacher_interval),
-                    },
-                );
-            }
-            _ => {}
+                arm: a.name.clone(),
+                auc: m.auc,
+                logloss: m.logloss,
+                bias: m.bias,
+                ne: m.ne,
+                gauc: m.gauc,
+                rows: m.rows,
+                train_seconds: d.train_seconds,
+                samples: d.samples,
+                samples_per_sec: d.samples_per_sec,
+                student_updates: d.student_updates,
+                teacher_updates: d.teacher_updates,
+                drift_weight: drift.map(|r| r.weight),
+                distill_weight: drift.map(|r| r.distill_weight),
+                replay_ratio: drift.map(|r| r.replay_ratio),
+                label_rate: drift.map(|r| r.label_rate),
+                sampling_ratio: d.params.as_ref().map(|p| p.sampling_ratio),
+                teacher_interval: d.params.as_ref().map(|p| p.teacher_interval),
+            });
         }
     }
-    (rows.into_values().collect(), drift.into_values().collect())
+    let drift = ledger
+        .drift
+        .values()
+        .map(|r| DayDrift {
+            day: r.day,
+            weight: r.weight,
+            distill_weight: r.distill_weight,
+            replay_ratio: r.replay_ratio,
+            label_rate: r.label_rate,
+            reference_label_rate: r.reference_label_rate,
+            fields: r.fields.clone(),
+        })
+        .collect();
+    (rows, drift)
 }
 
 /// The export of a session's records in `format`.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::engine::events::{EngineEvent, EventSink, Record, EVENT_SCHEMA_VERSION};
+use crate::protocol::{EngineEvent, EventSink, Record, EVENT_SCHEMA_VERSION};
 
 use super::atomic::write_atomic;
 

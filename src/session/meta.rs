@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::events::{EngineEvent, Record, Stage};
+use crate::num;
+use crate::protocol::{Ledger, Lifecycle, Record, Stage};
 
 /// Schema version of `session.json`.
 pub const META_SCHEMA_VERSION: u32 = 1;
@@ -33,34 +34,9 @@ pub struct SessionMeta {
     pub app_version: String,
 }
 
-/// Lifecycle of a session as recorded in `status.json`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    /// Created, the engine has not started yet.
-    #[default]
-    Created,
-    Running,
-    Paused,
-    Done,
-    Failed,
-    /// Stopped before the end (quit, crash, kill); resumable from its latest checkpoint.
-    Interrupted,
-}
-
-impl RunState {
-    /// Lower-case name as shown by `list`.
-    pub fn label(self) -> &'static str {
-        match self {
-            RunState::Created => "created",
-            RunState::Running => "running",
-            RunState::Paused => "paused",
-            RunState::Done => "done",
-            RunState::Failed => "failed",
-            RunState::Interrupted => "interrupted",
-        }
-    }
-}
+/// The lifecycle as `status.json` records it (the one [`Lifecycle`] enum, under the name the
+/// session store has always used).
+pub type RunState = Lifecycle;
 
 /// The latest evaluated figures of one arm, for `list`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -68,8 +44,11 @@ pub struct ArmHeadline {
     pub arm: String,
     /// Last online day evaluated (None: only the offline evaluation so far).
     pub day: Option<u32>,
+    #[serde(default, with = "num::opt")]
     pub auc: Option<f64>,
+    #[serde(default, with = "num::opt")]
     pub logloss: Option<f64>,
+    #[serde(default, with = "num::opt")]
     pub bias: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
@@ -92,6 +71,9 @@ pub struct Status {
     pub updated_at: DateTime<Utc>,
     /// Process that wrote this status.
     pub pid: u32,
+    /// The records observed so far, folded; the fields above are read from it.
+    #[serde(skip)]
+    ledger: Ledger,
 }
 
 impl Status {
@@ -106,63 +88,46 @@ impl Status {
             headline: Vec::new(),
             updated_at: Utc::now(),
             pid: std::process::id(),
+            ledger: Ledger::default(),
         }
     }
 
-    /// Folds one record into the summary (the engine calls it on every record it emits; `list`
-    /// does the same over a log when needed).
+    /// Folds one record in (the session's writer calls it on every record the engine emits; a
+    /// resumed session first replays its log) and refreshes what `list` shows from the ledger.
     pub fn observe(&mut self, record: &Record) {
-        match &record.event {
-            EngineEvent::SessionStarted { arms, .. } => {
-                self.state = RunState::Running;
-                self.arms = arms.iter().map(|a| a.name.clone()).collect();
-            }
-            EngineEvent::SessionResumed { .. } | EngineEvent::Resumed { .. } => {
-                self.state = RunState::Running
-            }
-            EngineEvent::StageStarted { stage, .. } => self.stage = Some(*stage),
-            EngineEvent::OfflineResult { arm, metrics, .. } => {
-                let h = self.headline_mut(arm);
-                if h.day.is_none() {
-                    h.auc = metrics.auc;
-                    h.logloss = Some(metrics.logloss);
-                    h.bias = Some(metrics.bias);
-                }
-            }
-            EngineEvent::DayMetrics {
-                arm, day, metrics, ..
-            } => {
-                self.last_day = Some(self.last_day.map_or(*day, |d| d.max(*day)));
-                let h = self.headline_mut(arm);
-                h.day = Some(*day);
-                h.auc = metrics.auc;
-                h.logloss = Some(metrics.logloss);
-                h.bias = Some(metrics.bias);
-            }
-            EngineEvent::ArmFailed { arm, message } => {
-                self.headline_mut(arm).failed = Some(message.clone())
-            }
-            EngineEvent::Paused { .. } => self.state = RunState::Paused,
-            EngineEvent::Finished { .. } => {
-                self.state = RunState::Done;
-                self.stage = Some(Stage::Done);
-            }
-            EngineEvent::Error { .. } => self.state = RunState::Failed,
-            _ => {}
+        self.ledger.apply(record);
+        let l = &self.ledger;
+        if l.lifecycle != Lifecycle::Created {
+            self.state = l.lifecycle;
         }
+        if l.stage != Stage::Setup {
+            self.stage = Some(l.stage);
+        }
+        self.last_day = l.last_day();
+        self.arms = l.arms.iter().map(|a| a.name.clone()).collect();
+        self.headline = l
+            .arms
+            .iter()
+            .filter(|a| a.offline.is_some() || !a.days.is_empty() || a.failed.is_some())
+            .map(|a| {
+                let (day, m) = match a.days.iter().next_back() {
+                    Some((day, d)) => (Some(*day), Some(&d.metrics)),
+                    None => (None, a.offline.as_ref().map(|o| &o.metrics)),
+                };
+                ArmHeadline {
+                    arm: a.name.clone(),
+                    day,
+                    auc: m.and_then(|m| m.auc),
+                    logloss: m.map(|m| m.logloss),
+                    bias: m.map(|m| m.bias),
+                    failed: a.failed.clone(),
+                }
+            })
+            .collect();
     }
 
-    fn headline_mut(&mut self, arm: &str) -> &mut ArmHeadline {
-        let i = match self.headline.iter().position(|h| h.arm == arm) {
-            Some(i) => i,
-            None => {
-                self.headline.push(ArmHeadline {
-                    arm: arm.to_string(),
-                    ..ArmHeadline::default()
-                });
-                self.headline.len() - 1
-            }
-        };
-        &mut self.headline[i]
+    /// The ledger of the records observed so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 }

@@ -3,36 +3,23 @@
 //! rows per online day once every running arm's metrics for that day are in, operator actions
 //! where they happened, and the summary table from `Finished`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use crate::engine::events::{
-    ArmSummary, EngineCommand, EngineEvent, EventSink, Params, Position, Record, Stage,
+use crate::num;
+use crate::protocol::{
+    ArmVerdict, EngineCommand, EngineEvent, EventSink, Ledger, Params, Record, Stage, StageAt,
 };
 
-/// Prints a run as text to `out`; an [`EventSink`].
+/// Prints a run as text to `out`; an [`EventSink`]. What it prints comes from its ledger.
 pub struct DayTablePrinter<W: Write + Send> {
     out: W,
-    arms: Vec<String>,
-    failed: Vec<String>,
-    /// Metrics per day, then per arm, until the day is complete.
-    pending: BTreeMap<u32, HashMap<String, Row>>,
-    /// Day-level drift weight per day.
-    drift: HashMap<u32, f64>,
+    ledger: Ledger,
+    /// Days whose block is printed.
+    printed: BTreeSet<u32>,
     header_printed: bool,
-}
-
-#[derive(Clone, Debug)]
-struct Row {
-    auc: Option<f64>,
-    logloss: f64,
-    bias: f64,
-    ne: f64,
-    samples_per_sec: f64,
-    student: u32,
-    teacher: u32,
 }
 
 impl<W: Write + Send> DayTablePrinter<W> {
@@ -40,10 +27,8 @@ impl<W: Write + Send> DayTablePrinter<W> {
     pub fn new(out: W) -> Self {
         DayTablePrinter {
             out,
-            arms: Vec::new(),
-            failed: Vec::new(),
-            pending: BTreeMap::new(),
-            drift: HashMap::new(),
+            ledger: Ledger::default(),
+            printed: BTreeSet::new(),
             header_printed: false,
         }
     }
@@ -56,10 +41,17 @@ impl<W: Write + Send> DayTablePrinter<W> {
     }
 
     fn arm_width(&self) -> usize {
-        self.arms.iter().map(String::len).max().unwrap_or(0).max(10)
+        self.ledger
+            .arms
+            .iter()
+            .map(|a| a.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(10)
     }
 
     fn print(&mut self, record: &Record) -> std::io::Result<()> {
+        self.ledger.apply(record);
         match &record.event {
             EngineEvent::SessionStarted {
                 session,
@@ -70,7 +62,6 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 params,
                 seed,
             } => {
-                self.arms = arms.iter().map(|a| a.name.clone()).collect();
                 let arms: Vec<String> = arms
                     .iter()
                     .map(|a| format!("{} ({})", a.name, a.model))
@@ -90,11 +81,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 writeln!(self.out, "params: {}", params_line(params))?;
             }
             EngineEvent::SessionResumed { from } => {
-                writeln!(
-                    self.out,
-                    "-- session resumed from its checkpoint at {}",
-                    position(from)
-                )?;
+                writeln!(self.out, "-- session resumed from its checkpoint at {from}")?;
             }
             EngineEvent::StageStarted {
                 stage,
@@ -106,7 +93,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     writeln!(
                         self.out,
                         "> {}{}",
-                        stage_name(*stage, arm, *day),
+                        StageAt::new(*stage, arm.as_deref(), *day),
                         samples(*total)
                     )?;
                 }
@@ -122,7 +109,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     writeln!(
                         self.out,
                         "  done {} in {seconds:.1} s, {samples} samples",
-                        stage_name(*stage, arm, *day)
+                        StageAt::new(*stage, arm.as_deref(), *day)
                     )?;
                 }
             }
@@ -134,68 +121,26 @@ impl<W: Write + Send> DayTablePrinter<W> {
             } => {
                 writeln!(
                     self.out,
-                    "offline {arm}: AUC {} · LogLoss {:.5} · bias {:+.4} · {seconds:.1} s · {samples} samples",
+                    "offline {arm}: AUC {} · LogLoss {} · bias {} · {seconds:.1} s · {samples} samples",
                     opt(metrics.auc, 4),
-                    metrics.logloss,
-                    metrics.bias
+                    num::fixed(metrics.logloss, 5),
+                    num::signed(metrics.bias, 4)
                 )?;
             }
-            EngineEvent::Drift {
-                day,
-                batch: None,
-                weight,
-                ..
-            } => {
-                self.drift.insert(*day, *weight);
-            }
-            EngineEvent::DayMetrics {
-                arm,
-                day,
-                metrics,
-                samples_per_sec,
-                student_updates,
-                teacher_updates,
-                ..
-            } => {
-                let row = Row {
-                    auc: metrics.auc,
-                    logloss: metrics.logloss,
-                    bias: metrics.bias,
-                    ne: metrics.ne,
-                    samples_per_sec: *samples_per_sec,
-                    student: *student_updates,
-                    teacher: *teacher_updates,
-                };
-                self.pending
-                    .entry(*day)
-                    .or_default()
-                    .insert(arm.clone(), row);
-                self.flush_days(false)?;
-            }
+            EngineEvent::DayMetrics { .. } => self.flush_days(false)?,
             EngineEvent::Operator { command, at } => {
-                writeln!(
-                    self.out,
-                    "-- operator at {}: {}",
-                    position(at),
-                    command_name(command)
-                )?;
+                writeln!(self.out, "-- operator at {at}: {}", command_name(command))?;
             }
             EngineEvent::ParamsChanged { params, at } => {
-                writeln!(
-                    self.out,
-                    "-- params at {}: {}",
-                    position(at),
-                    params_line(params)
-                )?;
+                writeln!(self.out, "-- params at {at}: {}", params_line(params))?;
             }
-            EngineEvent::Paused { at } => writeln!(self.out, "-- paused at {}", position(at))?,
-            EngineEvent::Resumed { at } => writeln!(self.out, "-- resumed at {}", position(at))?,
+            EngineEvent::ParamsRefused { field, reason, at } => {
+                writeln!(self.out, "-- {field} change refused at {at}: {reason}")?;
+            }
+            EngineEvent::Paused { at } => writeln!(self.out, "-- paused at {at}")?,
+            EngineEvent::Resumed { at } => writeln!(self.out, "-- resumed at {at}")?,
             EngineEvent::Checkpointed { at, path, reason } => {
-                writeln!(
-                    self.out,
-                    "-- checkpoint {path} ({reason}) at {}",
-                    position(at)
-                )?;
+                writeln!(self.out, "-- checkpoint {path} ({reason}) at {at}")?;
             }
             EngineEvent::Warning { arm, message } => match arm {
                 Some(arm) => writeln!(self.out, "warning [{arm}]: {message}")?,
@@ -203,12 +148,12 @@ impl<W: Write + Send> DayTablePrinter<W> {
             },
             EngineEvent::ArmFailed { arm, message } => {
                 writeln!(self.out, "arm {arm} failed: {message}")?;
-                self.failed.push(arm.clone());
                 self.flush_days(false)?;
             }
-            EngineEvent::Finished { arms } => {
+            EngineEvent::Finished { .. } => {
                 self.flush_days(true)?;
-                self.print_summary(arms)?;
+                let verdict = self.ledger.verdict(None);
+                self.print_summary(&verdict.arms)?;
             }
             EngineEvent::Error { message } => writeln!(self.out, "error: {message}")?,
             EngineEvent::Projection { .. }
@@ -220,29 +165,23 @@ impl<W: Write + Send> DayTablePrinter<W> {
         Ok(())
     }
 
-    /// Prints every complete day (every running arm reported), or all pending days if `all`.
+    /// Prints every complete day (every running arm reported), or every day not printed yet
+    /// if `all`.
     fn flush_days(&mut self, all: bool) -> std::io::Result<()> {
-        let running: Vec<String> = self
-            .arms
-            .iter()
-            .filter(|a| !self.failed.contains(a))
-            .cloned()
-            .collect();
         let ready: Vec<u32> = self
-            .pending
-            .iter()
-            .filter(|(_, rows)| all || running.iter().all(|a| rows.contains_key(a)))
-            .map(|(d, _)| *d)
+            .ledger
+            .days()
+            .into_iter()
+            .filter(|d| !self.printed.contains(d) && (all || self.ledger.day_complete(*d)))
             .collect();
         for day in ready {
-            if let Some(rows) = self.pending.remove(&day) {
-                self.print_day(day, &rows)?;
-            }
+            self.printed.insert(day);
+            self.print_day(day)?;
         }
         Ok(())
     }
 
-    fn print_day(&mut self, day: u32, rows: &HashMap<String, Row>) -> std::io::Result<()> {
+    fn print_day(&mut self, day: u32) -> std::io::Result<()> {
         let w = self.arm_width();
         if !self.header_printed {
             self.header_printed = true;
@@ -262,30 +201,32 @@ impl<W: Write + Send> DayTablePrinter<W> {
             )?;
         }
         let drift = self
+            .ledger
             .drift
             .get(&day)
-            .map_or("-".to_string(), |d| format!("{d:.3}"));
-        // Arms in session order, then any arm the session header did not name.
-        let mut order: Vec<&String> = self.arms.iter().filter(|a| rows.contains_key(*a)).collect();
-        let mut extra: Vec<&String> = rows.keys().filter(|a| !self.arms.contains(a)).collect();
-        extra.sort();
-        order.extend(extra);
-        for (i, arm) in order.into_iter().enumerate() {
-            let r = &rows[arm];
+            .map_or("-".to_string(), |d| num::fixed(d.weight, 3));
+        let rows: Vec<(String, crate::protocol::DayEntry)> = self
+            .ledger
+            .arms
+            .iter()
+            .filter_map(|a| a.days.get(&day).map(|d| (a.name.clone(), d.clone())))
+            .collect();
+        for (i, (arm, r)) in rows.iter().enumerate() {
             let day_cell = if i == 0 {
                 day.to_string()
             } else {
                 String::new()
             };
+            let m = &r.metrics;
             let line = format!(
-                "{day_cell:>4}  {arm:<w$}  {:>6}  {:>7.5}  {:>+8.4}  {:>6.4}  {:>9.0}  {:>7}  {:>7}  {:>7}",
-                opt(r.auc, 4),
-                r.logloss,
-                r.bias,
-                r.ne,
+                "{day_cell:>4}  {arm:<w$}  {:>6}  {:>7}  {:>8}  {:>6}  {:>9.0}  {:>7}  {:>7}  {:>7}",
+                opt(m.auc, 4),
+                num::fixed(m.logloss, 5),
+                num::signed(m.bias, 4),
+                num::fixed(m.ne, 4),
                 r.samples_per_sec,
-                r.student,
-                r.teacher,
+                r.student_updates,
+                r.teacher_updates,
                 if i == 0 { drift.as_str() } else { "" }
             );
             writeln!(self.out, "{}", line.trim_end())?;
@@ -293,7 +234,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
         Ok(())
     }
 
-    fn print_summary(&mut self, arms: &[ArmSummary]) -> std::io::Result<()> {
+    fn print_summary(&mut self, arms: &[ArmVerdict]) -> std::io::Result<()> {
         let w = arms.iter().map(|a| a.arm.len()).max().unwrap_or(0).max(10);
         let m = arms.iter().map(|a| a.model.len()).max().unwrap_or(0).max(5);
         writeln!(self.out, "summary")?;
@@ -324,7 +265,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 opt(a.online_mean_logloss, 4),
                 opt(a.online_mean_abs_bias, 4),
                 opt(a.time_vs_scratch, 2),
-                a.auc_vs_kd.map_or("-".into(), |v| format!("{v:+.4}")),
+                a.auc_vs_kd.map_or("-".into(), |v| num::signed(v, 4)),
             )?;
         }
         for a in arms {
@@ -345,7 +286,7 @@ impl<W: Write + Send> EventSink for DayTablePrinter<W> {
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+    v.map_or("-".into(), |v| num::fixed(v, digits))
 }
 
 fn samples(total: u64) -> String {
@@ -354,29 +295,6 @@ fn samples(total: u64) -> String {
     } else {
         format!(" ({total} samples)")
     }
-}
-
-fn stage_name(stage: Stage, arm: &Option<String>, day: Option<u32>) -> String {
-    let mut s = stage.label().to_string();
-    if let Some(arm) = arm {
-        s.push_str(&format!(" [{arm}]"));
-    }
-    if let Some(day) = day {
-        s.push_str(&format!(" day {day}"));
-    }
-    s
-}
-
-fn position(at: &Position) -> String {
-    let mut s = at.stage.label().to_string();
-    if let Some(arm) = &at.arm {
-        s.push_str(&format!(" [{arm}]"));
-    }
-    if let Some(day) = at.day {
-        s.push_str(&format!(" day {day}"));
-    }
-    s.push_str(&format!(" batch {}", at.batch));
-    s
 }
 
 fn params_line(p: &Params) -> String {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::engine::events::{EventSink, Record};
+use crate::protocol::{EventSink, Record};
 
 /// The longest real-time wait between two records in a replay: a session that sat paused for
 /// an hour replays its pause in this long (divided by the speed).

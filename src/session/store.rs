@@ -444,7 +444,7 @@ fn summarize(dir: &Path) -> Result<SessionSummary> {
     read_config(dir)?;
     let status = view.status()?;
     let mut state = status.state;
-    let unfinished = matches!(state, RunState::Running | RunState::Paused);
+    let unfinished = state.is_active();
     if unfinished && !view.is_live() {
         state = RunState::Interrupted;
     }

@@ -2,10 +2,44 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::data::Batch;
-use crate::engine::events::EvalMetrics;
+use crate::num;
 
 use super::loss::sigmoid;
+
+/// Evaluation of one model on one day.
+///
+/// A day with one class (only clicks, or none) leaves some metrics undefined, and they say so
+/// explicitly: `auc` and `gauc` are `None`, `ne` is NaN (the base rate's entropy is zero) and,
+/// with no positives, `bias` is infinite. A diverged model's NaN predictions give NaN LogLoss
+/// and bias. Every such value is written and read back through [`crate::num`] and shown as `–`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    /// `None` when the day has a single class.
+    #[serde(default, with = "num::opt")]
+    pub auc: Option<f64>,
+    #[serde(with = "num")]
+    pub logloss: f64,
+    /// `mean(p) / mean(y) - 1`; infinite when the day has no positives.
+    #[serde(with = "num")]
+    pub bias: f64,
+    /// Normalised entropy; NaN when the day has a single class.
+    #[serde(with = "num")]
+    pub ne: f64,
+    /// `None` when no user has both classes.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub gauc: Option<f64>,
+    pub rows: u64,
+}
+
+impl EvalMetrics {
+    /// `|bias|` when it is a number (a day without positives has none).
+    pub fn abs_bias(&self) -> Option<f64> {
+        Some(self.bias.abs()).filter(|b| b.is_finite())
+    }
+}
 
 /// Predictions are clipped to `[CLIP, 1 - CLIP]` for LogLoss.
 pub const CLIP: f64 = 1e-7;
@@ -172,6 +206,36 @@ mod tests {
         assert!((ne(&[0.25; 4], &[1.0, 0.0, 0.0, 0.0]) - 1.0).abs() < 1e-6);
         assert!(ne(&[0.5], &[1.0]).is_nan());
         assert!(logloss(&[], &[]).is_nan());
+    }
+
+    #[test]
+    fn a_one_class_day_leaves_its_undefined_metrics_explicit_and_they_round_trip() {
+        let b = Batch {
+            num_cat: 1,
+            num_num: 0,
+            cat: vec![1, 2, 1],
+            num: vec![],
+            label: vec![0.0, 0.0, 0.0],
+        };
+        let m = evaluate(&[-1.0, 0.5, 2.0], &b, Some(0));
+        assert_eq!((m.auc, m.gauc), (None, None));
+        assert!(m.ne.is_nan());
+        assert_eq!(m.bias, f64::INFINITY);
+        assert_eq!(m.abs_bias(), None);
+        assert!(m.logloss.is_finite());
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            text.contains(r#""auc":null"#)
+                && text.contains(r#""bias":"inf""#)
+                && text.contains(r#""ne":"NaN""#),
+            "{text}"
+        );
+        let back: EvalMetrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.auc, None);
+        assert!(back.ne.is_nan());
+        assert_eq!(back.bias, f64::INFINITY);
+        // serde_json reads a float to within one unit in the last place.
+        assert!((back.logloss - m.logloss).abs() <= 4.0 * f64::EPSILON * m.logloss);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Everything an operator can ask of the console: one [`Action`] per bindable key, and the
 //! [`Effect`]s the reducer hands back to the event loop.
 
-use crate::engine::EngineCommand;
+use crate::protocol::EngineCommand;
 
 /// Whether the console shows a live engine or plays a log back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent,
 use super::action::{Action, Effect, Mode, Seek};
 use super::control::{Control, Edit};
 use super::keymap::Keymap;
-use super::model::{EngineState, LogKind, Model};
-use crate::engine::{EngineCommand, EngineEvent, ParamPatch, Record};
+use super::model::{LogKind, Model};
+use crate::protocol::{EngineCommand, EngineEvent, Lifecycle, ParamPatch, Record};
 
 /// The panel that takes the arrows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,9 +218,7 @@ impl App {
                     }
                 }
             }
-            EngineEvent::Warning { message, .. }
-                if self.mode == Mode::Live && message.contains("parameter change refused") =>
-            {
+            EngineEvent::ParamsRefused { .. } if self.mode == Mode::Live => {
                 self.pending = ParamPatch::default();
             }
             EngineEvent::Operator {
@@ -245,10 +243,7 @@ impl App {
 
     /// Notes in the log that the engine's stream ended without a finish or an error.
     pub fn note_engine_gone(&mut self) {
-        if !matches!(
-            self.model.engine,
-            EngineState::Done | EngineState::Failed(_)
-        ) {
+        if !self.model.lifecycle.is_over() {
             self.model
                 .note(LogKind::Warning, "the engine stopped sending events".into());
         }
@@ -257,19 +252,19 @@ impl App {
     /// The state badge.
     pub fn badge(&self) -> Badge {
         let m = &self.model;
-        if matches!(m.engine, EngineState::Failed(_)) {
+        if m.lifecycle == Lifecycle::Failed {
             return Badge::Error;
         }
         if self.frozen.is_some() {
             return Badge::Frozen;
         }
-        if m.engine == EngineState::Done {
+        if m.lifecycle == Lifecycle::Done {
             return Badge::Done;
         }
         match &self.playback {
             Some(p) if p.paused => Badge::Paused,
             Some(_) => Badge::Replay,
-            None if m.engine == EngineState::Paused => Badge::Paused,
+            None if m.lifecycle == Lifecycle::Paused => Badge::Paused,
             None => Badge::Running,
         }
     }
@@ -386,11 +381,7 @@ impl App {
     }
 
     fn running(&self) -> bool {
-        self.mode == Mode::Live
-            && !matches!(
-                self.model.engine,
-                EngineState::Done | EngineState::Failed(_)
-            )
+        self.mode == Mode::Live && !self.model.lifecycle.is_over()
     }
 
     fn toggle_pause(&mut self) -> Option<Effect> {
@@ -403,8 +394,8 @@ impl App {
         }
         // What the engine will be once it has applied what was sent so far.
         let paused = self.pause_request.unwrap_or(matches!(
-            self.model.engine,
-            EngineState::Paused | EngineState::Pausing
+            self.model.lifecycle,
+            Lifecycle::Paused | Lifecycle::Pausing
         ));
         self.pause_request = Some(!paused);
         self.pause_in_flight += 1;

@@ -1,7 +1,7 @@
 //! The operator parameters as editable controls: reading one from [`Params`], stepping it, and
 //! turning an edited value into a [`ParamPatch`].
 
-use crate::engine::{ParamPatch, Params};
+use crate::protocol::{ParamPatch, Params};
 
 /// One editable parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,7 +146,7 @@ impl Edit {
         let patch = c.patch(value);
         let mut merged = pending.clone();
         c.set_in(&mut merged, Some(value));
-        params.patched(&merged)?;
+        params.patched(&merged).map_err(|e| e.reason)?;
         Ok(patch)
     }
 }

@@ -1,11 +1,10 @@
 //! A hand-written session as records (no training): four arms, seven online days with a shock
 //! on day 10. Deterministic, for snapshot tests and README captures of the console.
 
-use crate::engine::events::{
+use crate::protocol::{
     ArmInfo, DayPlan, EngineCommand, EngineEvent, EvalMetrics, FieldDrift, FieldProjection,
     ParamPatch, Params, Position, Record, Stage, EVENT_SCHEMA_VERSION,
 };
-use crate::engine::state::{summarise, ArmRecord, DayRecord};
 
 const ARMS: [(&str, &str); 4] = [
     ("incumbent", "mlp:emb=8,hidden=64"),
@@ -235,7 +234,7 @@ pub fn session(days: usize, partial: bool) -> Vec<Record> {
     log.out
 }
 
-/// The whole session, finished, with the engine's summary.
+/// The whole session, finished.
 pub fn finished_session() -> Vec<Record> {
     let mut records = session(ONLINE.len(), false);
     let mut log = Log {
@@ -251,33 +250,7 @@ pub fn finished_session() -> Vec<Record> {
             total: 0,
         },
     );
-    let arms: Vec<ArmRecord> = ARMS
-        .iter()
-        .enumerate()
-        .map(|(i, (name, model))| ArmRecord {
-            name: name.to_string(),
-            model: model.to_string(),
-            offline_seconds: offline_secs(i),
-            offline_samples: if i == 0 { 0 } else { 12_000 },
-            offline: Some(offline_metrics(i)),
-            days: ONLINE
-                .iter()
-                .map(|&d| DayRecord {
-                    day: d,
-                    metrics: day_metrics(i, d),
-                    train_seconds: 2.0,
-                    samples: 4000,
-                })
-                .collect(),
-            ..Default::default()
-        })
-        .collect();
-    log.push(
-        0.1,
-        EngineEvent::Finished {
-            arms: summarise(&arms),
-        },
-    );
+    log.push(0.1, EngineEvent::Finished {});
     log.out
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use crate::engine::{EngineCommand, Record};
+use crate::protocol::{EngineCommand, Record};
 
 pub mod action;
 pub mod app;

@@ -199,7 +199,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 fn carry_out(effect: Effect, app: &mut App, feed: &mut Feed) -> Option<ConsoleExit> {
     match (effect, feed) {
         (Effect::Quit, Feed::Live { commands, .. }) => {
-            if app.live().engine == super::model::EngineState::Done {
+            if app.live().lifecycle == crate::protocol::Lifecycle::Done {
                 return Some(ConsoleExit::Finished);
             }
             tracing::info!("operator quit: stopping the engine");

@@ -7,9 +7,10 @@ use super::app::{App, Badge, Focus, Metric, View};
 use super::control::Control;
 use super::fixture;
 use super::keymap::Keymap;
-use super::model::EngineState;
-use crate::engine::events::{EngineEvent, Position, Record, Stage};
-use crate::engine::{EngineCommand, ParamPatch};
+use crate::protocol::{
+    EngineCommand, EngineEvent, Lifecycle, ParamPatch, Position, Record, Stage,
+    EVENT_SCHEMA_VERSION,
+};
 
 fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
@@ -21,7 +22,7 @@ fn code(c: KeyCode) -> KeyEvent {
 
 fn record(seq: u64, event: EngineEvent) -> Record {
     Record {
-        v: 1,
+        v: EVENT_SCHEMA_VERSION,
         seq,
         t: seq as f64,
         event,
@@ -41,17 +42,17 @@ fn records_fill_the_series_timeline_drift_and_stage() {
     assert_eq!(m.arms[3].days.len(), 3);
     assert!(m.arms.iter().all(|a| a.offline.is_some()));
     assert_eq!(m.stage, Stage::Online);
-    assert_eq!(m.stage_label(), "online day 4 of 7 (day 10) · kd");
-    let ticks = &m.ticks["kd"];
+    assert_eq!(m.stage_label(), "online day 4 of 7 (day 10) [kd]");
+    let ticks = m.arm("kd").and_then(|a| a.ticks.as_ref()).unwrap();
     assert_eq!(
         (ticks.day, ticks.batches, ticks.student.len()),
         (10, 24, 24)
     );
-    let ca = &m.ticks["crossadapt"];
+    let ca = m.arm("crossadapt").and_then(|a| a.ticks.as_ref()).unwrap();
     assert_eq!(ca.day, 9, "crossadapt has not started day 10");
     assert_eq!(ca.teacher.len(), 14, "every 3 batches and the last");
-    assert_eq!(m.drift.as_ref().map(|d| d.day), Some(10));
-    assert_eq!(m.drift_history.len(), 4);
+    assert_eq!(m.drift_now.as_ref().map(|d| d.day), Some(10));
+    assert_eq!(m.drift.len(), 4);
     assert_eq!(app.badge(), Badge::Running);
     assert_eq!(
         app.day_range(),
@@ -81,7 +82,7 @@ fn space_pauses_then_resumes_and_the_badge_follows_the_engine() {
             at: at.clone(),
         },
     ));
-    assert_eq!(app.live().engine, EngineState::Pausing);
+    assert_eq!(app.live().lifecycle, Lifecycle::Pausing);
     assert_eq!(app.pause_request, None);
     app.apply(&record(901, EngineEvent::Paused { at: at.clone() }));
     assert_eq!(app.badge(), Badge::Paused);
@@ -122,16 +123,16 @@ fn quick_presses_alternate_even_before_the_engine_answers() {
 fn freezing_keeps_the_view_while_records_keep_arriving() {
     let records = fixture::session(2, false);
     let mut app = live(&records[..records.len() - 30]);
-    let before = app.view_model().records_seen;
+    let before = app.view_model().records;
     assert_eq!(app.on_key(key('f')), None);
     assert_eq!(app.badge(), Badge::Frozen);
     for r in &records[records.len() - 30..] {
         app.apply(r);
     }
-    assert_eq!(app.view_model().records_seen, before);
-    assert_eq!(app.live().records_seen, records.len() as u64);
+    assert_eq!(app.view_model().records, before);
+    assert_eq!(app.live().records, records.len() as u64);
     app.on_key(key('f'));
-    assert_eq!(app.view_model().records_seen, records.len() as u64);
+    assert_eq!(app.view_model().records, records.len() as u64);
 }
 
 #[test]
@@ -202,9 +203,10 @@ fn a_refused_change_clears_the_pending_value() {
     app.pending.sampling_ratio = Some(0.5);
     app.apply(&record(
         900,
-        EngineEvent::Warning {
-            arm: None,
-            message: "parameter change refused: sampling_ratio must be in (0, 1]".into(),
+        EngineEvent::ParamsRefused {
+            field: "sampling_ratio".into(),
+            reason: "sampling_ratio must be in (0, 1], got 0".into(),
+            at: Position::default(),
         },
     ));
     assert_eq!(app.pending, ParamPatch::default());
@@ -254,8 +256,9 @@ fn finishing_opens_the_summary_and_stops_engine_commands() {
     let mut app = live(&fixture::finished_session());
     assert_eq!(app.view, View::Summary);
     assert_eq!(app.badge(), Badge::Done);
-    assert!(app.live().summary.as_ref().is_some_and(|s| s.len() == 4));
-    assert!(app.live().report.is_some());
+    let verdict = app.live().verdict(None);
+    assert_eq!(verdict.arms.len(), 4);
+    assert!(verdict.headline.time_fraction_vs_scratch.is_some());
     assert_eq!(app.on_key(key(' ')), None);
     assert_eq!(app.on_key(key('s')), None);
     app.on_key(key('v'));

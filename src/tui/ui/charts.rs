@@ -10,7 +10,7 @@ use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
 use super::panel;
-use crate::engine::events::EvalMetrics;
+use crate::protocol::EvalMetrics;
 use crate::tui::app::{App, Focus, Metric};
 use crate::tui::model::Model;
 use crate::tui::theme::Theme;
@@ -90,12 +90,12 @@ fn render_metric(
                 .offline
                 .as_ref()
                 .zip(offline_x)
-                .and_then(|(om, x)| Some((x, value(metric, om)?)));
+                .and_then(|(om, x)| Some((x, value(metric, &om.metrics)?)));
             off.into_iter()
                 .chain(
                     a.days
                         .iter()
-                        .filter_map(|(d, dm)| Some((*d, value(metric, dm)?))),
+                        .filter_map(|(d, dm)| Some((*d, value(metric, &dm.metrics)?))),
                 )
                 .filter(|(d, _)| *d >= lo && *d <= hi)
                 .map(|(d, v)| (f64::from(d), v))

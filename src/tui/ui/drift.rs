@@ -12,7 +12,7 @@ use crate::tui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: bool) {
     let m = app.view_model();
-    let title = match &m.drift {
+    let title = match &m.drift_now {
         Some(d) => match d.batch {
             Some(b) => format!("drift · day {} batch {b}", d.day),
             None => format!("drift · day {}", d.day),
@@ -22,7 +22,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
     let block = panel(&title, Focus::Drift, app, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(d) = &m.drift else {
+    let Some(d) = &m.drift_now else {
         frame.render_widget(
             Paragraph::new(Span::styled(
                 "measured from the first online day",
@@ -48,16 +48,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
     frame.render_widget(
         Gauge::default()
             .ratio(w)
-            .label(Span::styled(format!("drift w {:.2}", d.weight), theme.text))
+            .label(Span::styled(
+                format!("drift w {}", crate::num::fixed(d.weight, 2)),
+                theme.text,
+            ))
             .gauge_style(theme.gauge)
             .use_unicode(true),
         gauge_area,
     );
     let mut weights = vec![
         Span::styled("distill a ", theme.dim),
-        Span::styled(format!("{:.2}", d.distill_weight), theme.accent),
+        Span::styled(crate::num::fixed(d.distill_weight, 2), theme.accent),
         Span::styled(" · replay ", theme.dim),
-        Span::styled(format!("{:.2}", d.replay_ratio), theme.text),
+        Span::styled(crate::num::fixed(d.replay_ratio, 2), theme.text),
     ];
     if wide {
         weights.push(Span::styled(
@@ -78,9 +81,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         label_area,
     );
     let history: Vec<u64> = m
-        .drift_history
-        .iter()
-        .map(|(_, w, _)| (w.clamp(0.0, 1.0) * 100.0).round() as u64)
+        .drift
+        .values()
+        .map(|r| (r.weight.clamp(0.0, 1.0) * 100.0).round() as u64)
         .collect();
     frame.render_widget(
         Sparkline::default()
@@ -99,10 +102,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         for f in &d.fields {
             lines.push(Line::from(Span::styled(
                 format!(
-                    "{:<14} {:>6.3} {:>6.3}",
+                    "{:<14} {:>6} {:>6}",
                     format::fit(&f.field, 14),
-                    f.psi,
-                    f.js
+                    crate::num::fixed(f.psi, 3),
+                    crate::num::fixed(f.js, 3)
                 ),
                 theme.text,
             )));
@@ -111,7 +114,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         let mut spans = vec![Span::styled("psi ", theme.dim)];
         for f in d.fields.iter().take(3) {
             spans.push(Span::styled(
-                format!("{} {:.2} ", format::fit(&f.field, 8), f.psi),
+                format!(
+                    "{} {} ",
+                    format::fit(&f.field, 8),
+                    crate::num::fixed(f.psi, 2)
+                ),
                 theme.text,
             ));
         }

@@ -30,16 +30,14 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// `0.7312` or `n/a`.
+/// `0.7312`, `n/a` when there is no value, `–` when it is not a finite number.
 pub fn opt(v: Option<f64>, digits: usize) -> String {
-    v.filter(|x| x.is_finite())
-        .map_or("n/a".into(), |v| format!("{v:.digits$}"))
+    v.map_or("n/a".into(), |v| crate::num::fixed(v, digits))
 }
 
-/// `+0.0123` or `n/a`.
+/// `+0.0123`, `n/a` or `–`.
 pub fn signed(v: Option<f64>, digits: usize) -> String {
-    v.filter(|x| x.is_finite())
-        .map_or("n/a".into(), |v| format!("{v:+.digits$}"))
+    v.map_or("n/a".into(), |v| crate::num::signed(v, digits))
 }
 
 /// Cuts `s` to `width` characters, marking the cut with `…`.
@@ -65,6 +63,8 @@ mod tests {
         assert_eq!(duration(185.0), "3m05s");
         assert_eq!(opt(None, 3), "n/a");
         assert_eq!(signed(Some(0.01), 3), "+0.010");
+        assert_eq!(opt(Some(f64::NAN), 3), "–");
+        assert_eq!(signed(Some(f64::INFINITY), 3), "–");
         assert_eq!(fit("crossadapt-fixed", 8), "crossad…");
     }
 }

@@ -7,8 +7,8 @@ use ratatui::widgets::{LineGauge, Paragraph};
 use ratatui::Frame;
 
 use super::format;
+use crate::protocol::Lifecycle;
 use crate::tui::app::{App, Badge};
-use crate::tui::model::EngineState;
 use crate::tui::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -36,7 +36,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     match app.pause_request {
         Some(false) => right.push(Span::styled("resume pending ", theme.warn)),
         Some(true) => right.push(Span::styled("pause pending ", theme.warn)),
-        None if app.live().engine == EngineState::Pausing => {
+        None if app.live().lifecycle == Lifecycle::Pausing => {
             right.push(Span::styled("pause pending ", theme.warn))
         }
         None => {}
@@ -72,7 +72,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     );
 
     let (ratio, label) = match &m.progress {
-        _ if m.engine == EngineState::Done => (1.0, " run finished ".to_string()),
+        _ if m.lifecycle == Lifecycle::Done => (1.0, " run finished ".to_string()),
         Some(p) if p.total > 0 => {
             let r = (p.done as f64 / p.total as f64).clamp(0.0, 1.0);
             let eta = p

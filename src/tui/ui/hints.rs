@@ -7,7 +7,6 @@ use ratatui::Frame;
 
 use crate::tui::action::{Action, Mode};
 use crate::tui::app::App;
-use crate::tui::model::EngineState;
 use crate::tui::theme::Theme;
 
 /// Dropped first when the bar is too narrow.
@@ -23,11 +22,7 @@ const DROP_ORDER: [&str; 7] = [
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     // A finished (or failed) live run takes no more engine commands.
-    let ended = app.mode == Mode::Live
-        && matches!(
-            app.live().engine,
-            EngineState::Done | EngineState::Failed(_)
-        );
+    let ended = app.mode == Mode::Live && app.live().lifecycle.is_over();
     let items: Vec<(String, String)> = if app.edit.is_some() {
         let k = |a: Action| {
             app.keymap

@@ -1,5 +1,5 @@
-//! The end-of-run summary: the switch verdict per arm (time vs scratch, AUC vs kd, |bias| vs
-//! kd) from the engine's `Finished` summary, and the headline of the engine's report.
+//! The end-of-run summary: the ledger's switch verdict per arm (time vs scratch, AUC vs kd,
+//! |bias| vs kd) and its headline.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::format;
-use crate::engine::events::ArmSummary;
+use crate::protocol::{ArmVerdict, Lifecycle};
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
@@ -22,7 +22,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(arms) = &m.summary else {
+    let verdict = (m.lifecycle == Lifecycle::Done).then(|| m.verdict(None));
+    let Some(arms) = verdict.as_ref().map(|v| &v.arms) else {
         let done = m.arms.first().map_or(0, |a| a.days.len());
         let text = vec![
             Line::from(Span::styled(
@@ -90,7 +91,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
                 )),
             ]);
             if wide {
-                cells.push(Cell::from(Span::styled(verdict(a), theme.text)));
+                cells.push(Cell::from(Span::styled(verdict_text(a), theme.text)));
             }
             Row::new(cells)
         })
@@ -122,7 +123,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
             .map(|(i, a)| {
                 Line::from(vec![
                     Span::styled(format!("{} {}: ", theme.marker(i), a.arm), theme.arm(i)),
-                    Span::styled(verdict(a), theme.text),
+                    Span::styled(verdict_text(a), theme.text),
                 ])
             })
             .collect();
@@ -130,8 +131,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
     }
 
     let mut notes = Vec::new();
-    if let Some(r) = &m.report {
-        let h = &r.headline;
+    if let Some(v) = &verdict {
+        let h = &v.headline;
         notes.push(Line::from(vec![
             Span::styled("crossadapt offline time / scratch's: ", theme.dim),
             Span::styled(format::opt(h.time_fraction_vs_scratch, 3), theme.accent),
@@ -160,7 +161,7 @@ fn tone(theme: &Theme, v: Option<f64>) -> Style {
 }
 
 /// `4.0x faster, AUC >= kd, |bias| <= kd`, from the engine's comparisons.
-fn verdict(a: &ArmSummary) -> String {
+fn verdict_text(a: &ArmVerdict) -> String {
     if let Some(f) = &a.failed {
         return format!("failed: {f}");
     }

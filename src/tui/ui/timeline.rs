@@ -8,8 +8,8 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::{format, panel};
+use crate::protocol::DayTicks;
 use crate::tui::app::{App, Focus};
-use crate::tui::model::DayTicks;
 use crate::tui::theme::Theme;
 
 const NAME_W: usize = 14;
@@ -60,7 +60,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
             ),
             theme.arm(i),
         )];
-        let ticks = m.ticks.get(&arm.name);
+        let ticks = arm.ticks.as_ref();
         let nb = ticks
             .map(|t| {
                 let seen = m.day_batches.get(&t.day).copied().unwrap_or(0);
@@ -93,12 +93,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         spans.push(Span::styled(counts, style));
         if history_days > 0 {
             let past: Vec<String> = arm
-                .counts
+                .days
                 .iter()
                 .rev()
                 .take(history_days)
                 .rev()
-                .map(|(d, (s, t))| format!("d{d} {s}/{t}"))
+                .map(|(d, e)| format!("d{d} {}/{}", e.student_updates, e.teacher_updates))
                 .collect();
             spans.push(Span::styled(format!(" {}", past.join(" ")), theme.dim));
         }

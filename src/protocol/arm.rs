@@ -1,6 +1,12 @@
 //! The strategies a session compares, side by side on the same days and the same teacher.
+//!
+//! An arm is named by text in the config and in the log; it is parsed into an [`ArmKind`] once,
+//! where the text is read (the config's `arms`, the ledger's first sight of an arm), and every
+//! later decision matches on the kind.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 /// Switches of the crossadapt arm; the ablations turn one off each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,7 +38,8 @@ impl CrossAdaptVariant {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum ArmKind {
     /// The teacher itself, training online on labels every batch (today's practice).
     Incumbent,
@@ -110,6 +117,19 @@ impl ArmKind {
     /// Whether the arm's model is the student architecture (all but the incumbent).
     pub fn is_student(&self) -> bool {
         !matches!(self, ArmKind::Incumbent)
+    }
+}
+
+impl TryFrom<String> for ArmKind {
+    type Error = anyhow::Error;
+    fn try_from(name: String) -> anyhow::Result<ArmKind> {
+        ArmKind::parse(&name)
+    }
+}
+
+impl From<ArmKind> for String {
+    fn from(kind: ArmKind) -> String {
+        kind.to_string()
     }
 }
 

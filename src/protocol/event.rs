@@ -1,13 +1,26 @@
 //! The typed stream the engine emits and the commands it takes.
 //!
 //! Every reader of a run (the console, the headless printer, the session log, replay and the
-//! tests) consumes [`Record`]s; operator [`EngineCommand`]s travel the other way and are logged
-//! back as [`EngineEvent::Operator`] at the exact position where the engine applied them.
+//! tests) consumes [`Record`]s, folded once by the [`Ledger`](super::Ledger); operator
+//! [`EngineCommand`]s travel the other way and are logged back as [`EngineEvent::Operator`] at
+//! the exact position where the engine applied them.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::lifecycle::Stage;
+pub use crate::data::split::DayPlan;
+use crate::num;
+pub use crate::train::metrics::EvalMetrics;
+
 /// Version of the event schema written in every log line.
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+///
+/// 2: non-finite floats are written as `"NaN"`/`"inf"`/`"-inf"` (1 wrote `null`); a refused
+/// parameter change is its own event (`params_refused`, 1 logged a warning); `finished` no
+/// longer carries a summary (readers compute the verdict from the ledger). Version-1 logs read
+/// as they are: their `null` floats read as NaN, their `finished` summary is ignored.
+pub const EVENT_SCHEMA_VERSION: u32 = 2;
 
 /// One line of `events.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +31,7 @@ pub struct Record {
     pub seq: u64,
     /// Seconds of engine wall time since the session started (resumes continue the clock),
     /// used to pace replays.
+    #[serde(with = "num")]
     pub t: f64,
     pub event: EngineEvent,
 }
@@ -35,42 +49,43 @@ pub struct Position {
     pub batch: u64,
 }
 
-/// The stages of a session, in order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    #[default]
-    Setup,
-    /// The teacher trains on the history days (skipped when a checkpoint is loaded).
-    TeacherPretrain,
-    /// 1A: embedding projection, no training steps.
-    Transfer,
-    /// 1B: dense-only distillation with frozen embeddings.
-    DenseDistill,
-    /// 1C: joint distillation.
-    JointDistill,
-    /// Offline training of a baseline arm (scratch, kd, ablations without sampling).
-    OfflineTrain,
-    /// Evaluation of every arm on the first day after the retained window.
-    OfflineEval,
-    /// Simulated online days.
-    Online,
-    Done,
+impl fmt::Display for Position {
+    /// `1B dense distill [crossadapt] batch 12`, `online [kd] day 5 batch 3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} batch {}",
+            StageAt::new(self.stage, self.arm.as_deref(), self.day),
+            self.batch
+        )
+    }
 }
 
-impl Stage {
-    pub fn label(self) -> &'static str {
-        match self {
-            Stage::Setup => "setup",
-            Stage::TeacherPretrain => "teacher pretraining",
-            Stage::Transfer => "1A transfer",
-            Stage::DenseDistill => "1B dense distill",
-            Stage::JointDistill => "1C joint distill",
-            Stage::OfflineTrain => "offline training",
-            Stage::OfflineEval => "offline evaluation",
-            Stage::Online => "online",
-            Stage::Done => "done",
+/// A stage with the arm and day it concerns, as text: `1A transfer [crossadapt]`,
+/// `online day 5`. The one place stage and position text is written.
+#[derive(Clone, Copy, Debug)]
+pub struct StageAt<'a> {
+    pub stage: Stage,
+    pub arm: Option<&'a str>,
+    pub day: Option<u32>,
+}
+
+impl<'a> StageAt<'a> {
+    pub fn new(stage: Stage, arm: Option<&'a str>, day: Option<u32>) -> Self {
+        StageAt { stage, arm, day }
+    }
+}
+
+impl fmt::Display for StageAt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.stage)?;
+        if let Some(arm) = self.arm {
+            write!(f, " [{arm}]")?;
         }
+        if let Some(day) = self.day {
+            write!(f, " day {day}")?;
+        }
+        Ok(())
     }
 }
 
@@ -78,69 +93,101 @@ impl Stage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Params {
     /// Share of each retained window the strategic sampler draws, in (0, 1].
+    #[serde(with = "num")]
     pub sampling_ratio: f64,
     /// Replay rows per online batch as a share of the batch, in [0, 1].
+    #[serde(with = "num")]
     pub replay_ratio: f64,
     /// The teacher steps every this many online batches (>= 1).
     pub teacher_interval: u32,
     /// Distillation weight at maximal drift.
+    #[serde(with = "num")]
     pub distill_min: f64,
     /// Distillation weight with no drift.
+    #[serde(with = "num")]
     pub distill_max: f64,
 }
 
 /// A partial change of [`Params`]; `None` leaves a value as it is.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ParamPatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub sampling_ratio: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub replay_ratio: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_interval: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub distill_min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub distill_max: Option<f64>,
 }
 
+/// Why a parameter value was refused: the parameter and one sentence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+fn refuse(field: &'static str, reason: String) -> Result<(), ParamError> {
+    Err(ParamError { field, reason })
+}
+
 impl Params {
-    /// Checks every value's range; the message names the parameter.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks every value's range; the error names the parameter.
+    pub fn validate(&self) -> Result<(), ParamError> {
         if !(self.sampling_ratio > 0.0 && self.sampling_ratio <= 1.0) {
-            return Err(format!(
-                "sampling_ratio must be in (0, 1], got {}",
-                self.sampling_ratio
-            ));
+            return refuse(
+                "sampling_ratio",
+                format!(
+                    "sampling_ratio must be in (0, 1], got {}",
+                    self.sampling_ratio
+                ),
+            );
         }
         if !(0.0..=1.0).contains(&self.replay_ratio) {
-            return Err(format!(
-                "replay_ratio must be in [0, 1], got {}",
-                self.replay_ratio
-            ));
+            return refuse(
+                "replay_ratio",
+                format!("replay_ratio must be in [0, 1], got {}", self.replay_ratio),
+            );
         }
         if self.teacher_interval == 0 {
-            return Err("teacher_interval must be at least 1".into());
+            return refuse(
+                "teacher_interval",
+                "teacher_interval must be at least 1".into(),
+            );
         }
         for (name, v) in [
             ("distill_min", self.distill_min),
             ("distill_max", self.distill_max),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} must be in [0, 1], got {v}"));
+                return refuse(name, format!("{name} must be in [0, 1], got {v}"));
             }
         }
         if self.distill_min > self.distill_max {
-            return Err(format!(
-                "distill_min ({}) must not exceed distill_max ({})",
-                self.distill_min, self.distill_max
-            ));
+            return refuse(
+                "distill_min",
+                format!(
+                    "distill_min ({}) must not exceed distill_max ({})",
+                    self.distill_min, self.distill_max
+                ),
+            );
         }
         Ok(())
     }
 
     /// The parameters after `patch`, validated.
-    pub fn patched(&self, patch: &ParamPatch) -> Result<Params, String> {
+    pub fn patched(&self, patch: &ParamPatch) -> Result<Params, ParamError> {
         let p = Params {
             sampling_ratio: patch.sampling_ratio.unwrap_or(self.sampling_ratio),
             replay_ratio: patch.replay_ratio.unwrap_or(self.replay_ratio),
@@ -175,15 +222,6 @@ pub struct ArmInfo {
     pub model: String,
 }
 
-/// How the days of the source are used.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DayPlan {
-    pub history: Vec<u32>,
-    pub retained: Vec<u32>,
-    /// The first online day; the offline evaluation day.
-    pub online: Vec<u32>,
-}
-
 /// 1A result of one field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldProjection {
@@ -193,50 +231,18 @@ pub struct FieldProjection {
     pub from_dim: usize,
     pub to_dim: usize,
     /// `|E_t - rec(E_s)|_F / |E_t|_F`.
+    #[serde(with = "num")]
     pub rel_error: f64,
-}
-
-/// Evaluation of one model on one day.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EvalMetrics {
-    /// `None` when the day has a single class.
-    pub auc: Option<f64>,
-    pub logloss: f64,
-    /// `mean(p) / mean(y) - 1`.
-    pub bias: f64,
-    pub ne: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gauc: Option<f64>,
-    pub rows: u64,
 }
 
 /// Drift of a field against the reference window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldDrift {
     pub field: String,
+    #[serde(with = "num")]
     pub psi: f64,
+    #[serde(with = "num")]
     pub js: f64,
-}
-
-/// The verdict of one arm in the end summary.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ArmSummary {
-    pub arm: String,
-    pub model: String,
-    pub offline_seconds: f64,
-    pub offline_samples: u64,
-    pub offline: Option<EvalMetrics>,
-    /// Mean over the online days that have been evaluated.
-    pub online_mean_auc: Option<f64>,
-    pub online_mean_logloss: Option<f64>,
-    pub online_mean_abs_bias: Option<f64>,
-    /// Offline seconds as a fraction of scratch's.
-    pub time_vs_scratch: Option<f64>,
-    /// Online mean AUC minus kd's.
-    pub auc_vs_kd: Option<f64>,
-    /// Online mean |bias| minus kd's.
-    pub abs_bias_vs_kd: Option<f64>,
-    pub failed: Option<String>,
 }
 
 /// Everything the engine tells the world.
@@ -273,8 +279,9 @@ pub enum EngineEvent {
         day: Option<u32>,
         done: u64,
         total: u64,
+        #[serde(with = "num")]
         samples_per_sec: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
         eta_secs: Option<f64>,
     },
     StageFinished {
@@ -283,6 +290,7 @@ pub enum EngineEvent {
         arm: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         day: Option<u32>,
+        #[serde(with = "num")]
         seconds: f64,
         samples: u64,
     },
@@ -293,6 +301,7 @@ pub enum EngineEvent {
     /// Result of the offline stage of one arm, evaluated on the first online day.
     OfflineResult {
         arm: String,
+        #[serde(with = "num")]
         seconds: f64,
         samples: u64,
         metrics: EvalMetrics,
@@ -315,11 +324,16 @@ pub enum EngineEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         batch: Option<u32>,
         /// Drift weight w in [0, 1].
+        #[serde(with = "num")]
         weight: f64,
         /// Distillation weight a_t it produced.
+        #[serde(with = "num")]
         distill_weight: f64,
+        #[serde(with = "num")]
         replay_ratio: f64,
+        #[serde(with = "num")]
         label_rate: f64,
+        #[serde(with = "num")]
         reference_label_rate: f64,
         /// Most drifting fields first.
         fields: Vec<FieldDrift>,
@@ -329,8 +343,10 @@ pub enum EngineEvent {
         arm: String,
         day: u32,
         metrics: EvalMetrics,
+        #[serde(with = "num")]
         train_seconds: f64,
         samples: u64,
+        #[serde(with = "num")]
         samples_per_sec: f64,
         student_updates: u32,
         teacher_updates: u32,
@@ -342,6 +358,13 @@ pub enum EngineEvent {
     },
     ParamsChanged {
         params: Params,
+        at: Position,
+    },
+    /// An operator's parameter change the engine refused; the parameters stay as they were.
+    ParamsRefused {
+        /// The parameter whose value was out of range.
+        field: String,
+        reason: String,
         at: Position,
     },
     Paused {
@@ -366,9 +389,9 @@ pub enum EngineEvent {
         arm: String,
         message: String,
     },
-    Finished {
-        arms: Vec<ArmSummary>,
-    },
+    /// The run reached its end. (Version-1 writers added the engine's summary here; readers
+    /// ignore it and take the verdict from the ledger.)
+    Finished {},
     /// The run stopped on an error.
     Error {
         message: String,
@@ -465,11 +488,168 @@ mod tests {
             sampling_ratio: Some(0.0),
             ..Default::default()
         };
-        assert!(p.patched(&bad).unwrap_err().contains("sampling_ratio"));
+        let err = p.patched(&bad).unwrap_err();
+        assert_eq!(err.field, "sampling_ratio");
+        assert!(err.reason.contains("(0, 1]"), "{err}");
         let ok = ParamPatch {
             teacher_interval: Some(5),
             ..Default::default()
         };
         assert_eq!(p.patched(&ok).unwrap().teacher_interval, 5);
+    }
+
+    /// Every event kind with every float set to a non-finite value survives a JSON round trip
+    /// (no `null` left for a reader to choke on).
+    #[test]
+    fn every_float_of_every_event_round_trips_when_not_finite() {
+        let nan = f64::NAN;
+        let m = EvalMetrics {
+            auc: Some(nan),
+            logloss: f64::INFINITY,
+            bias: f64::NEG_INFINITY,
+            ne: nan,
+            gauc: Some(nan),
+            rows: 3,
+        };
+        let params = Params {
+            sampling_ratio: nan,
+            replay_ratio: nan,
+            teacher_interval: 1,
+            distill_min: nan,
+            distill_max: nan,
+        };
+        let events = vec![
+            EngineEvent::SessionStarted {
+                session: "s".into(),
+                name: "n".into(),
+                arms: vec![],
+                teacher: "t".into(),
+                days: DayPlan::default(),
+                params: params.clone(),
+                seed: 1,
+            },
+            EngineEvent::Progress {
+                stage: Stage::Online,
+                arm: None,
+                day: None,
+                done: 1,
+                total: 2,
+                samples_per_sec: nan,
+                eta_secs: Some(nan),
+            },
+            EngineEvent::StageFinished {
+                stage: Stage::Online,
+                arm: None,
+                day: None,
+                seconds: nan,
+                samples: 0,
+            },
+            EngineEvent::Projection {
+                arm: "a".into(),
+                fields: vec![FieldProjection {
+                    field: "f".into(),
+                    method: "copy".into(),
+                    from_dim: 1,
+                    to_dim: 1,
+                    rel_error: nan,
+                }],
+            },
+            EngineEvent::OfflineResult {
+                arm: "a".into(),
+                seconds: nan,
+                samples: 0,
+                metrics: m.clone(),
+            },
+            EngineEvent::Drift {
+                day: 1,
+                batch: None,
+                weight: nan,
+                distill_weight: nan,
+                replay_ratio: nan,
+                label_rate: nan,
+                reference_label_rate: nan,
+                fields: vec![FieldDrift {
+                    field: "f".into(),
+                    psi: nan,
+                    js: f64::INFINITY,
+                }],
+            },
+            EngineEvent::DayMetrics {
+                arm: "a".into(),
+                day: 1,
+                metrics: m,
+                train_seconds: nan,
+                samples: 0,
+                samples_per_sec: nan,
+                student_updates: 0,
+                teacher_updates: 0,
+            },
+            EngineEvent::Operator {
+                command: EngineCommand::SetParams {
+                    patch: ParamPatch {
+                        sampling_ratio: Some(nan),
+                        replay_ratio: Some(nan),
+                        teacher_interval: None,
+                        distill_min: Some(nan),
+                        distill_max: Some(nan),
+                    },
+                },
+                at: Position::default(),
+            },
+            EngineEvent::ParamsChanged {
+                params,
+                at: Position::default(),
+            },
+        ];
+        for event in events {
+            let rec = Record {
+                v: EVENT_SCHEMA_VERSION,
+                seq: 0,
+                t: 0.0,
+                event,
+            };
+            let line = serde_json::to_string(&rec).unwrap();
+            assert!(!line.contains("null"), "{line}");
+            let back: Record = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{line} does not read back: {e}"));
+            assert_eq!(serde_json::to_string(&back).unwrap(), line);
+        }
+    }
+
+    /// Version-1 lines read: a `finished` with its summary, `null` where a float was not
+    /// finite, a refused change logged as a warning.
+    #[test]
+    fn version_1_lines_read() {
+        let fin = r#"{"v":1,"seq":9,"t":3.0,"event":{"type":"finished","arms":[{"arm":"kd","model":"m","offline_seconds":1.0,"offline_samples":2,"offline":null,"online_mean_auc":null,"online_mean_logloss":null,"online_mean_abs_bias":null,"time_vs_scratch":null,"auc_vs_kd":null,"abs_bias_vs_kd":null,"failed":null}]}}"#;
+        let rec: Record = serde_json::from_str(fin).unwrap();
+        assert_eq!(rec.event, EngineEvent::Finished {});
+        let day = r#"{"v":1,"seq":8,"t":2.0,"event":{"type":"day_metrics","arm":"kd","day":4,"metrics":{"auc":null,"logloss":0.5,"bias":null,"ne":null,"rows":10},"train_seconds":1.0,"samples":10,"samples_per_sec":10.0,"student_updates":1,"teacher_updates":0}}"#;
+        let rec: Record = serde_json::from_str(day).unwrap();
+        let EngineEvent::DayMetrics { metrics, .. } = rec.event else {
+            panic!("not a day");
+        };
+        assert_eq!((metrics.auc, metrics.logloss), (None, 0.5));
+        assert!(metrics.bias.is_nan() && metrics.ne.is_nan());
+        let warn = r#"{"v":1,"seq":7,"t":1.0,"event":{"type":"warning","message":"parameter change refused: x"}}"#;
+        assert!(matches!(
+            serde_json::from_str::<Record>(warn).unwrap().event,
+            EngineEvent::Warning { .. }
+        ));
+    }
+
+    #[test]
+    fn positions_and_stages_print_one_way() {
+        let at = Position {
+            stage: Stage::Online,
+            arm: Some("kd".into()),
+            day: Some(5),
+            batch: 3,
+        };
+        assert_eq!(at.to_string(), "online [kd] day 5 batch 3");
+        assert_eq!(
+            StageAt::new(Stage::Transfer, Some("crossadapt"), None).to_string(),
+            "1A transfer [crossadapt]"
+        );
+        assert_eq!(Stage::DenseDistill.to_string(), "1B dense distill");
     }
 }

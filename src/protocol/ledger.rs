@@ -1,0 +1,762 @@
+//! The one fold of the record stream.
+//!
+//! A [`Ledger`] takes records one at a time ([`Ledger::apply`]) and keeps everything a reader
+//! of a run needs: the parameters, where the run is, each arm's offline and per-day results and
+//! update counts, the drift history, the timings. The console, the headless printer,
+//! `status.json`, `list`, `export` and the report all read a ledger; none of them folds records
+//! itself. The switch verdict (time against scratch, quality against kd) is computed here, once
+//! ([`Ledger::verdict`]).
+//!
+//! The ledger is built from records alone, so a live run and a replay of its log give the same
+//! ledger.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::arm::{ArmKind, CrossAdaptVariant};
+use super::event::{
+    DayPlan, EngineCommand, EngineEvent, EvalMetrics, FieldDrift, FieldProjection, Params, Record,
+};
+use super::lifecycle::{Lifecycle, Stage};
+use crate::num;
+
+/// Days after a shock over which recovery is measured.
+pub const RECOVERY_DAYS: usize = 3;
+
+/// Everything the records of a run tell, folded once.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub session: String,
+    pub name: String,
+    /// The teacher's model spec.
+    pub teacher: String,
+    pub seed: Option<u64>,
+    pub plan: DayPlan,
+    /// The parameters the engine confirmed last.
+    pub params: Option<Params>,
+    pub lifecycle: Lifecycle,
+    /// The error that ended the run, when it failed.
+    pub error: Option<String>,
+    pub stage: Stage,
+    pub stage_arm: Option<String>,
+    pub stage_day: Option<u32>,
+    /// The latest progress of the current stage.
+    pub progress: Option<Progress>,
+    /// In the order the session named them, then any arm it did not name.
+    pub arms: Vec<ArmLedger>,
+    /// Seconds the teacher's pretraining took (`None` when it was loaded).
+    #[serde(default, with = "num::opt")]
+    pub teacher_seconds: Option<f64>,
+    /// Day-level drift of each online day (a redone day keeps its last reading).
+    pub drift: BTreeMap<u32, DriftReading>,
+    /// The latest drift reading, day-level or inside a day.
+    pub drift_now: Option<DriftReading>,
+    /// Batches per online day, as far as seen.
+    pub day_batches: BTreeMap<u32, u32>,
+    /// Engine seconds of the last record.
+    #[serde(with = "num")]
+    pub clock: f64,
+    /// Records folded in.
+    pub records: u64,
+}
+
+/// The latest `Progress` of a stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    #[serde(with = "num")]
+    pub samples_per_sec: f64,
+    #[serde(default, with = "num::opt")]
+    pub eta_secs: Option<f64>,
+}
+
+/// One arm's story.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmLedger {
+    pub name: String,
+    /// The arm's kind, parsed from its name once (`None` for a name this version does not know).
+    pub kind: Option<ArmKind>,
+    pub model: String,
+    /// The offline result, evaluated on the first online day before training on it.
+    pub offline: Option<OfflineEntry>,
+    /// 1A per field (crossadapt arms that project).
+    pub projection: Vec<FieldProjection>,
+    /// Test-then-train results per online day (a day redone after a resume keeps its last).
+    pub days: BTreeMap<u32, DayEntry>,
+    /// Update ticks of the day the arm is on.
+    pub ticks: Option<DayTicks>,
+    /// Why the arm stopped, if it did.
+    pub failed: Option<String>,
+}
+
+/// The offline stage of one arm.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfflineEntry {
+    /// Wall seconds of the offline training, evaluation excluded.
+    #[serde(with = "num")]
+    pub seconds: f64,
+    pub samples: u64,
+    pub metrics: EvalMetrics,
+}
+
+/// One online day of one arm.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayEntry {
+    pub metrics: EvalMetrics,
+    #[serde(with = "num")]
+    pub train_seconds: f64,
+    pub samples: u64,
+    #[serde(with = "num")]
+    pub samples_per_sec: f64,
+    pub student_updates: u32,
+    pub teacher_updates: u32,
+    /// The parameters in effect when the day's metrics came in.
+    pub params: Option<Params>,
+}
+
+/// The update ticks of one arm on the day it is on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayTicks {
+    pub day: u32,
+    pub student: Vec<u32>,
+    pub teacher: Vec<u32>,
+    /// Batches covered so far (`to_batch` of the last `Updates`).
+    pub batches: u32,
+}
+
+/// One drift measurement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriftReading {
+    pub day: u32,
+    /// `None`: measured on the incoming day; `Some(b)`: after `b` batches of it.
+    pub batch: Option<u32>,
+    #[serde(with = "num")]
+    pub weight: f64,
+    #[serde(with = "num")]
+    pub distill_weight: f64,
+    #[serde(with = "num")]
+    pub replay_ratio: f64,
+    #[serde(with = "num")]
+    pub label_rate: f64,
+    #[serde(with = "num")]
+    pub reference_label_rate: f64,
+    pub fields: Vec<FieldDrift>,
+}
+
+/// The verdict of one arm: its own figures and the comparisons a switch decision rests on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmVerdict {
+    pub arm: String,
+    pub model: String,
+    #[serde(with = "num")]
+    pub offline_seconds: f64,
+    pub offline_samples: u64,
+    pub offline: Option<EvalMetrics>,
+    /// Means over the online days where the metric is defined.
+    #[serde(default, with = "num::opt")]
+    pub online_mean_auc: Option<f64>,
+    #[serde(default, with = "num::opt")]
+    pub online_mean_logloss: Option<f64>,
+    #[serde(default, with = "num::opt")]
+    pub online_mean_abs_bias: Option<f64>,
+    /// Offline seconds as a fraction of scratch's (arms that trained offline).
+    #[serde(default, with = "num::opt")]
+    pub time_vs_scratch: Option<f64>,
+    /// Online mean AUC minus kd's.
+    #[serde(default, with = "num::opt")]
+    pub auc_vs_kd: Option<f64>,
+    /// Online mean |bias| minus kd's.
+    #[serde(default, with = "num::opt")]
+    pub abs_bias_vs_kd: Option<f64>,
+    pub failed: Option<String>,
+}
+
+/// The figures a switch decision rests on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Headline {
+    /// crossadapt's offline wall time as a fraction of scratch's (its `time_vs_scratch`).
+    #[serde(default, with = "num::opt")]
+    pub time_fraction_vs_scratch: Option<f64>,
+    /// crossadapt's offline AUC minus kd's.
+    #[serde(default, with = "num::opt")]
+    pub offline_auc_minus_kd: Option<f64>,
+    /// The shock day, when the source has one inside the online window.
+    pub shock_day: Option<u32>,
+    /// Mean AUC per arm over the `RECOVERY_DAYS` days from the shock on.
+    #[serde(default, with = "num::map")]
+    pub post_shock_mean_auc: BTreeMap<String, f64>,
+    /// Mean |bias| per arm over all online days.
+    #[serde(default, with = "num::map")]
+    pub online_mean_abs_bias: BTreeMap<String, f64>,
+}
+
+/// Every arm's verdict and the headline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub arms: Vec<ArmVerdict>,
+    pub headline: Headline,
+}
+
+/// Mean of the finite values (`None` when there are none).
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = xs
+        .filter(|x| x.is_finite())
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+impl Ledger {
+    /// A ledger of `records` (a log, a test's stream).
+    pub fn of(records: &[Record]) -> Ledger {
+        let mut l = Ledger::default();
+        for r in records {
+            l.apply(r);
+        }
+        l
+    }
+
+    /// Folds one record in.
+    pub fn apply(&mut self, rec: &Record) {
+        self.clock = rec.t;
+        self.records += 1;
+        match &rec.event {
+            EngineEvent::SessionStarted {
+                session,
+                name,
+                arms,
+                teacher,
+                days,
+                params,
+                seed,
+            } => {
+                self.session = session.clone();
+                self.name = name.clone();
+                self.teacher = teacher.clone();
+                self.plan = days.clone();
+                self.params = Some(params.clone());
+                self.seed = Some(*seed);
+                self.lifecycle = Lifecycle::Running;
+                for a in arms {
+                    self.arm_mut(&a.name).model = a.model.clone();
+                }
+            }
+            EngineEvent::SessionResumed { .. } => {
+                self.lifecycle = Lifecycle::Running;
+                self.error = None;
+            }
+            EngineEvent::StageStarted {
+                stage,
+                arm,
+                day,
+                total,
+            } => {
+                self.stage = *stage;
+                self.stage_arm = arm.clone();
+                self.stage_day = *day;
+                self.progress = Some(Progress {
+                    total: *total,
+                    ..Default::default()
+                });
+            }
+            EngineEvent::Progress {
+                stage,
+                arm,
+                day,
+                done,
+                total,
+                samples_per_sec,
+                eta_secs,
+            } => {
+                self.stage = *stage;
+                if arm.is_some() {
+                    self.stage_arm = arm.clone();
+                }
+                if day.is_some() {
+                    self.stage_day = *day;
+                }
+                self.progress = Some(Progress {
+                    done: *done,
+                    total: *total,
+                    samples_per_sec: *samples_per_sec,
+                    eta_secs: *eta_secs,
+                });
+            }
+            EngineEvent::StageFinished {
+                stage: Stage::TeacherPretrain,
+                seconds,
+                ..
+            } => self.teacher_seconds = Some(*seconds),
+            EngineEvent::StageFinished { .. } => {}
+            EngineEvent::Projection { arm, fields } => {
+                self.arm_mut(arm).projection = fields.clone();
+            }
+            EngineEvent::OfflineResult {
+                arm,
+                seconds,
+                samples,
+                metrics,
+            } => {
+                self.arm_mut(arm).offline = Some(OfflineEntry {
+                    seconds: *seconds,
+                    samples: *samples,
+                    metrics: metrics.clone(),
+                });
+            }
+            EngineEvent::Updates {
+                arm,
+                day,
+                to_batch,
+                student,
+                teacher,
+                ..
+            } => {
+                let ticks = self.arm_mut(arm).ticks.get_or_insert_with(Default::default);
+                if ticks.day != *day || ticks.batches > *to_batch {
+                    *ticks = DayTicks {
+                        day: *day,
+                        ..Default::default()
+                    };
+                }
+                ticks.student.extend(student);
+                ticks.teacher.extend(teacher);
+                ticks.batches = *to_batch;
+                let seen = self.day_batches.entry(*day).or_default();
+                *seen = (*seen).max(*to_batch);
+            }
+            EngineEvent::Drift {
+                day,
+                batch,
+                weight,
+                distill_weight,
+                replay_ratio,
+                label_rate,
+                reference_label_rate,
+                fields,
+            } => {
+                let reading = DriftReading {
+                    day: *day,
+                    batch: *batch,
+                    weight: *weight,
+                    distill_weight: *distill_weight,
+                    replay_ratio: *replay_ratio,
+                    label_rate: *label_rate,
+                    reference_label_rate: *reference_label_rate,
+                    fields: fields.clone(),
+                };
+                if batch.is_none() {
+                    self.drift.insert(*day, reading.clone());
+                }
+                self.drift_now = Some(reading);
+            }
+            EngineEvent::DayMetrics {
+                arm,
+                day,
+                metrics,
+                train_seconds,
+                samples,
+                samples_per_sec,
+                student_updates,
+                teacher_updates,
+            } => {
+                let params = self.params.clone();
+                self.arm_mut(arm).days.insert(
+                    *day,
+                    DayEntry {
+                        metrics: metrics.clone(),
+                        train_seconds: *train_seconds,
+                        samples: *samples,
+                        samples_per_sec: *samples_per_sec,
+                        student_updates: *student_updates,
+                        teacher_updates: *teacher_updates,
+                        params,
+                    },
+                );
+            }
+            EngineEvent::Operator { command, .. } => match command {
+                EngineCommand::Pause if self.lifecycle == Lifecycle::Running => {
+                    self.lifecycle = Lifecycle::Pausing;
+                }
+                // A resume before the pending pause took effect cancels it.
+                EngineCommand::Resume if self.lifecycle == Lifecycle::Pausing => {
+                    self.lifecycle = Lifecycle::Running;
+                }
+                _ => {}
+            },
+            EngineEvent::ParamsChanged { params, .. } => self.params = Some(params.clone()),
+            EngineEvent::Paused { .. } => self.lifecycle = Lifecycle::Paused,
+            EngineEvent::Resumed { .. } => self.lifecycle = Lifecycle::Running,
+            EngineEvent::ArmFailed { arm, message } => {
+                self.arm_mut(arm).failed = Some(message.clone());
+            }
+            EngineEvent::Finished { .. } => {
+                self.lifecycle = Lifecycle::Done;
+                self.stage = Stage::Done;
+            }
+            EngineEvent::Error { message } => {
+                self.lifecycle = Lifecycle::Failed;
+                self.error = Some(message.clone());
+            }
+            EngineEvent::ParamsRefused { .. }
+            | EngineEvent::Checkpointed { .. }
+            | EngineEvent::Warning { .. }
+            | EngineEvent::Unknown => {}
+        }
+    }
+
+    fn arm_mut(&mut self, name: &str) -> &mut ArmLedger {
+        let i = match self.arms.iter().position(|a| a.name == name) {
+            Some(i) => i,
+            None => {
+                self.arms.push(ArmLedger {
+                    name: name.to_string(),
+                    kind: ArmKind::parse(name).ok(),
+                    ..Default::default()
+                });
+                self.arms.len() - 1
+            }
+        };
+        &mut self.arms[i]
+    }
+
+    pub fn arm(&self, name: &str) -> Option<&ArmLedger> {
+        self.arms.iter().find(|a| a.name == name)
+    }
+
+    /// The first arm of `kind`.
+    pub fn arm_of(&self, kind: ArmKind) -> Option<&ArmLedger> {
+        self.arms.iter().find(|a| a.kind == Some(kind))
+    }
+
+    /// The latest online day any arm has metrics for.
+    pub fn last_day(&self) -> Option<u32> {
+        self.arms
+            .iter()
+            .filter_map(|a| a.days.keys().next_back().copied())
+            .max()
+    }
+
+    /// Every arm still running has its metrics for `day`.
+    pub fn day_complete(&self, day: u32) -> bool {
+        self.arms
+            .iter()
+            .filter(|a| a.failed.is_none())
+            .all(|a| a.days.contains_key(&day))
+    }
+
+    /// Every online day with metrics of at least one arm, in order.
+    pub fn days(&self) -> Vec<u32> {
+        let mut days: Vec<u32> = self
+            .arms
+            .iter()
+            .flat_map(|a| a.days.keys().copied())
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        days
+    }
+
+    /// The switch verdict; `shock_day` comes from the data source's config when it has one.
+    pub fn verdict(&self, shock_day: Option<u32>) -> Verdict {
+        let mut arms: Vec<ArmVerdict> = self
+            .arms
+            .iter()
+            .map(|a| {
+                let days = || a.days.values().map(|d| &d.metrics);
+                ArmVerdict {
+                    arm: a.name.clone(),
+                    model: a.model.clone(),
+                    offline_seconds: a.offline.as_ref().map_or(0.0, |o| o.seconds),
+                    offline_samples: a.offline.as_ref().map_or(0, |o| o.samples),
+                    offline: a.offline.as_ref().map(|o| o.metrics.clone()),
+                    online_mean_auc: mean(days().filter_map(|m| m.auc)),
+                    online_mean_logloss: mean(days().map(|m| m.logloss)),
+                    online_mean_abs_bias: mean(days().filter_map(|m| m.abs_bias())),
+                    failed: a.failed.clone(),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let of = |kind: ArmKind| {
+            self.arms
+                .iter()
+                .position(|a| a.kind == Some(kind))
+                .map(|i| arms[i].clone())
+        };
+        let scratch = of(ArmKind::Scratch);
+        let kd = of(ArmKind::Kd);
+        for v in &mut arms {
+            if let Some(sc) = &scratch {
+                if sc.offline_seconds > 0.0 && v.offline_samples > 0 {
+                    v.time_vs_scratch = Some(v.offline_seconds / sc.offline_seconds);
+                }
+            }
+            if let Some(kd) = &kd {
+                v.auc_vs_kd = v
+                    .online_mean_auc
+                    .zip(kd.online_mean_auc)
+                    .map(|(a, b)| a - b);
+                v.abs_bias_vs_kd = v
+                    .online_mean_abs_bias
+                    .zip(kd.online_mean_abs_bias)
+                    .map(|(a, b)| a - b);
+            }
+        }
+        let headline = self.headline(&arms, shock_day);
+        Verdict { arms, headline }
+    }
+
+    fn headline(&self, arms: &[ArmVerdict], shock_day: Option<u32>) -> Headline {
+        let full = ArmKind::CrossAdapt(CrossAdaptVariant::FULL);
+        let of = |kind: ArmKind| {
+            self.arms
+                .iter()
+                .position(|a| a.kind == Some(kind))
+                .map(|i| &arms[i])
+        };
+        let mut h = Headline::default();
+        if let Some(ca) = of(full) {
+            h.time_fraction_vs_scratch = ca.time_vs_scratch;
+            if let Some(kd) = of(ArmKind::Kd) {
+                let auc = |a: &ArmVerdict| a.offline.as_ref().and_then(|m| m.auc);
+                h.offline_auc_minus_kd = auc(ca).zip(auc(kd)).map(|(a, b)| a - b);
+            }
+        }
+        h.shock_day =
+            shock_day.filter(|d| self.arms.first().is_some_and(|a| a.days.contains_key(d)));
+        for (a, v) in self.arms.iter().zip(arms) {
+            if let Some(m) = v.online_mean_abs_bias {
+                h.online_mean_abs_bias.insert(a.name.clone(), m);
+            }
+            if let Some(shock) = h.shock_day {
+                let window = shock..shock + RECOVERY_DAYS as u32;
+                let aucs = a.days.range(window).filter_map(|(_, d)| d.metrics.auc);
+                if let Some(m) = mean(aucs) {
+                    h.post_shock_mean_auc.insert(a.name.clone(), m);
+                }
+            }
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::event::{ArmInfo, Position, EVENT_SCHEMA_VERSION};
+
+    fn rec(seq: u64, event: EngineEvent) -> Record {
+        Record {
+            v: EVENT_SCHEMA_VERSION,
+            seq,
+            t: seq as f64,
+            event,
+        }
+    }
+
+    fn params() -> Params {
+        Params {
+            sampling_ratio: 0.1,
+            replay_ratio: 0.1,
+            teacher_interval: 10,
+            distill_min: 0.2,
+            distill_max: 0.7,
+        }
+    }
+
+    fn metrics(auc: Option<f64>, bias: f64) -> EvalMetrics {
+        EvalMetrics {
+            auc,
+            logloss: 0.4,
+            bias,
+            ne: 0.9,
+            gauc: None,
+            rows: 10,
+        }
+    }
+
+    fn day(arm: &str, day: u32, auc: Option<f64>, bias: f64) -> EngineEvent {
+        EngineEvent::DayMetrics {
+            arm: arm.into(),
+            day,
+            metrics: metrics(auc, bias),
+            train_seconds: 1.0,
+            samples: 10,
+            samples_per_sec: 10.0,
+            student_updates: 2,
+            teacher_updates: 1,
+        }
+    }
+
+    /// Four arms: offline seconds 40 (scratch), 30 (kd), 10 (crossadapt), none (incumbent);
+    /// two online days each.
+    fn known() -> Vec<Record> {
+        let arms = [
+            ("scratch", 40.0, [0.70, 0.72], [0.1, 0.1]),
+            ("kd", 30.0, [0.71, 0.73], [0.2, -0.2]),
+            ("crossadapt", 10.0, [0.73, 0.75], [0.05, -0.05]),
+            ("incumbent", 0.0, [0.72, 0.72], [0.0, 0.0]),
+        ];
+        let mut events = vec![EngineEvent::SessionStarted {
+            session: "s".into(),
+            name: "n".into(),
+            arms: arms
+                .iter()
+                .map(|(n, ..)| ArmInfo {
+                    name: n.to_string(),
+                    model: "m".into(),
+                })
+                .collect(),
+            teacher: "t".into(),
+            days: DayPlan {
+                history: vec![0],
+                retained: vec![1],
+                online: vec![2, 3],
+            },
+            params: params(),
+            seed: 7,
+        }];
+        for (name, secs, ..) in &arms {
+            events.push(EngineEvent::OfflineResult {
+                arm: name.to_string(),
+                seconds: *secs,
+                samples: if *secs > 0.0 { 100 } else { 0 },
+                metrics: metrics(Some(0.7 + secs / 1000.0), 0.0),
+            });
+        }
+        for d in 0..2 {
+            for (name, _, aucs, biases) in &arms {
+                events.push(day(name, 2 + d, Some(aucs[d as usize]), biases[d as usize]));
+            }
+        }
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| rec(i as u64, e))
+            .collect()
+    }
+
+    #[test]
+    fn the_verdict_compares_time_with_scratch_and_quality_with_kd_once() {
+        let l = Ledger::of(&known());
+        let v = l.verdict(Some(3));
+        let ca = &v.arms[2];
+        assert_eq!(ca.arm, "crossadapt");
+        assert!((ca.time_vs_scratch.unwrap() - 0.25).abs() < 1e-12);
+        assert!((ca.auc_vs_kd.unwrap() - 0.02).abs() < 1e-9);
+        assert!((ca.abs_bias_vs_kd.unwrap() + 0.15).abs() < 1e-9);
+        assert_eq!(v.arms[3].time_vs_scratch, None, "no offline training");
+        // The headline reads the same comparison, not a second one.
+        assert_eq!(v.headline.time_fraction_vs_scratch, ca.time_vs_scratch);
+        assert!((v.headline.offline_auc_minus_kd.unwrap() + 0.02).abs() < 1e-9);
+        assert_eq!(v.headline.shock_day, Some(3));
+        assert!((v.headline.post_shock_mean_auc["crossadapt"] - 0.75).abs() < 1e-12);
+        assert!((v.headline.online_mean_abs_bias["kd"] - 0.2).abs() < 1e-12);
+        assert_eq!(l.days(), vec![2, 3]);
+        assert!(l.day_complete(3));
+        assert_eq!(l.last_day(), Some(3));
+        assert_eq!(l.arm("kd").unwrap().kind, Some(ArmKind::Kd));
+    }
+
+    #[test]
+    fn undefined_metrics_of_a_one_class_day_stay_out_of_the_means() {
+        let mut records = known();
+        let n = records.len() as u64;
+        // Day 4: no clicks at all, so no AUC, an infinite bias and a NaN NE.
+        records.push(rec(
+            n,
+            EngineEvent::DayMetrics {
+                arm: "kd".into(),
+                day: 4,
+                metrics: EvalMetrics {
+                    auc: None,
+                    logloss: 0.1,
+                    bias: f64::INFINITY,
+                    ne: f64::NAN,
+                    gauc: None,
+                    rows: 10,
+                },
+                train_seconds: 1.0,
+                samples: 10,
+                samples_per_sec: 10.0,
+                student_updates: 2,
+                teacher_updates: 1,
+            },
+        ));
+        let v = Ledger::of(&records).verdict(None);
+        let kd = &v.arms[1];
+        assert!((kd.online_mean_auc.unwrap() - 0.72).abs() < 1e-12);
+        assert!((kd.online_mean_abs_bias.unwrap() - 0.2).abs() < 1e-12);
+        assert!((kd.online_mean_logloss.unwrap() - 0.3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lifecycle_params_and_redone_days_follow_the_records() {
+        let mut l = Ledger::of(&known());
+        assert_eq!(l.lifecycle, Lifecycle::Running);
+        let at = Position::default();
+        let mut seq = 100;
+        let mut push = |l: &mut Ledger, e: EngineEvent| {
+            l.apply(&rec(seq, e));
+            seq += 1;
+        };
+        push(
+            &mut l,
+            EngineEvent::Operator {
+                command: EngineCommand::Pause,
+                at: at.clone(),
+            },
+        );
+        assert_eq!(l.lifecycle, Lifecycle::Pausing);
+        push(&mut l, EngineEvent::Paused { at: at.clone() });
+        assert_eq!(l.lifecycle, Lifecycle::Paused);
+        push(
+            &mut l,
+            EngineEvent::ParamsRefused {
+                field: "sampling_ratio".into(),
+                reason: "too big".into(),
+                at: at.clone(),
+            },
+        );
+        assert_eq!(l.params, Some(params()), "a refused change changes nothing");
+        let changed = Params {
+            sampling_ratio: 0.2,
+            ..params()
+        };
+        push(
+            &mut l,
+            EngineEvent::ParamsChanged {
+                params: changed.clone(),
+                at: at.clone(),
+            },
+        );
+        push(&mut l, EngineEvent::Resumed { at });
+        assert_eq!(l.lifecycle, Lifecycle::Running);
+        // Day 3 of kd redone (after a resume): the last result stands, with the new params.
+        push(&mut l, day("kd", 3, Some(0.5), 0.0));
+        let kd = l.arm("kd").unwrap();
+        assert_eq!(kd.days.len(), 2);
+        assert_eq!(kd.days[&3].metrics.auc, Some(0.5));
+        assert_eq!(kd.days[&3].params, Some(changed));
+        push(
+            &mut l,
+            EngineEvent::ArmFailed {
+                arm: "scratch".into(),
+                message: "loss became NaN".into(),
+            },
+        );
+        push(&mut l, day("kd", 4, Some(0.5), 0.0));
+        assert!(!l.day_complete(4), "crossadapt and incumbent are still due");
+        push(&mut l, EngineEvent::Finished {});
+        assert_eq!((l.lifecycle, l.stage), (Lifecycle::Done, Stage::Done));
+        push(
+            &mut l,
+            EngineEvent::Error {
+                message: "disk full".into(),
+            },
+        );
+        assert_eq!(l.lifecycle, Lifecycle::Failed);
+        assert_eq!(l.error.as_deref(), Some("disk full"));
+    }
+}

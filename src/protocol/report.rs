@@ -1,0 +1,308 @@
+//! The headless report: a serde view of the [`Ledger`], so a replayed session yields the same
+//! report as the live run. Nothing here folds records or computes a comparison; the verdict is
+//! the ledger's.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::event::{EvalMetrics, FieldProjection, Record};
+use super::ledger::Ledger;
+pub use super::ledger::{Headline, RECOVERY_DAYS};
+use crate::num;
+
+/// Version of the report's JSON layout.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// The resolved session config.
+    pub config: serde_json::Value,
+    #[serde(default, with = "num::opt")]
+    pub teacher_seconds: Option<f64>,
+    pub arms: Vec<ArmReport>,
+    /// 1A per field (of the first crossadapt arm that projected).
+    pub projection: Vec<FieldProjection>,
+    pub headline: Headline,
+    pub drift: Vec<DriftRow>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmReport {
+    pub name: String,
+    pub model: String,
+    /// Offline wall seconds, evaluation excluded.
+    #[serde(with = "num")]
+    pub offline_seconds: f64,
+    pub samples_trained: u64,
+    /// Evaluated on the first online day, before training on it.
+    pub offline: Option<EvalMetrics>,
+    pub online: Vec<DayRow>,
+    /// Mean training throughput over the online days.
+    #[serde(default, with = "num::opt")]
+    pub online_samples_per_sec: Option<f64>,
+    pub failed: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayRow {
+    pub day: u32,
+    pub metrics: EvalMetrics,
+    #[serde(with = "num")]
+    pub samples_per_sec: f64,
+    pub student_updates: u32,
+    pub teacher_updates: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriftRow {
+    pub day: u32,
+    #[serde(with = "num")]
+    pub weight: f64,
+    #[serde(with = "num")]
+    pub distill_weight: f64,
+    #[serde(with = "num")]
+    pub replay_ratio: f64,
+    #[serde(with = "num")]
+    pub label_rate: f64,
+}
+
+impl Report {
+    /// The report of a ledger; `shock_day` comes from the data source's config when it has one.
+    pub fn from_ledger(
+        config: serde_json::Value,
+        ledger: &Ledger,
+        shock_day: Option<u32>,
+    ) -> Report {
+        let verdict = ledger.verdict(shock_day);
+        let arms = ledger
+            .arms
+            .iter()
+            .zip(&verdict.arms)
+            .map(|(a, v)| {
+                let rates = a.days.values().map(|d| d.samples_per_sec);
+                let n = a.days.len();
+                ArmReport {
+                    name: a.name.clone(),
+                    model: a.model.clone(),
+                    offline_seconds: v.offline_seconds,
+                    samples_trained: v.offline_samples,
+                    offline: v.offline.clone(),
+                    online: a
+                        .days
+                        .iter()
+                        .map(|(day, d)| DayRow {
+                            day: *day,
+                            metrics: d.metrics.clone(),
+                            samples_per_sec: d.samples_per_sec,
+                            student_updates: d.student_updates,
+                            teacher_updates: d.teacher_updates,
+                        })
+                        .collect(),
+                    online_samples_per_sec: (n > 0).then(|| rates.sum::<f64>() / n as f64),
+                    failed: a.failed.clone(),
+                }
+            })
+            .collect();
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            config,
+            teacher_seconds: ledger.teacher_seconds,
+            arms,
+            projection: ledger
+                .arms
+                .iter()
+                .find(|a| !a.projection.is_empty())
+                .map(|a| a.projection.clone())
+                .unwrap_or_default(),
+            headline: verdict.headline,
+            drift: ledger
+                .drift
+                .values()
+                .map(|d| DriftRow {
+                    day: d.day,
+                    weight: d.weight,
+                    distill_weight: d.distill_weight,
+                    replay_ratio: d.replay_ratio,
+                    label_rate: d.label_rate,
+                })
+                .collect(),
+        }
+    }
+
+    /// The report of a stream of records (a log).
+    pub fn from_records(
+        config: serde_json::Value,
+        records: &[Record],
+        shock_day: Option<u32>,
+    ) -> Report {
+        Report::from_ledger(config, &Ledger::of(records), shock_day)
+    }
+
+    /// The summary table printed after a headless run.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<22} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+            "arm", "offline s", "samples", "AUC", "LogLoss", "bias", "NE", "online AUC", "online/s"
+        );
+        for a in &self.arms {
+            let m = a.offline.clone().unwrap_or_default();
+            let online = a.online.iter().filter_map(|d| d.metrics.auc);
+            let n = a.online.iter().filter(|d| d.metrics.auc.is_some()).count();
+            let online_auc = (n > 0).then(|| online.sum::<f64>() / n as f64);
+            let _ = writeln!(
+                s,
+                "{:<22} {:>9.1} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+                a.name,
+                a.offline_seconds,
+                a.samples_trained,
+                fmt_opt(m.auc, 4),
+                num::fixed(m.logloss, 4),
+                num::signed(m.bias, 3),
+                num::fixed(m.ne, 4),
+                fmt_opt(online_auc, 4),
+                fmt_opt(a.online_samples_per_sec, 0),
+            );
+        }
+        let h = &self.headline;
+        let _ = writeln!(
+            s,
+            "crossadapt offline time / scratch's: {}   crossadapt offline AUC - kd's: {}",
+            fmt_opt(h.time_fraction_vs_scratch, 3),
+            h.offline_auc_minus_kd
+                .map_or("n/a".into(), |v| num::signed(v, 4))
+        );
+        if let Some(day) = h.shock_day {
+            let parts: Vec<String> = h
+                .post_shock_mean_auc
+                .iter()
+                .map(|(k, v)| format!("{k} {}", num::fixed(*v, 4)))
+                .collect();
+            let _ = writeln!(
+                s,
+                "mean AUC over the {RECOVERY_DAYS} days from the shock (day {day}): {}",
+                parts.join(", ")
+            );
+        }
+        let parts: Vec<String> = h
+            .online_mean_abs_bias
+            .iter()
+            .map(|(k, v)| format!("{k} {}", num::fixed(*v, 3)))
+            .collect();
+        let _ = writeln!(s, "mean |bias| online: {}", parts.join(", "));
+        s
+    }
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("n/a".into(), |v| num::fixed(v, digits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::event::{ArmInfo, DayPlan, EngineEvent, Params, EVENT_SCHEMA_VERSION};
+
+    fn rec(seq: u64, event: EngineEvent) -> Record {
+        Record {
+            v: EVENT_SCHEMA_VERSION,
+            seq,
+            t: seq as f64,
+            event,
+        }
+    }
+
+    fn metrics(auc: f64, bias: f64) -> EvalMetrics {
+        EvalMetrics {
+            auc: Some(auc),
+            logloss: 0.3,
+            bias,
+            ne: 0.9,
+            gauc: None,
+            rows: 100,
+        }
+    }
+
+    fn known_log() -> Vec<Record> {
+        let names = ["scratch", "kd", "crossadapt"];
+        let mut out = vec![rec(
+            0,
+            EngineEvent::SessionStarted {
+                session: "s".into(),
+                name: "n".into(),
+                arms: names
+                    .iter()
+                    .map(|n| ArmInfo {
+                        name: n.to_string(),
+                        model: "deepfm".into(),
+                    })
+                    .collect(),
+                teacher: "mlp".into(),
+                days: DayPlan::default(),
+                params: Params {
+                    sampling_ratio: 0.1,
+                    replay_ratio: 0.1,
+                    teacher_interval: 10,
+                    distill_min: 0.2,
+                    distill_max: 0.7,
+                },
+                seed: 1,
+            },
+        )];
+        let offline = [(40.0, 0.70), (36.0, 0.71), (10.0, 0.715)];
+        for (name, (secs, auc)) in names.iter().zip(offline) {
+            out.push(rec(
+                out.len() as u64,
+                EngineEvent::OfflineResult {
+                    arm: name.to_string(),
+                    seconds: secs,
+                    samples: 1000,
+                    metrics: metrics(auc, 0.0),
+                },
+            ));
+        }
+        for day in 10..14u32 {
+            for (i, name) in names.iter().enumerate() {
+                out.push(rec(
+                    out.len() as u64,
+                    EngineEvent::DayMetrics {
+                        arm: name.to_string(),
+                        day,
+                        metrics: metrics(0.70 + 0.01 * i as f64, 0.1 * (2 - i) as f64),
+                        train_seconds: 1.0,
+                        samples: 100,
+                        samples_per_sec: 100.0 * (i + 1) as f64,
+                        student_updates: 10,
+                        teacher_updates: 1,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn headline_figures_follow_from_a_known_log() {
+        let r = Report::from_records(serde_json::Value::Null, &known_log(), Some(11));
+        assert!((r.headline.time_fraction_vs_scratch.unwrap() - 0.25).abs() < 1e-12);
+        assert!((r.headline.offline_auc_minus_kd.unwrap() - 0.005).abs() < 1e-9);
+        assert_eq!(r.headline.shock_day, Some(11));
+        // Days 11, 12, 13 from the shock on.
+        assert!((r.headline.post_shock_mean_auc["crossadapt"] - 0.72).abs() < 1e-9);
+        assert!((r.headline.online_mean_abs_bias["kd"] - 0.1).abs() < 1e-9);
+        assert_eq!(r.arms[2].online.len(), 4);
+        assert_eq!(r.arms[2].online_samples_per_sec, Some(300.0));
+        let table = r.table();
+        assert!(table.contains("crossadapt offline time / scratch's: 0.250"));
+    }
+
+    #[test]
+    fn a_shock_outside_the_online_days_is_not_reported() {
+        let r = Report::from_records(serde_json::Value::Null, &known_log(), Some(30));
+        assert_eq!(r.headline.shock_day, None);
+        assert!(r.headline.post_shock_mean_auc.is_empty());
+    }
+}
