@@ -93,6 +93,10 @@ pub struct Trainer {
     frozen_emb: bool,
     frozen_dense: bool,
     timing: StepTiming,
+    /// [`Vocabulary::fingerprint`](crate::data::Vocabulary::fingerprint) of the id -> row map
+    /// the table was trained under, when known; saved in checkpoints so a load can refuse a
+    /// table of the right sizes but another mapping.
+    vocabulary: Option<String>,
 }
 
 /// What one forward/backward pass produced: loss, embedding-row gradients, dense gradients
@@ -140,10 +144,21 @@ impl Trainer {
             frozen_emb: false,
             frozen_dense: false,
             timing: StepTiming::default(),
+            vocabulary: None,
             model,
             cfg: cfg.clone(),
             pool,
         })
+    }
+
+    /// The fingerprint of the vocabulary the table belongs to, if recorded.
+    pub fn vocabulary(&self) -> Option<&str> {
+        self.vocabulary.as_deref()
+    }
+
+    /// Records the fingerprint of the vocabulary the table belongs to.
+    pub fn set_vocabulary(&mut self, fingerprint: Option<String>) {
+        self.vocabulary = fingerprint;
     }
 
     pub fn model(&self) -> &dyn CtrModel {
