@@ -5,6 +5,7 @@
 //! -> `data`. The engine never imports the terminal; the console never touches a tensor.
 
 pub mod atomic;
+pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod engine;

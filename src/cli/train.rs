@@ -53,6 +53,17 @@ pub struct TrainArgs {
     /// Save the trained model (weights + optimiser state) here.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Write the trained model as a teacher bundle into this new folder (weights, spec,
+    /// vocabulary, data schema: docs/bundles.md); a session loads it with `teacher.bundle=DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Ids seen fewer times than this in the training days map to the OOV row.
+    #[arg(long, default_value_t = 2)]
+    pub min_count: u32,
+    /// Train on the data of a session config (`--config FILE`, `--set data.KEY=VALUE`) instead
+    /// of the generated stream (then --rows-per-day is unused).
+    #[command(flatten)]
+    pub data: super::ConfigArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,25 +144,43 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if args.rows_per_day == 0 {
         bail!("--rows-per-day must be at least 1");
     }
-    // The built-in drifting stream (seed = --seed), long enough for the days asked for; the
-    // vocabulary comes from the training days (min count 2), as in a session.
-    let synth = SynthConfig {
-        seed: args.seed,
-        rows_per_day: args.rows_per_day,
-        days: SynthConfig::default()
-            .days
-            .max(days.end as usize)
-            .max(args.eval_day as usize + 1)
-            .max(args.valid_day.map_or(0, |d| d as usize + 1)),
-        ..SynthConfig::default()
+    // The built-in drifting stream (seed = --seed), long enough for the days asked for, or the
+    // data of a session config; the vocabulary comes from the training days, as in a session.
+    let data_cfg = if args.data.config.is_some() || !args.data.set.is_empty() {
+        crate::engine::SessionConfig::load(args.data.config.as_deref(), &args.data.set)?.data
+    } else {
+        DataConfig::Synthetic(SynthConfig {
+            seed: args.seed,
+            rows_per_day: args.rows_per_day,
+            days: SynthConfig::default()
+                .days
+                .max(days.end as usize)
+                .max(args.eval_day as usize + 1)
+                .max(args.valid_day.map_or(0, |d| d as usize + 1)),
+            ..SynthConfig::default()
+        })
     };
-    let source = DataConfig::Synthetic(synth).open()?;
+    let source = data_cfg.open().context("cannot open the data source")?;
+    let last = days
+        .end
+        .max(args.eval_day + 1)
+        .max(args.valid_day.map_or(0, |d| d + 1));
+    if last as usize > source.num_days() {
+        bail!(
+            "--days {} / --eval-day {} need {last} days, but {} has {}",
+            args.days,
+            args.eval_day,
+            source.describe(),
+            source.num_days()
+        );
+    }
     let fit_days: Vec<usize> = days.clone().map(|d| d as usize).collect();
-    let vocab = Vocabulary::fit(source.as_ref(), &fit_days, 2)?;
+    let vocab = Vocabulary::fit(source.as_ref(), &fit_days, args.min_count)?;
     let data = Dataset::new(source, vocab);
     let model = build_model(&spec, data.spec(), args.seed)?;
     let params = model.param_count();
     let mut tr = Trainer::new(model, &cfg)?;
+    tr.set_vocabulary(Some(data.vocabulary().fingerprint()));
     // Days are generated and encoded before the clock starts: samples/s is training alone.
     let train_days = days
         .clone()
@@ -199,6 +228,33 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.save {
         tr.save(path)?;
         println!("saved {}", path.display());
+    }
+    if let Some(dir) = &args.bundle {
+        let provenance = crate::bundle::Provenance {
+            source: "crossadapt train".into(),
+            trained_on: Some(format!(
+                "days {}..{} of {}, {} epoch(s), seed {}",
+                days.start,
+                days.end,
+                data.source().describe(),
+                args.epochs.max(1),
+                args.seed
+            )),
+            data: Some(serde_json::to_value(&data_cfg)?),
+            ..Default::default()
+        };
+        crate::bundle::write(
+            dir,
+            crate::bundle::BundleContent {
+                role: crate::bundle::Role::Teacher,
+                spec: &spec,
+                vocab: data.vocabulary(),
+                schema: &crate::bundle::DataSchema::of_source(data.source()),
+                provenance,
+            },
+            crate::bundle::Weights::Model(tr.model()),
+        )?;
+        println!("wrote bundle {}", dir.display());
     }
     Ok(())
 }
