@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod fpenv;
 pub mod method;
 pub mod model;
 pub mod session;
