@@ -69,8 +69,26 @@ fn bad_arguments_fail_with_one_sentence() {
 fn bench_reports_the_steady_state_with_denormals_flushed() {
     let out = Command::new(BIN)
         .args([
-            "bench", "train", "--model", "mlp", "--emb", "4", "--hidden", "8", "--batch", "64",
-            "--fields", "3", "--ids", "10", "--threads", "1", "--steps", "6", "--warmup", "1",
+            "bench",
+            "train",
+            "--model",
+            "mlp",
+            "--emb",
+            "4",
+            "--hidden",
+            "8",
+            "--batch",
+            "64",
+            "--fields",
+            "3",
+            "--ids",
+            "10",
+            "--threads",
+            "1",
+            "--steps",
+            "6",
+            "--warmup",
+            "1",
         ])
         .output()
         .unwrap();

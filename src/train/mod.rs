@@ -390,7 +390,8 @@ mod tests {
     #[test]
     fn the_training_pool_flushes_denormals() {
         let world = ToyWorld::new(3, 10, 1);
-        let model = build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
+        let model =
+            build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
         let cfg = TrainConfig {
             threads: 3,
             ..TrainConfig::default()
