@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod fpenv;
 pub mod method;
 pub mod model;
 pub mod session;

@@ -68,7 +68,8 @@ pub struct TrainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Training samples/second of one model after warm-up.
+    /// Training samples/second of one model after warm-up: the whole run, the steady state
+    /// (second half of the steps), and the first and last steps' times, with the CPU named.
     Train {
         #[arg(long, default_value = "deepfm")]
         model: String,
@@ -87,11 +88,11 @@ pub enum BenchCommand {
         ids: usize,
         #[arg(long, default_value_t = 2)]
         threads: usize,
-        /// Timed steps.
-        #[arg(long, default_value_t = 20)]
+        /// Timed steps (enough by default to see whether steps slow down as training goes on).
+        #[arg(long, default_value_t = 200)]
         steps: usize,
         /// Untimed warm-up steps.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 5)]
         warmup: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -291,9 +292,21 @@ pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
         warmup: *warmup,
         seed: *seed,
     })?;
+    let r = &report;
     println!(
-        "bench train model={spec} batch={batch} fields={fields} ids={ids} threads={threads} params={} samples_per_sec={:.0} step_ms={:.1} fwd_ms={:.1} bwd_ms={:.1} opt_ms={:.1}",
-        report.params, report.samples_per_sec, report.step_ms, report.forward_ms, report.backward_ms, report.optimizer_ms
+        "bench train model={spec} batch={batch} fields={fields} ids={ids} threads={threads} params={} steps={} warmup={warmup} steady_samples_per_sec={:.0} samples_per_sec={:.0} first_ms={:.1} last_ms={:.1} step_ms={:.1} fwd_ms={:.1} bwd_ms={:.1} opt_ms={:.1} ftz={} cpu=\"{}\"",
+        r.params,
+        r.steps,
+        r.steady_samples_per_sec,
+        r.samples_per_sec,
+        r.first_ms,
+        r.last_ms,
+        r.step_ms,
+        r.forward_ms,
+        r.backward_ms,
+        r.optimizer_ms,
+        if crate::fpenv::denormals_flushed() { "on" } else { "off" },
+        bench::cpu_model(),
     );
     Ok(())
 }

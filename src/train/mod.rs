@@ -116,8 +116,7 @@ impl Trainer {
         if !(cfg.emb_lr >= 0.0 && cfg.dense_lr >= 0.0) {
             bail!("train config: learning rates must be non-negative");
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(cfg.threads)
+        let pool = crate::fpenv::pool_builder(cfg.threads)
             .thread_name(|i| format!("crossadapt-train-{i}"))
             .build()
             .context("starting the training thread pool")?;
@@ -392,5 +391,28 @@ impl Trainer {
         let loss = self.accumulate(b, target)?;
         self.step()?;
         Ok(loss)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TrainConfig, Trainer};
+    use crate::model::build_model;
+    use crate::train::toy::ToyWorld;
+
+    /// The pool the model computes on flushes denormals on every worker, even when the
+    /// creating thread (a test thread here, where `main` never ran) does not.
+    #[test]
+    fn the_training_pool_flushes_denormals() {
+        let world = ToyWorld::new(3, 10, 1);
+        let model =
+            build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
+        let cfg = TrainConfig {
+            threads: 3,
+            ..TrainConfig::default()
+        };
+        let tr = Trainer::new(model, &cfg).unwrap();
+        let flushed = tr.pool.broadcast(|_| crate::fpenv::denormals_flushed());
+        assert_eq!(flushed, vec![true; 3]);
     }
 }
