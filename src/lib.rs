@@ -2,15 +2,17 @@
 //! knowledge (CrossAdapt), as a library driven by a terminal console and a headless CLI.
 //!
 //! Dependencies point one way (`tests/layers.rs` checks it; `docs/architecture.md` explains
-//! it): `cli` / `tui` -> `session` -> `engine` -> `method` -> `protocol` -> `train` -> `model`
-//! -> `data`, with `atomic` and `num` under everything. The engine never imports the terminal;
+//! it): `cli` / `tui` -> `session` -> `engine` -> `method` -> `protocol` -> `bundle` ->
+//! `train` -> `model` -> `data`, with `atomic`, `num` and `fpenv` under everything. The engine never imports the terminal;
 //! the console never touches a tensor; every reader of a run folds its records through one
 //! [`protocol::Ledger`].
 
 pub mod atomic;
+pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod fpenv;
 pub mod method;
 pub mod model;
 pub mod num;

@@ -1,7 +1,8 @@
 //! The dependency rules of `docs/architecture.md`, checked on the source text:
 //!
-//! - a module imports only modules of its own layer or below (`atomic`, `num` < `data` <
-//!   `model` < `train` < `protocol` < `method` < `engine` < `session` < `tui` < `cli`), so
+//! - a module imports only modules of its own layer or below (`atomic`, `num`, `fpenv` < `data`
+//!   < `model` < `train` < `bundle` < `protocol` < `method` < `engine` < `session` < `tui` <
+//!   `cli`), so
 //!   `data/`, `model/`, `train/` and `method/` never reach the engine, the session store, the
 //!   console or the CLI, and the protocol never reaches the method or anything above it;
 //! - the files of `engine/` import each other without a cycle.
@@ -12,15 +13,17 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     ("atomic", 0),
     ("num", 0),
+    ("fpenv", 0),
     ("data", 1),
     ("model", 2),
     ("train", 3),
-    ("protocol", 4),
-    ("method", 5),
-    ("engine", 6),
-    ("session", 7),
-    ("tui", 8),
-    ("cli", 9),
+    ("bundle", 4),
+    ("protocol", 5),
+    ("method", 6),
+    ("engine", 7),
+    ("session", 8),
+    ("tui", 9),
+    ("cli", 10),
 ];
 
 fn rank(module: &str) -> Option<u32> {
