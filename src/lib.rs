@@ -11,5 +11,6 @@ pub mod engine;
 pub mod method;
 pub mod model;
 pub mod session;
+pub mod signals;
 pub mod train;
 pub mod tui;
