@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod bundle;
 pub mod data;
 pub mod live;
 pub mod ranges;
@@ -59,6 +60,8 @@ pub enum Command {
     Export(sessions::ExportArgs),
     /// Delete a session.
     Rm(sessions::RmArgs),
+    /// Predict one day of data with a model bundle (docs/bundles.md).
+    Predict(bundle::PredictArgs),
 }
 
 /// Options shared by every command that starts the engine.
@@ -86,6 +89,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Fork(args)) => sessions::fork(&args, sessions_dir),
         Some(Command::Export(args)) => sessions::export(&args, sessions_dir),
         Some(Command::Rm(args)) => sessions::rm(&args, sessions_dir),
+        Some(Command::Predict(args)) => bundle::predict(&args),
     }
 }
 
@@ -112,6 +116,9 @@ mod tests {
             "replay x --speed 2 --capture 80x24",
             "fork x --from-day 3",
             "rm x --yes --force",
+            "predict --bundle b --day 3 --threads 1",
+            "export x --bundle --day 3",
+            "train --min-count 0",
         ];
         for line in lines {
             let args = std::iter::once("crossadapt").chain(line.split(' '));

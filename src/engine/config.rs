@@ -94,6 +94,9 @@ pub struct TeacherConfig {
     pub model: String,
     /// Load this trainer checkpoint instead of training on the history days.
     pub checkpoint: Option<PathBuf>,
+    /// Load the teacher from this bundle (docs/bundles.md) instead of training it: its model
+    /// replaces `model`, its vocabulary encodes every day, and history may be 0 days.
+    pub bundle: Option<PathBuf>,
     /// Passes over the history days.
     pub epochs: usize,
 }
@@ -191,6 +194,7 @@ impl Default for TeacherConfig {
         TeacherConfig {
             model: "mlp:emb=8,hidden=64x32".into(),
             checkpoint: None,
+            bundle: None,
             epochs: 1,
         }
     }
@@ -372,6 +376,10 @@ impl SessionConfig {
         }
         count("threads", self.threads, 1, MAX_THREADS)?;
         count("batch_size", self.batch_size, 1, MAX_BATCH)?;
+        anyhow::ensure!(
+            self.teacher.checkpoint.is_none() || self.teacher.bundle.is_none(),
+            "teacher.checkpoint and teacher.bundle are both set; give one"
+        );
         count("teacher.epochs", self.teacher.epochs, 1, MAX_EPOCHS)?;
         self.split_in_range()?;
         self.validate_train()?;
