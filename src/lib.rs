@@ -18,5 +18,6 @@ pub mod model;
 pub mod num;
 pub mod protocol;
 pub mod session;
+pub mod signals;
 pub mod train;
 pub mod tui;
