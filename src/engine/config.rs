@@ -507,12 +507,13 @@ impl SessionConfig {
             ("online.distill_min", "distill_min"),
             ("online.distill_max", "distill_max"),
         ];
-        p.validate().map_err(
-            |e| match keyed.iter().find(|(_, name)| e.starts_with(name)) {
-                Some((key, name)) => anyhow::anyhow!("{key}{}", &e[name.len()..]),
+        p.validate().map_err(|e| {
+            let reason = e.reason.strip_prefix(e.field).unwrap_or(&e.reason);
+            match keyed.iter().find(|(_, name)| *name == e.field) {
+                Some((key, _)) => anyhow::anyhow!("{key}{reason}"),
                 None => anyhow::anyhow!("online: {e}"),
-            },
-        )
+            }
+        })
     }
 
     fn validate_adaptation(&self) -> anyhow::Result<()> {

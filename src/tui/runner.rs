@@ -232,11 +232,10 @@ fn on_signal(signals: &SignalState, app: &App, feed: &mut Feed) -> Option<Consol
         ..
     } = feed
     {
-        let state = &app.live().engine;
         let pausing = *pause_sent
             || matches!(
-                state,
-                super::model::EngineState::Paused | super::model::EngineState::Pausing
+                app.live().lifecycle,
+                crate::protocol::Lifecycle::Paused | crate::protocol::Lifecycle::Pausing
             );
         if pausing {
             // No one is left to resume it: stop at the pause's checkpoint instead.
