@@ -777,7 +777,10 @@ fn log_cases() -> Vec<Case> {
             l.replacen("\"event\"", "\"evnt\"", 1)
         }),
         ("wrong seq", |l| l.replacen("\"seq\":", "\"seq\":1000", 1)),
-        ("newer schema", |l| l.replacen("\"v\":1", "\"v\":99", 1)),
+        ("newer schema", |l| {
+            let v = crossadapt::protocol::EVENT_SCHEMA_VERSION;
+            l.replacen(&format!("\"v\":{v},"), "\"v\":99,", 1)
+        }),
     ];
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for (what, edit) in line_edits {

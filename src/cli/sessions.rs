@@ -177,8 +177,17 @@ pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
         session.cut_log_before_next_append(Some(ckpt.seq));
         let Attached { io, shared } = attach(session, &cfg, &mode, None, Some(signals.clone()))?;
+        // The parameters the log last confirmed: a change applied after the checkpoint (an
+        // operator's, or a fork's before its first checkpoint) outlives the cut.
+        let logged = crate::protocol::Ledger::of(&contents.records).params;
         match Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io) {
-            Ok(engine) => return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id),
+            Ok(mut engine) => {
+                if let Some(logged) = logged {
+                    let patch = param_changes(engine.params(), &logged);
+                    engine.apply_patch(&patch)?;
+                }
+                return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id);
+            }
             // Only a checkpoint's own failure falls back; a missing data file fails every one.
             Err(e) if format!("{e:#}").contains(&ckpt.dir.display().to_string()) => {
                 let w = format!(

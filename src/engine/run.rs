@@ -507,6 +507,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The operator parameters in effect.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
     /// Changes operator parameters before the run continues (a fork with changed settings);
     /// logged as `ParamsChanged` so a replay shows it. An empty patch changes nothing.
     pub fn apply_patch(&mut self, patch: &ParamPatch) -> anyhow::Result<()> {
