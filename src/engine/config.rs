@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::data::config::DataConfig;
-use crate::data::split::{DayCount, SplitConfig};
+use crate::data::split::SplitConfig;
 use crate::engine::arms::ArmKind;
 use crate::engine::events::Params;
 use crate::method::adaptation::AdaptationConfig;
@@ -116,11 +116,9 @@ impl Default for SessionConfig {
             threads: 2,
             data: DataConfig::default(),
             min_count: 2,
-            split: SplitConfig {
-                history: DayCount::Days(6),
-                retained: DayCount::Days(6),
-                online: DayCount::Days(12),
-            },
+            // Shares of the source's days (a quarter, a quarter, a half): 6 / 6 / 12 on the
+            // default synthetic stream, and any source of 3 days or more fits.
+            split: SplitConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentConfig::default(),
             arms: [

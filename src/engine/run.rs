@@ -94,19 +94,27 @@ pub struct Engine {
     pub(crate) last_progress: Instant,
 }
 
-impl Engine {
-    /// A new run: opens the data, resolves the split and fits the vocabulary on the teacher's
-    /// days (history and retained), so the student inherits the teacher's feature map.
-    pub fn new(
-        cfg: SessionConfig,
-        session_id: &str,
-        name: &str,
-        io: EngineIo,
-    ) -> anyhow::Result<Engine> {
+/// What a run needs from its data, made before any session exists (so a source that cannot
+/// run leaves nothing behind): the source opened, the split resolved, the training labels
+/// checked and the vocabulary fitted.
+pub struct Prepared {
+    data: Dataset,
+    plan: DayPlan,
+}
+
+impl Prepared {
+    /// Opens the data, resolves the split, checks that the training days hold both classes,
+    /// and fits the vocabulary on the teacher's days (history and retained), so the student
+    /// inherits the teacher's feature map.
+    pub fn new(cfg: &SessionConfig) -> anyhow::Result<Prepared> {
         cfg.validate()?;
-        configure_threads(cfg.threads);
         let source = cfg.data.open().context("cannot open the data source")?;
-        let plan = cfg.split.resolve(source.num_days())?;
+        let plan = cfg
+            .split
+            .resolve(source.num_days())
+            .with_context(|| format!("cannot split {}", source.describe()))?;
+        let training: Vec<u32> = plan.history.iter().chain(&plan.retained).copied().collect();
+        source.check_training_labels(&training)?;
         let fit_days: Vec<usize> = plan
             .history
             .iter()
@@ -115,7 +123,40 @@ impl Engine {
             .collect();
         let vocab = Vocabulary::fit(source.as_ref(), &fit_days, cfg.min_count)
             .context("cannot build the vocabulary")?;
-        let data = Dataset::new(source, vocab);
+        Ok(Prepared {
+            data: Dataset::new(source, vocab),
+            plan,
+        })
+    }
+
+    pub fn plan(&self) -> &DayPlan {
+        &self.plan
+    }
+}
+
+impl Engine {
+    /// A new run: [`Prepared::new`], then [`Engine::start`].
+    pub fn new(
+        cfg: SessionConfig,
+        session_id: &str,
+        name: &str,
+        io: EngineIo,
+    ) -> anyhow::Result<Engine> {
+        let prepared = Prepared::new(&cfg)?;
+        Engine::start(cfg, prepared, session_id, name, io)
+    }
+
+    /// A new run on data already prepared with the same `cfg`.
+    pub fn start(
+        cfg: SessionConfig,
+        prepared: Prepared,
+        session_id: &str,
+        name: &str,
+        io: EngineIo,
+    ) -> anyhow::Result<Engine> {
+        cfg.validate()?;
+        configure_threads(cfg.threads);
+        let Prepared { data, plan } = prepared;
         let teacher_spec: ModelSpec = cfg.teacher.model.parse().context("teacher.model")?;
         let student_spec: ModelSpec = cfg.student.model.parse().context("student.model")?;
         let params = cfg.params();
