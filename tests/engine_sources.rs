@@ -339,3 +339,55 @@ fn a_source_too_short_or_one_class_fails_before_any_session_exists() {
         .unwrap_or_default();
     assert!(left.is_empty(), "a failed start left {left:?}");
 }
+
+/// Checkpoints into plain folders, remembering the labels.
+#[derive(Clone, Default)]
+struct Labels(std::sync::Arc<std::sync::Mutex<Vec<String>>>, PathBuf);
+
+impl crossadapt::engine::CheckpointStore for Labels {
+    fn save(
+        &mut self,
+        label: &str,
+        _seq: u64,
+        write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<String> {
+        let dir = self.1.join(label);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        write(&dir)?;
+        self.0.lock().expect("labels").push(label.to_string());
+        Ok(dir.display().to_string())
+    }
+}
+
+#[test]
+fn short_days_share_a_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = click_log(8, 96, 900);
+    let path = write(dir.path(), "clicks.csv", &csv_text(&log, true));
+    let schema = write(dir.path(), "schema.toml", TIMED_SCHEMA);
+    let labels = |min_rows: &str| {
+        let mut sets = table(&path, &schema);
+        sets.push(format!("checkpoint_min_rows={min_rows}"));
+        let store = Labels(
+            Default::default(),
+            dir.path().join(format!("ck-{min_rows}")),
+        );
+        let io = EngineIo {
+            sinks: vec![],
+            commands: None,
+            checkpoints: Some(Box::new(store.clone())),
+        };
+        let mut engine = Engine::new(config(&sets), "test", "ck", io).expect("engine starts");
+        assert_eq!(engine.run().expect("run"), Outcome::Finished);
+        let out = store.0.lock().expect("labels").clone();
+        out
+    };
+    // Online days 4-7 of 96 rows: with 200 rows a checkpoint, the one after day 6 (288 rows
+    // since the offline stage's) and the last; with 0, every day.
+    assert_eq!(labels("200"), ["teacher", "day-0004", "day-0007", "done"]);
+    assert_eq!(
+        labels("0"),
+        ["teacher", "day-0004", "day-0005", "day-0006", "day-0007", "done"]
+    );
+}
