@@ -5,9 +5,11 @@
 //! -> `data`. The engine never imports the terminal; the console never touches a tensor.
 
 pub mod atomic;
+pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod fpenv;
 pub mod method;
 pub mod model;
 pub mod session;

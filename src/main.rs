@@ -9,6 +9,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> std::process::ExitCode {
+    // Before any thread exists, so every thread of the process inherits it: denormal floats
+    // are flushed to zero (they slow Intel's FMA units down by microcode assists; src/fpenv.rs).
+    crossadapt::fpenv::flush_denormals();
     // Keep freed memory instead of returning it to the OS 10 ms later: every training step frees
     // and reallocates the same multi-megabyte activations, and re-faulting them (zeroing huge
     // pages in the kernel) was 13% of a DeepFM step under `perf` (README, speed).

@@ -62,3 +62,52 @@ fn bad_arguments_fail_with_one_sentence() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// `bench train` prints the steady state and the first and last steps, names the CPU, and runs
+/// with denormals flushed: `main` set the bits before any thread existed.
+#[test]
+fn bench_reports_the_steady_state_with_denormals_flushed() {
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "train",
+            "--model",
+            "mlp",
+            "--emb",
+            "4",
+            "--hidden",
+            "8",
+            "--batch",
+            "64",
+            "--fields",
+            "3",
+            "--ids",
+            "10",
+            "--threads",
+            "1",
+            "--steps",
+            "6",
+            "--warmup",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in [
+        "steps=6",
+        "steady_samples_per_sec=",
+        "first_ms=",
+        "last_ms=",
+        "cpu=\"",
+    ] {
+        assert!(stdout.contains(key), "{key} missing: {stdout}");
+    }
+    if cfg!(target_arch = "x86_64") {
+        assert!(stdout.contains("ftz=on"), "{stdout}");
+    }
+}

@@ -188,7 +188,10 @@ pub fn run_attached(
         (LaunchMode::Console { theme }, Some(source)) => {
             let engine_thread = std::thread::Builder::new()
                 .name("crossadapt-engine".into())
-                .spawn(move || engine.run())
+                .spawn(move || {
+                    crate::fpenv::flush_denormals();
+                    engine.run()
+                })
                 .context("cannot start the engine thread")?;
             let opts = console_options(theme.clone())?;
             let console = run_console(source, opts);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod bundle;
 pub mod data;
 pub mod live;
 pub mod run;
@@ -58,6 +59,8 @@ pub enum Command {
     Export(sessions::ExportArgs),
     /// Delete a session.
     Rm(sessions::RmArgs),
+    /// Predict one day of data with a model bundle (docs/bundles.md).
+    Predict(bundle::PredictArgs),
 }
 
 /// Options shared by every command that starts the engine.
@@ -85,6 +88,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Fork(args)) => sessions::fork(&args, sessions_dir),
         Some(Command::Export(args)) => sessions::export(&args, sessions_dir),
         Some(Command::Rm(args)) => sessions::rm(&args, sessions_dir),
+        Some(Command::Predict(args)) => bundle::predict(&args),
     }
 }
 

@@ -85,8 +85,19 @@ pub struct ExportArgs {
     pub id: String,
     #[arg(long, value_parser = ["csv", "json"], default_value = "csv")]
     pub format: String,
+    /// The file to write (with --bundle: the bundle folder to create).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Write a model bundle (docs/bundles.md) of one arm at a kept checkpoint instead.
+    #[arg(long)]
+    pub bundle: bool,
+    /// With --bundle: the arm (default crossadapt), or `teacher` for the session's teacher.
+    #[arg(long, requires = "bundle")]
+    pub arm: Option<String>,
+    /// With --bundle: the checkpoint at the start of this online day (default: the latest,
+    /// `done` once the run finished).
+    #[arg(long, requires = "bundle")]
+    pub day: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +350,15 @@ fn param_changes(parent: &Params, child: &Params) -> ParamPatch {
 
 /// `export ID --format csv|json [--out FILE]`: per day and arm metrics, updates and drift.
 pub fn export(args: &ExportArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.bundle {
+        let req = super::bundle::ExportBundle {
+            id: &args.id,
+            arm: args.arm.as_deref(),
+            day: args.day,
+            out: args.out.as_deref(),
+        };
+        return super::bundle::export_bundle(&req, dir);
+    }
     let format: ExportFormat = args.format.parse()?;
     let store = Store::open(dir)?;
     let view = store.open_read_only(&args.id)?;

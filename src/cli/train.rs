@@ -53,11 +53,23 @@ pub struct TrainArgs {
     /// Save the trained model (weights + optimiser state) here.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Write the trained model as a teacher bundle into this new folder (weights, spec,
+    /// vocabulary, data schema: docs/bundles.md); a session loads it with `teacher.bundle=DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Ids seen fewer times than this in the training days map to the OOV row.
+    #[arg(long, default_value_t = 2)]
+    pub min_count: u32,
+    /// Train on the data of a session config (`--config FILE`, `--set data.KEY=VALUE`) instead
+    /// of the generated stream (then --rows-per-day is unused).
+    #[command(flatten)]
+    pub data: super::ConfigArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Training samples/second of one model after warm-up.
+    /// Training samples/second of one model after warm-up: the whole run, the steady state
+    /// (second half of the steps), and the first and last steps' times, with the CPU named.
     Train {
         #[arg(long, default_value = "deepfm")]
         model: String,
@@ -76,11 +88,11 @@ pub enum BenchCommand {
         ids: usize,
         #[arg(long, default_value_t = 2)]
         threads: usize,
-        /// Timed steps.
-        #[arg(long, default_value_t = 20)]
+        /// Timed steps (enough by default to see whether steps slow down as training goes on).
+        #[arg(long, default_value_t = 200)]
         steps: usize,
         /// Untimed warm-up steps.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 5)]
         warmup: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -133,25 +145,43 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if args.rows_per_day == 0 {
         bail!("--rows-per-day must be at least 1");
     }
-    // The built-in drifting stream (seed = --seed), long enough for the days asked for; the
-    // vocabulary comes from the training days (min count 2), as in a session.
-    let synth = SynthConfig {
-        seed: args.seed,
-        rows_per_day: args.rows_per_day,
-        days: SynthConfig::default()
-            .days
-            .max(days.end as usize)
-            .max(args.eval_day as usize + 1)
-            .max(args.valid_day.map_or(0, |d| d as usize + 1)),
-        ..SynthConfig::default()
+    // The built-in drifting stream (seed = --seed), long enough for the days asked for, or the
+    // data of a session config; the vocabulary comes from the training days, as in a session.
+    let data_cfg = if args.data.config.is_some() || !args.data.set.is_empty() {
+        crate::engine::SessionConfig::load(args.data.config.as_deref(), &args.data.set)?.data
+    } else {
+        DataConfig::Synthetic(SynthConfig {
+            seed: args.seed,
+            rows_per_day: args.rows_per_day,
+            days: SynthConfig::default()
+                .days
+                .max(days.end as usize)
+                .max(args.eval_day as usize + 1)
+                .max(args.valid_day.map_or(0, |d| d as usize + 1)),
+            ..SynthConfig::default()
+        })
     };
-    let source = DataConfig::Synthetic(synth).open()?;
+    let source = data_cfg.open().context("cannot open the data source")?;
+    let last = days
+        .end
+        .max(args.eval_day + 1)
+        .max(args.valid_day.map_or(0, |d| d + 1));
+    if last as usize > source.num_days() {
+        bail!(
+            "--days {} / --eval-day {} need {last} days, but {} has {}",
+            args.days,
+            args.eval_day,
+            source.describe(),
+            source.num_days()
+        );
+    }
     let fit_days: Vec<usize> = days.clone().map(|d| d as usize).collect();
-    let vocab = Vocabulary::fit(source.as_ref(), &fit_days, 2)?;
+    let vocab = Vocabulary::fit(source.as_ref(), &fit_days, args.min_count)?;
     let data = Dataset::new(source, vocab);
     let model = build_model(&spec, data.spec(), args.seed)?;
     let params = model.param_count();
     let mut tr = Trainer::new(model, &cfg)?;
+    tr.set_vocabulary(Some(data.vocabulary().fingerprint()));
     // Days are generated and encoded before the clock starts: samples/s is training alone.
     let train_days = days
         .clone()
@@ -200,6 +230,33 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         tr.save(path)?;
         println!("saved {}", path.display());
     }
+    if let Some(dir) = &args.bundle {
+        let provenance = crate::bundle::Provenance {
+            source: "crossadapt train".into(),
+            trained_on: Some(format!(
+                "days {}..{} of {}, {} epoch(s), seed {}",
+                days.start,
+                days.end,
+                data.source().describe(),
+                args.epochs.max(1),
+                args.seed
+            )),
+            data: Some(serde_json::to_value(&data_cfg)?),
+            ..Default::default()
+        };
+        crate::bundle::write(
+            dir,
+            crate::bundle::BundleContent {
+                role: crate::bundle::Role::Teacher,
+                spec: &spec,
+                vocab: data.vocabulary(),
+                schema: &crate::bundle::DataSchema::of_source(data.source()),
+                provenance,
+            },
+            crate::bundle::Weights::Model(tr.model()),
+        )?;
+        println!("wrote bundle {}", dir.display());
+    }
     Ok(())
 }
 
@@ -235,9 +292,21 @@ pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
         warmup: *warmup,
         seed: *seed,
     })?;
+    let r = &report;
     println!(
-        "bench train model={spec} batch={batch} fields={fields} ids={ids} threads={threads} params={} samples_per_sec={:.0} step_ms={:.1} fwd_ms={:.1} bwd_ms={:.1} opt_ms={:.1}",
-        report.params, report.samples_per_sec, report.step_ms, report.forward_ms, report.backward_ms, report.optimizer_ms
+        "bench train model={spec} batch={batch} fields={fields} ids={ids} threads={threads} params={} steps={} warmup={warmup} steady_samples_per_sec={:.0} samples_per_sec={:.0} first_ms={:.1} last_ms={:.1} step_ms={:.1} fwd_ms={:.1} bwd_ms={:.1} opt_ms={:.1} ftz={} cpu=\"{}\"",
+        r.params,
+        r.steps,
+        r.steady_samples_per_sec,
+        r.samples_per_sec,
+        r.first_ms,
+        r.last_ms,
+        r.step_ms,
+        r.forward_ms,
+        r.backward_ms,
+        r.optimizer_ms,
+        if crate::fpenv::denormals_flushed() { "on" } else { "off" },
+        bench::cpu_model(),
     );
     Ok(())
 }

@@ -56,6 +56,9 @@ pub struct TeacherConfig {
     pub model: String,
     /// Load this trainer checkpoint instead of training on the history days.
     pub checkpoint: Option<PathBuf>,
+    /// Load the teacher from this bundle (docs/bundles.md) instead of training it: its model
+    /// replaces `model`, its vocabulary encodes every day, and history may be 0 days.
+    pub bundle: Option<PathBuf>,
     /// Passes over the history days.
     pub epochs: usize,
 }
@@ -153,6 +156,7 @@ impl Default for TeacherConfig {
         TeacherConfig {
             model: "mlp:emb=8,hidden=64x32".into(),
             checkpoint: None,
+            bundle: None,
             epochs: 1,
         }
     }
@@ -315,6 +319,10 @@ impl SessionConfig {
         }
         anyhow::ensure!(self.threads >= 1, "threads must be at least 1");
         anyhow::ensure!(self.batch_size >= 1, "batch_size must be at least 1");
+        anyhow::ensure!(
+            self.teacher.checkpoint.is_none() || self.teacher.bundle.is_none(),
+            "teacher.checkpoint and teacher.bundle are both set; give one"
+        );
         anyhow::ensure!(
             self.teacher.epochs >= 1,
             "teacher.epochs must be at least 1"

@@ -15,7 +15,6 @@ use super::events::{
 };
 use super::state::{summarise, ArmRecord, Phase, RunState, STATE_SCHEMA_VERSION};
 use crate::data::dataset::Dataset;
-use crate::data::vocab::Vocabulary;
 use crate::data::{Batch, FeatureSpec};
 use crate::model::{build_model, ModelSpec};
 use crate::train::Trainer;
@@ -107,16 +106,13 @@ impl Engine {
         configure_threads(cfg.threads);
         let source = cfg.data.open().context("cannot open the data source")?;
         let plan = cfg.split.resolve(source.num_days())?;
-        let fit_days: Vec<usize> = plan
-            .history
-            .iter()
-            .chain(&plan.retained)
-            .map(|&d| d as usize)
-            .collect();
-        let vocab = Vocabulary::fit(source.as_ref(), &fit_days, cfg.min_count)
-            .context("cannot build the vocabulary")?;
+        // A teacher bundle brings its vocabulary and model (crate::bundle).
+        let (vocab, bundle) = crate::bundle::session_vocabulary(&cfg, source.as_ref(), &plan)?;
         let data = Dataset::new(source, vocab);
-        let teacher_spec: ModelSpec = cfg.teacher.model.parse().context("teacher.model")?;
+        let teacher_spec: ModelSpec = match bundle {
+            Some(b) => b.spec,
+            None => cfg.teacher.model.parse().context("teacher.model")?,
+        };
         let student_spec: ModelSpec = cfg.student.model.parse().context("student.model")?;
         let params = cfg.params();
         Ok(Engine {
@@ -252,7 +248,9 @@ impl Engine {
     /// Builds a fresh model of `spec` for this run's features.
     pub(crate) fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer> {
         let model = build_model(spec, self.data.spec(), seed)?;
-        Trainer::new(model, &self.cfg.train)
+        let mut t = Trainer::new(model, &self.cfg.train)?;
+        t.set_vocabulary(Some(self.data.vocabulary().fingerprint()));
+        Ok(t)
     }
 
     /// The encoded retained days, concatenated in time order (the sampler's and replay's pool).
@@ -478,8 +476,13 @@ impl Engine {
         io: EngineIo,
     ) -> anyhow::Result<Engine> {
         let mut engine = Engine::new(cfg, session_id, name, io)?;
-        let restored =
-            super::checkpoint::read(checkpoint_dir, &engine.cfg.train, engine.data.spec())?;
+        let fingerprint = engine.data.vocabulary().fingerprint();
+        let restored = super::checkpoint::read(
+            checkpoint_dir,
+            &engine.cfg.train,
+            engine.data.spec(),
+            Some(&fingerprint),
+        )?;
         let sinks =
             std::mem::replace(&mut engine.emitter, Emitter::new(Vec::new(), 0, 0.0)).into_sinks();
         engine.emitter = Emitter::new(sinks, next_seq, restored.state.clock);

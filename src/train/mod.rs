@@ -94,6 +94,10 @@ pub struct Trainer {
     frozen_emb: bool,
     frozen_dense: bool,
     timing: StepTiming,
+    /// [`Vocabulary::fingerprint`](crate::data::Vocabulary::fingerprint) of the id -> row map
+    /// the table was trained under, when known; saved in checkpoints so a load can refuse a
+    /// table of the right sizes but another mapping.
+    vocabulary: Option<String>,
 }
 
 /// What one forward/backward pass produced: loss, embedding-row gradients, dense gradients
@@ -113,8 +117,7 @@ impl Trainer {
         if !(cfg.emb_lr >= 0.0 && cfg.dense_lr >= 0.0) {
             bail!("train config: learning rates must be non-negative");
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(cfg.threads)
+        let pool = crate::fpenv::pool_builder(cfg.threads)
             .thread_name(|i| format!("crossadapt-train-{i}"))
             .build()
             .context("starting the training thread pool")?;
@@ -141,10 +144,21 @@ impl Trainer {
             frozen_emb: false,
             frozen_dense: false,
             timing: StepTiming::default(),
+            vocabulary: None,
             model,
             cfg: cfg.clone(),
             pool,
         })
+    }
+
+    /// The fingerprint of the vocabulary the table belongs to, if recorded.
+    pub fn vocabulary(&self) -> Option<&str> {
+        self.vocabulary.as_deref()
+    }
+
+    /// Records the fingerprint of the vocabulary the table belongs to.
+    pub fn set_vocabulary(&mut self, fingerprint: Option<String>) {
+        self.vocabulary = fingerprint;
     }
 
     pub fn model(&self) -> &dyn CtrModel {
@@ -378,5 +392,28 @@ impl Trainer {
         let loss = self.accumulate(b, target)?;
         self.step()?;
         Ok(loss)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TrainConfig, Trainer};
+    use crate::model::build_model;
+    use crate::train::toy::ToyWorld;
+
+    /// The pool the model computes on flushes denormals on every worker, even when the
+    /// creating thread (a test thread here, where `main` never ran) does not.
+    #[test]
+    fn the_training_pool_flushes_denormals() {
+        let world = ToyWorld::new(3, 10, 1);
+        let model =
+            build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
+        let cfg = TrainConfig {
+            threads: 3,
+            ..TrainConfig::default()
+        };
+        let tr = Trainer::new(model, &cfg).unwrap();
+        let flushed = tr.pool.broadcast(|_| crate::fpenv::denormals_flushed());
+        assert_eq!(flushed, vec![true; 3]);
     }
 }
