@@ -296,7 +296,8 @@ impl SynthConfig {
     /// `shock_strength = 0`, or the `none` scenario).
     pub fn shock_level(&self, day: usize) -> f64 {
         if self.shock_strength > 0.0 {
-            self.drift.level(day, self.shock_day, self.drift_days as usize)
+            self.drift
+                .level(day, self.shock_day, self.drift_days as usize)
         } else {
             0.0
         }
