@@ -543,12 +543,11 @@ pub fn source_kind(data: &DataConfig) -> &'static str {
     }
 }
 
-/// The first shock day of a synthetic source (None for real data or a shock-free preset).
+/// The first shock day of a synthetic source (None for real data, a shock-free preset or the
+/// `none` drift scenario).
 pub fn shock_day(data: &DataConfig) -> Option<u32> {
     match data {
-        DataConfig::Synthetic(c) if c.shock_strength > 0.0 || c.shock_rate_factor != 1.0 => {
-            Some(c.shock_day as u32)
-        }
+        DataConfig::Synthetic(c) => c.drift_start().map(|d| d as u32),
         _ => None,
     }
 }
