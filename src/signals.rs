@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use crate::engine::EngineCommand;
+use crate::protocol::EngineCommand;
 
 /// File of a session that receives what the process prints after its terminal hung up.
 pub const OUTPUT_FILE: &str = "output.log";

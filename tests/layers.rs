@@ -1,8 +1,8 @@
 //! The dependency rules of `docs/architecture.md`, checked on the source text:
 //!
 //! - a module imports only modules of its own layer or below (`atomic`, `num`, `fpenv` < `data`
-//!   < `model` < `train` < `bundle` < `protocol` < `method` < `engine` < `session` < `tui` <
-//!   `cli`), so
+//!   < `model` < `train` < `bundle` < `protocol` < `method` < `engine` < `session`, `signals` <
+//!   `tui` < `cli`), so
 //!   `data/`, `model/`, `train/` and `method/` never reach the engine, the session store, the
 //!   console or the CLI, and the protocol never reaches the method or anything above it;
 //! - the files of `engine/` import each other without a cycle.
@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("method", 6),
     ("engine", 7),
     ("session", 8),
+    ("signals", 8),
     ("tui", 9),
     ("cli", 10),
 ];

@@ -31,4 +31,4 @@ pub use crate::protocol::{
     EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position, Record, Stage,
 };
 pub use config::SessionConfig;
-pub use run::{CheckpointStore, Engine, EngineIo, Outcome};
+pub use run::{CheckpointStore, Engine, EngineIo, Outcome, Prepared};
