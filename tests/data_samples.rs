@@ -96,7 +96,11 @@ fn criteo_and_avazu_samples_are_what_the_generator_writes() {
                 };
                 // Missing now and then, as in the real data.
                 let missing = mix64(keys[j % nc] ^ (j as u64) << 32) % 9 == 0;
-                cols.push(if missing { String::new() } else { v.to_string() });
+                cols.push(if missing {
+                    String::new()
+                } else {
+                    v.to_string()
+                });
             }
             for j in 0..26u64 {
                 let (a, b) = ((j as usize) % nc, (j as usize / nc + j as usize) % nc);
