@@ -95,7 +95,7 @@ fn criteo_and_avazu_samples_are_what_the_generator_writes() {
                     mix64(keys[0] ^ j as u64) % 7
                 };
                 // Missing now and then, as in the real data.
-                let missing = mix64(keys[j % nc] ^ (j as u64) << 32) % 9 == 0;
+                let missing = mix64(keys[j % nc] ^ ((j as u64) << 32)).is_multiple_of(9);
                 cols.push(if missing {
                     String::new()
                 } else {
