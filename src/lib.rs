@@ -13,5 +13,6 @@ pub mod fpenv;
 pub mod method;
 pub mod model;
 pub mod session;
+pub mod signals;
 pub mod train;
 pub mod tui;

@@ -22,7 +22,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
     /// Day of the data to predict.
-    #[arg(long)]
+    #[arg(long, value_parser = super::ranges::day(0, super::ranges::MAX_DAY))]
     pub day: u32,
     /// The data, as a session config's `data` table (`--config FILE`, `--set data.KEY=VALUE`);
     /// by default the data the bundle records it was trained on.
@@ -35,7 +35,7 @@ pub struct PredictArgs {
     /// before scaling (`num.NAME`), so another stack can encode them itself.
     #[arg(long)]
     pub inputs: bool,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::ranges::count(1, super::ranges::MAX_THREADS))]
     pub threads: usize,
 }
 

@@ -16,9 +16,9 @@ use crate::data::synth::{SynthConfig, SyntheticSource};
 pub enum DataCommand {
     /// Write days of the synthetic drifting stream as day-partitioned Parquet plus its schema.
     Synth {
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = super::ranges::count(1, super::ranges::MAX_DAY as usize))]
         days: usize,
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 20_000, value_parser = super::ranges::count(1, super::ranges::MAX_ROWS))]
         rows_per_day: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -40,12 +40,12 @@ pub enum DataCommand {
         #[arg(long)]
         json: bool,
         /// Top ids per field kept as their own drift buckets.
-        #[arg(long, default_value_t = INSPECT_TOP_K)]
+        #[arg(long, default_value_t = INSPECT_TOP_K, value_parser = super::ranges::count(1, 1_000_000))]
         top_k: usize,
     },
     /// Rows/second of generation and of load + encode, and peak memory, for one large day.
     Bench {
-        #[arg(long, default_value_t = 2_000_000)]
+        #[arg(long, default_value_t = 2_000_000, value_parser = super::ranges::count(1, super::ranges::MAX_ROWS))]
         rows: usize,
         #[arg(long, default_value = "default")]
         preset: String,

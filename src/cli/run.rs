@@ -43,7 +43,7 @@ pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<Laun
         eprintln!("note: no terminal attached: running headless (use --headless to silence this)");
         return Ok(LaunchMode::Headless);
     }
-    crate::tui::validate_options(&super::live::console_options(theme.clone())?)?;
+    crate::tui::validate_options(&super::live::console_options(theme.clone(), None)?)?;
     Ok(LaunchMode::Console { theme })
 }
 
@@ -63,7 +63,9 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if mode == LaunchMode::Headless {
         eprintln!("session {id} ({name}) in {}", session.dir().display());
     }
-    let Attached { io, shared } = attach(session, &cfg, &mode, args.events.as_deref())?;
+    let signals = crate::signals::SignalState::install()?;
+    let Attached { io, shared } =
+        attach(session, &cfg, &mode, args.events.as_deref(), Some(signals))?;
     let engine = Engine::new(cfg.clone(), &id, &name, io)?;
     let outcome = run_attached(engine, shared, &mode, &cfg, args.report.as_deref())?;
     if outcome == Outcome::Stopped {

@@ -23,7 +23,7 @@ use optim::{RowGrads, RowSparseState};
 
 /// Learning rates, optimiser kinds and threads (defaults from METHOD.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub emb_optimizer: EmbOptimizer,
     /// Embedding learning rate (0.1 with Adam in the reference code).
