@@ -13,7 +13,7 @@ use super::live::{attach, console_options, run_attached, Attached, LaunchMode};
 use super::run::launch_mode;
 use super::ConfigArgs;
 use crate::atomic::write_atomic;
-use crate::engine::events::{EngineEvent, ParamPatch, Params};
+use crate::engine::events::{EngineEvent, ParamPatch, Params, Position};
 use crate::engine::{Engine, Outcome, SessionConfig};
 use crate::session::export::{self, ExportFormat};
 use crate::session::replay::replay_into;
@@ -175,10 +175,26 @@ pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         if mode == LaunchMode::Headless {
             eprintln!("resuming session {id} from checkpoint {}", ckpt.label);
         }
+        // Parameter changes after the checkpoint are re-applied where they first applied.
+        let changes: Vec<(Position, Params)> = contents
+            .records
+            .iter()
+            .filter(|r| r.seq > ckpt.seq)
+            .filter_map(|r| match &r.event {
+                EngineEvent::ParamsChanged { params, at } => Some((at.clone(), params.clone())),
+                _ => None,
+            })
+            .collect();
         session.cut_log_before_next_append(Some(ckpt.seq));
         let Attached { io, shared } = attach(session, &cfg, &mode, None, Some(signals.clone()))?;
         match Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io) {
-            Ok(engine) => return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id),
+            Ok(mut engine) => {
+                for w in &fallbacks {
+                    engine.warn(format!("resume: {w}"))?;
+                }
+                engine.restore_changes(changes)?;
+                return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id);
+            }
             // Only a checkpoint's own failure falls back; a missing data file fails every one.
             Err(e) if format!("{e:#}").contains(&ckpt.dir.display().to_string()) => {
                 let w = format!(
