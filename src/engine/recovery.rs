@@ -135,7 +135,9 @@ mod tests {
         }
     }
 
-    fn engine(stop_at_online: bool) -> (Engine, Arc<Mutex<Vec<Record>>>, Arc<Mutex<Vec<String>>>) {
+    type Shared<T> = Arc<Mutex<Vec<T>>>;
+
+    fn engine(stop_at_online: bool) -> (Engine, Shared<Record>, Shared<String>) {
         let records = Arc::new(Mutex::new(Vec::new()));
         let labels = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = channel();
