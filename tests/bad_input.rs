@@ -319,6 +319,8 @@ fn read_table(path: &Path, schema: &Path) -> anyhow::Result<()> {
     let src = DataConfig::Table {
         path: path.to_path_buf(),
         schema: schema.to_path_buf(),
+        period: None,
+        days: None,
     }
     .open()?;
     for d in 0..src.num_days() {

@@ -53,6 +53,12 @@ fn sessions(store: &Path) -> Vec<PathBuf> {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
+        // A kill during `create` can leave its `.creating-ID` staging folder, which holds
+        // session.json before status.json: not a session.
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .filter(|p| p.join("session.json").exists())
         .collect();
     dirs.sort();

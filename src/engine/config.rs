@@ -85,6 +85,11 @@ pub struct SessionConfig {
     /// start anywhere). A default run writes 84 MB a day; at least 2 when set, so a damaged
     /// newest checkpoint can still fall back to the one before.
     pub keep_day_checkpoints: usize,
+    /// A day checkpoint is written once the online days since the last checkpoint hold at
+    /// least this many rows (and always after the last day): every day of the default stream
+    /// (20,000 rows a day), every 20th day of a log of 500-row days, so short days do not pay
+    /// a checkpoint each. 0 = every day.
+    pub checkpoint_min_rows: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,11 +162,9 @@ impl Default for SessionConfig {
             threads: 2,
             data: DataConfig::default(),
             min_count: 2,
-            split: SplitConfig {
-                history: DayCount::Days(6),
-                retained: DayCount::Days(6),
-                online: DayCount::Days(12),
-            },
+            // Shares of the source's days (a quarter, a quarter, a half): 6 / 6 / 12 on the
+            // default synthetic stream, and any source of 3 days or more fits.
+            split: SplitConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentConfig::default(),
             arms: [
@@ -185,6 +188,7 @@ impl Default for SessionConfig {
             online: OnlineConfig::default(),
             adaptation: AdaptationConfig::default(),
             keep_day_checkpoints: 0,
+            checkpoint_min_rows: 10_000,
         }
     }
 }
@@ -249,6 +253,8 @@ pub const TINY_SETS: &[&str] = &[
     "student.model=dcnv2:emb=8,hidden=16,cross=1",
     "online.teacher_interval=3",
     "online.updates_every=2",
+    // A checkpoint after every (1,000-row) day, so resume and fork tests reach every day.
+    "checkpoint_min_rows=0",
 ];
 
 impl SessionConfig {
@@ -537,12 +543,11 @@ pub fn source_kind(data: &DataConfig) -> &'static str {
     }
 }
 
-/// The first shock day of a synthetic source (None for real data or a shock-free preset).
+/// The first shock day of a synthetic source (None for real data, a shock-free preset or the
+/// `none` drift scenario).
 pub fn shock_day(data: &DataConfig) -> Option<u32> {
     match data {
-        DataConfig::Synthetic(c) if c.shock_strength > 0.0 || c.shock_rate_factor != 1.0 => {
-            Some(c.shock_day as u32)
-        }
+        DataConfig::Synthetic(c) => c.drift_start().map(|d| d as u32),
         _ => None,
     }
 }

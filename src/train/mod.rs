@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod stats;
 pub mod toy;
 
 pub use optim::{AdamHyper, EmbOptimizer};
