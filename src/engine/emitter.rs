@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::events::{EngineEvent, EventSink, Record, EVENT_SCHEMA_VERSION};
+use crate::protocol::{EngineEvent, EventSink, Record, EVENT_SCHEMA_VERSION};
 
 pub struct Emitter {
     sinks: Vec<Box<dyn EventSink>>,
