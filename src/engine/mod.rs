@@ -7,6 +7,7 @@ pub mod config;
 pub mod emitter;
 mod offline;
 mod online;
+mod pending;
 mod recovery;
 pub mod run;
 pub mod seeds;

@@ -8,19 +8,8 @@
 //!   the exact position where the engine first applied them ([`Engine::restore_changes`]), so
 //!   the resumed run has every change and computes the numbers the uninterrupted run did.
 
-use std::collections::VecDeque;
-
-use crate::protocol::{EngineEvent, Params, Position, Stage};
 use super::run::{Engine, StopRequested};
-
-/// The engine's state for stopping and resuming (see the module doc).
-#[derive(Debug, Default)]
-pub(crate) struct Recovery {
-    /// A stop asked for mid-day, carried out at the next safe point.
-    stop_pending: bool,
-    /// Logged parameter changes still to apply, in log order, with where they applied.
-    changes: VecDeque<(Position, Params)>,
-}
+use crate::protocol::{EngineEvent, Params, Position, Stage};
 
 impl Engine {
     /// Parameter changes a resume found in the log after its checkpoint (see the module doc).
@@ -93,8 +82,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::protocol::{EngineCommand, EventSink, Record};
     use crate::engine::{CheckpointStore, EngineIo, Outcome, SessionConfig};
+    use crate::protocol::{EngineCommand, EventSink, Record};
 
     /// Records every event; sends `Stop` at the first `Updates` of the online days (inside an
     /// arm's day).

@@ -84,7 +84,7 @@ pub struct Engine {
     pub(crate) retained_pool: Option<Batch>,
     pub(crate) last_progress: Instant,
     /// Pending stop and restored parameter changes (`recovery.rs`).
-    pub(crate) recovery: super::recovery::Recovery,
+    pub(crate) recovery: super::pending::Recovery,
     /// Online rows streamed since the last checkpoint (resets with every checkpoint).
     pub(crate) rows_since_checkpoint: u64,
 }
