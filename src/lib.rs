@@ -5,6 +5,7 @@
 //! -> `data`. The engine never imports the terminal; the console never touches a tensor.
 
 pub mod atomic;
+pub mod bundle;
 pub mod cli;
 pub mod data;
 pub mod engine;
@@ -12,5 +13,6 @@ pub mod fpenv;
 pub mod method;
 pub mod model;
 pub mod session;
+pub mod signals;
 pub mod train;
 pub mod tui;

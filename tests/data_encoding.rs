@@ -112,9 +112,9 @@ fn dataset_encodes_days_on_demand() {
 #[test]
 fn split_counts_fractions_and_errors() {
     let plan = SplitConfig::default().resolve(24).expect("default");
-    assert_eq!(plan.history, (0..8).collect::<Vec<u32>>());
-    assert_eq!(plan.retained, (8..16).collect::<Vec<u32>>());
-    assert_eq!(plan.online, (16..24).collect::<Vec<u32>>());
+    assert_eq!(plan.history, (0..6).collect::<Vec<u32>>());
+    assert_eq!(plan.retained, (6..12).collect::<Vec<u32>>());
+    assert_eq!(plan.online, (12..24).collect::<Vec<u32>>());
     let mixed = SplitConfig {
         history: DayCount::Days(2),
         retained: DayCount::Fraction(0.5),

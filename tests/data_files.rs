@@ -64,7 +64,7 @@ fn criteo_rows_become_equal_blocks_with_bucketed_ints() {
     let path = write(dir.path(), "train.txt", &text);
     let src = DataConfig::Criteo {
         path,
-        days: 3,
+        days: Some(3),
         bucket_numeric: true,
     }
     .open()
@@ -92,12 +92,17 @@ fn avazu_hours_become_calendar_days_in_time_order() {
     text += &row(2, 0, "14102100");
     text += &row(3, 0, "14102200");
     let path = write(dir.path(), "avazu.csv", &text);
-    let src = DataConfig::Avazu { path }.open().expect("open");
+    let src = DataConfig::Avazu { path, period: None }
+        .open()
+        .expect("open");
     assert_eq!(src.num_days(), 2);
     let d0 = src.raw_day(0).expect("day 0");
     // Sorted by hour inside the day: the 00h row (click 0) comes first.
     assert_eq!(d0.label, vec![0.0, 1.0]);
-    assert_eq!(d0.num_cat, 21);
+    // 21 columns, then the hour of the day and the weekday (2014-10-21 was a Tuesday).
+    assert_eq!(d0.num_cat, 23);
+    assert_eq!(&d0.cat[21..23], &[0, 1]);
+    assert_eq!(&d0.cat[23 + 21..23 + 23], &[1, 1]);
     assert_eq!(src.raw_day(1).expect("day 1").rows(), 1);
 }
 
@@ -123,6 +128,8 @@ fn generic_csv_and_parquet_with_a_schema() {
     let src = DataConfig::Table {
         path: csv,
         schema: schema.clone(),
+        period: None,
+        days: None,
     }
     .open()
     .expect("open csv");
@@ -146,9 +153,14 @@ fn generic_csv_and_parquet_with_a_schema() {
     ParquetWriter::new(std::fs::File::create(&pq).expect("create"))
         .finish(&mut df)
         .expect("write parquet");
-    let src2 = DataConfig::Table { path: pq, schema }
-        .open()
-        .expect("open parquet");
+    let src2 = DataConfig::Table {
+        path: pq,
+        schema,
+        period: None,
+        days: None,
+    }
+    .open()
+    .expect("open parquet");
     assert_eq!(src2.raw_day(0).expect("day 0"), d0);
 }
 
@@ -207,6 +219,8 @@ fn malformed_inputs_fail_with_one_sentence_naming_file_column_row() {
     let table = |name: &str, text: &str| DataConfig::Table {
         path: write(dir.path(), name, text),
         schema: schema.clone(),
+        period: None,
+        days: None,
     };
     let header = "user,movie,rating,ts,age\n";
 
@@ -252,6 +266,8 @@ fn malformed_inputs_fail_with_one_sentence_naming_file_column_row() {
     let e = open_err(DataConfig::Table {
         path: dir.path().join("nope.csv"),
         schema: schema.clone(),
+        period: None,
+        days: None,
     });
     assert!(e.contains("nope.csv"), "{e}");
 
@@ -263,12 +279,14 @@ fn malformed_inputs_fail_with_one_sentence_naming_file_column_row() {
     let e = open_err(DataConfig::Table {
         path: dir.path().join("label.csv"),
         schema: bad_schema,
+        period: None,
+        days: None,
     });
     assert!(e.contains("bad.toml") && e.contains("colour"), "{e}");
 
     let e = open_err(DataConfig::Criteo {
         path: write(dir.path(), "c.txt", &criteo_line("x", "1", "a")),
-        days: 1,
+        days: Some(1),
         bucket_numeric: true,
     });
     assert!(

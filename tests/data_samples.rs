@@ -26,6 +26,8 @@ fn shipped_samples_open_with_their_schemas() {
         let cfg = DataConfig::Table {
             path: repo(path),
             schema: repo(schema),
+            period: None,
+            days: None,
         };
         let src = cfg.open().unwrap_or_else(|e| panic!("{path}: {e:#}"));
         assert_eq!(src.num_days(), days, "{path}");

@@ -85,3 +85,55 @@ fn adjacent_days_are_stable_and_the_shock_stands_out() {
         }
     }
 }
+
+/// A 64-bit digest of every key, numeric value (its bits) and label of a day, in row order.
+fn checksum(d: &RawDay) -> u64 {
+    use crossadapt::data::source::mix64;
+    let mut h = mix64(d.rows() as u64);
+    for &k in &d.cat {
+        h = mix64(h ^ k);
+    }
+    for &x in &d.num {
+        h = mix64(h ^ x.to_bits() as u64);
+    }
+    for &y in &d.label {
+        h = mix64(h ^ y.to_bits() as u64);
+    }
+    h
+}
+
+#[test]
+fn default_stream_is_unchanged_bit_for_bit() {
+    // Digests computed with the generator as it was before drift scenarios existed (commit
+    // cfdef11): the default scenario must keep producing exactly these rows.
+    let expect_default: [(usize, u64); 4] = [
+        (0, 0xcd3f_51cd_4d37_3c57),
+        (17, 0x8982_f18a_b861_6598),
+        (18, 0xe63a_a01f_8e63_e5b3),
+        (23, 0xe059_ce8e_2587_81e2),
+    ];
+    let expect_tiny: [(usize, u64); 3] = [
+        (5, 0x58ce_62b2_b25c_1515),
+        (6, 0x2ae2_ff42_f3ba_c8e9),
+        (9, 0x1bca_b8b5_f34a_81e2),
+    ];
+    let expect_still: [(usize, u64); 1] = [(3, 0xe543_56cb_76c9_0551)];
+    let s = source(SynthConfig::default());
+    let got: Vec<(usize, u64)> = expect_default
+        .iter()
+        .map(|&(d, _)| (d, checksum(&day(&s, d))))
+        .collect();
+    let t = source(SynthConfig::preset("tiny").expect("tiny preset"));
+    let got_tiny: Vec<(usize, u64)> = expect_tiny
+        .iter()
+        .map(|&(d, _)| (d, checksum(&day(&t, d))))
+        .collect();
+    let n = source(SynthConfig::preset("no-drift").expect("no-drift preset"));
+    let got_still: Vec<(usize, u64)> = expect_still
+        .iter()
+        .map(|&(d, _)| (d, checksum(&day(&n, d))))
+        .collect();
+    assert_eq!(got, expect_default);
+    assert_eq!(got_tiny, expect_tiny);
+    assert_eq!(got_still, expect_still);
+}

@@ -102,9 +102,11 @@ fn headless_replay_prints_what_the_live_printer_printed() {
         .args(["replay", &id, "--headless", "--speed=0"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains(
-            "--speed must be a positive number",
-        ));
+        .stderr(
+            predicate::str::contains("--speed").and(predicate::str::contains(
+                "must be a number in [0.001, 1000000000]",
+            )),
+        );
 }
 
 #[test]

@@ -46,6 +46,15 @@ fn check(damage: impl FnOnce(&Path), file: &str, expected: &str) -> String {
     let id = dirs[1].file_name().unwrap().to_str().unwrap().to_string();
     let open_err = match store.open_session(&id) {
         Err(e) => e.to_string(),
+        // A damaged log line opens for a resume (which cuts the log at its checkpoint, before
+        // the damage or failing), names the damage and refuses records until then.
+        Ok(mut s) if file == "events.jsonl" => {
+            let record = session_common::known_log().remove(0);
+            let refused = s.log().emit(&record).unwrap_err().to_string();
+            let warning = s.warnings().last().cloned().unwrap_or_default();
+            assert!(refused.contains(&warning), "{refused}");
+            warning
+        }
         Ok(_) => panic!("a damaged session opened"),
     };
     if file == "events.jsonl" {

@@ -236,7 +236,10 @@ fn a_full_disk_fails_the_append_by_name_and_keeps_every_earlier_record() {
     );
     // Nothing more is written after a failure: the torn line stays the last one.
     let err = log.emit(&filler(1)).unwrap_err().to_string();
-    assert!(err.contains("closed after an earlier write error"), "{err}");
+    assert!(
+        err.contains("takes no more records (an earlier write failed"),
+        "{err}"
+    );
     let read = read_log_with_warnings(&path).unwrap();
     assert_eq!(read.records, vec![filler(0)]);
     assert_eq!(read.warnings.len(), 1);
@@ -459,4 +462,112 @@ fn clearing_the_log_starts_it_over() {
     assert_eq!(s.log().next_seq(), 0);
     s.log().emit(&filler(0)).unwrap();
     assert_eq!(s.records().unwrap().records, vec![filler(0)]);
+}
+
+#[test]
+fn rm_removes_only_sessions_never_follows_links_and_force_takes_other_folders() {
+    let (tmp, store) = store();
+    // A folder that is no session (`--sessions-dir .` then `rm src`) is refused, untouched.
+    let src = store.root().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("main.rs"), "fn main() {}").unwrap();
+    let err = store.remove("src").unwrap_err().to_string();
+    assert!(
+        err.contains("is not a crossadapt session") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(src.join("main.rs").exists() && !src.join("lock").exists());
+    // A link to a session folder elsewhere is never followed, even with force.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("session.json"), "{}").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, store.root().join("linked")).unwrap();
+    for force in [false, true] {
+        let err = store.remove_with("linked", force).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+    assert!(elsewhere.join("session.json").exists());
+    // A link inside a forced folder is deleted as a link; its target stays.
+    std::os::unix::fs::symlink(&elsewhere, src.join("inner-link")).unwrap();
+    store.remove_with("src", true).unwrap();
+    assert!(!src.exists() && elsewhere.join("session.json").exists());
+    // A session with only its log (session.json lost) is still a session.
+    let s = store.create("demo", "", None).unwrap();
+    let id = s.id().to_string();
+    drop(s);
+    std::fs::remove_file(store.root().join(&id).join("session.json")).unwrap();
+    store.remove(&id).unwrap();
+    assert!(!store.root().join(&id).exists());
+}
+
+#[test]
+fn leftovers_of_interrupted_creates_and_removes_are_cleaned_when_the_store_opens() {
+    let (_tmp, store) = store();
+    let root = store.root().to_path_buf();
+    // A crash mid-rm: the renamed folder with its (no longer held) lock.
+    let removing = root.join(".removing-20260101-000000-abcd");
+    std::fs::create_dir_all(removing.join("checkpoints/day-0001")).unwrap();
+    std::fs::write(removing.join("lock"), "123\n").unwrap();
+    std::fs::write(
+        removing.join("checkpoints/day-0001/big.bin"),
+        vec![0u8; 4096],
+    )
+    .unwrap();
+    // A crash mid-create, after the lock was taken.
+    let creating = root.join(".creating-20260101-000000-beef");
+    std::fs::create_dir(&creating).unwrap();
+    std::fs::write(creating.join("lock"), "123\n").unwrap();
+    // A create in progress right now (its lock held) and a fresh unlocked one stay.
+    let live = root.join(".creating-20260101-000000-cafe");
+    std::fs::create_dir(&live).unwrap();
+    let _held = crossadapt::session::lock::SessionLock::acquire(&live, "x").unwrap();
+    let fresh = root.join(".creating-20260101-000000-f00d");
+    std::fs::create_dir(&fresh).unwrap();
+    // A leftover name that is a link: the link goes, its target stays.
+    let target = root.parent().unwrap().join("target");
+    std::fs::create_dir(&target).unwrap();
+    std::os::unix::fs::symlink(&target, root.join(".removing-20260101-000000-1111")).unwrap();
+
+    let reopened = Store::open(Some(root.clone())).unwrap();
+    let mut cleaned: Vec<String> = reopened
+        .cleaned_leftovers()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    cleaned.sort();
+    assert_eq!(
+        cleaned,
+        [
+            ".creating-20260101-000000-beef",
+            ".removing-20260101-000000-1111",
+            ".removing-20260101-000000-abcd"
+        ]
+    );
+    assert!(!removing.exists() && !creating.exists());
+    assert!(live.exists() && fresh.exists() && target.exists());
+}
+
+#[test]
+fn a_checkpoint_of_the_same_label_is_replaced_whole() {
+    let (_tmp, store) = store();
+    let mut s = store.create("demo", "", None).unwrap();
+    for r in known_log() {
+        s.log().emit(&r).unwrap();
+    }
+    let write =
+        |text: &'static str| move |dir: &Path| Ok(std::fs::write(dir.join("state.json"), text)?);
+    s.write_checkpoint("day-0005", 3, write("old")).unwrap();
+    let dir = s.write_checkpoint("day-0005", 4, write("new")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("state.json")).unwrap(),
+        "new"
+    );
+    let ckpt = s.latest_checkpoint().unwrap().unwrap();
+    assert_eq!((ckpt.label.as_str(), ckpt.seq), ("day-0005", 4));
+    // Nothing of the old one is left beside it.
+    let names: Vec<String> = std::fs::read_dir(s.dir().join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["day-0005"]);
 }

@@ -16,9 +16,9 @@ use crate::data::synth::{SynthConfig, SyntheticSource};
 pub enum DataCommand {
     /// Write days of the synthetic drifting stream as day-partitioned Parquet plus its schema.
     Synth {
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = super::ranges::count(1, super::ranges::MAX_DAY as usize))]
         days: usize,
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 20_000, value_parser = super::ranges::count(1, super::ranges::MAX_ROWS))]
         rows_per_day: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -37,15 +37,18 @@ pub enum DataCommand {
         path: PathBuf,
         #[arg(long, value_name = "FILE")]
         schema: Option<PathBuf>,
+        /// Length of one day of a timed source: 6h, 1d, 7d, ... (default: the schema's, or 1d).
+        #[arg(long)]
+        period: Option<crate::data::Period>,
         #[arg(long)]
         json: bool,
         /// Top ids per field kept as their own drift buckets.
-        #[arg(long, default_value_t = INSPECT_TOP_K)]
+        #[arg(long, default_value_t = INSPECT_TOP_K, value_parser = super::ranges::count(1, 1_000_000))]
         top_k: usize,
     },
     /// Rows/second of generation and of load + encode, and peak memory, for one large day.
     Bench {
-        #[arg(long, default_value_t = 2_000_000)]
+        #[arg(long, default_value_t = 2_000_000, value_parser = super::ranges::count(1, super::ranges::MAX_ROWS))]
         rows: usize,
         #[arg(long, default_value = "default")]
         preset: String,
@@ -81,10 +84,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Inspect {
             path,
             schema,
+            period,
             json,
             top_k,
         } => {
-            let source = open_for_inspect(&path, schema.as_deref())?;
+            let source = open_for_inspect(&path, schema.as_deref(), period)?;
             let report = inspect(source.as_ref(), top_k)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -118,7 +122,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
 }
 
 /// Picks the source `data inspect` reads from its arguments.
-pub fn open_for_inspect(path: &Path, schema: Option<&Path>) -> Result<Box<dyn DaySource>> {
+pub fn open_for_inspect(
+    path: &Path,
+    schema: Option<&Path>,
+    period: Option<crate::data::Period>,
+) -> Result<Box<dyn DaySource>> {
     let text = path.to_string_lossy();
     if let Some(rest) = text.strip_prefix("synthetic") {
         if rest.is_empty() || rest.starts_with(':') {
@@ -132,6 +140,8 @@ pub fn open_for_inspect(path: &Path, schema: Option<&Path>) -> Result<Box<dyn Da
         DataConfig::Table {
             path: path.to_path_buf(),
             schema: schema.to_path_buf(),
+            period,
+            days: None,
         }
     } else if path.is_dir() {
         let schema = path.join("schema.toml");
@@ -144,16 +154,19 @@ pub fn open_for_inspect(path: &Path, schema: Option<&Path>) -> Result<Box<dyn Da
         DataConfig::Table {
             path: path.to_path_buf(),
             schema,
+            period,
+            days: None,
         }
     } else {
         match path.extension().and_then(|e| e.to_str()) {
-            Some("tsv" | "txt") => DataConfig::Criteo {
+            Some("tsv" | "txt") if period.is_none() => DataConfig::Criteo {
                 path: path.to_path_buf(),
-                days: 7,
+                days: None,
                 bucket_numeric: true,
             },
             Some("csv") if csv_header_has(path, &["click", "hour"])? => DataConfig::Avazu {
                 path: path.to_path_buf(),
+                period,
             },
             _ => bail!(
                 "cannot tell how to read {}; pass --schema FILE (see data/*.toml for examples)",

@@ -13,7 +13,8 @@ use crate::engine::events::{EngineEvent, EventSink, Record};
 use crate::engine::report::Report;
 use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SessionConfig};
 use crate::session::{read_log, DayTablePrinter, RunState, Session, Status};
-use crate::tui::{run_console, ConsoleOptions, ConsoleSource};
+use crate::signals::SignalState;
+use crate::tui::{run_console, ConsoleExit, ConsoleOptions, ConsoleSource};
 
 /// Where a run is shown.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +56,7 @@ impl SharedSession {
 impl EventSink for SharedSession {
     fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
         self.with(|s, status| {
-            s.log().emit(record)?;
+            s.append(record)?;
             status.observe(record);
             // status.json is rewritten when what `list` shows changes, not on every progress tick.
             if moves_status(&record.event) {
@@ -104,6 +105,26 @@ impl CheckpointStore for SharedSession {
     }
 }
 
+/// The headless per-day table on stdout: a view, not the record (the session log is). Failing to
+/// print (a hung-up terminal, a full disk behind a redirect) is noted once on stderr and does
+/// not stop the run.
+struct Shown<S>(S, bool);
+
+impl<S: EventSink> EventSink for Shown<S> {
+    fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+        if let Err(e) = self.0.emit(record) {
+            if !self.1 {
+                self.1 = true;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: cannot print the day table any more ({e:#}); the session log keeps every record"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every event as one JSON line (`--events FILE`).
 struct JsonLines(BufWriter<File>);
 
@@ -125,14 +146,21 @@ pub struct Attached {
 pub struct Wiring {
     session: SharedSession,
     console: Option<ConsoleSource>,
+    signals: Option<SignalState>,
 }
 
+/// Connects a session to a new engine's io. With `signals` (the binary; see `crate::signals`),
+/// SIGTERM / SIGINT stop the engine at its next safe point and SIGHUP leaves it running.
 pub fn attach(
     session: Session,
     cfg: &SessionConfig,
     mode: &LaunchMode,
     events_file: Option<&Path>,
+    signals: Option<SignalState>,
 ) -> anyhow::Result<Attached> {
+    if let Some(s) = &signals {
+        s.set_session_dir(session.dir());
+    }
     // A resumed session's status starts from what its log already says.
     let mut status = Status::new(RunState::Running);
     for record in session.records()?.records {
@@ -148,7 +176,15 @@ pub fn attach(
     let mut commands = None;
     let console = match mode {
         LaunchMode::Headless => {
-            sinks.push(Box::new(DayTablePrinter::new(std::io::stdout())));
+            sinks.push(Box::new(Shown(
+                DayTablePrinter::new(std::io::stdout()),
+                false,
+            )));
+            if let Some(s) = &signals {
+                let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+                s.connect_engine(cmd_tx);
+                commands = Some(cmd_rx);
+            }
             None
         }
         LaunchMode::Console { .. } => {
@@ -171,6 +207,7 @@ pub fn attach(
         shared: Wiring {
             session: shared,
             console,
+            signals,
         },
     })
 }
@@ -184,7 +221,7 @@ pub fn run_attached(
     cfg: &SessionConfig,
     report_path: Option<&Path>,
 ) -> anyhow::Result<Outcome> {
-    let outcome = match (mode, wiring.console) {
+    let (engine_result, console_result) = match (mode, wiring.console) {
         (LaunchMode::Console { theme }, Some(source)) => {
             let engine_thread = std::thread::Builder::new()
                 .name("crossadapt-engine".into())
@@ -193,15 +230,30 @@ pub fn run_attached(
                     engine.run()
                 })
                 .context("cannot start the engine thread")?;
-            let opts = console_options(theme.clone())?;
-            let console = run_console(source, opts);
+            let opts = console_options(theme.clone(), wiring.signals.clone());
+            let console = opts.and_then(|opts| run_console(source, opts));
+            if let (Ok(ConsoleExit::Hangup), Some(signals)) = (&console, &wiring.signals) {
+                // The console has left the dead terminal: from here on the run is headless.
+                signals.detach_stdio();
+            }
             let engine_result = engine_thread
                 .join()
-                .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
-            console?;
-            engine_result?
+                .map_err(|_| anyhow::anyhow!("the engine thread panicked"))
+                .and_then(|r| r);
+            (engine_result, console.map(|_| ()))
         }
-        _ => engine.run()?,
+        _ => (engine.run(), Ok(())),
+    };
+    let outcome = match engine_result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // `status.json` says failed, not "running" for a dead process.
+            let _ = wiring.session.with(|s, status| {
+                status.state = RunState::Failed;
+                s.set_status(status)
+            });
+            return Err(e);
+        }
     };
     let log_path = wiring.session.with(|s, status| {
         status.state = match outcome {
@@ -212,6 +264,8 @@ pub fn run_attached(
         s.log().sync()?;
         Ok(s.dir().join("events.jsonl"))
     })?;
+    // The engine stopped cleanly (its status is written); a console that failed says why.
+    console_result?;
     if *mode == LaunchMode::Headless {
         let records = read_log(&log_path)?;
         let config = serde_json::to_value(cfg).context("cannot serialise the config")?;
@@ -230,8 +284,11 @@ pub fn run_attached(
 }
 
 /// Console options from `--theme`, `NO_COLOR`, `CROSSADAPT_KEYS` (a keymap file) and the data
-/// dir (where the log file goes).
-pub fn console_options(theme: Option<String>) -> anyhow::Result<ConsoleOptions> {
+/// dir (where the log file goes); `signals` close the console (see `crate::signals`).
+pub fn console_options(
+    theme: Option<String>,
+    signals: Option<SignalState>,
+) -> anyhow::Result<ConsoleOptions> {
     let log_dir = directories::ProjectDirs::from("", "", "crossadapt")
         .map(|d| d.data_dir().join("logs"))
         .unwrap_or_else(|| std::env::temp_dir().join("crossadapt-logs"));
@@ -243,5 +300,6 @@ pub fn console_options(theme: Option<String>) -> anyhow::Result<ConsoleOptions> 
         mouse: true,
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         log_dir,
+        signals,
     })
 }

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod bundle;
 pub mod data;
 pub mod live;
+pub mod ranges;
 pub mod run;
 pub mod sessions;
 pub mod train;
@@ -58,6 +60,8 @@ pub enum Command {
     Export(sessions::ExportArgs),
     /// Delete a session.
     Rm(sessions::RmArgs),
+    /// Predict one day of data with a model bundle (docs/bundles.md).
+    Predict(bundle::PredictArgs),
 }
 
 /// Options shared by every command that starts the engine.
@@ -85,6 +89,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Fork(args)) => sessions::fork(&args, sessions_dir),
         Some(Command::Export(args)) => sessions::export(&args, sessions_dir),
         Some(Command::Rm(args)) => sessions::rm(&args, sessions_dir),
+        Some(Command::Predict(args)) => bundle::predict(&args),
     }
 }
 
@@ -96,5 +101,30 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand parses with its defaults and with each ranged flag set: clap checks a
+    /// value parser's type against its field only when the flag is read, as a panic.
+    #[test]
+    fn every_ranged_flag_parses_into_its_field() {
+        let lines = [
+            "train --eval-day 3 --valid-day 4 --batch 8 --epochs 2 --emb-lr 0.1 --dense-lr 0.01 --threads 1 --rows-per-day 100",
+            "bench train --emb 4 --batch 8 --fields 3 --ids 10 --threads 1 --steps 2 --warmup 0",
+            "data synth --days 2 --rows-per-day 10 --out x",
+            "data inspect synthetic --top-k 5",
+            "data bench --rows 10",
+            "replay x --speed 2 --capture 80x24",
+            "fork x --from-day 3",
+            "rm x --yes --force",
+            "predict --bundle b --day 3 --threads 1",
+            "export x --bundle --day 3",
+            "train --min-count 0",
+        ];
+        for line in lines {
+            let args = std::iter::once("crossadapt").chain(line.split(' '));
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+        let err = Cli::try_parse_from(["crossadapt", "train", "--batch", "0"]).unwrap_err();
+        assert!(err.to_string().contains("1..="), "{err}");
     }
 }

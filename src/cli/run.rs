@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::live::{attach, run_attached, Attached, LaunchMode};
 use super::ConfigArgs;
-use crate::engine::{Engine, Outcome, SessionConfig};
+use crate::engine::{Engine, Outcome, Prepared, SessionConfig};
 use crate::session::store::Store;
 
 #[derive(Debug, Clone, Args, Default)]
@@ -43,13 +43,16 @@ pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<Laun
         eprintln!("note: no terminal attached: running headless (use --headless to silence this)");
         return Ok(LaunchMode::Headless);
     }
-    crate::tui::validate_options(&super::live::console_options(theme.clone())?)?;
+    crate::tui::validate_options(&super::live::console_options(theme.clone(), None)?)?;
     Ok(LaunchMode::Console { theme })
 }
 
 pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
     let mode = launch_mode(args.headless, args.theme.clone())?;
+    // The data is opened, split and checked before the session folder exists, so a source
+    // that cannot run (missing, too short, one-class labels) leaves no session behind.
+    let prepared = Prepared::new(&cfg)?;
     let store = Store::open(sessions_dir)?;
     let name = args
         .name
@@ -63,8 +66,10 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if mode == LaunchMode::Headless {
         eprintln!("session {id} ({name}) in {}", session.dir().display());
     }
-    let Attached { io, shared } = attach(session, &cfg, &mode, args.events.as_deref())?;
-    let engine = Engine::new(cfg.clone(), &id, &name, io)?;
+    let signals = crate::signals::SignalState::install()?;
+    let Attached { io, shared } =
+        attach(session, &cfg, &mode, args.events.as_deref(), Some(signals))?;
+    let engine = Engine::start(cfg.clone(), prepared, &id, &name, io)?;
     let outcome = run_attached(engine, shared, &mode, &cfg, args.report.as_deref())?;
     if outcome == Outcome::Stopped {
         eprintln!("session {id} stopped; continue with `crossadapt resume {id}`");

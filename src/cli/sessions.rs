@@ -18,6 +18,7 @@ use crate::engine::{Engine, Outcome, SessionConfig};
 use crate::session::export::{self, ExportFormat};
 use crate::session::replay::replay_into;
 use crate::session::{DayTablePrinter, SessionSummary, Store};
+use crate::signals::SignalState;
 use crate::tui::{run_console, ConsoleSource};
 
 #[derive(Debug, Args)]
@@ -35,8 +36,9 @@ pub struct ResumeArgs {
 pub struct ReplayArgs {
     /// Session id, or a path such as `sessions/demo`.
     pub id: String,
-    /// Playback speed multiplier.
-    #[arg(long, default_value_t = 1.0)]
+    /// Playback speed multiplier, from 0.001 to 1e9 (at most a 2-second wait between records,
+    /// divided by the speed).
+    #[arg(long, default_value_t = 1.0, value_parser = super::ranges::between(0.001, 1e9))]
     pub speed: f64,
     #[arg(long)]
     pub headless: bool,
@@ -49,12 +51,21 @@ pub struct ReplayArgs {
     pub capture: Option<(u16, u16)>,
 }
 
-/// `WxH` with both sides at least 1, e.g. `100x30`.
+/// The largest `--capture` screen (a bigger one is no screenshot, only a huge buffer).
+const MAX_CAPTURE: (u16, u16) = (1000, 500);
+
+/// `WxH` with both sides at least 1 and at most [`MAX_CAPTURE`], e.g. `100x30`.
 fn parse_size(text: &str) -> Result<(u16, u16), String> {
     let bad = || format!("expected WIDTHxHEIGHT such as 100x30, got {text:?}");
     let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
     match (w.trim().parse::<u16>(), h.trim().parse::<u16>()) {
-        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        (Ok(w), Ok(h)) if (1..=MAX_CAPTURE.0).contains(&w) && (1..=MAX_CAPTURE.1).contains(&h) => {
+            Ok((w, h))
+        }
+        (Ok(_), Ok(_)) => Err(format!(
+            "WIDTHxHEIGHT must be at most {}x{} and at least 1x1, got {text:?}",
+            MAX_CAPTURE.0, MAX_CAPTURE.1
+        )),
         _ => Err(bad()),
     }
 }
@@ -69,7 +80,7 @@ pub struct ListArgs {
 pub struct ForkArgs {
     pub id: String,
     /// Start from the checkpoint at the start of this day.
-    #[arg(long)]
+    #[arg(long, value_parser = super::ranges::day(0, super::ranges::MAX_DAY))]
     pub from_day: u32,
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -85,8 +96,19 @@ pub struct ExportArgs {
     pub id: String,
     #[arg(long, value_parser = ["csv", "json"], default_value = "csv")]
     pub format: String,
+    /// The file to write (with --bundle: the bundle folder to create).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Write a model bundle (docs/bundles.md) of one arm at a kept checkpoint instead.
+    #[arg(long)]
+    pub bundle: bool,
+    /// With --bundle: the arm (default crossadapt), or `teacher` for the session's teacher.
+    #[arg(long, requires = "bundle")]
+    pub arm: Option<String>,
+    /// With --bundle: the checkpoint at the start of this online day (default: the latest,
+    /// `done` once the run finished).
+    #[arg(long, requires = "bundle", value_parser = super::ranges::day(0, super::ranges::MAX_DAY))]
+    pub day: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -95,54 +117,128 @@ pub struct RmArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    /// Also delete a folder of the sessions dir that is not a session (no `session.json` and no
+    /// `events.jsonl`); a symbolic link is never followed either way.
+    #[arg(long)]
+    pub force: bool,
 }
 
-/// `resume ID`: truncates the log to the latest verified checkpoint and continues from it, in
-/// the console or headless. A session that never reached its first checkpoint starts over.
+/// `resume ID`: continues from the newest checkpoint that loads, in the console or headless. The
+/// log is cut after that checkpoint only once it has loaded (the first new record does it); a
+/// checkpoint that is damaged, lies past a damaged line of the log, or fails to load is skipped
+/// with a warning for the one before. A session that never reached its first checkpoint starts
+/// over.
 pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(dir)?;
-    let mut session = store.open_session(&args.id)?;
-    for w in session.warnings() {
-        eprintln!("warning: {w}");
-    }
-    let config_path = session.dir().join("config.toml");
-    let cfg = SessionConfig::from_toml(&session.config_toml()?, &config_path)?;
-    let records = session.records()?.records;
-    if matches!(
-        records.last().map(|r| &r.event),
-        Some(EngineEvent::Finished { .. })
-    ) {
-        println!(
-            "session {} is complete; see `crossadapt replay {}`",
-            session.id(),
-            session.id()
-        );
-        return Ok(());
-    }
-    let checkpoint = session.latest_checkpoint()?;
-    let (id, name) = (session.id().to_string(), session.meta().name.clone());
-    let mode = launch_mode(args.headless, args.theme.clone())?;
-    match checkpoint {
-        Some(ckpt) => {
-            for w in &ckpt.warnings {
+    let mut fallbacks: Vec<String> = Vec::new();
+    let mut signals = None;
+    // Each attempt reopens the session: a failed load released it untouched.
+    let mut attempt = 0usize;
+    loop {
+        let mut session = store.open_session(&args.id)?;
+        let config_path = session.dir().join("config.toml");
+        let cfg = SessionConfig::from_toml(&session.config_toml()?, &config_path)?;
+        let contents = session.records()?;
+        if attempt == 0 {
+            for w in session.warnings() {
                 eprintln!("warning: {w}");
             }
-            if mode == LaunchMode::Headless {
-                eprintln!("resuming session {id} from checkpoint {}", ckpt.label);
-            }
-            session.truncate_log_after(ckpt.seq)?;
-            let Attached { io, shared } = attach(session, &cfg, &mode, None)?;
-            let engine = Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io)?;
-            finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
         }
-        None => {
+        if contents.damaged.is_none()
+            && matches!(
+                contents.records.last().map(|r| &r.event),
+                Some(EngineEvent::Finished { .. })
+            )
+        {
+            println!(
+                "session {} is complete; see `crossadapt replay {}`",
+                session.id(),
+                session.id()
+            );
+            return Ok(());
+        }
+        let (id, name) = (session.id().to_string(), session.meta().name.clone());
+        let mode = launch_mode(args.headless, args.theme.clone())?;
+        let signals = match &signals {
+            Some(s) => s,
+            None => signals.insert(SignalState::install()?),
+        };
+        let choice = choose_checkpoint(&session, &contents, attempt, &mut fallbacks)?;
+        let Some(ckpt) = choice else {
             eprintln!("session {id} has no checkpoint yet: starting it over");
-            session.clear_log()?;
-            let Attached { io, shared } = attach(session, &cfg, &mode, None)?;
+            session.cut_log_before_next_append(None);
+            let Attached { io, shared } =
+                attach(session, &cfg, &mode, None, Some(signals.clone()))?;
             let engine = Engine::new(cfg.clone(), &id, &name, io)?;
-            finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
+            return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id);
+        };
+        if mode == LaunchMode::Headless {
+            eprintln!("resuming session {id} from checkpoint {}", ckpt.label);
+        }
+        session.cut_log_before_next_append(Some(ckpt.seq));
+        let Attached { io, shared } = attach(session, &cfg, &mode, None, Some(signals.clone()))?;
+        match Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io) {
+            Ok(engine) => return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id),
+            // Only a checkpoint's own failure falls back; a missing data file fails every one.
+            Err(e) if format!("{e:#}").contains(&ckpt.dir.display().to_string()) => {
+                let w = format!(
+                    "checkpoint {} does not load ({e:#}); trying the one before",
+                    ckpt.label
+                );
+                eprintln!("warning: {w}");
+                fallbacks.push(w);
+                drop(shared);
+            }
+            Err(e) => return Err(e),
+        }
+        attempt += 1;
+    }
+}
+
+/// The `skip`-th newest checkpoint that verifies and lies within the readable part of the log;
+/// `None` when the session has no checkpoint at all. Skipped ones are warned about (once).
+fn choose_checkpoint(
+    session: &crate::session::Session,
+    contents: &crate::session::LogContents,
+    skip: usize,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Option<crate::session::CheckpointRef>> {
+    let (candidates, mut skipped) = session.checkpoint_candidates()?;
+    if candidates.is_empty() && skipped.is_empty() {
+        return Ok(None);
+    }
+    let readable = contents.records.last().map(|r| r.seq);
+    let mut usable = 0;
+    for c in candidates {
+        if readable.is_none_or(|last| c.seq > last) {
+            skipped.push(format!(
+                "skipped checkpoint {}: it covers the log up to seq {}, past its readable part ({})",
+                c.label,
+                c.seq,
+                contents.damaged.as_deref().unwrap_or("the log ends before it")
+            ));
+            continue;
+        }
+        match c.verify() {
+            Ok(r) if usable == skip => {
+                if skip == 0 {
+                    for w in &skipped {
+                        eprintln!("warning: {w}");
+                    }
+                    warnings.extend(skipped);
+                }
+                return Ok(Some(r));
+            }
+            Ok(_) => usable += 1,
+            Err(e) => skipped.push(format!("skipped checkpoint: {e:#}")),
         }
     }
+    skipped.extend(warnings.iter().cloned());
+    bail!(
+        "no usable checkpoint in {}: {}",
+        session.dir().join("checkpoints").display(),
+        skipped.join("; ")
+    )
 }
 
 fn finish(outcome: Outcome, id: &str) -> anyhow::Result<()> {
@@ -185,7 +281,9 @@ pub fn replay(args: &ReplayArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
             records: contents.records,
             speed: args.speed,
         };
-        run_console(source, console_options(theme)?)?;
+        // SIGTERM / SIGINT close the replay too, restoring the terminal.
+        let signals = SignalState::install()?;
+        run_console(source, console_options(theme, Some(signals))?)?;
         return Ok(());
     }
     let mut printer = DayTablePrinter::new(std::io::stdout());
@@ -295,7 +393,8 @@ pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
             args.from_day
         );
     }
-    let Attached { io, shared } = attach(session, &cfg, &mode, None)?;
+    let Attached { io, shared } =
+        attach(session, &cfg, &mode, None, Some(SignalState::install()?))?;
     let mut engine = Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io)?;
     engine.apply_patch(&param_changes(&parent_cfg.params(), &cfg.params()))?;
     finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)
@@ -339,6 +438,15 @@ fn param_changes(parent: &Params, child: &Params) -> ParamPatch {
 
 /// `export ID --format csv|json [--out FILE]`: per day and arm metrics, updates and drift.
 pub fn export(args: &ExportArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.bundle {
+        let req = super::bundle::ExportBundle {
+            id: &args.id,
+            arm: args.arm.as_deref(),
+            day: args.day,
+            out: args.out.as_deref(),
+        };
+        return super::bundle::export_bundle(&req, dir);
+    }
     let format: ExportFormat = args.format.parse()?;
     let store = Store::open(dir)?;
     let view = store.open_read_only(&args.id)?;
@@ -360,11 +468,17 @@ pub fn export(args: &ExportArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
 }
 
-/// `rm ID [--yes]`: asks y/N on a terminal; without a terminal, `--yes` is required. A
-/// damaged session (unreadable `session.json`) can still be removed, with a warning.
+/// `rm ID [--yes] [--force]`: asks y/N on a terminal; without a terminal, `--yes` is required.
+/// A damaged session (unreadable `session.json`) can still be removed, with a warning; a folder
+/// that is no session at all only with `--force`; a symbolic link never.
 pub fn rm(args: &RmArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(dir)?;
     let id = args.id.as_str();
+    let folder = store.root().join(id);
+    if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.file_type().is_symlink()) {
+        // Refused by the store, with its message.
+        return store.remove_with(id, args.force);
+    }
     let what = match store.open_read_only(id) {
         Ok(view) if view.id() == id => {
             format!("\"{}\" ({})", view.meta().name, view.dir().display())
@@ -374,9 +488,12 @@ pub fn rm(args: &RmArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
             store.root().display(),
             view.id()
         ),
-        Err(e) if store.root().join(id).is_dir() => {
+        Err(e) if folder.is_dir() => {
+            if !crate::session::store::looks_like_session(&folder) && !args.force {
+                return store.remove_with(id, false);
+            }
             eprintln!("warning: {e:#}");
-            format!("(damaged) ({})", store.root().join(id).display())
+            format!("(damaged) ({})", folder.display())
         }
         Err(e) => return Err(e),
     };
@@ -396,7 +513,7 @@ pub fn rm(args: &RmArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    store.remove(id)?;
+    store.remove_with(id, args.force)?;
     eprintln!("deleted session {id}");
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use super::ranges;
 use crate::data::{DataConfig, Dataset, SynthConfig, Vocabulary};
 use crate::model::{build_model, ModelSpec};
 use crate::train::bench::{self, BenchConfig};
@@ -21,38 +22,49 @@ pub struct TrainArgs {
     #[arg(long, default_value = "0..8")]
     pub days: String,
     /// Day to evaluate on.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = ranges::day(0, ranges::MAX_DAY))]
     pub eval_day: u32,
     /// A second held-out day to evaluate on (printed as `valid_*`), for choosing settings on one
     /// day and reporting another; it may not be a training day.
-    #[arg(long)]
+    #[arg(long, value_parser = ranges::day(0, ranges::MAX_DAY))]
     pub valid_day: Option<u32>,
     /// Rows per training batch.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = ranges::count(1, ranges::MAX_ROWS))]
     pub batch: usize,
     /// Passes over the training days.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = ranges::count(1, 10_000))]
     pub epochs: usize,
     /// Embedding optimiser: adam or adagrad.
     #[arg(long, default_value = "adam")]
     pub emb_optimizer: String,
     /// Embedding learning rate (default: the session default, 0.02; METHOD.md's 0.1 is unstable
     /// on 20,000-row days, see the README).
-    #[arg(long)]
+    #[arg(long, value_parser = ranges::positive(0.0, 10.0))]
     pub emb_lr: Option<f64>,
     /// Dense learning rate (default 1e-3).
-    #[arg(long)]
+    #[arg(long, value_parser = ranges::positive(0.0, 10.0))]
     pub dense_lr: Option<f64>,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = ranges::count(1, ranges::MAX_THREADS))]
     pub threads: usize,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Rows per day of the generated data.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = ranges::count(1, 10_000_000))]
     pub rows_per_day: usize,
     /// Save the trained model (weights + optimiser state) here.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Write the trained model as a teacher bundle into this new folder (weights, spec,
+    /// vocabulary, data schema: docs/bundles.md); a session loads it with `teacher.bundle=DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Ids seen fewer times than this in the training days map to the OOV row.
+    #[arg(long, default_value_t = 2, value_parser = ranges::day(0, u32::MAX))]
+    pub min_count: u32,
+    /// Train on the data of a session config (`--config FILE`, `--set data.KEY=VALUE`) instead
+    /// of the generated stream (then --rows-per-day is unused).
+    #[command(flatten)]
+    pub data: super::ConfigArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,25 +75,25 @@ pub enum BenchCommand {
         #[arg(long, default_value = "deepfm")]
         model: String,
         /// Overrides the spec's embedding size.
-        #[arg(long)]
+        #[arg(long, value_parser = ranges::count(1, 4096))]
         emb: Option<usize>,
         /// Overrides the spec's hidden sizes, e.g. 400x400x400.
         #[arg(long)]
         hidden: Option<String>,
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = 4096, value_parser = ranges::count(1, 1 << 20))]
         batch: usize,
-        #[arg(long, default_value_t = 26)]
+        #[arg(long, default_value_t = 26, value_parser = ranges::count(1, 10_000))]
         fields: usize,
         /// Ids per field.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, value_parser = ranges::count(1, 100_000_000))]
         ids: usize,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = ranges::count(1, ranges::MAX_THREADS))]
         threads: usize,
         /// Timed steps (enough by default to see whether steps slow down as training goes on).
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 200, value_parser = ranges::count(1, 1_000_000))]
         steps: usize,
         /// Untimed warm-up steps.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = ranges::count(0, 1_000_000))]
         warmup: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -102,6 +114,9 @@ fn parse_days(text: &str) -> Result<std::ops::Range<u32>> {
         .with_context(|| format!("--days `{text}`: `{b}` is not a day number"))?;
     if a >= b {
         bail!("--days `{text}` is empty (the end is excluded)");
+    }
+    if b > ranges::MAX_DAY {
+        bail!("--days `{text}`: days must be below {}", ranges::MAX_DAY);
     }
     Ok(a..b)
 }
@@ -134,25 +149,43 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if args.rows_per_day == 0 {
         bail!("--rows-per-day must be at least 1");
     }
-    // The built-in drifting stream (seed = --seed), long enough for the days asked for; the
-    // vocabulary comes from the training days (min count 2), as in a session.
-    let synth = SynthConfig {
-        seed: args.seed,
-        rows_per_day: args.rows_per_day,
-        days: SynthConfig::default()
-            .days
-            .max(days.end as usize)
-            .max(args.eval_day as usize + 1)
-            .max(args.valid_day.map_or(0, |d| d as usize + 1)),
-        ..SynthConfig::default()
+    // The built-in drifting stream (seed = --seed), long enough for the days asked for, or the
+    // data of a session config; the vocabulary comes from the training days, as in a session.
+    let data_cfg = if args.data.config.is_some() || !args.data.set.is_empty() {
+        crate::engine::SessionConfig::load(args.data.config.as_deref(), &args.data.set)?.data
+    } else {
+        DataConfig::Synthetic(SynthConfig {
+            seed: args.seed,
+            rows_per_day: args.rows_per_day,
+            days: SynthConfig::default()
+                .days
+                .max(days.end as usize)
+                .max(args.eval_day as usize + 1)
+                .max(args.valid_day.map_or(0, |d| d as usize + 1)),
+            ..SynthConfig::default()
+        })
     };
-    let source = DataConfig::Synthetic(synth).open()?;
+    let source = data_cfg.open().context("cannot open the data source")?;
+    let last = days
+        .end
+        .max(args.eval_day + 1)
+        .max(args.valid_day.map_or(0, |d| d + 1));
+    if last as usize > source.num_days() {
+        bail!(
+            "--days {} / --eval-day {} need {last} days, but {} has {}",
+            args.days,
+            args.eval_day,
+            source.describe(),
+            source.num_days()
+        );
+    }
     let fit_days: Vec<usize> = days.clone().map(|d| d as usize).collect();
-    let vocab = Vocabulary::fit(source.as_ref(), &fit_days, 2)?;
+    let vocab = Vocabulary::fit(source.as_ref(), &fit_days, args.min_count)?;
     let data = Dataset::new(source, vocab);
     let model = build_model(&spec, data.spec(), args.seed)?;
     let params = model.param_count();
     let mut tr = Trainer::new(model, &cfg)?;
+    tr.set_vocabulary(Some(data.vocabulary().fingerprint()));
     // Days are generated and encoded before the clock starts: samples/s is training alone.
     let train_days = days
         .clone()
@@ -200,6 +233,33 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.save {
         tr.save(path)?;
         println!("saved {}", path.display());
+    }
+    if let Some(dir) = &args.bundle {
+        let provenance = crate::bundle::Provenance {
+            source: "crossadapt train".into(),
+            trained_on: Some(format!(
+                "days {}..{} of {}, {} epoch(s), seed {}",
+                days.start,
+                days.end,
+                data.source().describe(),
+                args.epochs.max(1),
+                args.seed
+            )),
+            data: Some(serde_json::to_value(&data_cfg)?),
+            ..Default::default()
+        };
+        crate::bundle::write(
+            dir,
+            crate::bundle::BundleContent {
+                role: crate::bundle::Role::Teacher,
+                spec: &spec,
+                vocab: data.vocabulary(),
+                schema: &crate::bundle::DataSchema::of_source(data.source()),
+                provenance,
+            },
+            crate::bundle::Weights::Model(tr.model()),
+        )?;
+        println!("wrote bundle {}", dir.display());
     }
     Ok(())
 }

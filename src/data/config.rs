@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::period::Period;
 use super::source::DaySource;
 use super::synth::{SynthConfig, SyntheticSource};
 use super::table::{TableSchema, TableSource};
@@ -16,25 +17,39 @@ use super::table::{TableSchema, TableSource};
 pub enum DataConfig {
     /// The built-in drifting stream (keys of [`SynthConfig`], `preset` first).
     Synthetic(SynthConfig),
-    /// Criteo TSV (no header, no time: cut into `days` equal row blocks).
+    /// Criteo TSV (no header, no time): one file cut into `days` equal row blocks (default
+    /// 7), or a folder of files, one day each in natural order (`day_0`, `day_1`, ...,
+    /// plain or `.gz`).
     #[serde(rename_all = "snake_case")]
     Criteo {
         path: PathBuf,
-        #[serde(default = "default_criteo_days")]
-        days: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        days: Option<usize>,
         /// I1-I13 as categorical buckets `floor(ln(x)^2)` (true) or numeric `ln(1 + x)`.
         #[serde(default = "default_true")]
         bucket_numeric: bool,
     },
-    /// Avazu CSV (header, `click`, `hour` YYMMDDHH cut into calendar days).
-    Avazu { path: PathBuf },
-    /// A generic CSV / Parquet file (or folder of Parquet files) with a TOML schema.
-    Table { path: PathBuf, schema: PathBuf },
+    /// Avazu CSV (header, `click`, `hour` YYMMDDHH cut into `period`s, default calendar days;
+    /// the hour of the day and the weekday become two more categorical fields).
+    Avazu {
+        path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        period: Option<Period>,
+    },
+    /// A generic CSV / Parquet file (or folder of files) with a TOML schema; `period` and
+    /// `days` override the schema's.
+    Table {
+        path: PathBuf,
+        schema: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        period: Option<Period>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        days: Option<usize>,
+    },
 }
 
-fn default_criteo_days() -> usize {
-    7
-}
+/// Criteo's row blocks when one file is given without `days`.
+const CRITEO_DAYS: usize = 7;
 fn default_true() -> bool {
     true
 }
@@ -54,19 +69,44 @@ impl DataConfig {
                 path,
                 days,
                 bucket_numeric,
-            } => Box::new(TableSource::open(
-                path,
-                TableSchema::criteo(*days, *bucket_numeric),
-                "criteo",
-            )?),
-            DataConfig::Avazu { path } => {
-                Box::new(TableSource::open(path, TableSchema::avazu(), "avazu")?)
+            } => {
+                if days.is_some() && path.is_dir() {
+                    bail!(
+                        "data.days applies to one Criteo file; the folder {} has one day per file",
+                        path.display()
+                    );
+                }
+                let schema = TableSchema::criteo(days.unwrap_or(CRITEO_DAYS), *bucket_numeric);
+                Box::new(TableSource::open(path, schema, "criteo")?)
             }
-            DataConfig::Table { path, schema } => Box::new(TableSource::open(
+            DataConfig::Avazu { path, period } => {
+                let schema = TableSchema {
+                    period: *period,
+                    ..TableSchema::avazu()
+                };
+                Box::new(TableSource::open(path, schema, "avazu")?)
+            }
+            DataConfig::Table {
                 path,
-                TableSchema::load(schema)?,
-                "table",
-            )?),
+                schema,
+                period,
+                days,
+            } => {
+                let mut table = TableSchema::load(schema)?;
+                if period.is_some() {
+                    table.period = *period;
+                }
+                if let Some(days) = days {
+                    table.days = *days;
+                }
+                table.check().with_context(|| {
+                    format!(
+                        "schema file {} with data.period / data.days",
+                        schema.display()
+                    )
+                })?;
+                Box::new(TableSource::open(path, table, "table")?)
+            }
         })
     }
 }
@@ -92,11 +132,18 @@ mod tests {
         assert!(matches!(
             cfg,
             Ok(DataConfig::Criteo {
-                days: 7,
+                days: None,
                 bucket_numeric: true,
                 ..
             })
         ));
+        let cfg = parse("source = \"avazu\"\npath = \"a.csv\"\nperiod = \"6h\"\n");
+        assert!(
+            matches!(&cfg, Ok(DataConfig::Avazu { period: Some(p), .. }) if p.seconds() == 21_600),
+            "{cfg:?}"
+        );
+        let err = parse("source = \"avazu\"\npath = \"a.csv\"\nperiod = \"6 hours\"\n").err();
+        assert!(err.is_some_and(|e| e.contains("6 hours")), "bad period");
     }
 
     #[test]

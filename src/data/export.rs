@@ -25,6 +25,8 @@ pub fn synthetic_schema(source: &SyntheticSource) -> TableSchema {
         time: Some("ts".into()),
         time_unit: TimeUnit::Seconds,
         time_format: None,
+        period: None,
+        time_features: vec![],
         days: source.num_days(),
         categorical: source.cat_fields(),
         numeric: source.num_fields(),

@@ -55,7 +55,7 @@ impl RawDay {
 }
 
 /// Where days come from. Implementations produce any day on its own (no need to produce the
-/// days before it) and hold at most one day's rows in memory.
+/// days before it): the synthetic stream generates it, a table holds its days read at open.
 pub trait DaySource: Send + Sync {
     /// One line for logs and the console, e.g. `synthetic(default, seed 7)`.
     fn describe(&self) -> String;
@@ -69,6 +69,13 @@ pub trait DaySource: Send + Sync {
     fn user_field(&self) -> Option<String>;
     /// The rows of day `day`, in time order.
     fn raw_day(&self, day: usize) -> anyhow::Result<RawDay>;
+    /// Fails (one sentence naming the label rule and the days) when the labels of the training
+    /// days (history and retained) are all negative or all positive, so the run stops before
+    /// training on nothing. Sources that cannot be one-class (the synthetic stream) keep the
+    /// default.
+    fn check_training_labels(&self, _days: &[u32]) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// SplitMix64 finaliser: a fast, well-mixed 64-bit hash of a 64-bit value.

@@ -14,16 +14,23 @@ pub enum DayCount {
 }
 
 impl DayCount {
-    /// The count for a source of `num_days` days (fractions rounded to the nearest day).
-    pub fn resolve(self, name: &str, num_days: usize) -> Result<usize> {
+    /// The length of this part, in days (fractional for a share), for a source of `num_days`.
+    fn length(self, name: &str, num_days: usize) -> Result<f64> {
         match self {
-            DayCount::Days(n) => Ok(n),
-            DayCount::Fraction(f) if f > 0.0 && f <= 1.0 => {
-                Ok((f * num_days as f64).round() as usize)
-            }
+            DayCount::Days(n) => Ok(n as f64),
+            DayCount::Fraction(f) if f > 0.0 && f <= 1.0 => Ok(f * num_days as f64),
             DayCount::Fraction(f) => {
                 bail!("split.{name} = {f}: a fraction of the days must be in (0, 1]")
             }
+        }
+    }
+}
+
+impl std::fmt::Display for DayCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DayCount::Days(n) => write!(f, "{n} days"),
+            DayCount::Fraction(x) => write!(f, "{x} of the days"),
         }
     }
 }
@@ -42,43 +49,101 @@ pub struct SplitConfig {
 }
 
 impl Default for SplitConfig {
-    /// A third each (8 / 8 / 8 of the default synthetic stream, whose shock on day 18 is then
-    /// the third online day).
+    /// A quarter of the days for history, a quarter retained, the second half online: any
+    /// source of 3 days or more fits, and the default synthetic stream (24 days) gets its
+    /// 6 / 6 / 12 with the shock on day 18 in the middle of the online stage. Half the days
+    /// go online because the online stage is what the method is judged on (test-then-train,
+    /// every online day is a test day); the paper's reference code instead cuts the row order
+    /// 40 / 40 / 10 / 10 (teacher, student, online, test), which gives a one-day online stage on
+    /// a week of data.
     fn default() -> Self {
         SplitConfig {
-            history: DayCount::Fraction(1.0 / 3.0),
-            retained: DayCount::Fraction(1.0 / 3.0),
-            online: DayCount::Fraction(1.0 / 3.0),
+            history: DayCount::Fraction(0.25),
+            retained: DayCount::Fraction(0.25),
+            online: DayCount::Fraction(0.5),
         }
     }
 }
 
 impl SplitConfig {
-    /// The day numbers of each part. Errors (one sentence) when a part is empty (retained and
-    /// online need at least one day; history may be empty when a teacher checkpoint is
-    /// loaded) or when more days are asked for than exist.
+    /// The day numbers of each part. A share is cut at cumulative boundaries
+    /// (`round(share up to here * days)`), so the parts never add up to more days than the
+    /// shares do. Errors (one sentence) when a part is empty (retained and online need at
+    /// least one day; history may be empty when a teacher checkpoint is loaded) or when more
+    /// days are asked for than exist.
     pub fn resolve(&self, num_days: usize) -> Result<DayPlan> {
-        let h = self.history.resolve("history", num_days)?;
-        let r = self.retained.resolve("retained", num_days)?;
-        let o = self.online.resolve("online", num_days)?;
-        if r == 0 {
-            bail!("split.retained resolves to 0 days; the offline stage needs at least 1");
+        let parts = [
+            ("history", self.history),
+            ("retained", self.retained),
+            ("online", self.online),
+        ];
+        let mut ends = [0usize; 3];
+        let mut position = 0.0f64;
+        for (i, (name, count)) in parts.iter().enumerate() {
+            position += count.length(name, num_days)?;
+            // Saturates far above any real day count: a huge `split.*` cannot overflow.
+            ends[i] = (position + 1e-9).round().min(u32::MAX as f64) as usize;
         }
-        if o == 0 {
-            bail!("split.online resolves to 0 days; the online stage needs at least 1");
-        }
-        if h + r + o > num_days {
+        let [h, r_end, o_end] = ends;
+        let (r, o) = (r_end - h, o_end - r_end);
+        if o_end > num_days {
             bail!(
-                "the split asks for {h} history + {r} retained + {o} online = {} days, \
-                 but the data has only {num_days} days",
-                h + r + o
+                "the split asks for {h} history + {r} retained + {o} online = {o_end} days, \
+                 but the data has only {num_days} days"
+            );
+        }
+        if r == 0 || o == 0 {
+            bail!(
+                "the data has {num_days} day(s), too few for the split (history {}, retained {}, \
+                 online {} gives {h} / {r} / {o} days; retained and online need at least 1 day \
+                 each): use a longer source, a shorter `data.period`, more `data.days` for a \
+                 source without time, or set `split.*` as day counts",
+                self.history,
+                self.retained,
+                self.online
             );
         }
         let range = |a: usize, b: usize| (a as u32..b as u32).collect::<Vec<u32>>();
         Ok(DayPlan {
             history: range(0, h),
-            retained: range(h, h + r),
-            online: range(h + r, h + r + o),
+            retained: range(h, r_end),
+            online: range(r_end, o_end),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lengths(plan: &DayPlan) -> (usize, usize, usize) {
+        (plan.history.len(), plan.retained.len(), plan.online.len())
+    }
+
+    #[test]
+    fn default_shares_fit_every_source_of_three_days_or_more() {
+        let split = SplitConfig::default();
+        // The default synthetic stream keeps its 6 / 6 / 12.
+        assert_eq!(lengths(&split.resolve(24).unwrap()), (6, 6, 12));
+        // Hand-computed cumulative rounding: 7 days -> ends round(1.75)=2, round(3.5)=4, 7.
+        assert_eq!(lengths(&split.resolve(7).unwrap()), (2, 2, 3));
+        assert_eq!(lengths(&split.resolve(3).unwrap()), (1, 1, 1));
+        assert_eq!(lengths(&split.resolve(200).unwrap()), (50, 50, 100));
+        for n in 3..400 {
+            let (h, r, o) = lengths(&split.resolve(n).unwrap());
+            assert!(h >= 1 && r >= 1 && o >= 1 && h + r + o == n, "{n} days");
+        }
+        let e = format!("{:#}", split.resolve(2).unwrap_err());
+        assert!(e.contains("2 day(s), too few"), "{e}");
+    }
+
+    #[test]
+    fn huge_counts_fail_instead_of_overflowing() {
+        let split = SplitConfig {
+            history: DayCount::Days(usize::MAX),
+            ..SplitConfig::default()
+        };
+        let e = format!("{:#}", split.resolve(24).unwrap_err());
+        assert!(e.contains("only 24 days"), "{e}");
     }
 }

@@ -67,7 +67,8 @@ impl From<FieldVocab> for FieldVocabFile {
 }
 
 impl FieldVocab {
-    fn new(name: String, keys: Vec<u64>) -> Self {
+    /// A field whose entry `i` (id `i + FIRST_ID`) is `keys[i]`; keys must be distinct.
+    pub fn new(name: String, keys: Vec<u64>) -> Self {
         let index = keys
             .iter()
             .enumerate()
@@ -84,6 +85,11 @@ impl FieldVocab {
     /// Number of entries (without padding and OOV).
     pub fn entries(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Raw keys of the entries, in id order (`keys()[i]` has id `i + FIRST_ID`).
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
     }
 
     /// Raw key of an entry id, if it is one.
@@ -262,6 +268,39 @@ impl Vocabulary {
         }
     }
 
+    /// SHA-256 (hex) of everything that decides how a raw row becomes model input: field names
+    /// in order, every field's keys in id order, the numeric fields and their scaling, the user
+    /// field. Two vocabularies with the same table sizes but another id -> row map differ here.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"crossadapt-vocabulary-v1\0");
+        h.update((self.fields.len() as u64).to_le_bytes());
+        for f in &self.fields {
+            h.update(f.name.as_bytes());
+            h.update([0u8]);
+            h.update((f.keys.len() as u64).to_le_bytes());
+            for k in &f.keys {
+                h.update(k.to_le_bytes());
+            }
+        }
+        h.update((self.num_fields.len() as u64).to_le_bytes());
+        for n in &self.num_fields {
+            h.update(n.as_bytes());
+            h.update([0u8]);
+        }
+        h.update((self.num_scale.len() as u64).to_le_bytes());
+        for s in &self.num_scale {
+            h.update(s.mean.to_bits().to_le_bytes());
+            h.update(s.std.to_bits().to_le_bytes());
+        }
+        if let Some(u) = &self.user_field {
+            h.update(b"user\0");
+            h.update(u.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Writes the vocabulary as JSON, atomically (temp file in the same folder, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).context("serialising the vocabulary")?;
@@ -374,6 +413,27 @@ mod tests {
             }
         );
         assert_eq!(s[0].apply(4.0), 2.0);
+    }
+
+    #[test]
+    fn fingerprint_sees_the_id_map_not_only_the_sizes() {
+        let v = |keys: Vec<u64>| Vocabulary {
+            fields: vec![FieldVocab::new("a".into(), keys)],
+            num_fields: vec![],
+            num_scale: vec![],
+            user_field: None,
+            min_count: 2,
+        };
+        let (a, b) = (v(vec![10, 20]), v(vec![20, 10]));
+        assert_eq!(a.feature_spec(), b.feature_spec());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), v(vec![10, 20]).fingerprint());
+        let mut c = v(vec![10, 20]);
+        c.num_fields = vec!["x".into()];
+        c.num_scale = vec![NumScale::IDENTITY];
+        let mut d = c.clone();
+        d.num_scale[0].mean = 0.5;
+        assert_ne!(c.fingerprint(), d.fingerprint());
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub(crate) fn read(
     dir: &Path,
     cfg: &TrainConfig,
     features: &FeatureSpec,
+    vocabulary: Option<&str>,
 ) -> anyhow::Result<Restored> {
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path)
@@ -70,8 +71,10 @@ pub(crate) fn read(
     );
     let teacher = Trainer::load(&dir.join(TEACHER_FILE), cfg)?;
     let vocab: Vec<usize> = features.cat.iter().map(|f| f.vocab).collect();
+    // Checkpoints written before the vocabulary was recorded are checked by sizes alone.
     anyhow::ensure!(
-        teacher.model().embeddings().vocab == vocab,
+        teacher.model().embeddings().vocab == vocab
+            && teacher.vocabulary().is_none_or(|fp| Some(fp) == vocabulary),
         "checkpoint {} was written for another vocabulary than this data's",
         dir.display()
     );

@@ -18,6 +18,44 @@ use crate::train::TrainConfig;
 /// Version of the config schema; written into every session's `config.toml`.
 pub const CONFIG_SCHEMA_VERSION: u32 = 1;
 
+/// Upper bounds of the config's counts: far above any real run, low enough that sums and
+/// products of them cannot overflow and a typo (`batch_size = 1e12`) fails at once.
+const MAX_THREADS: usize = 1024;
+const MAX_BATCH: usize = 1 << 24;
+const MAX_EPOCHS: usize = 10_000;
+const MAX_DAYS: usize = 100_000;
+const MAX_FIELDS: usize = 10_000;
+
+/// A TOML error as one sentence, the key (or line and column) first: "`seed`: invalid value:
+/// integer `-1`, expected u64" rather than the message with the key on a line of its own.
+fn toml_sentence(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let keys: Option<String> = e
+        .to_string()
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("in ").map(str::to_string));
+    match (keys, e.span()) {
+        (Some(key), _) => format!("{key}: {message}"),
+        (None, Some(span)) if !text.is_empty() => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        _ => message,
+    }
+}
+
+/// `key` must be in `lo..=hi`.
+fn count(key: &str, v: usize, lo: usize, hi: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (lo..=hi).contains(&v),
+        "{key} must be in {lo}..={hi}, got {v}"
+    );
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
@@ -47,6 +85,11 @@ pub struct SessionConfig {
     /// start anywhere). A default run writes 84 MB a day; at least 2 when set, so a damaged
     /// newest checkpoint can still fall back to the one before.
     pub keep_day_checkpoints: usize,
+    /// A day checkpoint is written once the online days since the last checkpoint hold at
+    /// least this many rows (and always after the last day): every day of the default stream
+    /// (20,000 rows a day), every 20th day of a log of 500-row days, so short days do not pay
+    /// a checkpoint each. 0 = every day.
+    pub checkpoint_min_rows: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +99,9 @@ pub struct TeacherConfig {
     pub model: String,
     /// Load this trainer checkpoint instead of training on the history days.
     pub checkpoint: Option<PathBuf>,
+    /// Load the teacher from this bundle (docs/bundles.md) instead of training it: its model
+    /// replaces `model`, its vocabulary encodes every day, and history may be 0 days.
+    pub bundle: Option<PathBuf>,
     /// Passes over the history days.
     pub epochs: usize,
 }
@@ -116,11 +162,9 @@ impl Default for SessionConfig {
             threads: 2,
             data: DataConfig::default(),
             min_count: 2,
-            split: SplitConfig {
-                history: DayCount::Days(6),
-                retained: DayCount::Days(6),
-                online: DayCount::Days(12),
-            },
+            // Shares of the source's days (a quarter, a quarter, a half): 6 / 6 / 12 on the
+            // default synthetic stream, and any source of 3 days or more fits.
+            split: SplitConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentConfig::default(),
             arms: [
@@ -144,6 +188,7 @@ impl Default for SessionConfig {
             online: OnlineConfig::default(),
             adaptation: AdaptationConfig::default(),
             keep_day_checkpoints: 0,
+            checkpoint_min_rows: 10_000,
         }
     }
 }
@@ -153,6 +198,7 @@ impl Default for TeacherConfig {
         TeacherConfig {
             model: "mlp:emb=8,hidden=64x32".into(),
             checkpoint: None,
+            bundle: None,
             epochs: 1,
         }
     }
@@ -207,6 +253,8 @@ pub const TINY_SETS: &[&str] = &[
     "student.model=dcnv2:emb=8,hidden=16,cross=1",
     "online.teacher_interval=3",
     "online.updates_every=2",
+    // A checkpoint after every (1,000-row) day, so resume and fork tests reach every day.
+    "checkpoint_min_rows=0",
 ];
 
 impl SessionConfig {
@@ -226,8 +274,13 @@ impl SessionConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config {}", path.display()))?;
-                text.parse()
-                    .with_context(|| format!("config {} is not valid TOML", path.display()))?
+                text.parse().map_err(|e| {
+                    anyhow::anyhow!(
+                        "config {} is not valid TOML: {}",
+                        path.display(),
+                        toml_sentence(&text, &e)
+                    )
+                })?
             }
             None => toml::Table::new(),
         };
@@ -239,18 +292,25 @@ impl SessionConfig {
         let what = file.map_or("the built-in defaults".to_string(), |p| {
             p.display().to_string()
         });
-        let cfg: SessionConfig = toml::Value::Table(doc)
-            .try_into()
-            .with_context(|| format!("invalid session config ({what} with --set overrides)"))?;
+        let cfg: SessionConfig = toml::Value::Table(doc).try_into().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid session config ({what} with --set overrides): {}",
+                toml_sentence("", &e)
+            )
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Parses a resolved config as stored in a session.
     pub fn from_toml(text: &str, origin: &Path) -> anyhow::Result<SessionConfig> {
-        let doc: toml::Table = text
-            .parse()
-            .with_context(|| format!("config {} is not valid TOML", origin.display()))?;
+        let doc: toml::Table = text.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "config {} is not valid TOML: {}",
+                origin.display(),
+                toml_sentence(text, &e)
+            )
+        })?;
         if let Some(v) = doc.get("schema_version").and_then(|v| v.as_integer()) {
             anyhow::ensure!(
                 v <= CONFIG_SCHEMA_VERSION as i64,
@@ -258,9 +318,13 @@ impl SessionConfig {
                 origin.display()
             );
         }
-        let cfg: SessionConfig = toml::Value::Table(doc)
-            .try_into()
-            .with_context(|| format!("invalid session config {}", origin.display()))?;
+        let cfg: SessionConfig = toml::Value::Table(doc).try_into().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid session config {}: {}",
+                origin.display(),
+                toml_sentence(text, &e)
+            )
+        })?;
         cfg.validate()
             .with_context(|| format!("invalid session config {}", origin.display()))?;
         Ok(cfg)
@@ -281,16 +345,19 @@ impl SessionConfig {
         }
         let cfg: SessionConfig = toml::Value::Table(doc)
             .try_into()
-            .context("invalid --set override")?;
+            .map_err(|e| anyhow::anyhow!("invalid --set override: {}", toml_sentence("", &e)))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Every check that does not need the data: model specs, arm names, ranges.
+    /// Every check that does not need the data: model specs, arm names, and the range of every
+    /// number of every section (`[train]`, `[method]`, `[online]`, `[adaptation]` and the top
+    /// level), each error one sentence naming the key. TOML's `nan` and `inf` are refused
+    /// wherever a number is expected.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.schema_version <= CONFIG_SCHEMA_VERSION,
-            "config schema version {} is newer than this crossadapt understands ({CONFIG_SCHEMA_VERSION})",
+            "schema_version {} is newer than this crossadapt understands ({CONFIG_SCHEMA_VERSION}): upgrade crossadapt",
             self.schema_version
         );
         anyhow::ensure!(
@@ -313,36 +380,134 @@ impl SessionConfig {
                 "arms: `{name}` is listed twice"
             );
         }
-        anyhow::ensure!(self.threads >= 1, "threads must be at least 1");
-        anyhow::ensure!(self.batch_size >= 1, "batch_size must be at least 1");
+        count("threads", self.threads, 1, MAX_THREADS)?;
+        count("batch_size", self.batch_size, 1, MAX_BATCH)?;
         anyhow::ensure!(
-            self.teacher.epochs >= 1,
-            "teacher.epochs must be at least 1"
+            self.teacher.checkpoint.is_none() || self.teacher.bundle.is_none(),
+            "teacher.checkpoint and teacher.bundle are both set; give one"
+        );
+        count("teacher.epochs", self.teacher.epochs, 1, MAX_EPOCHS)?;
+        self.split_in_range()?;
+        self.validate_train()?;
+        self.validate_method()?;
+        self.validate_online()?;
+        self.validate_adaptation()?;
+        Ok(())
+    }
+
+    /// Day counts small enough to add up without overflow (the data decides the rest).
+    fn split_in_range(&self) -> anyhow::Result<()> {
+        for (key, n) in [
+            ("split.history", self.split.history),
+            ("split.retained", self.split.retained),
+            ("split.online", self.split.online),
+        ] {
+            match n {
+                DayCount::Days(d) => count(key, d, 0, MAX_DAYS)?,
+                DayCount::Fraction(f) => anyhow::ensure!(
+                    f.is_finite() && f > 0.0 && f <= 1.0,
+                    "{key} = {f}: a fraction of the days must be in (0, 1]"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_train(&self) -> anyhow::Result<()> {
+        let t = &self.train;
+        for (key, lr) in [("train.emb_lr", t.emb_lr), ("train.dense_lr", t.dense_lr)] {
+            anyhow::ensure!(
+                lr.is_finite() && lr > 0.0 && lr <= 10.0,
+                "{key} must be a learning rate in (0, 10], got {lr}"
+            );
+        }
+        count("train.threads", t.threads, 1, MAX_THREADS)?;
+        count("train.predict_chunk", t.predict_chunk, 1, MAX_BATCH)?;
+        for (key, b) in [
+            ("train.adam.beta1", t.adam.beta1),
+            ("train.adam.beta2", t.adam.beta2),
+        ] {
+            anyhow::ensure!((0.0..1.0).contains(&b), "{key} must be in [0, 1), got {b}");
+        }
+        anyhow::ensure!(
+            t.adam.eps.is_finite() && t.adam.eps > 0.0 && t.adam.eps <= 1.0,
+            "train.adam.eps must be in (0, 1], got {}",
+            t.adam.eps
+        );
+        Ok(())
+    }
+
+    fn validate_method(&self) -> anyhow::Result<()> {
+        let m = &self.method;
+        anyhow::ensure!(
+            m.temperature.is_finite() && m.temperature > 0.0 && m.temperature <= 1000.0,
+            "method.temperature must be in (0, 1000], got {}",
+            m.temperature
         );
         anyhow::ensure!(
-            self.method.temperature > 0.0,
-            "method.temperature must be positive, got {}",
-            self.method.temperature
-        );
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&self.method.distill_weight),
+            (0.0..=1.0).contains(&m.distill_weight),
             "method.distill_weight must be in [0, 1], got {}",
-            self.method.distill_weight
+            m.distill_weight
         );
-        crate::method::sampler::check_ratio(self.method.sampling_ratio)
-            .context("method.sampling_ratio")?;
+        crate::method::sampler::check_ratio(m.sampling_ratio).context("method.sampling_ratio")?;
         anyhow::ensure!(
-            self.method.target_pos_rate > 0.0 && self.method.target_pos_rate < 1.0,
+            m.target_pos_rate > 0.0 && m.target_pos_rate < 1.0,
             "method.target_pos_rate must be in (0, 1), got {}",
-            self.method.target_pos_rate
+            m.target_pos_rate
         );
+        anyhow::ensure!(
+            m.recency_half_life.is_finite() && m.recency_half_life > 0.0,
+            "method.recency_half_life must be a positive share of the retained days, got {}",
+            m.recency_half_life
+        );
+        count("method.epochs_dense", m.epochs_dense, 0, MAX_EPOCHS)?;
+        count("method.epochs_joint", m.epochs_joint, 0, MAX_EPOCHS)?;
+        count("method.baseline_epochs", m.baseline_epochs, 1, MAX_EPOCHS)?;
+        Ok(())
+    }
+
+    fn validate_online(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.online.updates_every >= 1,
             "online.updates_every must be at least 1"
         );
-        self.params()
-            .validate()
-            .map_err(|e| anyhow::anyhow!("online: {e}"))?;
+        let p = self.params();
+        // The operator parameters, each under the key it has in this file.
+        let keyed = [
+            ("method.sampling_ratio", "sampling_ratio"),
+            ("online.replay_ratio", "replay_ratio"),
+            ("online.teacher_interval", "teacher_interval"),
+            ("online.distill_min", "distill_min"),
+            ("online.distill_max", "distill_max"),
+        ];
+        p.validate().map_err(
+            |e| match keyed.iter().find(|(_, name)| e.starts_with(name)) {
+                Some((key, name)) => anyhow::anyhow!("{key}{}", &e[name.len()..]),
+                None => anyhow::anyhow!("online: {e}"),
+            },
+        )
+    }
+
+    fn validate_adaptation(&self) -> anyhow::Result<()> {
+        let a = &self.adaptation;
+        // A zero scale divides a signal by zero: every drift weight becomes NaN or infinite.
+        for (key, v) in [
+            ("adaptation.psi_scale", a.psi_scale),
+            ("adaptation.label_scale", a.label_scale),
+            ("adaptation.loss_scale", a.loss_scale),
+        ] {
+            anyhow::ensure!(
+                v.is_finite() && v > 0.0,
+                "{key} must be a positive number (one unit of drift), got {v}"
+            );
+        }
+        count("adaptation.top_fields", a.top_fields, 1, MAX_FIELDS)?;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&a.replay_floor),
+            "adaptation.replay_floor must be in [0, 1], got {}",
+            a.replay_floor
+        );
+        count("adaptation.reference_days", a.reference_days, 1, MAX_DAYS)?;
         Ok(())
     }
 
@@ -378,12 +543,11 @@ pub fn source_kind(data: &DataConfig) -> &'static str {
     }
 }
 
-/// The first shock day of a synthetic source (None for real data or a shock-free preset).
+/// The first shock day of a synthetic source (None for real data, a shock-free preset or the
+/// `none` drift scenario).
 pub fn shock_day(data: &DataConfig) -> Option<u32> {
     match data {
-        DataConfig::Synthetic(c) if c.shock_strength > 0.0 || c.shock_rate_factor != 1.0 => {
-            Some(c.shock_day as u32)
-        }
+        DataConfig::Synthetic(c) => c.drift_start().map(|d| d as u32),
         _ => None,
     }
 }
@@ -503,5 +667,56 @@ mod tests {
         assert!(err(&["arms=[\"crossadapt\", \"nonsense\"]"]).contains("nonsense"));
         assert!(err(&["methd.sampling_ratio=0.2"]).contains("methd"));
         assert!(err(&["no_equals_sign"]).contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn every_section_refuses_out_of_range_and_non_finite_numbers_by_key() {
+        let cases: &[(&str, &str)] = &[
+            ("threads=0", "threads"),
+            ("threads=100000", "threads"),
+            ("batch_size=0", "batch_size"),
+            ("batch_size=1000000000000", "batch_size"),
+            ("teacher.epochs=0", "teacher.epochs"),
+            ("split.online=9223372036854775807", "split.online"),
+            ("split.history=1e308", "split.history"),
+            ("split.retained=nan", "split.retained"),
+            ("train.emb_lr=0", "train.emb_lr"),
+            ("train.emb_lr=nan", "train.emb_lr"),
+            ("train.dense_lr=inf", "train.dense_lr"),
+            ("train.dense_lr=-0.1", "train.dense_lr"),
+            ("train.threads=0", "train.threads"),
+            ("train.predict_chunk=0", "train.predict_chunk"),
+            ("train.adam.beta1=1", "train.adam.beta1"),
+            ("train.adam.beta2=-0.5", "train.adam.beta2"),
+            ("train.adam.eps=0", "train.adam.eps"),
+            ("method.temperature=0", "method.temperature"),
+            ("method.temperature=nan", "method.temperature"),
+            ("method.distill_weight=nan", "method.distill_weight"),
+            ("method.sampling_ratio=nan", "method.sampling_ratio"),
+            ("method.target_pos_rate=1", "method.target_pos_rate"),
+            ("method.recency_half_life=0", "method.recency_half_life"),
+            ("method.recency_half_life=inf", "method.recency_half_life"),
+            ("method.epochs_dense=100000", "method.epochs_dense"),
+            ("method.baseline_epochs=0", "method.baseline_epochs"),
+            ("online.replay_ratio=1.5", "online.replay_ratio"),
+            ("online.replay_ratio=nan", "online.replay_ratio"),
+            ("online.teacher_interval=0", "online.teacher_interval"),
+            ("online.distill_min=0.9", "online.distill_min"),
+            ("online.distill_max=-1", "online.distill_max"),
+            ("online.updates_every=0", "online.updates_every"),
+            ("adaptation.loss_scale=0", "adaptation.loss_scale"),
+            ("adaptation.psi_scale=-1", "adaptation.psi_scale"),
+            ("adaptation.label_scale=nan", "adaptation.label_scale"),
+            ("adaptation.top_fields=0", "adaptation.top_fields"),
+            ("adaptation.replay_floor=2", "adaptation.replay_floor"),
+            ("adaptation.reference_days=0", "adaptation.reference_days"),
+            ("adaptation.psi_scal=1", "psi_scal"),
+            ("keep_day_checkpoints=1", "keep_day_checkpoints"),
+        ];
+        for (set, key) in cases {
+            let e = SessionConfig::load(None, &[set.to_string()]).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains(key), "--set {set}: {msg}");
+        }
     }
 }

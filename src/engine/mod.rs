@@ -17,4 +17,4 @@ pub use config::SessionConfig;
 pub use events::{
     EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position, Record, Stage,
 };
-pub use run::{CheckpointStore, Engine, EngineIo, Outcome};
+pub use run::{CheckpointStore, Engine, EngineIo, Outcome, Prepared};

@@ -31,12 +31,27 @@ impl Engine {
                 trainer.model().spec(),
                 self.teacher_spec
             );
-            let vocab: Vec<usize> = self.data.spec().cat.iter().map(|f| f.vocab).collect();
-            anyhow::ensure!(
-                trainer.model().embeddings().vocab == vocab,
-                "teacher checkpoint {} was trained on another vocabulary than this data's",
-                path.display()
-            );
+            // Same table sizes are not enough: the id -> row map must be this run's.
+            let ours = self.data.vocabulary().fingerprint();
+            match trainer.vocabulary() {
+                Some(fp) if fp == ours => {}
+                Some(_) => anyhow::bail!(
+                    "teacher checkpoint {} was trained under another vocabulary (id -> row map) than this run's; use a teacher bundle (teacher.bundle) to bring the teacher's own vocabulary",
+                    path.display()
+                ),
+                None => anyhow::bail!(
+                    "teacher checkpoint {} does not record its vocabulary (written by an older crossadapt), so its rows cannot be matched to this run's ids; retrain it, or write a bundle with `crossadapt train --bundle`",
+                    path.display()
+                ),
+            }
+            self.teacher = Some(trainer);
+            return Ok(());
+        }
+        if let Some(path) = self.cfg.teacher.bundle.clone() {
+            let bundle = crate::bundle::Bundle::open(&path).context("teacher.bundle")?;
+            let trainer = bundle
+                .trainer(self.data.vocabulary(), &self.cfg.train)
+                .with_context(|| format!("cannot load the teacher bundle {}", path.display()))?;
             self.teacher = Some(trainer);
             return Ok(());
         }

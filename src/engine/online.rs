@@ -39,6 +39,7 @@ impl Engine {
     pub(crate) fn online_day(&mut self, index: usize, start_arm: usize) -> anyhow::Result<()> {
         let d = self.plan.online[index];
         let day = self.data.day(d as usize)?;
+        self.rows_since_checkpoint += day.rows() as u64;
         let total = day.rows() as u64 * self.arms.len() as u64;
         self.emit(EngineEvent::StageStarted {
             stage: Stage::Online,

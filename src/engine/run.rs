@@ -15,7 +15,6 @@ use super::events::{
 };
 use super::state::{summarise, ArmRecord, Phase, RunState, STATE_SCHEMA_VERSION};
 use crate::data::dataset::Dataset;
-use crate::data::vocab::Vocabulary;
 use crate::data::{Batch, FeatureSpec};
 use crate::model::{build_model, ModelSpec};
 use crate::train::Trainer;
@@ -92,31 +91,73 @@ pub struct Engine {
     pub(crate) checkpoint_requested: bool,
     pub(crate) retained_pool: Option<Batch>,
     pub(crate) last_progress: Instant,
+    /// Online rows streamed since the last checkpoint (resets with every checkpoint).
+    pub(crate) rows_since_checkpoint: u64,
+}
+
+/// What a run needs from its data, made before any session exists (so a source that cannot
+/// run leaves nothing behind): the source opened, the split resolved, the training labels
+/// checked and the vocabulary fitted.
+pub struct Prepared {
+    data: Dataset,
+    plan: DayPlan,
+    bundle: Option<crate::bundle::Bundle>,
+}
+
+impl Prepared {
+    /// Opens the data, resolves the split, checks that the training days hold both classes,
+    /// and fits the vocabulary on the teacher's days (history and retained), so the student
+    /// inherits the teacher's feature map.
+    pub fn new(cfg: &SessionConfig) -> anyhow::Result<Prepared> {
+        cfg.validate()?;
+        let source = cfg.data.open().context("cannot open the data source")?;
+        let plan = cfg
+            .split
+            .resolve(source.num_days())
+            .with_context(|| format!("cannot split {}", source.describe()))?;
+        let training: Vec<u32> = plan.history.iter().chain(&plan.retained).copied().collect();
+        source.check_training_labels(&training)?;
+        // A teacher bundle brings its vocabulary and model (crate::bundle).
+        let (vocab, bundle) = crate::bundle::session_vocabulary(cfg, source.as_ref(), &plan)?;
+        Ok(Prepared {
+            data: Dataset::new(source, vocab),
+            plan,
+            bundle,
+        })
+    }
+
+    pub fn plan(&self) -> &DayPlan {
+        &self.plan
+    }
 }
 
 impl Engine {
-    /// A new run: opens the data, resolves the split and fits the vocabulary on the teacher's
-    /// days (history and retained), so the student inherits the teacher's feature map.
+    /// A new run: [`Prepared::new`], then [`Engine::start`].
     pub fn new(
         cfg: SessionConfig,
         session_id: &str,
         name: &str,
         io: EngineIo,
     ) -> anyhow::Result<Engine> {
+        let prepared = Prepared::new(&cfg)?;
+        Engine::start(cfg, prepared, session_id, name, io)
+    }
+
+    /// A new run on data already prepared with the same `cfg`.
+    pub fn start(
+        cfg: SessionConfig,
+        prepared: Prepared,
+        session_id: &str,
+        name: &str,
+        io: EngineIo,
+    ) -> anyhow::Result<Engine> {
         cfg.validate()?;
         configure_threads(cfg.threads);
-        let source = cfg.data.open().context("cannot open the data source")?;
-        let plan = cfg.split.resolve(source.num_days())?;
-        let fit_days: Vec<usize> = plan
-            .history
-            .iter()
-            .chain(&plan.retained)
-            .map(|&d| d as usize)
-            .collect();
-        let vocab = Vocabulary::fit(source.as_ref(), &fit_days, cfg.min_count)
-            .context("cannot build the vocabulary")?;
-        let data = Dataset::new(source, vocab);
-        let teacher_spec: ModelSpec = cfg.teacher.model.parse().context("teacher.model")?;
+        let Prepared { data, plan, bundle } = prepared;
+        let teacher_spec: ModelSpec = match bundle {
+            Some(b) => b.spec,
+            None => cfg.teacher.model.parse().context("teacher.model")?,
+        };
         let student_spec: ModelSpec = cfg.student.model.parse().context("student.model")?;
         let params = cfg.params();
         Ok(Engine {
@@ -139,6 +180,7 @@ impl Engine {
             checkpoint_requested: false,
             retained_pool: None,
             last_progress: Instant::now(),
+            rows_since_checkpoint: 0,
             cfg,
         })
     }
@@ -206,7 +248,12 @@ impl Engine {
                 next: next + 1,
                 arms_done: 0,
             });
-            self.checkpoint("day boundary")?;
+            // A checkpoint costs the same on a day of 500 rows as on one of 2 million: short
+            // days are checkpointed together (see `checkpoint_min_rows`); the last is `done`.
+            let last = next + 1 >= self.plan.online.len();
+            if last || self.rows_since_checkpoint >= self.cfg.checkpoint_min_rows {
+                self.checkpoint("day boundary")?;
+            }
         }
         self.phase = Some(Phase::Done);
         let arms = summarise(&self.records());
@@ -252,7 +299,9 @@ impl Engine {
     /// Builds a fresh model of `spec` for this run's features.
     pub(crate) fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer> {
         let model = build_model(spec, self.data.spec(), seed)?;
-        Trainer::new(model, &self.cfg.train)
+        let mut t = Trainer::new(model, &self.cfg.train)?;
+        t.set_vocabulary(Some(self.data.vocabulary().fingerprint()));
+        Ok(t)
     }
 
     /// The encoded retained days, concatenated in time order (the sampler's and replay's pool).
@@ -429,6 +478,7 @@ impl Engine {
     /// Writes a checkpoint (if the run has a store) covering every event so far.
     pub(crate) fn checkpoint(&mut self, reason: &str) -> anyhow::Result<()> {
         self.checkpoint_requested = false;
+        self.rows_since_checkpoint = 0;
         let label = self.phase_label();
         let Some(mut store) = self.checkpoints.take() else {
             return Ok(());
@@ -478,8 +528,13 @@ impl Engine {
         io: EngineIo,
     ) -> anyhow::Result<Engine> {
         let mut engine = Engine::new(cfg, session_id, name, io)?;
-        let restored =
-            super::checkpoint::read(checkpoint_dir, &engine.cfg.train, engine.data.spec())?;
+        let fingerprint = engine.data.vocabulary().fingerprint();
+        let restored = super::checkpoint::read(
+            checkpoint_dir,
+            &engine.cfg.train,
+            engine.data.spec(),
+            Some(&fingerprint),
+        )?;
         let sinks =
             std::mem::replace(&mut engine.emitter, Emitter::new(Vec::new(), 0, 0.0)).into_sinks();
         engine.emitter = Emitter::new(sinks, next_seq, restored.state.clock);

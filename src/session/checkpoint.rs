@@ -69,7 +69,13 @@ pub(crate) fn write(
 ) -> Result<PathBuf> {
     check_label(label)?;
     let root = session_dir.join(CHECKPOINTS_DIR);
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    if !root.is_dir() {
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        // The new `checkpoints/` entry must itself survive a power cut, or every checkpoint in
+        // it could vanish with it.
+        sync_dir(session_dir)?;
+    }
     let staging = tempfile::Builder::new()
         .prefix(&format!(".staging-{label}-"))
         .tempdir_in(&root)
@@ -92,7 +98,25 @@ pub(crate) fn write(
     write_json(&staging.path().join(MANIFEST_FILE), &manifest)?;
     let target = root.join(label);
     let staging = staging.keep();
-    // A checkpoint with the same label (a day redone after a resume) is replaced.
+    // A checkpoint with the same label (a day redone after a resume) is replaced in one atomic
+    // exchange of the two folders, so the label never points at nothing; the old content then
+    // sits under the staging name (a `.staging-` leftover if we crash before deleting it).
+    if target.exists() {
+        match exchange(&staging, &target) {
+            Ok(()) => {
+                sync_dir(&root)?;
+                let _ = std::fs::remove_dir_all(&staging);
+                return Ok(target);
+            }
+            // A filesystem without the exchange: two renames, the old one moved aside first.
+            Err(e) if exchange_unsupported(&e) => {}
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e)
+                    .with_context(|| format!("cannot replace checkpoint {}", target.display()));
+            }
+        }
+    }
     let mut old = None;
     if target.exists() {
         let trash = root.join(format!(".replaced-{label}-{}", std::process::id()));
@@ -109,6 +133,48 @@ pub(crate) fn write(
         let _ = std::fs::remove_dir_all(old);
     }
     Ok(target)
+}
+
+/// Swaps two directory entries atomically (`renameat2` with `RENAME_EXCHANGE`).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are valid NUL-terminated paths that live across the call; AT_FDCWD makes
+    // them relative to the working directory like any path of std::fs.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// The exchange is not available here (old kernel, a filesystem such as some network ones).
+fn exchange_unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP)
+        )
 }
 
 /// Newest checkpoint that verifies (by `seq`); damaged ones are skipped with a warning. `None`
@@ -145,6 +211,51 @@ pub(crate) fn latest(session_dir: &Path) -> Result<Option<CheckpointRef>> {
         session_dir.join(CHECKPOINTS_DIR).display(),
         warnings.join("; ")
     )
+}
+
+/// A checkpoint whose manifest reads; [`Candidate::verify`] checks its files.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub dir: PathBuf,
+    pub label: String,
+    /// Seq of the last log record it covers.
+    pub seq: u64,
+    manifest: CheckpointManifest,
+}
+
+impl Candidate {
+    /// Checks every file's size and checksum against the manifest.
+    pub fn verify(&self) -> Result<CheckpointRef> {
+        verify(&self.dir, &self.manifest)?;
+        Ok(CheckpointRef {
+            dir: self.dir.clone(),
+            label: self.label.clone(),
+            seq: self.seq,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// Every checkpoint whose manifest reads, newest first (by `seq`), not yet verified, and one
+/// warning per checkpoint whose manifest does not read. A manifest from a newer crossadapt is
+/// an error.
+pub(crate) fn candidates(session_dir: &Path) -> Result<(Vec<Candidate>, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let mut found = Vec::new();
+    for dir in labelled_dirs(session_dir)? {
+        match read_json::<CheckpointManifest>(&dir.join(MANIFEST_FILE), MANIFEST_SCHEMA_VERSION) {
+            Ok(m) => found.push(Candidate {
+                dir,
+                label: m.label.clone(),
+                seq: m.seq,
+                manifest: m,
+            }),
+            Err(e) if e.is::<NewerSchema>() => return Err(e),
+            Err(e) => warnings.push(format!("skipped checkpoint: {e}")),
+        }
+    }
+    found.sort_by_key(|c| std::cmp::Reverse((c.seq, c.manifest.created)));
+    Ok((found, warnings))
 }
 
 /// The verified checkpoint taken at the start of `day`.

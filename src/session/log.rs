@@ -4,7 +4,9 @@
 //! loses nothing it emitted), `sync_data` on checkpoints, pauses and the end of a run. After a
 //! failed write the log refuses further records, so a torn line can never end up in the middle.
 //! Reading: a torn last line (a crash mid-write) is ignored with a warning; a damaged line
-//! anywhere else is an error naming the file and the line.
+//! anywhere else is an error naming the file and the line, except for a resume, which reads up
+//! to the first damaged line ([`read_log_until_damage`]) and cuts the log at its checkpoint, so
+//! damage after the resume point is cut instead of blocking the session.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -66,6 +68,23 @@ impl EventLog {
         Ok((log, parsed.warnings))
     }
 
+    /// Opens a log whose complete lines are damaged from some point on (`why`) for a resume:
+    /// it refuses every record until the session cuts it at its checkpoint
+    /// (`Session::truncate_log_after`), which reopens it whole.
+    pub fn open_damaged(path: &Path, why: String) -> Result<EventLog> {
+        let contents = read_log_until_damage(path)?;
+        let next_seq = contents.records.last().map_or(0, |r| r.seq + 1);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {} for appending", path.display()))?;
+        let mut log = EventLog::from_writer(path.to_path_buf(), Box::new(file), next_seq);
+        log.broken = Some(format!(
+            "it is damaged and is cut at the resume point first: {why}"
+        ));
+        Ok(log)
+    }
+
     /// A log writing to `out` (tests inject write faults here); `path` is used in messages.
     pub fn from_writer(path: PathBuf, out: Box<dyn LogWriter>, next_seq: u64) -> EventLog {
         EventLog {
@@ -99,12 +118,16 @@ impl EventLog {
         line.push('\n');
         self.out.write_all(line.as_bytes())?;
         self.out.flush()?;
+        // An operator's command and the parameter change it made are durable from the moment
+        // they apply: a resume replays them from the log (see `cli::sessions::resume`).
         let durable = matches!(
             record.event,
             EngineEvent::Checkpointed { .. }
                 | EngineEvent::Paused { .. }
                 | EngineEvent::Finished { .. }
                 | EngineEvent::Error { .. }
+                | EngineEvent::Operator { .. }
+                | EngineEvent::ParamsChanged { .. }
         );
         if durable {
             self.out.sync_data()?;
@@ -117,7 +140,7 @@ impl EventSink for EventLog {
     fn emit(&mut self, record: &Record) -> Result<()> {
         if let Some(why) = &self.broken {
             bail!(
-                "{} is closed after an earlier write error ({why}); resume the session to continue",
+                "{} takes no more records ({why}); resume the session to continue",
                 self.path.display()
             );
         }
@@ -130,7 +153,7 @@ impl EventSink for EventLog {
             );
         }
         if let Err(e) = self.append(record) {
-            self.broken = Some(format!("{e:#}"));
+            self.broken = Some(format!("an earlier write failed: {e:#}"));
             return Err(e.context(format!("cannot append to {}", self.path.display())));
         }
         self.next_seq += 1;
@@ -144,6 +167,8 @@ pub struct LogContents {
     pub records: Vec<Record>,
     /// E.g. a torn last line that was ignored.
     pub warnings: Vec<String>,
+    /// The first damaged complete line, when read up to it ([`read_log_until_damage`]).
+    pub damaged: Option<String>,
 }
 
 /// Reads a whole log, see [`read_log_with_warnings`]; warnings go to `tracing`.
@@ -166,13 +191,44 @@ pub fn read_log_with_warnings(path: &Path) -> Result<LogContents> {
     Ok(LogContents {
         records: parsed.records,
         warnings: parsed.warnings,
+        damaged: None,
     })
 }
 
-/// Rewrites `path` atomically keeping the records whose `seq` is at most `seq` (torn tail dropped).
+/// Reads a log up to its first damaged complete line: the records before it, and the damage as
+/// a warning (`damaged` set). A line from a newer event schema is still an error (it is not
+/// damage, and cutting it would lose another version's work).
+pub fn read_log_until_damage(path: &Path) -> Result<LogContents> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => anyhow::anyhow!("{} is missing", path.display()),
+        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+    })?;
+    let (parsed, damage) = parse_log_lenient(path, &bytes)?;
+    let mut warnings = parsed.warnings;
+    let damaged = damage.map(|d| d.message);
+    warnings.extend(damaged.clone());
+    Ok(LogContents {
+        records: parsed.records,
+        warnings,
+        damaged,
+    })
+}
+
+/// Rewrites `path` atomically keeping the records whose `seq` is at most `seq`: a torn tail and
+/// damaged lines after them are dropped; damage before them is an error.
 pub(crate) fn truncate_after(path: &Path, seq: u64) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let parsed = parse_log(path, &bytes)?;
+    let (parsed, damage) = parse_log_lenient(path, &bytes)?;
+    if let Some(d) = damage {
+        let last = parsed.records.last().map(|r| r.seq);
+        if last.is_none_or(|last| last < seq) {
+            bail!(
+                "cannot cut {} after seq {seq}: {} (before that point)",
+                path.display(),
+                d.message
+            );
+        }
+    }
     let keep = parsed.line_ends[..parsed.records.iter().take_while(|r| r.seq <= seq).count()]
         .last()
         .copied()
@@ -191,7 +247,21 @@ struct ParsedLog {
     warnings: Vec<String>,
 }
 
+/// The first damaged complete line of a log.
+struct Damage {
+    message: String,
+}
+
+/// [`parse_log`] that stops at the first damaged complete line instead of failing.
+fn parse_log_lenient(path: &Path, bytes: &[u8]) -> Result<(ParsedLog, Option<Damage>)> {
+    parse_log_with(path, bytes, true)
+}
+
 fn parse_log(path: &Path, bytes: &[u8]) -> Result<ParsedLog> {
+    parse_log_with(path, bytes, false).map(|(parsed, _)| parsed)
+}
+
+fn parse_log_with(path: &Path, bytes: &[u8], lenient: bool) -> Result<(ParsedLog, Option<Damage>)> {
     let mut out = ParsedLog {
         records: Vec::new(),
         line_ends: Vec::new(),
@@ -234,36 +304,48 @@ fn parse_log(path: &Path, bytes: &[u8]) -> Result<ParsedLog> {
             }
             break;
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            bail!(
+        let rec = if line.iter().all(u8::is_ascii_whitespace) {
+            Err(format!(
                 "{} line {line_no} is empty (the log is damaged)",
                 path.display()
-            );
-        }
-        let rec: Record = serde_json::from_slice(line)
-            .map_err(|e| anyhow::anyhow!("{} line {line_no} is damaged ({e})", path.display()))?;
-        if rec.v > EVENT_SCHEMA_VERSION {
-            bail!(
-                "{} line {line_no} was written by a newer crossadapt (event schema {}; this build \
-                 reads up to {EVENT_SCHEMA_VERSION}): upgrade crossadapt to open it",
-                path.display(),
-                rec.v
-            );
+            ))
+        } else {
+            serde_json::from_slice::<Record>(line)
+                .map_err(|e| format!("{} line {line_no} is damaged ({e})", path.display()))
+        };
+        if let Ok(rec) = &rec {
+            if rec.v > EVENT_SCHEMA_VERSION {
+                bail!(
+                    "{} line {line_no} was written by a newer crossadapt (event schema {}; this \
+                     build reads up to {EVENT_SCHEMA_VERSION}): upgrade crossadapt to open it",
+                    path.display(),
+                    rec.v
+                );
+            }
         }
         let expected = out.records.last().map_or(0, |r| r.seq + 1);
-        if rec.seq != expected {
-            bail!(
-                "{} line {line_no} has seq {} where {expected} was expected (the log is damaged)",
-                path.display(),
-                rec.seq
-            );
-        }
+        let rec = rec.and_then(|rec| {
+            if rec.seq == expected {
+                Ok(rec)
+            } else {
+                Err(format!(
+                    "{} line {line_no} has seq {} where {expected} was expected (the log is damaged)",
+                    path.display(),
+                    rec.seq
+                ))
+            }
+        });
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(message) if lenient => return Ok((out, Some(Damage { message }))),
+            Err(message) => bail!("{message}"),
+        };
         out.records.push(rec);
         out.line_ends.push(end + 1);
         out.valid_len = end + 1;
         start = end + 1;
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 fn complete_record_ok(previous: &[Record], rec: &Record) -> bool {

@@ -27,7 +27,8 @@ pub fn replay_into(
         if let Some(prev) = last_t {
             let wait = ((record.t - prev) / speed).clamp(0.0, cap);
             if wait > 0.0 {
-                sleep(Duration::from_secs_f64(wait));
+                // A wait too long for a Duration (an absurd speed) is the longest gap.
+                sleep(Duration::try_from_secs_f64(wait).unwrap_or(MAX_REPLAY_GAP));
             }
         }
         last_t = Some(record.t);

@@ -8,7 +8,9 @@
 //!             checkpoints/<label>/ (+ manifest.json)
 //!             lock                held by the one process writing the session
 //! ```
-//! Directories whose name starts with `.` are work in progress (creation, removal) and ignored.
+//! Directories whose name starts with `.` are work in progress (creation, removal) and ignored
+//! by `list`; the ones a crash left behind (`.creating-<id>`, `.removing-<id>`, no process
+//! holding their lock) are deleted the next time the store opens.
 
 use std::path::{Path, PathBuf};
 
@@ -30,10 +32,16 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const STATUS_FILE: &str = "status.json";
 
+/// A `.creating-` / `.removing-` folder with no lock file is only taken for a leftover when it
+/// is at least this old: a creator makes the folder a moment before it locks it.
+const UNLOCKED_LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The directory holding all sessions.
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    /// Leftovers of interrupted creates and removes deleted when the store opened.
+    cleaned: Vec<PathBuf>,
 }
 
 impl Store {
@@ -57,7 +65,14 @@ impl Store {
                 root.display()
             );
         }
-        Ok(Store { root })
+        let cleaned = clean_store_leftovers(&root);
+        Ok(Store { root, cleaned })
+    }
+
+    /// Leftovers of interrupted creates and removes (`.creating-<id>`, `.removing-<id>`) that
+    /// opening the store deleted.
+    pub fn cleaned_leftovers(&self) -> &[PathBuf] {
+        &self.cleaned
     }
 
     /// The root directory.
@@ -107,24 +122,38 @@ impl Store {
             meta,
             log,
             warnings,
+            pending_cut: None,
             _lock: lock,
         })
     }
 
     /// Opens a session for writing (resume): by id, or by a path to a session directory. Takes
-    /// the lock, checks `session.json` and `config.toml`, cuts a torn last log line.
+    /// the lock, checks `session.json` and `config.toml`, cuts a torn last log line. A log with
+    /// a damaged line opens too (named in `warnings`), refusing records until it is cut at the
+    /// resume point ([`Session::cut_log_before_next_append`]).
     pub fn open_session(&self, id_or_path: &str) -> Result<Session> {
         let dir = self.resolve(id_or_path)?;
         let meta = read_meta(&dir)?;
         let lock = SessionLock::acquire(&dir, &meta.id)?;
         read_config(&dir)?;
         checkpoint::clean_leftovers(&dir)?;
-        let (log, warnings) = EventLog::open_append(&dir.join(EVENTS_FILE))?;
+        let path = dir.join(EVENTS_FILE);
+        let (log, warnings) = match EventLog::open_append(&path) {
+            Ok(opened) => opened,
+            Err(strict) => {
+                let contents = log::read_log_until_damage(&path)?;
+                match contents.damaged {
+                    Some(why) => (EventLog::open_damaged(&path, why)?, contents.warnings),
+                    None => return Err(strict),
+                }
+            }
+        };
         Ok(Session {
             dir,
             meta,
             log,
             warnings,
+            pending_cut: None,
             _lock: lock,
         })
     }
@@ -207,12 +236,43 @@ impl Store {
         }
     }
 
-    /// Deletes a session by id; refuses while another process holds it.
+    /// Deletes a session by id; refuses while another process holds it. Only a folder that is a
+    /// session (it has `session.json` or `events.jsonl`) is deleted unless `force`; a symbolic
+    /// link is never followed nor deleted (the folder is renamed aside first, and the deletion
+    /// removes links themselves, not what they point to).
     pub fn remove(&self, id: &str) -> Result<()> {
+        self.remove_with(id, false)
+    }
+
+    /// [`Store::remove`], with `force` deleting a folder that does not look like a session.
+    pub fn remove_with(&self, id: &str, force: bool) -> Result<()> {
         check_id(id)?;
         let dir = self.root.join(id);
-        if !dir.is_dir() {
-            bail!("no session {id} in {}", self.root.display());
+        let meta = match std::fs::symlink_metadata(&dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("no session {id} in {}", self.root.display())
+            }
+            Err(e) => bail!("cannot read {}: {e}", dir.display()),
+        };
+        if meta.file_type().is_symlink() {
+            bail!(
+                "{} is a symbolic link, not a session folder: not removed (delete the link itself with `rm`)",
+                dir.display()
+            );
+        }
+        if !meta.is_dir() {
+            bail!(
+                "no session {id} in {} ({} is not a folder)",
+                self.root.display(),
+                dir.display()
+            );
+        }
+        if !force && !looks_like_session(&dir) {
+            bail!(
+                "{} is not a crossadapt session (it has neither {META_FILE} nor {EVENTS_FILE}): not removed; pass --force to delete it anyway",
+                dir.display()
+            );
         }
         let _lock = SessionLock::acquire(&dir, id)?;
         let trash = self.root.join(format!(".removing-{id}"));
@@ -220,7 +280,8 @@ impl Store {
             .with_context(|| format!("cannot remove {}", dir.display()))?;
         sync_dir(&self.root)?;
         std::fs::remove_dir_all(&trash)
-            .with_context(|| format!("cannot delete {}", trash.display()))
+            .with_context(|| format!("cannot delete {}", trash.display()))?;
+        sync_dir(&self.root)
     }
 
     /// The directory of `id_or_path`: an id in the store, else an existing session directory.
@@ -301,6 +362,9 @@ pub struct Session {
     meta: SessionMeta,
     log: EventLog,
     warnings: Vec<String>,
+    /// Cut the log after this seq (`Some(None)`: empty it) before the next record is appended:
+    /// a resume that has not loaded its checkpoint yet.
+    pending_cut: Option<Option<u64>>,
     _lock: SessionLock,
 }
 
@@ -326,9 +390,36 @@ impl Session {
     pub fn log(&mut self) -> &mut EventLog {
         &mut self.log
     }
-    /// Every record logged so far.
+    /// Every record logged so far, up to a damaged line if any (named in `damaged`), and up to
+    /// a pending cut.
     pub fn records(&self) -> Result<LogContents> {
-        log::read_log_with_warnings(&self.dir.join(EVENTS_FILE))
+        let mut contents = log::read_log_until_damage(&self.dir.join(EVENTS_FILE))?;
+        if let Some(cut) = self.pending_cut {
+            contents
+                .records
+                .retain(|r| cut.is_some_and(|seq| r.seq <= seq));
+        }
+        Ok(contents)
+    }
+    /// Resume: the log is cut after `seq` (its checkpoint; `None`: emptied, a start over) only
+    /// when the first new record is appended, so a resume that fails before (its checkpoint
+    /// does not load, the data is gone) leaves the log as it was.
+    pub fn cut_log_before_next_append(&mut self, seq: Option<u64>) {
+        self.pending_cut = Some(seq);
+    }
+    /// Appends one record to the log (after a pending cut).
+    pub fn append(&mut self, record: &crate::engine::events::Record) -> Result<()> {
+        match self.pending_cut.take() {
+            Some(Some(seq)) => self.truncate_log_after(seq)?,
+            Some(None) => self.clear_log()?,
+            None => {}
+        }
+        crate::engine::events::EventSink::emit(&mut self.log, record)
+    }
+    /// Every checkpoint whose manifest reads, newest first (by `seq`), to verify one by one;
+    /// plus one warning per checkpoint whose manifest does not read.
+    pub fn checkpoint_candidates(&self) -> Result<(Vec<checkpoint::Candidate>, Vec<String>)> {
+        checkpoint::candidates(&self.dir)
     }
     /// Rewrites `status.json` atomically (schema version, time and pid filled in here).
     pub fn set_status(&mut self, status: &Status) -> Result<()> {
@@ -459,6 +550,58 @@ fn summarize(dir: &Path) -> Result<SessionSummary> {
         parent: view.meta.parent.clone(),
         dir: view.dir,
     })
+}
+
+/// A folder that holds a session, even a damaged one: it has `session.json` or `events.jsonl`
+/// (as a file, not a link).
+pub fn looks_like_session(dir: &Path) -> bool {
+    [META_FILE, EVENTS_FILE]
+        .iter()
+        .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok_and(|m| m.file_type().is_file()))
+}
+
+/// Deletes `.creating-<id>` and `.removing-<id>` folders under `root` that no live process
+/// holds (a crash during `run` or `rm`); returns what it deleted. Best effort: a leftover that
+/// cannot be deleted now is tried again next time.
+fn clean_store_leftovers(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut cleaned = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".creating-") || name.starts_with(".removing-")) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() || !meta.is_dir() {
+            // Never ours to follow: the link (or stray file) itself goes.
+            if std::fs::remove_file(&path).is_ok() {
+                cleaned.push(path);
+            }
+            continue;
+        }
+        let has_lock = path.join(super::lock::LOCK_FILE).is_file();
+        let abandoned = if has_lock {
+            !SessionLock::is_held(&path)
+        } else {
+            meta.modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= UNLOCKED_LEFTOVER_AGE)
+        };
+        if abandoned && std::fs::remove_dir_all(&path).is_ok() {
+            cleaned.push(path);
+        }
+    }
+    if !cleaned.is_empty() {
+        let _ = sync_dir(root);
+    }
+    cleaned
 }
 
 fn read_meta(dir: &Path) -> Result<SessionMeta> {

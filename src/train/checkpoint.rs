@@ -35,6 +35,10 @@ pub struct CheckpointHeader {
     pub frozen_emb: bool,
     pub frozen_dense: bool,
     pub dense_names: Vec<String>,
+    /// Fingerprint of the vocabulary (id -> row map) the table was trained under; absent in
+    /// checkpoints written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<String>,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -79,6 +83,7 @@ impl Trainer {
             frozen_emb: self.frozen_emb,
             frozen_dense: self.frozen_dense,
             dense_names: dense.names().to_vec(),
+            vocabulary: self.vocabulary.clone(),
         };
         let mut entries = vec![
             f32_entry("emb.table".into(), &model.embeddings().data),
@@ -205,6 +210,7 @@ impl Trainer {
         tr.dense_pending = header.dense_pending;
         tr.frozen_emb = header.frozen_emb;
         tr.frozen_dense = header.frozen_dense;
+        tr.vocabulary = header.vocabulary;
         Ok(tr)
     }
 }

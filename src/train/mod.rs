@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod stats;
 pub mod toy;
 
 pub use optim::{AdamHyper, EmbOptimizer};
@@ -23,7 +24,7 @@ use optim::{RowGrads, RowSparseState};
 
 /// Learning rates, optimiser kinds and threads (defaults from METHOD.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub emb_optimizer: EmbOptimizer,
     /// Embedding learning rate (0.1 with Adam in the reference code).
@@ -93,6 +94,10 @@ pub struct Trainer {
     frozen_emb: bool,
     frozen_dense: bool,
     timing: StepTiming,
+    /// [`Vocabulary::fingerprint`](crate::data::Vocabulary::fingerprint) of the id -> row map
+    /// the table was trained under, when known; saved in checkpoints so a load can refuse a
+    /// table of the right sizes but another mapping.
+    vocabulary: Option<String>,
 }
 
 /// What one forward/backward pass produced: loss, embedding-row gradients, dense gradients
@@ -139,10 +144,21 @@ impl Trainer {
             frozen_emb: false,
             frozen_dense: false,
             timing: StepTiming::default(),
+            vocabulary: None,
             model,
             cfg: cfg.clone(),
             pool,
         })
+    }
+
+    /// The fingerprint of the vocabulary the table belongs to, if recorded.
+    pub fn vocabulary(&self) -> Option<&str> {
+        self.vocabulary.as_deref()
+    }
+
+    /// Records the fingerprint of the vocabulary the table belongs to.
+    pub fn set_vocabulary(&mut self, fingerprint: Option<String>) {
+        self.vocabulary = fingerprint;
     }
 
     pub fn model(&self) -> &dyn CtrModel {

@@ -17,6 +17,7 @@ pub enum EmbOptimizer {
 
 /// Adam hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdamHyper {
     pub beta1: f32,
     pub beta2: f32,

@@ -46,6 +46,9 @@ pub struct ConsoleOptions {
     pub no_color: bool,
     /// Where `console.log` goes.
     pub log_dir: PathBuf,
+    /// The process's SIGHUP / SIGTERM / SIGINT, when it handles them (see `crate::signals`):
+    /// the console closes on them, restoring the terminal.
+    pub signals: Option<crate::signals::SignalState>,
 }
 
 /// Where the console's records come from.
@@ -67,6 +70,11 @@ pub enum ConsoleExit {
     Quit,
     /// The operator closed the console after the run finished.
     Finished,
+    /// SIGTERM or SIGINT: a live engine was sent `Stop`.
+    Signal,
+    /// SIGHUP: the terminal is gone; a live engine keeps running headless (or was stopped at
+    /// its checkpoint if it was paused or pausing, with no one left to resume it).
+    Hangup,
 }
 
 /// Checks the theme and the keymap of `opts` (one sentence naming file and problem on error),
@@ -114,17 +122,24 @@ pub fn run_console(source: ConsoleSource, opts: ConsoleOptions) -> anyhow::Resul
             return Err(e);
         }
     };
+    if let Some(signals) = &opts.signals {
+        signals.set_console(true);
+    }
     tracing::info!(?mode, theme = %theme.name, "console opened");
     let input = crossterm::event::EventStream::new();
-    let result = runtime.block_on(runner::run_loop(
+    let result = runtime.block_on(runner::run_loop_with_signals(
         &mut session.terminal,
         &mut app,
         &theme,
         source,
         input,
         opts.fps,
+        opts.signals.as_ref(),
     ));
     session.leave();
+    if let Some(signals) = &opts.signals {
+        signals.set_console(false);
+    }
     tracing::info!("console closed: {result:?}");
     result
 }
@@ -137,6 +152,17 @@ pub fn app_from_records(records: &[Record]) -> App {
 /// The screen of `app` at `width` x `height` as plain text, one line per row (trailing spaces
 /// trimmed): for README captures and snapshot tests.
 pub fn render_to_string(app: &App, theme: &Theme, width: u16, height: u16) -> String {
+    buffer_text(&render_to_buffer(app, theme, width, height))
+}
+
+/// The screen of `app` at `width` x `height` with every cell's symbol and style: for styled
+/// snapshot tests (themes, `NO_COLOR`, focus and badge colours).
+pub fn render_to_buffer(
+    app: &App,
+    theme: &Theme,
+    width: u16,
+    height: u16,
+) -> ratatui::buffer::Buffer {
     let mut terminal = match Terminal::new(TestBackend::new(width, height)) {
         Ok(t) => t,
         Err(never) => match never {},
@@ -146,7 +172,7 @@ pub fn render_to_string(app: &App, theme: &Theme, width: u16, height: u16) -> St
     if let Err(never) = terminal.draw(|f| ui::render(f, &app, theme)) {
         match never {}
     }
-    buffer_text(terminal.backend().buffer())
+    terminal.backend().buffer().clone()
 }
 
 /// A buffer's symbols, row by row.

@@ -15,6 +15,7 @@ use super::theme::Theme;
 use super::{ConsoleExit, ConsoleSource};
 use crate::engine::{EngineCommand, EngineEvent, Record, Stage};
 use crate::session::replay::MAX_REPLAY_GAP;
+use crate::signals::SignalState;
 
 /// Records folded per wake-up before the screen gets a chance to redraw.
 const BATCH: usize = 2048;
@@ -25,12 +26,18 @@ const BATCH: usize = 2048;
 /// machine (measured: README, console overhead).
 const RECORD_FRAME_GAP: Duration = Duration::from_millis(250);
 
+/// How often the console looks for a signal of the process.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
 /// Where records come from.
 enum Feed {
     Live {
         events: tokio::sync::mpsc::UnboundedReceiver<Record>,
         commands: std::sync::mpsc::Sender<EngineCommand>,
         open: bool,
+        /// The last pause / resume this console sent was a pause (the engine may not have
+        /// logged it yet).
+        pause_sent: bool,
     },
     Replay {
         records: Vec<Record>,
@@ -54,11 +61,31 @@ where
     B::Error: Send + Sync + 'static,
     I: Stream<Item = std::io::Result<Event>> + Unpin,
 {
+    run_loop_with_signals(terminal, app, theme, source, input, fps, None).await
+}
+
+/// [`run_loop`] that also closes on the process's signals: SIGTERM / SIGINT send `Stop` to a
+/// live engine; SIGHUP leaves it running headless (see `crate::signals`).
+pub async fn run_loop_with_signals<B, I>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    theme: &Theme,
+    source: ConsoleSource,
+    input: I,
+    fps: u32,
+    signals: Option<&SignalState>,
+) -> anyhow::Result<ConsoleExit>
+where
+    B: Backend,
+    B::Error: Send + Sync + 'static,
+    I: Stream<Item = std::io::Result<Event>> + Unpin,
+{
     let mut feed = match source {
         ConsoleSource::Live { events, commands } => Feed::Live {
             events,
             commands,
             open: true,
+            pause_sent: false,
         },
         ConsoleSource::Replay { records, speed } => {
             if let Some(p) = &mut app.playback {
@@ -72,7 +99,7 @@ where
             }
         }
     };
-    let result = drive(terminal, app, theme, &mut feed, input, fps).await;
+    let result = drive(terminal, app, theme, &mut feed, input, fps, signals).await;
     if result.is_err() {
         if let Feed::Live { commands, .. } = &feed {
             let _ = commands.send(EngineCommand::Stop);
@@ -88,6 +115,7 @@ async fn drive<B, I>(
     feed: &mut Feed,
     mut input: I,
     fps: u32,
+    signals: Option<&SignalState>,
 ) -> anyhow::Result<ConsoleExit>
 where
     B: Backend,
@@ -101,7 +129,11 @@ where
     let mut urgent = true;
     let mut last_draw: Option<Instant> = None;
     let mut input_open = true;
+    let mut signal_tick = tokio::time::interval(SIGNAL_POLL);
     loop {
+        if let Some(exit) = signals.and_then(|s| on_signal(s, app, feed)) {
+            return Ok(exit);
+        }
         let now = Instant::now();
         let gap = if urgent { frame_gap } else { record_gap };
         if dirty && last_draw.is_none_or(|t| now >= t + gap) {
@@ -168,6 +200,7 @@ where
                 dirty = true;
             },
             _ = sleep_until(draw_at), if draw_at.is_some() => {},
+            _ = signal_tick.tick(), if signals.is_some() => {},
         }
         if let Feed::Replay { due, .. } = feed {
             // Pausing (or resuming) the playback takes effect at once.
@@ -179,6 +212,43 @@ where
             }
         }
     }
+}
+
+/// The console's exit on a signal of the process, if one came.
+fn on_signal(signals: &SignalState, app: &App, feed: &mut Feed) -> Option<ConsoleExit> {
+    if signals.stop_requested() {
+        tracing::info!("SIGTERM/SIGINT: stopping the engine at its next safe point");
+        if let Feed::Live { commands, .. } = feed {
+            let _ = commands.send(EngineCommand::Stop);
+        }
+        return Some(ConsoleExit::Signal);
+    }
+    if !signals.hung_up() {
+        return None;
+    }
+    if let Feed::Live {
+        commands,
+        pause_sent,
+        ..
+    } = feed
+    {
+        let state = &app.live().engine;
+        let pausing = *pause_sent
+            || matches!(
+                state,
+                super::model::EngineState::Paused | super::model::EngineState::Pausing
+            );
+        if pausing {
+            // No one is left to resume it: stop at the pause's checkpoint instead.
+            tracing::info!("SIGHUP while paused: stopping the engine at its checkpoint");
+            let _ = commands.send(EngineCommand::Stop);
+        } else {
+            tracing::info!("SIGHUP: the engine continues headless");
+            // A later SIGTERM / SIGINT reaches the engine through the signal thread.
+            signals.connect_engine(commands.clone());
+        }
+    }
+    Some(ConsoleExit::Hangup)
 }
 
 async fn recv(feed: &mut Feed) -> Option<Record> {
@@ -207,8 +277,20 @@ fn carry_out(effect: Effect, app: &mut App, feed: &mut Feed) -> Option<ConsoleEx
             Some(ConsoleExit::Quit)
         }
         (Effect::Quit, Feed::Replay { .. }) => Some(ConsoleExit::Quit),
-        (Effect::Engine(cmd), Feed::Live { commands, .. }) => {
+        (
+            Effect::Engine(cmd),
+            Feed::Live {
+                commands,
+                pause_sent,
+                ..
+            },
+        ) => {
             tracing::info!("operator command: {cmd:?}");
+            match cmd {
+                EngineCommand::Pause => *pause_sent = true,
+                EngineCommand::Resume => *pause_sent = false,
+                _ => {}
+            }
             if commands.send(cmd).is_err() {
                 app.note_engine_gone();
             }
@@ -261,7 +343,8 @@ fn schedule(app: &App, feed: &mut Feed, from: Instant) {
     let cap = MAX_REPLAY_GAP.as_secs_f64() / p.speed;
     let wait = ((records[*next].t - prev) / p.speed).clamp(0.0, cap);
     let wait = if wait.is_finite() { wait } else { 0.0 };
-    *due = Some(from + Duration::from_secs_f64(wait));
+    // Never a panic on an absurd speed: a wait that does not fit a Duration is the longest gap.
+    *due = Some(from + Duration::try_from_secs_f64(wait).unwrap_or(MAX_REPLAY_GAP));
 }
 
 fn is_day_start(r: &Record) -> bool {

@@ -15,14 +15,19 @@
 //!   the others changes sign (scaled by `shock_strength`); and in the shocked fields
 //!   (`shock_fields`, default `item`, `category`, `advertiser`) a share `shock_strength / 2` of
 //!   the slots jumps at once to other ids, which is what `data inspect` sees as PSI > 0.25.
+//! - **Scenarios** (`drift`, see [`DriftScenario`]): the shock above is the default `shock`;
+//!   `covariate`, `concept` and `label` keep one of its three parts on an otherwise stationary
+//!   world, `none` is stationary, and `gradual` spreads the whole shock over `drift_days` days.
 //!
 //! Every day is a pure function of `(config, day)`: per-id truths are hashes of
 //! `(seed, field, id)`, slot drift is a function of the day, and rows come from ChaCha8 streams
 //! seeded by `(seed, day, chunk)`.
 
+mod scenario;
 mod source;
 mod truth;
 
+pub use scenario::{DriftScenario, SCENARIOS};
 pub use source::SyntheticSource;
 
 use anyhow::{bail, Result};
@@ -90,6 +95,11 @@ pub struct SynthConfig {
     pub shock_rate_factor: f64,
     /// Fields whose id popularity jumps on the shock day.
     pub shock_fields: Vec<String>,
+    /// Which parts of the world drift: `shock` (the default, everything at once), `none`,
+    /// `covariate`, `concept`, `label` or `gradual`.
+    pub drift: DriftScenario,
+    /// Days over which the `gradual` scenario spreads the shock (1 ..= 365).
+    pub drift_days: u32,
 }
 
 const DEFAULT_FIELDS: &[(&str, u64)] = &[
@@ -168,6 +178,8 @@ impl Default for SynthConfig {
             shock_strength: 0.8,
             shock_rate_factor: 1.6,
             shock_fields: vec!["item".into(), "category".into(), "advertiser".into()],
+            drift: DriftScenario::Shock,
+            drift_days: 4,
         }
     }
 }
@@ -187,6 +199,7 @@ impl SynthConfig {
                 rotation_per_day: 0.0,
                 shock_strength: 0.0,
                 shock_rate_factor: 1.0,
+                drift: DriftScenario::None,
                 ..base
             },
             "tiny" => SynthConfig {
@@ -239,6 +252,12 @@ impl SynthConfig {
                 bail!("synthetic config: `{name}` is not one of the `fields`");
             }
         }
+        if !(1..=365).contains(&self.drift_days) {
+            bail!(
+                "synthetic config: `drift_days` must be in 1..=365, got {}",
+                self.drift_days
+            );
+        }
         if !(1..=8).contains(&self.latent_dim) {
             bail!("synthetic config: `latent_dim` must be in 1..=8");
         }
@@ -273,9 +292,60 @@ impl SynthConfig {
         Ok(())
     }
 
+    /// How far the shock has gone on `day`, in [0, 1] (0: not started, disabled by
+    /// `shock_strength = 0`, or the `none` scenario).
+    pub fn shock_level(&self, day: usize) -> f64 {
+        if self.shock_strength > 0.0 {
+            self.drift
+                .level(day, self.shock_day, self.drift_days as usize)
+        } else {
+            0.0
+        }
+    }
+
     /// Whether the shock is active on `day`.
     pub fn shocked(&self, day: usize) -> bool {
-        self.shock_strength > 0.0 && day >= self.shock_day
+        self.shock_level(day) > 0.0
+    }
+
+    /// The first day the world changes beyond its background drift, if it ever does within
+    /// the stream: `None` for the `none` scenario, a disabled shock, or one after the last day.
+    pub fn drift_start(&self) -> Option<usize> {
+        let changes = match self.drift {
+            DriftScenario::None => false,
+            DriftScenario::Label => self.shock_rate_factor != 1.0,
+            DriftScenario::Covariate => !self.shock_fields.is_empty(),
+            _ => true,
+        };
+        (changes && self.shock_strength > 0.0 && self.shock_day < self.days)
+            .then_some(self.shock_day)
+    }
+
+    /// Churn of the day's slots as the scenario runs it (0 without background drift).
+    pub(crate) fn effective_churn(&self) -> f64 {
+        if self.drift.background() {
+            self.churn
+        } else {
+            0.0
+        }
+    }
+
+    /// Latent rotation per day as the scenario runs it (0 without background drift).
+    pub(crate) fn effective_rotation(&self) -> f64 {
+        if self.drift.background() {
+            self.rotation_per_day
+        } else {
+            0.0
+        }
+    }
+
+    /// Weekly amplitude of the rate as the scenario runs it (0 without background drift).
+    pub(crate) fn effective_weekday_amplitude(&self) -> f64 {
+        if self.drift.background() {
+            self.weekday_amplitude
+        } else {
+            0.0
+        }
     }
 }
 
@@ -317,3 +387,6 @@ impl<'de> Deserialize<'de> for SynthConfig {
         Ok(cfg)
     }
 }
+
+#[cfg(test)]
+mod tests;

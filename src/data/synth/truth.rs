@@ -50,15 +50,20 @@ pub struct DayTruth {
     pub fm_norm: f32,
     pub new_id_share: f64,
     pub shock_move_share: f64,
+    /// How far the shock has gone (1 = complete; `gradual` ramps it).
+    pub shock_level: f64,
 }
 
 impl DayTruth {
     pub fn new(cfg: &SynthConfig, day: usize) -> DayTruth {
         let seed = cfg.seed;
-        let shocked = cfg.shocked(day);
+        let level = cfg.shock_level(day);
+        let ids_shocked = level > 0.0 && cfg.drift.moves_ids();
+        let weights_shocked = level > 0.0 && cfg.drift.moves_interactions();
         let nf = cfg.fields.len();
-        let churn_period = if cfg.churn > 0.0 {
-            (1.0 / cfg.churn).round().max(1.0) as u64
+        let churn = cfg.effective_churn();
+        let churn_period = if churn > 0.0 {
+            (1.0 / churn).round().max(1.0) as u64
         } else {
             0
         };
@@ -74,15 +79,17 @@ impl DayTruth {
                     weight = -weight;
                 }
                 let is_shock_field = cfg.shock_fields.iter().any(|s| s == &field.name);
-                if shocked && (is_shock_field || unif(mix64(fh ^ 3)) < 0.5) {
-                    weight *= 1.0 - 2.0 * cfg.shock_strength as f32;
+                if weights_shocked && (is_shock_field || unif(mix64(fh ^ 3)) < 0.5) {
+                    // `level` is exactly 1.0 once the shock is complete, so the product is
+                    // the historical `shock_strength`.
+                    weight *= 1.0 - 2.0 * (cfg.shock_strength * level) as f32;
                 }
                 let speed = unif(mix64(fh ^ 4)) * 2.0 - 1.0;
                 FieldTruth {
                     cardinality: field.cardinality,
                     weight,
-                    angle: (cfg.rotation_per_day * speed * day as f64) as f32,
-                    popularity_shocked: shocked && is_shock_field,
+                    angle: (cfg.effective_rotation() * speed * day as f64) as f32,
+                    popularity_shocked: ids_shocked && is_shock_field,
                     churn_period,
                     new_ids: field.cardinality >= 100,
                 }
@@ -98,6 +105,7 @@ impl DayTruth {
             fm_norm: cfg.interaction_scale as f32 / pairs.sqrt(),
             new_id_share: cfg.new_id_share,
             shock_move_share: cfg.shock_strength / 2.0,
+            shock_level: level,
         }
     }
 
@@ -121,8 +129,13 @@ impl DayTruth {
     /// uniform draw of the row deciding between a slot's current and next id while it moves.
     pub fn slot_id(&self, f: usize, slot: u64, u: f64) -> u64 {
         let field = &self.fields[f];
+        // The jumping slots are fixed by their hash; while `gradual` ramps up, each of them
+        // sends a growing share `shock_level` of its rows to its new id (decided by a hash of
+        // the row's draw, so no extra random number is drawn and a complete shock is the
+        // historical one), so the moved mass grows linearly rather than slot by slot.
         let shock = field.popularity_shocked
-            && unif(hash(&[self.seed, f as u64, slot, 0x5C0C])) < self.shock_move_share;
+            && unif(hash(&[self.seed, f as u64, slot, 0x5C0C])) < self.shock_move_share
+            && (self.shock_level >= 1.0 || unif(mix64(u.to_bits())) < self.shock_level);
         let period = field.churn_period;
         if period == 0 {
             return self.epoch_id(f, slot, 0, shock);
@@ -186,9 +199,16 @@ impl DayTruth {
 /// The expected positive rate of `day` (weekly cycle and shock applied).
 pub fn target_rate(cfg: &SynthConfig, day: usize) -> f64 {
     let week = (std::f64::consts::TAU * (day % 7) as f64 / 7.0).cos();
-    let mut rate = cfg.base_rate * (1.0 + cfg.weekday_amplitude * week);
-    if cfg.shocked(day) {
-        rate *= cfg.shock_rate_factor;
+    let mut rate = cfg.base_rate * (1.0 + cfg.effective_weekday_amplitude() * week);
+    let level = cfg.shock_level(day);
+    if level > 0.0 && cfg.drift.moves_rate() {
+        // Complete: the factor itself (bit-identical to the historical stream); ramping: a
+        // linear step towards it.
+        rate *= if level >= 1.0 {
+            cfg.shock_rate_factor
+        } else {
+            1.0 + (cfg.shock_rate_factor - 1.0) * level
+        };
     }
     rate.clamp(1e-4, 1.0 - 1e-4)
 }

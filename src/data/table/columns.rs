@@ -7,17 +7,21 @@ use polars::prelude::*;
 use super::schema::PositiveRule;
 use crate::data::source::{int_key, string_key, text_key, NULL_KEY};
 
-/// Where a column came from, for error messages: `rows[i]` is the 0-based file row of cell i.
+/// Where cell `i` of a collected column came from: its file and 1-based data row.
+pub type Locate<'a> = &'a dyn Fn(usize) -> (String, u64);
+
+/// Where a column came from, for error messages.
 pub struct ColumnSite<'a> {
+    /// The table as the user named it (for errors about the whole column).
     pub file: &'a str,
     pub column: &'a str,
-    pub rows: &'a [u64],
+    pub locate: Locate<'a>,
 }
 
 impl ColumnSite<'_> {
     fn error(&self, i: usize, what: &str) -> anyhow::Error {
-        let row = self.rows.get(i).map(|r| r + 1).unwrap_or(i as u64 + 1);
-        anyhow!("{}: column `{}`, row {row}: {what}", self.file, self.column)
+        let (file, row) = (self.locate)(i);
+        anyhow!("{file}: column `{}`, row {row}: {what}", self.column)
     }
 }
 
@@ -56,13 +60,15 @@ pub fn numbers(col: &Column, site: &ColumnSite) -> Result<Vec<Option<f64>>> {
     }
 }
 
-/// Labels (0/1) by the positive rule; a missing or non-numeric label is an error.
+/// Labels (0/1) by the positive rule; a missing, non-numeric or non-finite (NaN, inf) label
+/// is an error, not a silent negative.
 pub fn labels(col: &Column, rule: &PositiveRule, site: &ColumnSite) -> Result<Vec<f32>> {
     numbers(col, site)?
         .into_iter()
         .enumerate()
         .map(|(i, v)| match v {
-            Some(v) => Ok(if rule.is_positive(v) { 1.0 } else { 0.0 }),
+            Some(v) if v.is_finite() => Ok(if rule.is_positive(v) { 1.0 } else { 0.0 }),
+            Some(v) => Err(site.error(i, &format!("the label is {v}, not a finite number"))),
             None => Err(site.error(i, "the label is missing")),
         })
         .collect()

@@ -5,13 +5,46 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::period::Period;
+
 /// File format of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TableFormat {
+    /// One CSV file (plain, or gzip / zstd compressed), or a folder of them read as one table.
     Csv,
-    /// One Parquet file, or a folder of `*.parquet` files read as one table.
+    /// One Parquet file, or a folder of `*.parquet` files (searched recursively, Hive
+    /// `key=value` folder names becoming columns) read as one table.
     Parquet,
+}
+
+/// A categorical field derived from the time column (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFeature {
+    /// Hour of the day, 0-23.
+    HourOfDay,
+    /// Day of the week, 0 = Monday ... 6 = Sunday.
+    Weekday,
+}
+
+impl TimeFeature {
+    /// The field's name as the models and reports see it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeFeature::HourOfDay => "hour_of_day",
+            TimeFeature::Weekday => "weekday",
+        }
+    }
+
+    /// The value at `t` seconds since the epoch.
+    pub fn of(self, t: i64) -> u64 {
+        match self {
+            TimeFeature::HourOfDay => t.div_euclid(3_600).rem_euclid(24) as u64,
+            // 1970-01-01 was a Thursday (3 with Monday = 0).
+            TimeFeature::Weekday => (t.div_euclid(86_400) + 3).rem_euclid(7) as u64,
+        }
+    }
 }
 
 /// How the time column is written.
@@ -60,7 +93,15 @@ pub struct TableSchema {
     /// chrono format of date/datetime strings (default: ISO).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_format: Option<String>,
-    /// Number of equal row blocks when there is no time column.
+    /// How much time one "day" of the run spans (`6h`, `1d`, `7d`, ...; default `1d`, the
+    /// calendar day in UTC). Periods without rows are skipped. `data.period` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// Categorical fields derived from the time column: `hour_of_day`, `weekday`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_features: Vec<TimeFeature>,
+    /// Number of equal row blocks when there is no time column (one file; a folder of files
+    /// without a time column has one day per file).
     #[serde(default = "default_days")]
     pub days: usize,
     #[serde(default)]
@@ -132,9 +173,13 @@ impl PositiveRule {
                     );
                 }
                 let value = rule[at + text.len()..].trim();
-                let threshold: f64 = value.parse().map_err(|_| {
-                    anyhow::anyhow!("positive rule `{rule}`: `{value}` is not a number")
-                })?;
+                let threshold: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|t: &f64| t.is_finite())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("positive rule `{rule}`: `{value}` is not a finite number")
+                    })?;
                 return Ok(PositiveRule { op, threshold });
             }
         }
@@ -183,6 +228,21 @@ impl TableSchema {
         if self.time.is_none() && self.days == 0 {
             bail!("`days` must be at least 1 when there is no `time` column");
         }
+        if self.time.is_none() && self.period.is_some() {
+            bail!("`period` needs a `time` column: without one, days are row blocks (`days`)");
+        }
+        if self.time.is_none() && !self.time_features.is_empty() {
+            bail!("`time_features` need a `time` column");
+        }
+        let names = self.cat_fields();
+        for f in &self.time_features {
+            if names.iter().filter(|n| *n == f.name()).count() > 1 {
+                bail!(
+                    "time feature `{}` clashes with a column of the same name",
+                    f.name()
+                );
+            }
+        }
         if let Some(u) = &self.user {
             if !self.categorical.contains(u) {
                 bail!("`user` column `{u}` must also be listed in `categorical`");
@@ -191,23 +251,40 @@ impl TableSchema {
         Ok(())
     }
 
-    /// The format, from `format` or the path's extension.
+    /// The format, from `format` or the path's extension (`.csv`, `.tsv`, `.txt`, also
+    /// compressed as `.gz` / `.zst`, are CSV; anything else, folders included, Parquet).
     pub fn format_for(&self, path: &Path) -> TableFormat {
         if let Some(f) = self.format {
             return f;
         }
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("csv" | "tsv" | "txt") => TableFormat::Csv,
-            _ => TableFormat::Parquet,
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let name = name
+            .strip_suffix(".gz")
+            .or_else(|| name.strip_suffix(".zst"))
+            .unwrap_or(&name);
+        if [".csv", ".tsv", ".txt"].iter().any(|e| name.ends_with(e)) {
+            TableFormat::Csv
+        } else {
+            TableFormat::Parquet
         }
     }
 
-    /// Categorical field names as the models see them: `categorical`, then `bucketed`.
+    /// The length of one day: `period`, or the calendar day.
+    pub fn period(&self) -> Period {
+        self.period.unwrap_or(Period::DAY)
+    }
+
+    /// Categorical field names as the models see them: `categorical`, then `bucketed`, then
+    /// the time features.
     pub fn cat_fields(&self) -> Vec<String> {
         self.categorical
             .iter()
             .chain(&self.bucketed)
             .cloned()
+            .chain(self.time_features.iter().map(|f| f.name().to_string()))
             .collect()
     }
 
@@ -242,6 +319,8 @@ impl TableSchema {
             time: None,
             time_unit: TimeUnit::Seconds,
             time_format: None,
+            period: None,
+            time_features: vec![],
             days,
             categorical: cats,
             numeric: if bucket_numeric { vec![] } else { ints.clone() },
@@ -252,7 +331,9 @@ impl TableSchema {
     }
 
     /// Avazu: CSV with header, `click` label, `hour` as YYMMDDHH cut into calendar days, the
-    /// 21 other columns (all but `id`) categorical.
+    /// 21 other columns (all but `id`) categorical, plus the hour of the day and the weekday
+    /// of `hour` (the click rate follows both; `hour` itself is nearly unique per day, so as a
+    /// categorical field it would only carry ids the next day never sees).
     pub fn avazu() -> TableSchema {
         let mut cats: Vec<String> = [
             "C1",
@@ -283,6 +364,8 @@ impl TableSchema {
             time: Some("hour".into()),
             time_unit: TimeUnit::Yymmddhh,
             time_format: None,
+            period: None,
+            time_features: vec![TimeFeature::HourOfDay, TimeFeature::Weekday],
             days: default_days(),
             categorical: cats,
             numeric: vec![],

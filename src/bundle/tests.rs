@@ -1,0 +1,185 @@
+use super::*;
+use crate::data::Batch;
+use crate::model::Arch;
+
+fn vocab() -> Vocabulary {
+    Vocabulary {
+        fields: vec![
+            FieldVocab::new("user".into(), vec![11, 7, 300]),
+            FieldVocab::new("item".into(), vec![5, 9]),
+        ],
+        num_fields: vec!["price".into()],
+        num_scale: vec![NumScale {
+            mean: 2.0,
+            std: 4.0,
+        }],
+        user_field: Some("user".into()),
+        min_count: 2,
+    }
+}
+
+fn schema() -> DataSchema {
+    DataSchema {
+        categorical: vec!["user".into(), "item".into()],
+        numeric: vec!["price".into()],
+        user: Some("user".into()),
+    }
+}
+
+fn batch() -> Batch {
+    Batch {
+        num_cat: 2,
+        num_num: 1,
+        // Padding, OOV and every entry appear.
+        cat: vec![2, 3, 4, 2, 0, 1, 1, 3, 3, 3],
+        num: vec![0.5, -1.0, 2.0, 0.0, 1.5],
+        label: vec![1.0, 0.0, 0.0, 1.0, 0.0],
+    }
+}
+
+fn content<'a>(spec: &'a ModelSpec, v: &'a Vocabulary, s: &'a DataSchema) -> BundleContent<'a> {
+    BundleContent {
+        role: Role::Student,
+        spec,
+        vocab: v,
+        schema: s,
+        provenance: Provenance::default(),
+    }
+}
+
+fn trained(spec: &ModelSpec, v: &Vocabulary) -> Trainer {
+    let model = build_model(spec, &v.feature_spec(), 3).unwrap();
+    let mut t = Trainer::new(model, &TrainConfig::default()).unwrap();
+    t.set_vocabulary(Some(v.fingerprint()));
+    // A few steps so no weight is at its initial value (biases leave zero).
+    for _ in 0..3 {
+        t.train_batch(&batch(), crate::train::Target::Labels)
+            .unwrap();
+    }
+    t
+}
+
+#[test]
+fn every_architecture_round_trips_bit_for_bit_from_a_model_and_from_a_checkpoint() {
+    let (v, s) = (vocab(), schema());
+    for arch in Arch::ALL {
+        let mut spec = ModelSpec::default_for(arch);
+        spec.emb_dim = if arch == Arch::Lr { 1 } else { 4 };
+        spec.hidden = if spec.hidden.is_empty() {
+            vec![]
+        } else {
+            vec![6, 3]
+        };
+        spec.hidden2 = vec![4];
+        spec.cin = vec![3, 2];
+        spec.att_dim = 4;
+        let t = trained(&spec, &v);
+        let want = t.predict_logits(&batch()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("from-model");
+        write(&a, content(&spec, &v, &s), Weights::Model(t.model())).unwrap();
+        let ckpt = dir.path().join("t.safetensors");
+        t.save(&ckpt).unwrap();
+        let b = dir.path().join("from-checkpoint");
+        write(&b, content(&spec, &v, &s), Weights::Checkpoint(&ckpt)).unwrap();
+        for f in [WEIGHTS_FILE, VOCAB_FILE] {
+            assert_eq!(
+                std::fs::read(a.join(f)).unwrap(),
+                std::fs::read(b.join(f)).unwrap(),
+                "{arch}: {f}"
+            );
+        }
+        let bundle = Bundle::open(&b).unwrap();
+        let back = bundle.vocabulary().unwrap();
+        assert_eq!(back.fingerprint(), v.fingerprint(), "{arch}");
+        let loaded = bundle.trainer(&back, &TrainConfig::default()).unwrap();
+        let got = loaded.predict_logits(&batch()).unwrap();
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "{arch}");
+    }
+}
+
+#[test]
+fn linear_weights_are_stored_as_pytorch_out_by_in() {
+    let (v, s) = (vocab(), schema());
+    let spec: ModelSpec = "deepfm:emb=4,hidden=3".parse().unwrap();
+    let t = trained(&spec, &v);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("b");
+    write(&d, content(&spec, &v, &s), Weights::Model(t.model())).unwrap();
+    let names = t.model().dense().names().to_vec();
+    let i = names.iter().position(|n| n == "deep.0.w").unwrap();
+    // crossadapt: (in = 3 fields x 4, out = 3).
+    let w = t.model().dense().vars()[i]
+        .as_tensor()
+        .to_vec2::<f32>()
+        .unwrap();
+    let mut r = StreamReader::open(&d.join(WEIGHTS_FILE)).unwrap();
+    let bw = r.f32_vec("mlp.net.0.weight", &[3, 12]).unwrap();
+    for (inp, row) in w.iter().enumerate() {
+        for (out, &x) in row.iter().enumerate() {
+            assert_eq!(bw[out * 12 + inp], x);
+        }
+    }
+    // The table is the model's, rows in field order, and offsets say where each field starts.
+    let table = r.f32_vec(names::TABLE, &[9, 4]).unwrap();
+    assert_eq!(table, t.model().embeddings().data);
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(d.join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(m.vocabulary.categorical[1].offset, 5);
+    assert_eq!(m.vocabulary.numeric[0].std, 4.0);
+}
+
+#[test]
+fn an_existing_folder_is_not_overwritten() {
+    let (v, s) = (vocab(), schema());
+    let spec: ModelSpec = "lr".parse().unwrap();
+    let t = trained(&spec, &v);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "x").unwrap();
+    let e = write(
+        dir.path(),
+        content(&spec, &v, &s),
+        Weights::Model(t.model()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("already exists"), "{e}");
+    assert!(dir.path().join("keep.txt").exists());
+}
+
+#[test]
+fn a_checkpoint_of_another_mapping_is_refused_on_export() {
+    let (v, s) = (vocab(), schema());
+    let spec: ModelSpec = "lr".parse().unwrap();
+    let t = trained(&spec, &v);
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("t.safetensors");
+    t.save(&ckpt).unwrap();
+    // Same sizes, two keys swapped: another id -> row map.
+    let mut other = vocab();
+    other.fields[0] = FieldVocab::new("user".into(), vec![7, 11, 300]);
+    let e = write(
+        &dir.path().join("b"),
+        content(&spec, &other, &s),
+        Weights::Checkpoint(&ckpt),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("another vocabulary"), "{e}");
+}
+
+#[test]
+fn schema_fingerprint_is_the_compact_json_digest() {
+    // The same bytes another stack hashes: json.dumps(obj, separators=(",", ":")).
+    let s = DataSchema {
+        categorical: vec!["a".into()],
+        numeric: vec![],
+        user: None,
+    };
+    let json = r#"{"categorical":["a"],"numeric":[],"user":null}"#;
+    assert_eq!(
+        s.fingerprint(),
+        format!("sha256:{}", stio::hex(&Sha256::digest(json.as_bytes())))
+    );
+}

@@ -1,0 +1,233 @@
+//! Each drift scenario moves only what it says: the id distributions (PSI against the day
+//! before the shock, via [`crate::data::drift`]), the positive rate, or the truth that links
+//! ids to clicks (how well the pre-shock truth still ranks the post-shock labels).
+
+use super::truth::{target_rate, DayTruth, MAX_DIM};
+use super::{DriftScenario, SynthConfig, SyntheticSource};
+use crate::data::drift::{psi, IdDistribution};
+use crate::data::source::{DaySource, RawDay};
+use crate::train::metrics::auc;
+
+const SHOCK_DAY: usize = 6;
+
+fn config(drift: DriftScenario) -> SynthConfig {
+    SynthConfig {
+        rows_per_day: 8_000,
+        drift,
+        drift_days: 3,
+        ..SynthConfig::preset("tiny").expect("tiny preset")
+    }
+}
+
+fn day(s: &SyntheticSource, d: usize) -> RawDay {
+    s.raw_day(d).expect("a day of a valid config")
+}
+
+/// PSI of field `f`'s ids on day `b` against day `a` (top 50 ids + other + unseen).
+fn field_psi(a: &RawDay, b: &RawDay, f: usize) -> f64 {
+    let reference = IdDistribution::reference(a.field_keys(f), 50);
+    psi(
+        reference.probabilities(),
+        &reference.bucket(b.field_keys(f)),
+    )
+}
+
+/// The hidden logit of each row under `truth` (ids only: the numeric effects never drift).
+fn truth_scores(truth: &DayTruth, d: &RawDay) -> Vec<f32> {
+    let mut v = [0f32; MAX_DIM];
+    d.cat
+        .chunks(d.num_cat)
+        .map(|row| {
+            let (mut sum, mut sum_sq, mut bias) = ([0f32; MAX_DIM], 0f32, 0f32);
+            for (f, &id) in row.iter().enumerate() {
+                bias += truth.id_effect(f, id, &mut v);
+                for j in 0..MAX_DIM {
+                    sum[j] += v[j];
+                    sum_sq += v[j] * v[j];
+                }
+            }
+            bias + truth.interaction(&sum, sum_sq)
+        })
+        .collect()
+}
+
+/// What changed from the day before the shock to `after`.
+#[derive(Debug)]
+struct Moved {
+    /// Largest PSI over the shocked fields, and over the other fields.
+    psi_shocked: f64,
+    psi_other: f64,
+    /// Positive rate after minus before.
+    rate_change: f64,
+    /// AUC on `after`'s labels of `after`'s own truth minus that of the pre-shock truth.
+    truth_auc_loss: f64,
+}
+
+fn moved(cfg: &SynthConfig, after: usize) -> Moved {
+    let s = SyntheticSource::new(cfg.clone()).expect("valid config");
+    let (a, b) = (day(&s, SHOCK_DAY - 1), day(&s, after));
+    let (mut psi_shocked, mut psi_other) = (0f64, 0f64);
+    for (f, field) in cfg.fields.iter().enumerate() {
+        let p = field_psi(&a, &b, f);
+        if cfg.shock_fields.contains(&field.name) {
+            psi_shocked = psi_shocked.max(p);
+        } else {
+            psi_other = psi_other.max(p);
+        }
+    }
+    let own = auc(&truth_scores(&DayTruth::new(cfg, after), &b), &b.label);
+    let old = auc(
+        &truth_scores(&DayTruth::new(cfg, SHOCK_DAY - 1), &b),
+        &b.label,
+    );
+    Moved {
+        psi_shocked,
+        psi_other,
+        rate_change: b.positive_rate() - a.positive_rate(),
+        truth_auc_loss: own.expect("both classes") - old.expect("both classes"),
+    }
+}
+
+/// Bands: PSI < 0.1 is "stable"; a rate change within 0.015 is noise at 8 000 rows (about
+/// 3 standard errors of a difference of two rates near 0.1); the truth's AUC is unchanged
+/// when the truth is.
+fn assert_moves(s: DriftScenario, ids: bool, rate: bool, concept: bool) {
+    let cfg = config(s);
+    let m = moved(&cfg, SHOCK_DAY + 2);
+    eprintln!("{s:?}: {m:?}");
+    assert!(m.psi_other < 0.1, "{s:?}: unshocked fields moved: {m:?}");
+    if ids {
+        assert!(m.psi_shocked > 0.25, "{s:?}: ids did not move: {m:?}");
+    } else {
+        assert!(m.psi_shocked < 0.1, "{s:?}: ids moved: {m:?}");
+    }
+    let shocked_rate = cfg.base_rate * (cfg.shock_rate_factor - 1.0);
+    if rate {
+        assert!(
+            (m.rate_change - shocked_rate).abs() < 0.015,
+            "{s:?}: rate did not move by {shocked_rate}: {m:?}"
+        );
+    } else {
+        assert!(m.rate_change.abs() < 0.015, "{s:?}: rate moved: {m:?}");
+    }
+    if concept {
+        assert!(m.truth_auc_loss > 0.05, "{s:?}: truth did not move: {m:?}");
+    } else {
+        assert_eq!(m.truth_auc_loss, 0.0, "{s:?}: truth moved: {m:?}");
+    }
+}
+
+#[test]
+fn covariate_moves_only_the_ids() {
+    assert_moves(DriftScenario::Covariate, true, false, false);
+}
+
+#[test]
+fn concept_moves_only_the_interactions() {
+    assert_moves(DriftScenario::Concept, false, false, true);
+}
+
+#[test]
+fn label_moves_only_the_rate() {
+    assert_moves(DriftScenario::Label, false, true, false);
+}
+
+#[test]
+fn none_moves_nothing() {
+    assert_moves(DriftScenario::None, false, false, false);
+    // Stationary: every day has the same truth and the same expected rate.
+    let cfg = config(DriftScenario::None);
+    let (t0, t9) = (DayTruth::new(&cfg, 0), DayTruth::new(&cfg, 9));
+    for (a, b) in t0.fields.iter().zip(&t9.fields) {
+        assert_eq!((a.weight, a.angle, a.churn_period), (b.weight, b.angle, 0));
+        assert!(!b.popularity_shocked);
+    }
+    assert!((0..10).all(|d| target_rate(&cfg, d) == cfg.base_rate));
+}
+
+#[test]
+fn shock_moves_everything() {
+    // The truth also moves through the background rotation, so only its direction is tested.
+    assert_moves(DriftScenario::Shock, true, true, true);
+}
+
+#[test]
+fn gradual_spreads_the_shock_over_its_days() {
+    let cfg = config(DriftScenario::Gradual);
+    let steps: Vec<Moved> = (0..3).map(|k| moved(&cfg, SHOCK_DAY + k)).collect();
+    eprintln!("{steps:#?}");
+    for w in steps.windows(2) {
+        assert!(w[1].psi_shocked > w[0].psi_shocked, "ids ramp: {steps:?}");
+        assert!(
+            w[1].truth_auc_loss > w[0].truth_auc_loss,
+            "truth ramp: {steps:?}"
+        );
+    }
+    // The first day moved part of the way: visibly (PSI past the "stable" band, the old
+    // truth already ranking worse), but less than the sudden shock does in one day.
+    let sudden = moved(&config(DriftScenario::Shock), SHOCK_DAY);
+    assert!(steps[0].psi_shocked > 0.1, "{steps:?}");
+    assert!(steps[0].truth_auc_loss > 0.005, "{steps:?}");
+    assert!(
+        steps[0].psi_shocked < sudden.psi_shocked,
+        "{steps:?} vs {sudden:?}"
+    );
+    assert!(
+        steps[0].truth_auc_loss < sudden.truth_auc_loss,
+        "{steps:?} vs {sudden:?}"
+    );
+    // Once complete, the world is the sudden shock's.
+    let shock = config(DriftScenario::Shock);
+    for d in [SHOCK_DAY + 2, SHOCK_DAY + 3] {
+        let (g, s) = (DayTruth::new(&cfg, d), DayTruth::new(&shock, d));
+        assert_eq!(g.shock_move_share, s.shock_move_share);
+        for (a, b) in g.fields.iter().zip(&s.fields) {
+            assert_eq!(
+                (a.weight, a.popularity_shocked),
+                (b.weight, b.popularity_shocked)
+            );
+        }
+        assert_eq!(target_rate(&cfg, d), target_rate(&shock, d));
+    }
+    // The expected rate steps linearly: a third of the way on the first day, when the weekly
+    // cycle is set aside.
+    let flat = SynthConfig {
+        weekday_amplitude: 0.0,
+        ..cfg.clone()
+    };
+    let third = flat.base_rate * (1.0 + (flat.shock_rate_factor - 1.0) / 3.0);
+    assert!((target_rate(&flat, SHOCK_DAY) - third).abs() < 1e-12);
+}
+
+#[test]
+fn drift_start_names_the_first_changed_day() {
+    assert_eq!(config(DriftScenario::Shock).drift_start(), Some(SHOCK_DAY));
+    assert_eq!(
+        config(DriftScenario::Concept).drift_start(),
+        Some(SHOCK_DAY)
+    );
+    assert_eq!(config(DriftScenario::None).drift_start(), None);
+    let flat_rate = SynthConfig {
+        shock_rate_factor: 1.0,
+        ..config(DriftScenario::Label)
+    };
+    assert_eq!(flat_rate.drift_start(), None);
+    let late = SynthConfig {
+        shock_day: 10,
+        ..config(DriftScenario::Shock)
+    };
+    assert_eq!(late.drift_start(), None);
+}
+
+#[test]
+fn scenario_keys_parse_and_bad_values_name_the_key() {
+    let parse = |text: &str| toml::from_str::<SynthConfig>(text).map_err(|e| e.to_string());
+    let cfg = parse("drift = \"concept\"\ndrift_days = 2\n").expect("valid keys");
+    assert_eq!((cfg.drift, cfg.drift_days), (DriftScenario::Concept, 2));
+    // Absent: the historical shock (old session files keep their stream).
+    assert_eq!(parse("").expect("empty").drift, DriftScenario::Shock);
+    let err = parse("drift = \"sudden\"\n").expect_err("unknown scenario");
+    assert!(err.contains("sudden"), "{err}");
+    let err = parse("drift_days = 0\n").expect_err("zero days");
+    assert!(err.contains("drift_days"), "{err}");
+}

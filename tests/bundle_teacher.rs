@@ -1,0 +1,280 @@
+//! Teacher bundles end to end, through the binary: `train --bundle` -> a run with no history
+//! whose teacher predicts bit for bit what the bundle predicts; bundles of another schema,
+//! damaged bundles and teacher checkpoints of another vocabulary refused with one sentence.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crossadapt::engine::config::TINY_SETS;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
+const TEACHER: &str = "mlp:emb=4,hidden=16";
+
+fn crossadapt(store: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--sessions-dir")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs")
+}
+
+fn ok(store: &Path, args: &[&str]) -> Output {
+    let out = crossadapt(store, args);
+    assert!(
+        out.status.success(),
+        "crossadapt {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The one-sentence error of a failing command (checked: non-zero exit, no panic).
+fn fails(store: &Path, args: &[&str]) -> String {
+    let out = crossadapt(store, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// A teacher bundle trained by `crossadapt train` on days 0..5 of the tiny stream.
+fn train_bundle(dir: &Path, extra: &[&str]) -> PathBuf {
+    let b = dir.join("teacher-b");
+    let mut args = vec![
+        "train",
+        "--model",
+        TEACHER,
+        "--days",
+        "0..5",
+        "--eval-day",
+        "5",
+        "--batch",
+        "100",
+        "--set",
+        "data.preset=tiny",
+        "--bundle",
+        b.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    ok(dir, &args);
+    b
+}
+
+fn predict(store: &Path, bundle: &Path, day: u32) -> String {
+    let out = ok(
+        store,
+        &[
+            "predict",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--day",
+            &day.to_string(),
+        ],
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sets(extra: &[String]) -> Vec<String> {
+    TINY_SETS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra.iter().cloned())
+        .flat_map(|s| ["--set".to_string(), s])
+        .collect()
+}
+
+fn session_id(store: &Path) -> String {
+    let mut ids: Vec<String> = std::fs::read_dir(store)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("session.json").exists())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.pop().unwrap()
+}
+
+#[test]
+fn a_run_with_a_teacher_bundle_and_no_history_keeps_the_teacher_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = train_bundle(tmp.path(), &[]);
+    let before = predict(tmp.path(), &b, 6);
+    assert!(before.starts_with("row,label,logit,prob\n"), "{before}");
+    assert_eq!(before.lines().count(), 1 + 1000);
+
+    let store = tmp.path().join("store");
+    let teacher = format!("teacher.bundle={}", b.display());
+    let extra = [
+        teacher,
+        "split.history=0".into(),
+        "split.retained=3".into(),
+        "split.online=2".into(),
+        // The bundle's model is the teacher whatever teacher.model says.
+        "teacher.model=lr".into(),
+        r#"arms=["incumbent","crossadapt"]"#.into(),
+    ];
+    let mut args = vec!["run".to_string(), "--headless".to_string()];
+    args.extend(sets(&extra));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&store, &args);
+    let id = session_id(&store);
+    let log = std::fs::read_to_string(store.join(&id).join("events.jsonl")).unwrap();
+    assert!(log.contains(&format!("\"teacher\":\"{TEACHER}\"")), "{log}");
+
+    // The session's teacher, exported back, predicts exactly what the bundle did.
+    let back = tmp.path().join("back");
+    ok(
+        &store,
+        &[
+            "export",
+            &id,
+            "--bundle",
+            "--arm",
+            "teacher",
+            "--out",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(predict(tmp.path(), &back, 6), before);
+    // Same weights and vocabulary files, byte for byte.
+    for f in ["model.safetensors", "vocab.safetensors"] {
+        assert_eq!(
+            std::fs::read(b.join(f)).unwrap(),
+            std::fs::read(back.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn bundles_of_another_schema_or_damaged_are_refused_with_the_file_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // A bundle of the tiny stream without its `activity` numeric field.
+    let b = train_bundle(t, &["--set", r#"data.numeric_fields=["position","price"]"#]);
+    let store = t.join("store");
+    let run = |extra: &[String]| {
+        let mut args = vec!["run".to_string(), "--headless".to_string()];
+        args.extend(sets(extra));
+        args
+    };
+    let base = |b: &Path| {
+        vec![
+            format!("teacher.bundle={}", b.display()),
+            "split.history=0".into(),
+        ]
+    };
+    let args = run(&base(&b));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = fails(&store, &args);
+    assert!(
+        e.contains("was made for another data schema") && e.contains("activity"),
+        "{e}"
+    );
+
+    // Damage: one flipped byte in the weights, a truncated vocabulary, a garbled manifest.
+    let good = train_bundle(&t.join("g"), &[]);
+    let copy = |name: &str| {
+        let d = t.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in ["bundle.json", "model.safetensors", "vocab.safetensors"] {
+            std::fs::copy(good.join(f), d.join(f)).unwrap();
+        }
+        d
+    };
+    let flipped = copy("flipped");
+    let mut w = std::fs::read(flipped.join("model.safetensors")).unwrap();
+    let n = w.len();
+    w[n - 3] ^= 0x40;
+    std::fs::write(flipped.join("model.safetensors"), w).unwrap();
+    let truncated = copy("truncated");
+    let v = std::fs::read(truncated.join("vocab.safetensors")).unwrap();
+    std::fs::write(truncated.join("vocab.safetensors"), &v[..v.len() / 2]).unwrap();
+    let garbled = copy("garbled");
+    std::fs::write(
+        garbled.join("bundle.json"),
+        b"{\"format\": \"crossadapt-bun",
+    )
+    .unwrap();
+    let missing = t.join("no-such-bundle");
+    for (dir, needle) in [
+        (&flipped, "model.safetensors is damaged"),
+        (&truncated, "vocab.safetensors is damaged"),
+        (&garbled, "bundle.json is damaged or not a bundle"),
+        (&missing, "no-such-bundle is not a folder"),
+    ] {
+        let args = run(&base(dir));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = fails(&store, &args);
+        assert!(e.contains(needle), "{needle}: {e}");
+        let e = fails(
+            &store,
+            &["predict", "--bundle", dir.to_str().unwrap(), "--day", "1"],
+        );
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+}
+
+#[test]
+fn a_teacher_checkpoint_of_another_vocabulary_is_refused_even_with_equal_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let ckpt = t.join("teacher.safetensors");
+    // Trained on the session's own teacher days (0..5 = history 2 + retained 3).
+    ok(
+        t,
+        &[
+            "train",
+            "--model",
+            TEACHER,
+            "--days",
+            "0..5",
+            "--eval-day",
+            "5",
+            "--batch",
+            "100",
+            "--set",
+            "data.preset=tiny",
+            "--save",
+            ckpt.to_str().unwrap(),
+        ],
+    );
+    let store = t.join("store");
+    let run = |extra: &str| {
+        let mut args = vec!["run".to_string(), "--headless".to_string()];
+        args.extend(sets(&[
+            format!("teacher.checkpoint={}", ckpt.display()),
+            format!("teacher.model={TEACHER}"),
+            r#"arms=["incumbent"]"#.to_string(),
+            "split.online=1".to_string(),
+            extra.to_string(),
+        ]));
+        args
+    };
+    // Its own vocabulary: accepted.
+    let args = run("seed=7");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&store, &args);
+    // Another min_count: other sizes.
+    let args = run("min_count=1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = fails(&store, &args);
+    assert!(e.contains("another vocabulary"), "{e}");
+    // Same sizes, another id -> row map (the recorded fingerprint differs).
+    let cfg = crossadapt::train::TrainConfig::default();
+    let mut tr = crossadapt::train::Trainer::load(&ckpt, &cfg).unwrap();
+    assert!(tr.vocabulary().is_some());
+    tr.set_vocabulary(Some("another-map".into()));
+    tr.save(&ckpt).unwrap();
+    let args = run("seed=7");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = fails(&store, &args);
+    assert!(e.contains("another vocabulary (id -> row map)"), "{e}");
+    // Written before the vocabulary was recorded: refused, pointing at bundles.
+    tr.set_vocabulary(None);
+    tr.save(&ckpt).unwrap();
+    let e = fails(&store, &args);
+    assert!(e.contains("does not record its vocabulary"), "{e}");
+}

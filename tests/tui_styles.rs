@@ -1,0 +1,134 @@
+//! The console with its styles: whole-screen snapshots of every cell's colours and modifiers
+//! for the default theme, the colour-blind theme and `NO_COLOR`, so a theme, focus or badge
+//! colour that changes fails a test (the text-only snapshots of `tui_console.rs` cannot).
+
+use crossadapt::tui::action::Action;
+use crossadapt::tui::app::App;
+use crossadapt::tui::{app_from_records, fixture, render_to_buffer, Theme};
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Style};
+
+const W: u16 = 100;
+const H: u16 = 30;
+
+/// Rows of text, then one line per run of cells sharing a style: `row col..col fg bg mods`.
+fn styled(buf: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str("-- styles (row: first..last fg bg modifiers) --\n");
+    for y in 0..buf.area.height {
+        let mut x = 0;
+        while x < buf.area.width {
+            let style = buf[(x, y)].style();
+            let start = x;
+            while x < buf.area.width && buf[(x, y)].style() == style {
+                x += 1;
+            }
+            if style.fg.unwrap_or(Color::Reset) == Color::Reset
+                && style.bg.unwrap_or(Color::Reset) == Color::Reset
+                && style.add_modifier.is_empty()
+            {
+                continue;
+            }
+            out.push_str(&format!(
+                "{y:2}: {start:3}..{:3} {:?} {:?} {:?}\n",
+                x - 1,
+                style.fg.unwrap_or(Color::Reset),
+                style.bg.unwrap_or(Color::Reset),
+                style.add_modifier
+            ));
+        }
+    }
+    out
+}
+
+/// A running session with the controls focused (the focus colour shows).
+fn running() -> App {
+    let mut app = app_from_records(&fixture::session(4, true));
+    app.act(Action::FocusControls);
+    app
+}
+
+fn paused() -> App {
+    app_from_records(&fixture::paused_session())
+}
+
+fn finished() -> App {
+    app_from_records(&fixture::finished_session())
+}
+
+fn snapshot(theme: &Theme, name: &str) {
+    for (what, app) in [
+        ("running", running()),
+        ("paused", paused()),
+        ("done", finished()),
+    ] {
+        let text = styled(&render_to_buffer(&app, theme, W, H));
+        insta::assert_snapshot!(format!("{name}_{what}"), text);
+    }
+}
+
+#[test]
+fn default_theme_styles() {
+    snapshot(&Theme::load("default", false).unwrap(), "styled_default");
+}
+
+#[test]
+fn colorblind_theme_styles() {
+    snapshot(
+        &Theme::load("colorblind", false).unwrap(),
+        "styled_colorblind",
+    );
+}
+
+#[test]
+fn no_color_styles_have_no_colour_at_all() {
+    let theme = Theme::load("default", true).unwrap();
+    snapshot(&theme, "styled_no_color");
+    for app in [running(), paused(), finished()] {
+        let buf = render_to_buffer(&app, &theme, W, H);
+        for cell in buf.content() {
+            let s = cell.style();
+            assert!(
+                s.fg.unwrap_or(Color::Reset) == Color::Reset
+                    && s.bg.unwrap_or(Color::Reset) == Color::Reset,
+                "a coloured cell under NO_COLOR: {:?} {s:?}",
+                cell.symbol()
+            );
+        }
+    }
+}
+
+/// The styled snapshot is sensitive to one colour of a theme: the badge, the focus, an arm.
+#[test]
+fn changing_one_theme_colour_changes_the_styled_screen() {
+    let base = Theme::load("default", false).unwrap();
+    let render = |t: &Theme, app: &App| styled(&render_to_buffer(app, t, W, H));
+    type Change = fn(&mut Theme);
+    let changes: [(&str, Change, App); 3] = [
+        (
+            "running badge",
+            |t| t.running = t.running.bg(Color::Magenta),
+            running(),
+        ),
+        (
+            "focus",
+            |t| t.focus = t.focus.fg(Color::LightRed),
+            running(),
+        ),
+        (
+            "paused badge",
+            |t| t.paused = Style::new().bg(Color::Blue),
+            paused(),
+        ),
+    ];
+    for (what, change, app) in changes {
+        let mut changed = base.clone();
+        change(&mut changed);
+        assert_ne!(render(&base, &app), render(&changed, &app), "{what}");
+    }
+}
