@@ -80,10 +80,15 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
 /// `student vs teacher on source`, e.g. `deepfm vs mlp on synthetic`.
 fn default_name(cfg: &SessionConfig) -> String {
     let arch = |s: &str| s.split(':').next().unwrap_or(s).to_string();
+    // A teacher bundle's model replaces teacher.model (its spec is read when the run starts).
+    let teacher = match &cfg.teacher.bundle {
+        Some(_) => "a bundled teacher".to_string(),
+        None => arch(&cfg.teacher.model),
+    };
     format!(
         "{} vs {} on {}",
         arch(&cfg.student.model),
-        arch(&cfg.teacher.model),
+        teacher,
         crate::engine::config::source_kind(&cfg.data)
     )
 }
