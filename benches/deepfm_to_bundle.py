@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
-"""Convert a PyTorch `state_dict` of the benchmark DeepFM twin (benches/pytorch_deepfm.py) into
-a crossadapt teacher bundle (docs/bundles.md), usable as `--set teacher.bundle=DIR`.
+"""Convert a PyTorch `state_dict` of the benchmark DeepFM twin (benches/pytorch_deepfm.py, i.e.
+`Twin` of benches/pytorch_zoo.py with `--model deepfm`) into a crossadapt teacher bundle
+(docs/bundles.md), usable as `--set teacher.bundle=DIR`.
 
     python3 benches/deepfm_to_bundle.py --state-dict deepfm.pt --vocab-from BUNDLE --out DIR
     python3 benches/deepfm_to_bundle.py --state-dict deepfm.pt --vocab vocab.json --out DIR
     python3 benches/deepfm_to_bundle.py --demo --vocab-from BUNDLE --out DIR --check-day 5
 
-The state_dict holds `tables.{i}.weight` (one table per categorical field, row = id: 0 padding,
-1 OOV, 2.. the vocabulary's keys in order), `first`, `mlp.{2i}` and `out`. The vocabulary comes
-from an existing bundle over the same data (`--vocab-from`, e.g. one written by `crossadapt
-train --bundle`) or a JSON file `{"categorical": [{"name", "keys": [...]}], "numeric": [{"name",
-"mean", "std"}], "user": NAME|null, "min_count": N, "data": {crossadapt data config, optional}}`. That twin has no numeric inputs, so the
-bundle gets zero numeric vectors (`num_emb`) and zero weight columns for the numeric fields:
-crossadapt then computes exactly the twin's function.
+The state_dict holds `table.weight` with one block of rows per categorical field starting at
+`offsets[i]` (row `offsets[i] + id`: id 0 padding, 1 OOV, 2.. the vocabulary's keys in order),
+`first`, `mlp.net.{2i}` and `deep_out`. A block may be longer than its field's vocabulary (the
+twin gives every field `--ids` rows): rows past it are ids no encoded row can have, and are
+dropped. The older twin's layout (`tables.{i}.weight`, `mlp.{2i}`, `out`) is read too. The
+vocabulary comes from an existing bundle over the same data (`--vocab-from`, e.g. one written by
+`crossadapt train --bundle`) or a JSON file `{"categorical": [{"name", "keys": [...]}],
+"numeric": [{"name", "mean", "std"}], "user": NAME|null, "min_count": N, "data": {crossadapt
+data config, optional}}`. The twin has no numeric inputs, so the bundle gets zero numeric
+vectors (`num_emb`) and zero weight columns for the numeric fields: crossadapt then computes
+exactly the twin's function.
 
-`--demo` converts a freshly initialised twin of the right sizes (torch.save'd and loaded back,
-as a user's file would be); `--check-day N` then runs `crossadapt predict` on day N and checks
-the ORIGINAL twin (not a re-implementation) gives the same predictions to 1e-5.
+`--demo` converts a freshly initialised twin (torch.save'd and loaded back, as a user's file
+would be); `--check-day N` then runs `crossadapt predict` on day N and checks the ORIGINAL twin
+(not a re-implementation) gives the same predictions to 1e-5.
 """
 import argparse
 import hashlib
@@ -31,10 +36,9 @@ import tempfile
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_deepfm import DeepFM  # noqa: E402
+from pytorch_zoo import Twin, parse_spec  # noqa: E402
 from bundle_check import read_predictions, schema_fingerprint, Bundle  # noqa: E402
 
 
@@ -87,39 +91,57 @@ def load_vocab(a, out):
 
 
 def demo_twin(vocab, emb, hidden, seed):
-    """The benchmark twin with one table per field sized to the vocabulary (its constructor
-    gives every field the same size), initialised as it initialises itself."""
+    """The benchmark twin with as many rows per field as the largest vocabulary, initialised as
+    it initialises itself, plus non-zero biases so a dropped bias would show."""
     torch.manual_seed(seed)
-    rows = [f["rows"] for f in vocab["categorical"]]
-    model = DeepFM(len(rows), 1, emb, hidden)
-    model.tables = nn.ModuleList(nn.Embedding(r, emb) for r in rows)
-    for t in model.tables:
-        nn.init.normal_(t.weight, std=0.01)
-    with torch.no_grad():  # non-zero biases, so a dropped bias would show
+    rows = max(f["rows"] for f in vocab["categorical"])
+    spec = parse_spec(f"deepfm:emb={emb},hidden={'x'.join(map(str, hidden))}")
+    model = Twin(spec, len(vocab["categorical"]), rows)
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):
                 p.uniform_(-0.1, 0.1)
     return model
 
 
+def zoo_layout(state, f):
+    """The older twin's names (one table per field) as the zoo twin's."""
+    if "tables.0.weight" not in state:
+        return state
+    tables = [state[f"tables.{i}.weight"] for i in range(f)]
+    out = {"table.weight": torch.cat(tables, 0),
+           "offsets": torch.tensor(np.cumsum([0] + [t.shape[0] for t in tables[:-1]])),
+           "first.weight": state["first.weight"], "first.bias": state["first.bias"],
+           "deep_out.weight": state["out.weight"], "deep_out.bias": state["out.bias"]}
+    for k, v in state.items():
+        if k.startswith("mlp."):
+            out["mlp.net." + k[len("mlp."):]] = v
+    return out
+
+
 def convert(state, vocab, schema, out, source, data=None):
     cats, nums = vocab["categorical"], schema["numeric"]
     f, n = len(cats), len(nums)
-    tables = [state[f"tables.{i}.weight"] for i in range(f)]
-    emb = tables[0].shape[1]
-    for i, (t, c) in enumerate(zip(tables, cats)):
-        if tuple(t.shape) != (c["rows"], emb):
-            raise SystemExit(f"tables.{i}.weight is {tuple(t.shape)}, field {c['name']} needs "
-                             f"({c['rows']}, {emb}): rows = entries + 2 (padding, OOV)")
-    if any(k.startswith("tables.") and int(k.split(".")[1]) >= f for k in state):
-        raise SystemExit(f"the state_dict has more tables than the vocabulary's {f} fields")
-    layers = sorted(int(k.split(".")[1]) for k in state if k.startswith("mlp.") and k.endswith(".weight"))
-    hidden = [state[f"mlp.{i}.weight"].shape[0] for i in layers]
+    state = zoo_layout(state, f)
+    table, starts = state["table.weight"], [int(o) for o in state["offsets"]]
+    emb = table.shape[1]
+    if len(starts) != f:
+        raise SystemExit(f"the state_dict has {len(starts)} fields, the vocabulary {f}")
+    ends = starts[1:] + [table.shape[0]]
+    blocks = []
+    for i, c in enumerate(cats):
+        if ends[i] - starts[i] < c["rows"]:
+            raise SystemExit(f"field {i} ({c['name']}) has {ends[i] - starts[i]} rows in "
+                             f"table.weight, its vocabulary needs {c['rows']} (entries + 2)")
+        blocks.append(table[starts[i]:starts[i] + c["rows"]])
+    layers = sorted(int(k.split(".")[2]) for k in state
+                    if k.startswith("mlp.net.") and k.endswith(".weight"))
+    hidden = [state[f"mlp.net.{i}.weight"].shape[0] for i in layers]
 
     def widen(w):  # zero columns for the numeric fields, which come after the categorical ones
         return torch.cat([w, torch.zeros(w.shape[0], n * emb)], 1).contiguous()
 
-    t = {"table.weight": torch.cat(tables, 0).contiguous(),
+    t = {"table.weight": torch.cat(blocks, 0).contiguous(),
          "offsets": torch.tensor([c["offset"] for c in cats], dtype=torch.int64),
          "first.weight": widen(state["first.weight"]), "first.bias": state["first.bias"]}
     entries = [("table.weight", "emb.table", False), ("offsets", "emb.offsets", False)]
@@ -128,12 +150,12 @@ def convert(state, vocab, schema, out, source, data=None):
         entries.append(("num_emb", "num_emb", False))
     entries += [("first.weight", "first_order.w", True), ("first.bias", "first_order.b", False)]
     for j, i in enumerate(layers):
-        w = state[f"mlp.{i}.weight"]
+        w = state[f"mlp.net.{i}.weight"]
         t[f"mlp.net.{2 * j}.weight"] = widen(w) if j == 0 else w
-        t[f"mlp.net.{2 * j}.bias"] = state[f"mlp.{i}.bias"]
+        t[f"mlp.net.{2 * j}.bias"] = state[f"mlp.net.{i}.bias"]
         entries += [(f"mlp.net.{2 * j}.weight", f"deep.{j}.w", True),
                     (f"mlp.net.{2 * j}.bias", f"deep.{j}.b", False)]
-    t["deep_out.weight"], t["deep_out.bias"] = state["out.weight"], state["out.bias"]
+    t["deep_out.weight"], t["deep_out.bias"] = state["deep_out.weight"], state["deep_out.bias"]
     entries += [("deep_out.weight", "deep_out.w", True), ("deep_out.bias", "deep_out.b", False)]
     t = {k: v.detach().contiguous() for k, v in t.items()}
     save_file(t, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
@@ -164,7 +186,7 @@ def check(model, out, day, crossadapt, sets, tol=1e-5):
             cmd += ["--set", s]
         subprocess.run(cmd, check=True)
         keys, values, logits, probs = read_predictions(path, bundle)
-    ids, _ = bundle.encode(keys, values)  # per-field ids, as the twin's tables take them
+    ids, _ = bundle.encode(keys, values)  # per-field ids; the twin adds its own offsets
     with torch.no_grad():
         z = model.eval()(ids).double().numpy()
     dz, dp = float(np.abs(z - logits).max()), float(np.abs(1 / (1 + np.exp(-z)) - probs).max())
@@ -191,7 +213,31 @@ def main():
     a = ap.parse_args()
     if os.path.exists(a.out) and os.listdir(a.out):
         raise SystemExit(f"{a.out} already exists; pick another folder or remove it")
-    os.makedirs(a.out, exist_ok=True)
+    # Written into a hidden sibling folder, renamed into place only when complete.
+    final, a.out = a.out, tempfile.mkdtemp(prefix=".bundle-staging-",
+                                            dir=os.path.dirname(os.path.abspath(a.out)))
+    try:
+        convert_to(a)
+    except BaseException:
+        shutil.rmtree(a.out, ignore_errors=True)
+        raise
+    if os.path.isdir(final):
+        os.rmdir(final)
+    os.chmod(a.out, 0o755)
+    os.rename(a.out, final)
+    a.out = final
+    print(f"wrote {final} ({a.spec})")
+    if a.check_day is not None:
+        if a.model is None:
+            raise SystemExit("--check-day needs --demo (a state_dict alone does not say which "
+                             "twin class to rebuild); check a converted file with "
+                             "benches/bundle_check.py instead")
+        ok = check(a.model, final, a.check_day, a.crossadapt, a.set)
+        print("MATCH" if ok else "MISMATCH")
+        sys.exit(0 if ok else 1)
+
+
+def convert_to(a):
     vocab, schema, data = load_vocab(a, a.out)
     if a.demo:
         model = demo_twin(vocab, a.emb, [int(h) for h in a.hidden.split("x") if h], a.seed)
@@ -207,21 +253,8 @@ def main():
             state = torch.load(a.state_dict, map_location="cpu")
         source = f"state_dict {os.path.basename(a.state_dict)}"
         model = None
-    spec = convert(state, vocab, schema, a.out, source, data)
-    print(f"wrote {a.out} ({spec})")
-    if a.check_day is not None:
-        if model is None:
-            f = len(vocab["categorical"])
-            emb = state["tables.0.weight"].shape[1]
-            layers = sorted(int(k.split(".")[1]) for k in state
-                            if k.startswith("mlp.") and k.endswith(".weight"))
-            model = DeepFM(f, 1, emb, [state[f"mlp.{i}.weight"].shape[0] for i in layers])
-            model.tables = nn.ModuleList(nn.Embedding(c["rows"], emb) for c in vocab["categorical"])
-            model.load_state_dict(state)
-        ok = check(model, a.out, a.check_day, a.crossadapt, a.set)
-        print("MATCH" if ok else "MISMATCH")
-        sys.exit(0 if ok else 1)
-
+    a.spec = convert(state, vocab, schema, a.out, source, data)
+    a.model = model
 
 if __name__ == "__main__":
     main()

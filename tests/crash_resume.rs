@@ -248,10 +248,19 @@ fn random_kills_hups_and_terms_resume_to_the_uninterrupted_numbers() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!stderr.contains("panicked"), "{stderr}");
         }
+        let what = if std::ptr::eq(job, &whole) {
+            "run"
+        } else {
+            "fork"
+        };
         let got = metrics_of(&dir);
         assert_eq!(got.len(), job.reference.len(), "{sig:?} at {at:?}");
         for (key, m) in &job.reference {
-            assert_eq!(got.get(key), Some(m), "{key:?} after {sig:?} at {at:?}");
+            assert_eq!(
+                got.get(key),
+                Some(m),
+                "{key:?} after {sig:?} at {at:?} ({what})"
+            );
         }
         assert_eq!(
             final_params(&dir),

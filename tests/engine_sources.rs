@@ -243,7 +243,7 @@ fn shipped_criteo_and_avazu_samples_run_with_the_default_split() {
         "data.source=avazu".to_string(),
         format!("data.path=\"{}\"", repo("data/sample-avazu.csv")),
     ];
-    check("avazu sample", 3, run(config(&avazu)));
+    check("avazu sample", 10, run(config(&avazu)));
 }
 
 #[test]

@@ -183,3 +183,56 @@ fn schema_fingerprint_is_the_compact_json_digest() {
         format!("sha256:{}", stio::hex(&Sha256::digest(json.as_bytes())))
     );
 }
+
+#[test]
+fn weights_or_keys_of_another_vocabulary_are_refused_even_with_valid_digests() {
+    let (v, s) = (vocab(), schema());
+    let spec: ModelSpec = "deepfm:emb=4,hidden=3".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    write(
+        &a,
+        content(&spec, &v, &s),
+        Weights::Model(trained(&spec, &v).model()),
+    )
+    .unwrap();
+    // The same model over a vocabulary with one more user key: one more table row.
+    let mut big = vocab();
+    big.fields[0] = FieldVocab::new("user".into(), vec![11, 7, 300, 5]);
+    let b = dir.path().join("b");
+    write(
+        &b,
+        content(&spec, &big, &s),
+        Weights::Model(trained(&spec, &big).model()),
+    )
+    .unwrap();
+    // Another stack's bundle: no digests, A's manifest and keys with B's weights.
+    let edit = |from: &Path, files: &[&str]| {
+        let d = dir.path().join(format!("mix-{}", files.join("-")));
+        std::fs::create_dir_all(&d).unwrap();
+        for f in [MANIFEST_FILE, WEIGHTS_FILE, VOCAB_FILE] {
+            let src = if files.contains(&f) { from } else { &a };
+            std::fs::copy(src.join(f), d.join(f)).unwrap();
+        }
+        let mut m: Manifest =
+            serde_json::from_slice(&std::fs::read(d.join(MANIFEST_FILE)).unwrap()).unwrap();
+        m.files.clear();
+        std::fs::write(d.join(MANIFEST_FILE), serde_json::to_vec(&m).unwrap()).unwrap();
+        d
+    };
+    let d = edit(&b, &[WEIGHTS_FILE]);
+    let bundle = Bundle::open(&d).unwrap();
+    let voc = bundle.vocabulary().unwrap();
+    let Err(e) = bundle.trainer(&voc, &TrainConfig::default()) else {
+        panic!("weights of another vocabulary were loaded")
+    };
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("table.weight") && e.contains("[10, 4]") && e.contains("[9, 4]"),
+        "{e}"
+    );
+    // B's keys under A's manifest: the key tensor has another length.
+    let d = edit(&b, &[VOCAB_FILE]);
+    let e = format!("{:#}", Bundle::open(&d).unwrap().vocabulary().unwrap_err());
+    assert!(e.contains("keys.0"), "{e}");
+}

@@ -67,14 +67,18 @@ impl EventSink for SharedSession {
     }
 }
 
+/// Once per online day (at its end, with every arm's metrics of the day), not once per arm:
+/// each rewrite is two fsyncs, which on a log of short days cost more than the day itself.
 fn moves_status(event: &EngineEvent) -> bool {
+    if let EngineEvent::StageStarted { stage, .. } = event {
+        return *stage != crate::engine::Stage::Online;
+    }
     matches!(
         event,
         EngineEvent::SessionStarted { .. }
             | EngineEvent::SessionResumed { .. }
-            | EngineEvent::StageStarted { .. }
+            | EngineEvent::StageFinished { .. }
             | EngineEvent::OfflineResult { .. }
-            | EngineEvent::DayMetrics { .. }
             | EngineEvent::ArmFailed { .. }
             | EngineEvent::Paused { .. }
             | EngineEvent::Resumed { .. }

@@ -48,6 +48,8 @@ pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<Laun
 }
 
 pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    // First of all, so a signal during the set-up is not the default (instant) death.
+    let signals = crate::signals::SignalState::install()?;
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
     let mode = launch_mode(args.headless, args.theme.clone())?;
     // The data is opened, split and checked before the session folder exists, so a source
@@ -66,7 +68,6 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if mode == LaunchMode::Headless {
         eprintln!("session {id} ({name}) in {}", session.dir().display());
     }
-    let signals = crate::signals::SignalState::install()?;
     let Attached { io, shared } =
         attach(session, &cfg, &mode, args.events.as_deref(), Some(signals))?;
     let engine = Engine::start(cfg.clone(), prepared, &id, &name, io)?;
@@ -80,10 +81,15 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
 /// `student vs teacher on source`, e.g. `deepfm vs mlp on synthetic`.
 fn default_name(cfg: &SessionConfig) -> String {
     let arch = |s: &str| s.split(':').next().unwrap_or(s).to_string();
+    // A teacher bundle's model replaces teacher.model (its spec is read when the run starts).
+    let teacher = match &cfg.teacher.bundle {
+        Some(_) => "a bundled teacher".to_string(),
+        None => arch(&cfg.teacher.model),
+    };
     format!(
         "{} vs {} on {}",
         arch(&cfg.student.model),
-        arch(&cfg.teacher.model),
+        teacher,
         crate::engine::config::source_kind(&cfg.data)
     )
 }

@@ -13,7 +13,7 @@ use super::live::{attach, console_options, run_attached, Attached, LaunchMode};
 use super::run::launch_mode;
 use super::ConfigArgs;
 use crate::atomic::write_atomic;
-use crate::engine::events::{EngineEvent, ParamPatch, Params};
+use crate::engine::events::{EngineEvent, ParamPatch, Params, Position, Stage};
 use crate::engine::{Engine, Outcome, SessionConfig};
 use crate::session::export::{self, ExportFormat};
 use crate::session::replay::replay_into;
@@ -131,7 +131,8 @@ pub struct RmArgs {
 pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(dir)?;
     let mut fallbacks: Vec<String> = Vec::new();
-    let mut signals = None;
+    // First of all, so a signal during the set-up is not the default (instant) death.
+    let signals = SignalState::install()?;
     // Each attempt reopens the session: a failed load released it untouched.
     let mut attempt = 0usize;
     loop {
@@ -159,10 +160,6 @@ pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
         let (id, name) = (session.id().to_string(), session.meta().name.clone());
         let mode = launch_mode(args.headless, args.theme.clone())?;
-        let signals = match &signals {
-            Some(s) => s,
-            None => signals.insert(SignalState::install()?),
-        };
         let choice = choose_checkpoint(&session, &contents, attempt, &mut fallbacks)?;
         let Some(ckpt) = choice else {
             eprintln!("session {id} has no checkpoint yet: starting it over");
@@ -175,10 +172,30 @@ pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         if mode == LaunchMode::Headless {
             eprintln!("resuming session {id} from checkpoint {}", ckpt.label);
         }
+        // Parameter changes after the checkpoint are re-applied where they first applied.
+        let changes: Vec<(Position, Params)> = contents
+            .records
+            .iter()
+            .filter(|r| r.seq > ckpt.seq)
+            .filter_map(|r| match &r.event {
+                EngineEvent::ParamsChanged { params, at } => Some((at.clone(), params.clone())),
+                _ => None,
+            })
+            .collect();
+        let fork_patch = fork_patch(&session, &contents.records, &ckpt, &changes, &cfg);
         session.cut_log_before_next_append(Some(ckpt.seq));
         let Attached { io, shared } = attach(session, &cfg, &mode, None, Some(signals.clone()))?;
         match Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io) {
-            Ok(engine) => return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id),
+            Ok(mut engine) => {
+                for w in &fallbacks {
+                    engine.warn(format!("resume: {w}"))?;
+                }
+                engine.restore_changes(changes)?;
+                if let Some(patch) = fork_patch {
+                    engine.apply_patch(&patch)?;
+                }
+                return finish(run_attached(engine, shared, &mode, &cfg, None)?, &id);
+            }
             // Only a checkpoint's own failure falls back; a missing data file fails every one.
             Err(e) if format!("{e:#}").contains(&ckpt.dir.display().to_string()) => {
                 let w = format!(
@@ -193,6 +210,28 @@ pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
         attempt += 1;
     }
+}
+
+/// A fork resumed from the checkpoint it started from, killed before its changed parameters
+/// were logged: the fork's change again (its config against the parent's starting parameters,
+/// as `fork` computes it), so a kill at any moment cannot revert a fork to its parent.
+fn fork_patch(
+    session: &crate::session::Session,
+    records: &[crate::engine::Record],
+    ckpt: &crate::session::CheckpointRef,
+    changes: &[(Position, Params)],
+    cfg: &SessionConfig,
+) -> Option<ParamPatch> {
+    let parent = session.meta().parent.as_ref()?;
+    let logged = changes.iter().any(|(at, _)| at.stage == Stage::Setup);
+    if ckpt.label != crate::session::day_label(parent.day) || logged {
+        return None;
+    }
+    let start = records.iter().find_map(|r| match &r.event {
+        EngineEvent::SessionStarted { params, .. } => Some(params),
+        _ => None,
+    })?;
+    Some(param_changes(start, &cfg.params()))
 }
 
 /// The `skip`-th newest checkpoint that verifies and lies within the readable part of the log;
@@ -372,6 +411,8 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
 /// settings. What shapes the models and the days (data, split, arms, models, batch size) must
 /// stay the parent's: the checkpoint only fits those.
 pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    // First of all, so a signal during the copy of the parent is not the default death.
+    let signals = SignalState::install()?;
     let store = Store::open(dir)?;
     let parent = store.open_read_only(&args.id)?;
     let parent_path = parent.dir().join("config.toml");
@@ -393,8 +434,7 @@ pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
             args.from_day
         );
     }
-    let Attached { io, shared } =
-        attach(session, &cfg, &mode, None, Some(SignalState::install()?))?;
+    let Attached { io, shared } = attach(session, &cfg, &mode, None, Some(signals))?;
     let mut engine = Engine::resume(cfg.clone(), &id, &name, &ckpt.dir, ckpt.seq + 1, io)?;
     engine.apply_patch(&param_changes(&parent_cfg.params(), &cfg.params()))?;
     finish(run_attached(engine, shared, &mode, &cfg, None)?, &id)

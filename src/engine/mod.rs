@@ -8,6 +8,7 @@ pub mod emitter;
 pub mod events;
 mod offline;
 mod online;
+mod recovery;
 pub mod report;
 pub mod run;
 pub mod seeds;

@@ -91,6 +91,8 @@ pub struct Engine {
     pub(crate) checkpoint_requested: bool,
     pub(crate) retained_pool: Option<Batch>,
     pub(crate) last_progress: Instant,
+    /// Pending stop and restored parameter changes (`recovery.rs`).
+    pub(crate) recovery: super::recovery::Recovery,
     /// Online rows streamed since the last checkpoint (resets with every checkpoint).
     pub(crate) rows_since_checkpoint: u64,
 }
@@ -180,6 +182,7 @@ impl Engine {
             checkpoint_requested: false,
             retained_pool: None,
             last_progress: Instant::now(),
+            recovery: Default::default(),
             rows_since_checkpoint: 0,
             cfg,
         })
@@ -330,6 +333,7 @@ impl Engine {
     /// pending pause, blocking until resumed or stopped.
     pub(crate) fn safe_point(&mut self, at: &Position) -> anyhow::Result<()> {
         self.drain_commands(at, true)?;
+        self.stop_if_pending()?;
         if self.checkpoint_requested || self.pause_pending {
             let reason = if self.pause_pending {
                 "pause"
@@ -364,6 +368,7 @@ impl Engine {
     }
 
     fn drain_commands(&mut self, at: &Position, safe: bool) -> anyhow::Result<()> {
+        self.apply_due_changes(at)?;
         loop {
             let cmd = match &self.commands {
                 Some(rx) => match rx.try_recv() {
@@ -441,7 +446,7 @@ impl Engine {
                     })?;
                 }
             }
-            EngineCommand::Stop => return Err(StopRequested.into()),
+            EngineCommand::Stop => self.request_stop(at, safe)?,
         }
         Ok(())
     }

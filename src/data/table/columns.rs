@@ -156,6 +156,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nan_labels_and_rules_are_refused() {
+        let col = Column::new("y".into(), [Some(1.0f64), Some(0.0), Some(f64::NAN)]);
+        let rule = PositiveRule::parse("> 0", "y").unwrap();
+        let locate = |i: usize| ("t.parquet".to_string(), i as u64 + 1);
+        let site = ColumnSite {
+            file: "t.parquet",
+            column: "y",
+            locate: &locate,
+        };
+        let e = labels(&col, &rule, &site).unwrap_err().to_string();
+        assert!(
+            e.contains("t.parquet") && e.contains("row 3") && e.contains("NaN"),
+            "{e}"
+        );
+        let ok = Column::new("y".into(), [Some(1.0f64), Some(0.0)]);
+        assert_eq!(labels(&ok, &rule, &site).unwrap(), vec![1.0, 0.0]);
+        for bad in ["> nan", "y >= inf", "== -inf"] {
+            let e = PositiveRule::parse(bad, "y").unwrap_err().to_string();
+            assert!(e.contains("not a finite number"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn criteo_buckets_follow_the_convention() {
         assert_eq!(bucket_of(0.0), 0);
         assert_eq!(bucket_of(2.0), 2);
