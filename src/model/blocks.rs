@@ -4,8 +4,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 
-use super::fused::linear_relu;
-use super::matmul::matmul;
+use super::fused::{linear, linear_relu};
 use super::params::ParamSet;
 
 /// `x W + b` with `W` stored as `(in, out)`, so the forward needs no transposed copy.
@@ -29,6 +28,16 @@ impl Linear {
         })
     }
 
+    /// The `(in, out)` weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.w
+    }
+
+    /// The `(out,)` bias.
+    pub fn bias(&self) -> &Tensor {
+        &self.b
+    }
+
     /// `relu(x W + b)` for `(B, in) -> (B, out)`, the whole layer one op (`fused.rs`).
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() != 2 {
@@ -37,17 +46,17 @@ impl Linear {
         Ok(linear_relu(x, &self.w, &self.b)?)
     }
 
-    /// `(B, in) -> (B, out)`; also `(B, F, in) -> (B, F, out)`.
+    /// `(B, in) -> (B, out)`; also `(B, F, in) -> (B, F, out)`. One op (`fused.rs`).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() == 2 {
-            return Ok(matmul(x, &self.w)?.broadcast_add(&self.b)?);
+            return Ok(linear(x, &self.w, &self.b)?);
         }
         // Fold the leading dims into rows: one 2-D product (`matmul.rs`), no broadcast copy of
         // the weight.
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().unwrap_or(1);
         let rows: usize = dims.iter().product();
-        let y = matmul(&x.reshape((rows, inp))?, &self.w)?.broadcast_add(&self.b)?;
+        let y = linear(&x.reshape((rows, inp))?, &self.w, &self.b)?;
         dims.push(self.w.dim(1)?);
         Ok(y.reshape(dims)?)
     }

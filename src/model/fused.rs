@@ -20,15 +20,26 @@ use rayon::prelude::*;
 use super::matmul::{matrix, product, product_no_grad, Operand};
 
 /// Rows per parallel task.
-const ROWS_PER_TASK: usize = 64;
+pub(super) const ROWS_PER_TASK: usize = 64;
 
 /// `relu(x w + b)` for `x (rows, in)`, `w (in, out)`, `b (out,)`, with its gradient.
 pub fn linear_relu(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    matrix(x)?.apply_op3(&matrix(w)?, &b.contiguous()?, LinearRelu)
+    matrix(x)?.apply_op3(&matrix(w)?, &b.contiguous()?, Linear { relu: true })
+}
+
+/// `x w + b` for `x (rows, in)`, `w (in, out)`, `b (out,)`, with its gradient: the bias added
+/// in place after the product, its gradient one row-wise column sum (where candle's broadcast
+/// add would sum its gradient column by column).
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    matrix(x)?.apply_op3(&matrix(w)?, &b.contiguous()?, Linear { relu: false })
 }
 
 /// The f32 slice a contiguous layout covers.
-fn contiguous<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+pub(super) fn contiguous<'a>(
+    op: &str,
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
         candle_core::bail!("{op}: only f32 tensors are supported");
     };
@@ -40,21 +51,21 @@ fn contiguous<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Resul
 
 /// Calls `f(first_row, block)` on blocks of [`ROWS_PER_TASK`] rows of `width` values, in
 /// parallel.
-fn par_row_blocks(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(super) fn par_row_blocks(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     out.par_chunks_mut(ROWS_PER_TASK * width.max(1))
         .enumerate()
         .for_each(|(i, block)| f(i * ROWS_PER_TASK, block));
 }
 
 /// The not yet written part of one block of [`par_fill`]'s output.
-struct Filler<'a> {
-    block: &'a mut [MaybeUninit<f32>],
+pub(super) struct Filler<'a> {
+    pub(super) block: &'a mut [MaybeUninit<f32>],
     written: usize,
 }
 
 impl Filler<'_> {
     /// Writes `values` after the values written so far (those that fit in the block).
-    fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
+    pub(super) fn extend(&mut self, values: impl IntoIterator<Item = f32>) {
         let mut n = 0;
         for (slot, v) in self.block[self.written..].iter_mut().zip(values) {
             slot.write(v);
@@ -68,7 +79,11 @@ impl Filler<'_> {
 /// `fill(first_row, filler)`, which must write the block's `ROWS_PER_TASK` rows (fewer in the
 /// last block) in order. Never zero-filled first: the allocator's `memset` of every new
 /// activation and gradient showed in the profile.
-fn par_fill(rows: usize, width: usize, fill: impl Fn(usize, &mut Filler) + Sync) -> Vec<f32> {
+pub(super) fn par_fill(
+    rows: usize,
+    width: usize,
+    fill: impl Fn(usize, &mut Filler) + Sync,
+) -> Vec<f32> {
     let len = rows * width;
     let mut out = Vec::with_capacity(len);
     out.spare_capacity_mut()[..len]
@@ -89,11 +104,18 @@ fn par_fill(rows: usize, width: usize, fill: impl Fn(usize, &mut Filler) + Sync)
     out
 }
 
-struct LinearRelu;
+/// A linear layer, followed by a ReLU when `relu` is set.
+struct Linear {
+    relu: bool,
+}
 
-impl CustomOp3 for LinearRelu {
+impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
-        "linear-relu"
+        if self.relu {
+            "linear-relu"
+        } else {
+            "linear"
+        }
     }
 
     fn cpu_fwd(
@@ -111,17 +133,23 @@ impl CustomOp3 for LinearRelu {
         let ((rows, inp), (w_rows, out)) = (x.shape(), w.shape());
         if inp != w_rows || l3.dims() != [out] {
             candle_core::bail!(
-                "linear-relu: x {:?}, w {:?} and b {:?} do not match",
+                "{}: x {:?}, w {:?} and b {:?} do not match",
+                self.name(),
                 l1.dims(),
                 l2.dims(),
                 l3.dims()
             );
         }
         let mut y = product(x, w);
+        let relu = self.relu;
         par_row_blocks(&mut y, out, |_, block| {
             for row in block.chunks_exact_mut(out.max(1)) {
                 for (v, &bias) in row.iter_mut().zip(b) {
-                    *v = (*v + bias).max(0.0);
+                    *v = if relu {
+                        (*v + bias).max(0.0)
+                    } else {
+                        *v + bias
+                    };
                 }
             }
         });
@@ -136,7 +164,11 @@ impl CustomOp3 for LinearRelu {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let gz = grad_res.contiguous()?.apply_op2_no_bwd(res, &ReluMask)?;
+        let gz = if self.relu {
+            grad_res.contiguous()?.apply_op2_no_bwd(res, &ReluMask)?
+        } else {
+            grad_res.contiguous()?
+        };
         let gx = product_no_grad(&gz, &w.t()?)?;
         let gw = product_no_grad(&x.t()?, &gz)?;
         let gb = gz.apply_op1_no_bwd(&ColumnSum)?;
@@ -159,27 +191,42 @@ impl CustomOp1 for ColumnSum {
         let &[_, h] = l.dims() else {
             candle_core::bail!("column-sum: expected a matrix, got {:?}", l.dims());
         };
-        let sum_rows = |rows: &[f32]| {
-            let mut acc = vec![0.0f32; h];
-            for row in rows.chunks_exact(h.max(1)) {
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += v;
-                }
-            }
-            acc
-        };
-        let blocks: Vec<Vec<f32>> = x
-            .par_chunks(ROWS_PER_TASK * h.max(1))
-            .map(sum_rows)
-            .collect();
-        let mut acc = vec![0.0f32; h];
-        for block in &blocks {
-            for (a, &v) in acc.iter_mut().zip(block) {
+        Ok((CpuStorage::F32(column_sums(x, h)), Shape::from(h)))
+    }
+}
+
+/// The column sums of a row-major matrix of `h` columns (see [`ColumnSum`]).
+pub(super) fn column_sums(x: &[f32], h: usize) -> Vec<f32> {
+    block_sums(x.len() / h.max(1), h, |r0, rows, acc| {
+        for row in x[r0 * h..(r0 + rows) * h].chunks_exact(h.max(1)) {
+            for (a, &v) in acc.iter_mut().zip(row) {
                 *a += v;
             }
         }
-        Ok((CpuStorage::F32(acc), Shape::from(h)))
+    })
+}
+
+/// A sum over `rows` rows of `len` values each: `add(first_row, rows, acc)` adds the
+/// contributions of blocks of [`ROWS_PER_TASK`] rows, each into its own zeroed accumulator, in
+/// parallel; the blocks' accumulators are then added in block order, so the result does not
+/// depend on the number of threads.
+fn block_sums(rows: usize, len: usize, add: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let blocks: Vec<Vec<f32>> = (0..rows.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|i| {
+            let mut acc = vec![0.0f32; len];
+            let r0 = i * ROWS_PER_TASK;
+            add(r0, ROWS_PER_TASK.min(rows - r0), &mut acc);
+            acc
+        })
+        .collect();
+    let mut acc = vec![0.0f32; len];
+    for block in &blocks {
+        for (a, &v) in acc.iter_mut().zip(block) {
+            *a += v;
+        }
     }
+    acc
 }
 
 /// `g` where the ReLU output is positive, 0 elsewhere.

@@ -97,6 +97,33 @@ impl<'a> Operand<'a> {
         })
     }
 
+    /// A row-major `rows x cols` matrix over the first `rows * cols` values of `data`.
+    pub(super) fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(
+            data.len() >= rows * cols,
+            "row_major: {rows}x{cols} over {} values",
+            data.len()
+        );
+        Operand {
+            data,
+            rows,
+            cols,
+            rs: cols.max(1),
+            cs: 1,
+        }
+    }
+
+    /// The transpose, read in place.
+    pub(super) fn t(self) -> Self {
+        Operand {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
     /// `(rows, cols)`.
     pub(super) fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
@@ -130,9 +157,53 @@ impl<'a> Operand<'a> {
     }
 }
 
+/// One single-threaded `gemm` call adding `a b` to `c` (row-major, `a.rows` rows of `b.cols`
+/// values).
+pub(super) fn gemm_add(a: Operand, b: Operand, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        b.rows == k && c.len() == m * n,
+        "gemm_add: shapes do not chain"
+    );
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let s = |x: usize| x as isize;
+    // SAFETY: as in `gemm_into`; with `read_dst` true the crate reads and writes exactly the
+    // `m * n` initialised values of `c`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            s(n),
+            true,
+            a.data.as_ptr(),
+            s(a.cs),
+            s(a.rs),
+            b.data.as_ptr(),
+            s(b.cs),
+            s(b.rs),
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// One `gemm` call writing `a b` into every element of `c` (row-major, `a.rows` rows of
 /// `b.cols` values).
-fn gemm_into(a: Operand, b: Operand, c: &mut [MaybeUninit<f32>], parallelism: gemm::Parallelism) {
+pub(super) fn gemm_into(
+    a: Operand,
+    b: Operand,
+    c: &mut [MaybeUninit<f32>],
+    parallelism: gemm::Parallelism,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k && c.len() == m * n,

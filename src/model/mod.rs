@@ -18,6 +18,7 @@ pub mod arch;
 pub mod blocks;
 pub mod embedding;
 pub mod fused;
+pub mod interact;
 pub mod matmul;
 pub mod params;
 pub mod spec;

@@ -2,11 +2,13 @@
 //! connections; optionally a deep tower next to it (AutoInt+ when `hidden` is not empty).
 
 use anyhow::Result;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use super::core_access;
 use crate::model::blocks::{flatten, Linear, Logit, Mlp};
+use crate::model::fused::linear;
+use crate::model::interact::self_attention;
 use crate::model::{CtrModel, ModelCore};
 
 struct AttentionLayer {
@@ -62,14 +64,6 @@ impl AutoInt {
     }
 }
 
-/// `(B, F, A) -> (B, heads, F, A/heads)`.
-fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
-    let (b, f, a) = x.dims3()?;
-    Ok(x.reshape((b, f, heads, a / heads))?
-        .transpose(1, 2)?
-        .contiguous()?)
-}
-
 impl CtrModel for AutoInt {
     core_access!();
 
@@ -77,16 +71,14 @@ impl CtrModel for AutoInt {
         let heads = self.core.spec.heads;
         let mut x = fields.clone();
         for l in &self.layers {
-            let q = split_heads(&l.q.forward(&x)?, heads)?;
-            let k = split_heads(&l.k.forward(&x)?, heads)?;
-            let v = split_heads(&l.v.forward(&x)?, heads)?;
-            let scale = 1.0 / (q.dim(3)? as f64).sqrt();
-            let scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
-            let att = candle_nn::ops::softmax(&scores, D::Minus1)?;
-            let o = att.matmul(&v)?; // (B, heads, F, a)
-            let (b, h, f, a) = o.dims4()?;
-            let o = o.transpose(1, 2)?.contiguous()?.reshape((b, f, h * a))?;
-            x = (o + l.res.forward(&x)?)?.relu()?;
+            // The four projections as one product, then attention, residual and ReLU as one op
+            // (`interact.rs`).
+            let (b, f, inp) = x.dims3()?;
+            let parts = [&l.q, &l.k, &l.v, &l.res];
+            let w = Tensor::cat(&parts.map(|p| p.weight()), 1)?;
+            let bias = Tensor::cat(&parts.map(|p| p.bias()), 0)?;
+            let p = linear(&x.reshape((b * f, inp))?, &w, &bias)?;
+            x = self_attention(&p.reshape((b, f, w.dim(1)?))?, heads)?;
         }
         let mut y = self.att_out.forward(&flatten(&x)?)?;
         if let Some((mlp, out)) = &self.deep {

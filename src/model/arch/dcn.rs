@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::core_access;
 use crate::model::blocks::{flatten, Linear, Logit, Mlp};
+use crate::model::interact::{cross_mix, cross_vector};
 use crate::model::{Arch, CtrModel, ModelCore};
 
 enum Cross {
@@ -70,14 +71,17 @@ impl CtrModel for Dcn {
         let mut x = x0.clone();
         match &self.cross {
             Cross::Vector(layers) => {
+                let dim = x0.dim(1)?;
                 for (w, b) in layers {
-                    let s = x.matmul(w)?;
-                    x = ((x0.broadcast_mul(&s)?.broadcast_add(b))? + &x)?;
+                    // One op per layer (`interact.rs`); `w` and `b` go in as the rows of one
+                    // `(2, D)` operand.
+                    let wb = Tensor::cat(&[&w.reshape((1, dim))?, &b.reshape((1, dim))?], 0)?;
+                    x = cross_vector(&x0, &x, &wb)?;
                 }
             }
             Cross::Matrix(layers) => {
                 for l in layers {
-                    x = ((&x0 * l.forward(&x)?)? + &x)?;
+                    x = cross_mix(&x0, &l.forward(&x)?, &x)?;
                 }
             }
         }

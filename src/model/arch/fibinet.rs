@@ -3,11 +3,12 @@
 //! term.
 
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use super::core_access;
 use crate::model::blocks::{flatten, Linear, Logit, Mlp};
+use crate::model::interact::{bilinear_pairs, scale_fields};
 use crate::model::{CtrModel, ModelCore};
 
 pub struct FiBiNet {
@@ -17,9 +18,6 @@ pub struct FiBiNet {
     excite: Linear,
     /// `(d, d)` bilinear weights for the original and the SENET embeddings.
     bilinear: [Tensor; 2],
-    /// Left and right field of every pair `i < j`.
-    left: Tensor,
-    right: Tensor,
     mlp: Mlp,
     out: Logit,
 }
@@ -38,16 +36,7 @@ impl FiBiNet {
             ps.glorot(rng, "bilinear.emb", &[d, d])?,
             ps.glorot(rng, "bilinear.senet", &[d, d])?,
         ];
-        let (mut l, mut r) = (Vec::new(), Vec::new());
-        for i in 0..fields {
-            for j in i + 1..fields {
-                l.push(i as u32);
-                r.push(j as u32);
-            }
-        }
-        let pairs = l.len();
-        let left = Tensor::from_vec(l, pairs, &Device::Cpu)?;
-        let right = Tensor::from_vec(r, pairs, &Device::Cpu)?;
+        let pairs = fields * fields.saturating_sub(1) / 2;
         let mlp = Mlp::new(ps, rng, "deep", 2 * pairs * d, &hidden)?;
         let out = Logit::new(ps, rng, "deep_out", mlp.out_dim())?;
         Ok(FiBiNet {
@@ -56,19 +45,9 @@ impl FiBiNet {
             squeeze,
             excite,
             bilinear,
-            left,
-            right,
             mlp,
             out,
         })
-    }
-
-    /// `(v_i W) * v_j` for every pair, flattened: `(B, pairs * d)`.
-    fn pairs(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
-        let (b, f, d) = x.dims3()?;
-        let xw = x.reshape((b * f, d))?.matmul(w)?.reshape((b, f, d))?;
-        let p = (xw.index_select(&self.left, 1)? * x.index_select(&self.right, 1)?)?;
-        flatten(&p)
     }
 }
 
@@ -77,13 +56,12 @@ impl CtrModel for FiBiNet {
 
     fn interact(&self, fields: &Tensor) -> Result<Tensor> {
         let z = fields.mean(2)?; // (B, F)
-        let a = self
-            .excite
-            .forward(&self.squeeze.forward(&z)?.relu()?)?
-            .relu()?;
-        let v = fields.broadcast_mul(&a.unsqueeze(2)?)?;
-        let p = self.pairs(fields, &self.bilinear[0])?;
-        let q = self.pairs(&v, &self.bilinear[1])?;
+        let a = self.excite.forward_relu(&self.squeeze.forward_relu(&z)?)?;
+        // SENET scaling and the pairs `(v_i W) * v_j` (`i < j`, flattened), one op each
+        // (`interact.rs`).
+        let v = scale_fields(fields, &a)?;
+        let p = bilinear_pairs(fields, &self.bilinear[0])?;
+        let q = bilinear_pairs(&v, &self.bilinear[1])?;
         let deep = self
             .out
             .forward(&self.mlp.forward(&Tensor::cat(&[p, q], 1)?)?)?;

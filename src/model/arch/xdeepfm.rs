@@ -1,6 +1,6 @@
 //! xDeepFM (Lian et al. 2018): a Compressed Interaction Network next to a linear term and a
-//! deep tower. CIN states are kept as `(B * d, H)` so each layer is one row-wise outer product
-//! and one plain matmul.
+//! deep tower. CIN states are kept as `(B * d, H)` so each layer is one op: the row-wise outer
+//! product with `x0` times the layer's filters (`interact.rs`).
 
 use anyhow::Result;
 use candle_core::Tensor;
@@ -8,8 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::core_access;
 use crate::model::blocks::{flatten, Logit, Mlp};
-use crate::model::fused::outer_rows;
-use crate::model::matmul::matmul;
+use crate::model::interact::cin_layer;
 use crate::model::{CtrModel, ModelCore};
 
 pub struct XDeepFm {
@@ -60,7 +59,7 @@ impl CtrModel for XDeepFm {
         let mut xk = x0.clone();
         let mut pooled = Vec::with_capacity(self.cin.len());
         for w in &self.cin {
-            xk = matmul(&outer_rows(&xk, &x0)?, w)?;
+            xk = cin_layer(&xk, &x0, w)?;
             pooled.push(xk.reshape((b, d, w.dim(1)?))?.sum(1)?);
         }
         let refs: Vec<&Tensor> = pooled.iter().collect();
