@@ -46,6 +46,13 @@ impl Interval {
         }
     }
 
+    /// Whether every number is finite (what an event may carry).
+    pub fn is_finite(&self) -> bool {
+        [self.estimate, self.lo, self.hi, self.level]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+
     /// Whether the whole interval lies above `-delta`: "not worse by more than `delta`" for a
     /// difference where higher is better (AUC). Non-inferiority trials read the lower end of
     /// the two-sided interval, which is a one-sided test at `(1 - level) / 2`: the stricter
