@@ -378,7 +378,7 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
         .max(4);
     writeln!(
         out,
-        "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:>4}  {:<24}  AUC on the latest day",
+        "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:>4}  {:<24}  AUC on the latest day [gate]",
         "id", "name", "created", "status", "day", "arms"
     )?;
     for s in sessions {
@@ -387,7 +387,10 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
             .iter()
             .map(|h| match (&h.failed, h.auc) {
                 (Some(_), _) => format!("{}=failed", h.arm),
-                (None, Some(auc)) => format!("{}={auc:.4}", h.arm),
+                (None, Some(auc)) => match &h.gate {
+                    Some(g) => format!("{}={auc:.4}[{g}]", h.arm),
+                    None => format!("{}={auc:.4}", h.arm),
+                },
                 (None, None) => format!("{}=-", h.arm),
             })
             .collect();

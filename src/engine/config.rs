@@ -11,7 +11,7 @@ use crate::data::split::{DayCount, SplitConfig};
 use crate::method::adaptation::AdaptationConfig;
 use crate::method::sampler::{SamplerConfig, Strategy};
 use crate::model::ModelSpec;
-use crate::protocol::{ArmKind, CrossAdaptVariant, Params};
+use crate::protocol::{ArmKind, CrossAdaptVariant, GateRule, Params};
 use crate::train::TrainConfig;
 
 /// Version of the config schema; written into every session's `config.toml`.
@@ -80,6 +80,9 @@ pub struct SessionConfig {
     pub method: MethodConfig,
     pub online: OnlineConfig,
     pub adaptation: AdaptationConfig,
+    /// The migration gate's rule: SWITCH once each student is not worse than the incumbent by
+    /// more than `delta` AUC and `logloss_delta` LogLoss at `level` for `days` consecutive days.
+    pub gate: GateRule,
     /// Day checkpoints to keep on disk, newest first (0 = every day, so `fork --from-day` can
     /// start anywhere; each day's checkpoint holds every arm's models, see docs/sessions.md for
     /// the size); at least 2 when set, so a damaged newest checkpoint can still fall back to the
@@ -223,6 +226,7 @@ impl Default for SessionConfig {
             method: MethodConfig::default(),
             online: OnlineConfig::default(),
             adaptation: AdaptationConfig::default(),
+            gate: GateRule::default(),
             keep_day_checkpoints: 0,
             checkpoint_min_rows: 10_000,
         }
@@ -425,6 +429,7 @@ impl SessionConfig {
         self.validate_method()?;
         self.validate_online()?;
         self.validate_adaptation()?;
+        self.gate.validate()?;
         Ok(())
     }
 

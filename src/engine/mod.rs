@@ -5,6 +5,7 @@ mod arm;
 pub(crate) mod checkpoint;
 pub mod config;
 pub mod emitter;
+mod gate;
 mod offline;
 mod online;
 mod pending;

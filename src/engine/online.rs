@@ -50,6 +50,11 @@ impl Engine {
         let started = Instant::now();
         let reference = self.reference_window(index)?;
         let drift = measure_drift(&reference, &day, self.data.spec());
+        if start_arm == 0 {
+            // Before any arm trains on the day. A day resumed past its first arm logged its
+            // gate evidence before the checkpoint it resumes from.
+            self.gate_day(d, &day)?;
+        }
         let primary = self
             .arms
             .iter()

@@ -9,10 +9,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::gate::GateRule;
 pub use super::lifecycle::Stage;
 pub use crate::data::split::DayPlan;
 use crate::num;
 pub use crate::train::metrics::EvalMetrics;
+use crate::train::stats::Interval;
 
 /// Version of the event schema written in every log line.
 ///
@@ -350,6 +352,21 @@ pub enum EngineEvent {
         samples_per_sec: f64,
         student_updates: u32,
         teacher_updates: u32,
+    },
+    /// The migration gate's evidence for one student arm on one online day: its AUC and
+    /// LogLoss differences to the incumbent (student minus incumbent) on the day's rows, scored
+    /// before either trained on them, with two-sided intervals at `rule.level`.
+    Gate {
+        arm: String,
+        day: u32,
+        incumbent: String,
+        /// DeLong; absent when the day has fewer than two rows of a class.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auc: Option<Interval>,
+        /// Mean of per-row differences; absent below two rows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logloss: Option<Interval>,
+        rule: GateRule,
     },
     /// An operator command, logged where the engine applied it.
     Operator {

@@ -18,6 +18,7 @@ use super::arm::{ArmKind, CrossAdaptVariant};
 use super::event::{
     DayPlan, EngineCommand, EngineEvent, EvalMetrics, FieldDrift, FieldProjection, Params, Record,
 };
+use super::gate::{self, GateDay, GateStatus};
 use super::lifecycle::{Lifecycle, Stage};
 use crate::num;
 
@@ -89,6 +90,10 @@ pub struct ArmLedger {
     pub ticks: Option<DayTicks>,
     /// Why the arm stopped, if it did.
     pub failed: Option<String>,
+    /// The migration gate's evidence per online day (student arms, when there is an
+    /// incumbent arm).
+    #[serde(default)]
+    pub gate: BTreeMap<u32, GateDay>,
 }
 
 /// The offline stage of one arm.
@@ -170,6 +175,20 @@ pub struct ArmVerdict {
     /// Online mean |bias| minus kd's.
     #[serde(default, with = "num::opt")]
     pub abs_bias_vs_kd: Option<f64>,
+    /// Online training seconds over the evaluated days (the co-distilled teacher's steps
+    /// included; evaluation excluded).
+    #[serde(default, with = "num")]
+    pub online_seconds: f64,
+    /// Total compute: offline plus online training seconds. `offline_seconds` is the time to
+    /// switch (until the student can serve).
+    #[serde(default, with = "num")]
+    pub total_seconds: f64,
+    /// Total compute as a fraction of scratch's.
+    #[serde(default, with = "num::opt")]
+    pub total_vs_scratch: Option<f64>,
+    /// The migration gate (student arms, when the session has an incumbent arm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateStatus>,
     pub failed: Option<String>,
 }
 
@@ -374,6 +393,23 @@ impl Ledger {
                     },
                 );
             }
+            EngineEvent::Gate {
+                arm,
+                day,
+                auc,
+                logloss,
+                rule,
+                ..
+            } => {
+                self.arm_mut(arm).gate.insert(
+                    *day,
+                    GateDay {
+                        auc: *auc,
+                        logloss: *logloss,
+                        rule: *rule,
+                    },
+                );
+            }
             EngineEvent::Operator { command, .. } => match command {
                 EngineCommand::Pause if self.lifecycle == Lifecycle::Running => {
                     self.lifecycle = Lifecycle::Pausing;
@@ -464,6 +500,8 @@ impl Ledger {
             .iter()
             .map(|a| {
                 let days = || a.days.values().map(|d| &d.metrics);
+                let offline_seconds = a.offline.as_ref().map_or(0.0, |o| o.seconds);
+                let online_seconds: f64 = a.days.values().map(|d| d.train_seconds).sum();
                 ArmVerdict {
                     arm: a.name.clone(),
                     model: a.model.clone(),
@@ -473,6 +511,9 @@ impl Ledger {
                     online_mean_auc: mean(days().filter_map(|m| m.auc)),
                     online_mean_logloss: mean(days().map(|m| m.logloss)),
                     online_mean_abs_bias: mean(days().filter_map(|m| m.abs_bias())),
+                    online_seconds,
+                    total_seconds: offline_seconds + online_seconds,
+                    gate: gate::status(&a.gate, &self.plan.online),
                     failed: a.failed.clone(),
                     ..Default::default()
                 }
@@ -490,6 +531,9 @@ impl Ledger {
             if let Some(sc) = &scratch {
                 if sc.offline_seconds > 0.0 && v.offline_samples > 0 {
                     v.time_vs_scratch = Some(v.offline_seconds / sc.offline_seconds);
+                }
+                if sc.total_seconds > 0.0 && v.total_seconds > 0.0 {
+                    v.total_vs_scratch = Some(v.total_seconds / sc.total_seconds);
                 }
             }
             if let Some(kd) = &kd {

@@ -9,6 +9,7 @@
 
 pub mod arm;
 pub mod event;
+pub mod gate;
 pub mod ledger;
 pub mod lifecycle;
 pub mod report;
@@ -19,6 +20,7 @@ pub use event::{
     FieldProjection, ParamError, ParamPatch, Params, Position, Record, StageAt,
     EVENT_SCHEMA_VERSION,
 };
+pub use gate::{GateDay, GateDecision, GateRule, GateStatus};
 pub use ledger::{ArmLedger, ArmVerdict, DayEntry, DayTicks, DriftReading, Ledger, Verdict};
 pub use lifecycle::{Lifecycle, Stage};
 pub use report::Report;

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::event::{EvalMetrics, FieldProjection, Record};
+use super::gate::{GateDay, GateStatus};
 use super::ledger::Ledger;
 pub use super::ledger::{Headline, RECOVERY_DAYS};
 use crate::num;
@@ -42,6 +43,21 @@ pub struct ArmReport {
     /// Mean training throughput over the online days.
     #[serde(default, with = "num::opt")]
     pub online_samples_per_sec: Option<f64>,
+    /// Online training seconds, the co-distilled teacher's steps included.
+    #[serde(default, with = "num")]
+    pub online_seconds: f64,
+    /// Total compute: offline plus online training seconds (`offline_seconds` is the time to
+    /// switch).
+    #[serde(default, with = "num")]
+    pub total_seconds: f64,
+    /// Time to switch and total compute as fractions of scratch's.
+    #[serde(default, with = "num::opt")]
+    pub time_vs_scratch: Option<f64>,
+    #[serde(default, with = "num::opt")]
+    pub total_vs_scratch: Option<f64>,
+    /// The migration gate against the incumbent (student arms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateStatus>,
     pub failed: Option<String>,
 }
 
@@ -53,6 +69,9 @@ pub struct DayRow {
     pub samples_per_sec: f64,
     pub student_updates: u32,
     pub teacher_updates: u32,
+    /// The day's gate evidence against the incumbent (student arms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateDay>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -98,9 +117,15 @@ impl Report {
                             samples_per_sec: d.samples_per_sec,
                             student_updates: d.student_updates,
                             teacher_updates: d.teacher_updates,
+                            gate: a.gate.get(day).cloned(),
                         })
                         .collect(),
                     online_samples_per_sec: (n > 0).then(|| rates.sum::<f64>() / n as f64),
+                    online_seconds: v.online_seconds,
+                    total_seconds: v.total_seconds,
+                    time_vs_scratch: v.time_vs_scratch,
+                    total_vs_scratch: v.total_vs_scratch,
+                    gate: v.gate.clone(),
                     failed: a.failed.clone(),
                 }
             })
@@ -167,6 +192,36 @@ impl Report {
                 fmt_opt(a.online_samples_per_sec, 0),
             );
         }
+        let _ = writeln!(
+            s,
+            "time to switch (offline) and total compute (offline + online, co-distilled teacher included):"
+        );
+        for a in &self.arms {
+            let _ = writeln!(
+                s,
+                "  {:<22} switch {:>8.1} s {:>7}   total {:>8.1} s {:>7}",
+                a.name,
+                a.offline_seconds,
+                times_scratch(a.time_vs_scratch),
+                a.total_seconds,
+                times_scratch(a.total_vs_scratch),
+            );
+        }
+        let gated: Vec<&ArmReport> = self.arms.iter().filter(|a| a.gate.is_some()).collect();
+        if !gated.is_empty() {
+            let _ = writeln!(s, "migration gate (student against the incumbent):");
+        }
+        for a in gated {
+            if let Some(g) = &a.gate {
+                let _ = writeln!(
+                    s,
+                    "  {:<22} {:<7}  {}",
+                    a.name,
+                    g.decision.label(),
+                    g.reason
+                );
+            }
+        }
         let h = &self.headline;
         let _ = writeln!(
             s,
@@ -195,6 +250,11 @@ impl Report {
         let _ = writeln!(s, "mean |bias| online: {}", parts.join(", "));
         s
     }
+}
+
+/// `0.27x` (of scratch's), or nothing.
+fn times_scratch(v: Option<f64>) -> String {
+    v.map_or(String::new(), |t| format!("{}x", num::fixed(t, 2)))
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::num;
-use crate::protocol::{Ledger, Lifecycle, Record, Stage};
+use crate::protocol::{gate, Ledger, Lifecycle, Record, Stage};
 
 /// Schema version of `session.json`.
 pub const META_SCHEMA_VERSION: u32 = 1;
@@ -52,6 +52,9 @@ pub struct ArmHeadline {
     pub bias: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The migration gate: `SWITCH` or `NOT YET` and the passing days, e.g. `NOT YET 1/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
 }
 
 /// `status.json`: a small summary rewritten atomically as the run goes, so `list` stays fast.
@@ -121,6 +124,14 @@ impl Status {
                     logloss: m.map(|m| m.logloss),
                     bias: m.map(|m| m.bias),
                     failed: a.failed.clone(),
+                    gate: gate::status(&a.gate, &l.plan.online).map(|g| {
+                        format!(
+                            "{} {}/{}",
+                            g.decision.label(),
+                            g.streak.min(g.needed),
+                            g.needed
+                        )
+                    }),
                 }
             })
             .collect();

@@ -160,6 +160,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
             | EngineEvent::Progress { .. }
             | EngineEvent::Updates { .. }
             | EngineEvent::Drift { .. }
+            | EngineEvent::Gate { .. }
             | EngineEvent::Unknown => {}
         }
         Ok(())
@@ -267,6 +268,33 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 opt(a.time_vs_scratch, 2),
                 a.auc_vs_kd.map_or("-".into(), |v| num::signed(v, 4)),
             )?;
+        }
+        for a in arms {
+            let of_scratch = |v: Option<f64>| {
+                v.map_or(String::new(), |t| {
+                    format!(" ({}x scratch's)", num::fixed(t, 2))
+                })
+            };
+            writeln!(
+                self.out,
+                "{:<w$}  time to switch {:.1} s{}, total compute {:.1} s{}",
+                a.arm,
+                a.offline_seconds,
+                of_scratch(a.time_vs_scratch),
+                a.total_seconds,
+                of_scratch(a.total_vs_scratch),
+            )?;
+        }
+        for a in arms {
+            if let Some(g) = &a.gate {
+                writeln!(
+                    self.out,
+                    "{:<w$}  gate {}: {}",
+                    a.arm,
+                    g.decision.label(),
+                    g.reason
+                )?;
+            }
         }
         for a in arms {
             if let Some(why) = &a.failed {

@@ -171,6 +171,10 @@ fn verdict_text(a: &ArmVerdict) -> String {
         Some(t) if t > 1.0 => parts.push(format!("{t:.1}x slower")),
         _ => {}
     }
+    match a.total_vs_scratch {
+        Some(t) if (t - 1.0).abs() > 5e-3 => parts.push(format!("total {t:.2}x")),
+        _ => {}
+    }
     match a.auc_vs_kd {
         Some(d) if d > 0.0 => parts.push("AUC > kd".to_string()),
         Some(d) if d < 0.0 => parts.push("AUC < kd".to_string()),
@@ -181,9 +185,13 @@ fn verdict_text(a: &ArmVerdict) -> String {
         Some(d) if d > 0.0 => parts.push("|bias| > kd".to_string()),
         _ => {}
     }
-    if parts.is_empty() {
+    let text = if parts.is_empty() {
         "reference".into()
     } else {
         parts.join(", ")
+    };
+    match &a.gate {
+        Some(g) => format!("{} · {text} · {}", g.decision.label(), g.reason),
+        None => text,
     }
 }

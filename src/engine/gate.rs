@@ -1,0 +1,61 @@
+//! The migration gate's evidence, computed once where the predictions exist: at the start of
+//! each online day, before any arm trains on it, the incumbent and every student arm score the
+//! day's rows, and each student's AUC and LogLoss differences to the incumbent, with their
+//! intervals, go out as one `Gate` event. The ledger folds them into SWITCH / NOT YET
+//! (`protocol::gate`); the console, the report and `list` only show what it folded.
+
+use super::run::Engine;
+use crate::data::Batch;
+use crate::protocol::{ArmKind, EngineEvent};
+use crate::train::loss::sigmoid;
+use crate::train::stats::{paired_auc, paired_logloss, Interval};
+
+impl Engine {
+    /// Emits one `Gate` event per running student arm for online day `d` (nothing without a
+    /// running incumbent arm). Scores are the models' state before the day's training, the
+    /// same state the day's `DayMetrics` evaluate, so the AUC difference is exactly the
+    /// difference of the two reported AUCs.
+    pub(crate) fn gate_day(&mut self, d: u32, day: &Batch) -> anyhow::Result<()> {
+        let Some(inc) = self
+            .arms
+            .iter()
+            .position(|a| a.kind() == ArmKind::Incumbent && a.state.failed.is_none())
+        else {
+            return Ok(());
+        };
+        let rule = self.cfg.gate;
+        let incumbent = self.arms[inc].name();
+        let z_inc = self.arms[inc].student.predict_logits(day)?;
+        let p_inc: Vec<f32> = z_inc.iter().map(|&z| sigmoid(z)).collect();
+        let mut events = Vec::new();
+        for (i, arm) in self.arms.iter().enumerate() {
+            if i == inc || arm.state.failed.is_some() {
+                continue;
+            }
+            // A student that cannot predict fails in its own evaluation right after; the gate
+            // just has no evidence for it that day.
+            let Ok(z) = arm.student.predict_logits(day) else {
+                continue;
+            };
+            let p: Vec<f32> = z.iter().map(|&z| sigmoid(z)).collect();
+            let auc = paired_auc(&z, &z_inc, &day.label)
+                .map(|r| r.diff(rule.level))
+                .filter(Interval::is_finite);
+            let logloss = paired_logloss(&p, &p_inc, &day.label)
+                .map(|m| m.interval(rule.level))
+                .filter(Interval::is_finite);
+            events.push(EngineEvent::Gate {
+                arm: arm.name(),
+                day: d,
+                incumbent: incumbent.clone(),
+                auc,
+                logloss,
+                rule,
+            });
+        }
+        for e in events {
+            self.emit(e)?;
+        }
+        Ok(())
+    }
+}

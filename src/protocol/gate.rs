@@ -1,0 +1,305 @@
+//! The migration gate: should the student replace the incumbent yet?
+//!
+//! Per online day the engine scores the day's rows with every arm before any of them trains on
+//! it and emits, per student arm, its AUC and LogLoss differences to the incumbent with
+//! two-sided intervals ([`crate::train::stats`]: DeLong for the AUC, per-row differences for
+//! the LogLoss), together with the [`GateRule`] in force. The ledger folds those days into a
+//! [`GateStatus`]: **SWITCH** once the student has been "not worse than the incumbent by more
+//! than δ" with the rule's confidence for `days` consecutive online days, **NOT YET**
+//! otherwise, each with its reason.
+//!
+//! "Not worse by more than δ with 95% confidence" reads the end of the two-sided 95% interval
+//! (the lower end for the AUC difference, the upper end for the LogLoss difference): a
+//! one-sided test at 2.5%, the usual convention of non-inferiority trials and the stricter
+//! reading, because a wrong switch costs more than a late one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::train::stats::Interval;
+
+/// The `[gate]` section: the switch rule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateRule {
+    /// Largest AUC loss against the incumbent the switch tolerates (AUC units).
+    pub delta: f64,
+    /// Largest LogLoss rise against the incumbent the switch tolerates (nats per row).
+    pub logloss_delta: f64,
+    /// Consecutive online days the rule must hold.
+    pub days: u32,
+    /// Confidence level of the two-sided intervals.
+    pub level: f64,
+}
+
+impl Default for GateRule {
+    fn default() -> Self {
+        GateRule {
+            delta: 0.002,
+            logloss_delta: 0.002,
+            days: 3,
+            level: 0.95,
+        }
+    }
+}
+
+impl GateRule {
+    /// Checks every value; the message names the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, v) in [
+            ("gate.delta", self.delta),
+            ("gate.logloss_delta", self.logloss_delta),
+        ] {
+            anyhow::ensure!(
+                v.is_finite() && (0.0..=1.0).contains(&v),
+                "{key} must be in [0, 1], got {v}"
+            );
+        }
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.days),
+            "gate.days must be in 1..=100000, got {}",
+            self.days
+        );
+        anyhow::ensure!(
+            self.level > 0.5 && self.level < 1.0,
+            "gate.level must be in (0.5, 1), got {}",
+            self.level
+        );
+        Ok(())
+    }
+}
+
+/// One student arm's evidence on one online day (student minus incumbent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateDay {
+    /// AUC difference; `None` when the day has fewer than two rows of a class.
+    pub auc: Option<Interval>,
+    /// LogLoss difference; `None` below two rows.
+    pub logloss: Option<Interval>,
+    /// The rule in force when the day was judged.
+    pub rule: GateRule,
+}
+
+impl GateDay {
+    /// `Ok` when the day passes the rule, else why not (one clause).
+    pub fn check(&self) -> Result<(), String> {
+        let r = &self.rule;
+        let pct = r.level * 100.0;
+        let Some(auc) = &self.auc else {
+            return Err("the AUC difference is undefined (a single class)".into());
+        };
+        if !auc.not_below(r.delta) {
+            return Err(format!(
+                "AUC {:+.4} [{:+.4}, {:+.4}] may be more than {} below the incumbent's ({pct:.0}%)",
+                auc.estimate, auc.lo, auc.hi, r.delta
+            ));
+        }
+        let Some(ll) = &self.logloss else {
+            return Err("the LogLoss difference is undefined".into());
+        };
+        if !ll.not_above(r.logloss_delta) {
+            return Err(format!(
+                "LogLoss {:+.4} [{:+.4}, {:+.4}] may be more than {} above the incumbent's ({pct:.0}%)",
+                ll.estimate, ll.lo, ll.hi, r.logloss_delta
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// SWITCH or NOT YET.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateDecision {
+    Switch,
+    #[default]
+    NotYet,
+}
+
+impl GateDecision {
+    /// The word the console and the report show.
+    pub fn label(self) -> &'static str {
+        match self {
+            GateDecision::Switch => "SWITCH",
+            GateDecision::NotYet => "NOT YET",
+        }
+    }
+}
+
+/// The gate's state for one student arm after the days folded so far.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateStatus {
+    pub decision: GateDecision,
+    /// Consecutive passing online days up to the latest judged one.
+    pub streak: u32,
+    /// Days the rule needs.
+    pub needed: u32,
+    /// The first day on which the rule was met, if ever (it may have been lost since).
+    pub first_met: Option<u32>,
+    /// The latest judged day.
+    pub day: Option<u32>,
+    /// One sentence: why SWITCH, or what is missing.
+    pub reason: String,
+}
+
+/// Folds an arm's judged days, walking the plan's online days in order: a day without
+/// evidence (the arm failed or was not judged) breaks the streak. The rule of the latest day
+/// decides how many days are needed. `None` when no day was judged.
+pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatus> {
+    let (&last, last_day) = days.iter().next_back()?;
+    let needed = last_day.rule.days;
+    let (mut streak, mut first_met, mut since) = (0u32, None, None);
+    let mut last_failure = None;
+    for &d in online.iter().take_while(|&&d| d <= last) {
+        match days.get(&d).map(|g| g.check()) {
+            Some(Ok(())) => {
+                if streak == 0 {
+                    since = Some(d);
+                }
+                streak += 1;
+                if streak >= needed && first_met.is_none() {
+                    first_met = Some(d);
+                }
+            }
+            Some(Err(why)) => {
+                streak = 0;
+                last_failure = Some((d, why));
+            }
+            None => {
+                streak = 0;
+                last_failure = Some((d, "no evidence (the arm was not judged)".into()));
+            }
+        }
+    }
+    let decision = if streak >= needed {
+        GateDecision::Switch
+    } else {
+        GateDecision::NotYet
+    };
+    let pct = last_day.rule.level * 100.0;
+    let reason = match (decision, &last_failure) {
+        (GateDecision::Switch, _) => format!(
+            "not worse than the incumbent by more than {} AUC / {} LogLoss at {pct:.0}% for {streak} consecutive days (from day {})",
+            last_day.rule.delta,
+            last_day.rule.logloss_delta,
+            since.unwrap_or(last)
+        ),
+        (GateDecision::NotYet, Some((d, why))) if *d == last => format!("day {d}: {why}"),
+        (GateDecision::NotYet, _) => format!("{streak} of {needed} days so far"),
+    };
+    Some(GateStatus {
+        decision,
+        streak,
+        needed,
+        first_met,
+        day: Some(last),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(estimate: f64, lo: f64, hi: f64) -> Option<Interval> {
+        Some(Interval {
+            estimate,
+            lo,
+            hi,
+            level: 0.95,
+        })
+    }
+
+    fn day(auc_lo: f64, ll_hi: f64) -> GateDay {
+        GateDay {
+            auc: iv(auc_lo + 0.001, auc_lo, auc_lo + 0.002),
+            logloss: iv(ll_hi - 0.001, ll_hi - 0.002, ll_hi),
+            rule: GateRule::default(),
+        }
+    }
+
+    #[test]
+    fn a_day_passes_only_when_both_interval_ends_are_inside_delta() {
+        assert_eq!(day(-0.001, 0.001).check(), Ok(()));
+        let auc = day(-0.003, 0.001)
+            .check()
+            .expect_err("AUC end below -0.002");
+        assert!(auc.starts_with("AUC -0.0020 [-0.0030, -0.0010]"), "{auc}");
+        let ll = day(-0.001, 0.0025)
+            .check()
+            .expect_err("LogLoss end above 0.002");
+        assert!(ll.contains("LogLoss") && ll.contains("above"), "{ll}");
+        let none = GateDay {
+            auc: None,
+            ..day(0.0, 0.0)
+        };
+        assert!(none.check().is_err());
+    }
+
+    #[test]
+    fn switch_needs_k_consecutive_passing_days() {
+        let online = [10, 11, 12, 13, 14, 15];
+        let mut days = BTreeMap::new();
+        days.insert(10, day(-0.001, 0.0));
+        days.insert(11, day(-0.001, 0.0));
+        let s = status(&days, &online).expect("judged days");
+        assert_eq!(
+            (s.decision, s.streak, s.needed),
+            (GateDecision::NotYet, 2, 3)
+        );
+        assert_eq!(s.reason, "2 of 3 days so far");
+        days.insert(12, day(-0.001, 0.0));
+        let s = status(&days, &online).expect("judged days");
+        assert_eq!((s.decision, s.first_met), (GateDecision::Switch, Some(12)));
+        assert!(
+            s.reason.contains("3 consecutive days (from day 10)"),
+            "{}",
+            s.reason
+        );
+        // A failing day resets the streak and says why; the first time it was met stays.
+        days.insert(13, day(-0.01, 0.0));
+        let s = status(&days, &online).expect("judged days");
+        assert_eq!((s.decision, s.streak), (GateDecision::NotYet, 0));
+        assert_eq!(s.first_met, Some(12));
+        assert!(s.reason.starts_with("day 13: AUC"), "{}", s.reason);
+        // A day without evidence breaks the streak too.
+        days.insert(15, day(-0.001, 0.0));
+        let s = status(&days, &online).expect("judged days");
+        assert_eq!((s.decision, s.streak), (GateDecision::NotYet, 1));
+        assert_eq!(s.reason, "1 of 3 days so far");
+        assert!(status(&BTreeMap::new(), &online).is_none());
+    }
+
+    #[test]
+    fn one_day_rule_switches_at_once() {
+        let rule = GateRule {
+            days: 1,
+            ..GateRule::default()
+        };
+        let days = BTreeMap::from([(
+            7,
+            GateDay {
+                rule,
+                ..day(-0.001, 0.0)
+            },
+        )]);
+        let s = status(&days, &[7, 8]).expect("judged");
+        assert_eq!((s.decision, s.first_met), (GateDecision::Switch, Some(7)));
+    }
+
+    #[test]
+    fn bad_rules_name_the_key() {
+        let bad = |r: GateRule| r.validate().expect_err("invalid").to_string();
+        let d = GateRule::default();
+        assert!(bad(GateRule { delta: -0.1, ..d }).contains("gate.delta"));
+        assert!(bad(GateRule {
+            logloss_delta: f64::NAN,
+            ..d
+        })
+        .contains("gate.logloss_delta"));
+        assert!(bad(GateRule { days: 0, ..d }).contains("gate.days"));
+        assert!(bad(GateRule { level: 1.0, ..d }).contains("gate.level"));
+        assert!(d.validate().is_ok());
+    }
+}

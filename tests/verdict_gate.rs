@@ -1,0 +1,154 @@
+//! The migration gate end to end: the engine's `Gate` evidence per student arm and online
+//! day, the ledger's SWITCH / NOT YET under the configured rule, and both times in the report.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crossadapt::engine::events::EngineEvent;
+use crossadapt::engine::report::Report;
+use crossadapt::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
+use crossadapt::protocol::{GateDecision, Ledger};
+
+fn run(extra: &[&str]) -> Vec<Record> {
+    let cfg = SessionConfig::tiny(extra).expect("tiny config is valid");
+    let sink: Arc<Mutex<Vec<Record>>> = Arc::default();
+    let io = EngineIo {
+        sinks: vec![Box::new(sink.clone())],
+        commands: None,
+        checkpoints: None,
+    };
+    let mut engine = Engine::new(cfg, "test", "tiny", io).expect("engine starts");
+    assert_eq!(engine.run().expect("run completes"), Outcome::Finished);
+    let records = sink.lock().expect("sink").clone();
+    records
+}
+
+#[test]
+fn gate_evidence_is_the_difference_of_the_reported_metrics() {
+    let records = run(&[]);
+    let mut metrics = BTreeMap::new();
+    let mut train = BTreeMap::<String, f64>::new();
+    for r in &records {
+        if let EngineEvent::DayMetrics {
+            arm,
+            day,
+            metrics: m,
+            train_seconds,
+            ..
+        } = &r.event
+        {
+            metrics.insert((arm.clone(), *day), m.clone());
+            *train.entry(arm.clone()).or_default() += train_seconds;
+        }
+    }
+    let mut gates = 0;
+    for r in &records {
+        let EngineEvent::Gate {
+            arm,
+            day,
+            incumbent,
+            auc,
+            logloss,
+            rule,
+        } = &r.event
+        else {
+            continue;
+        };
+        gates += 1;
+        assert_eq!(incumbent, "incumbent");
+        assert_ne!(arm, "incumbent");
+        assert_eq!(rule.level, 0.95);
+        let (s, i) = (
+            &metrics[&(arm.clone(), *day)],
+            &metrics[&(incumbent.clone(), *day)],
+        );
+        let auc = auc.expect("both classes on a tiny day");
+        let want = s.auc.expect("auc") - i.auc.expect("auc");
+        assert!(
+            (auc.estimate - want).abs() < 1e-12,
+            "{arm} day {day}: {auc:?} vs {want}"
+        );
+        assert!(auc.lo < auc.estimate && auc.estimate < auc.hi);
+        let ll = logloss.expect("rows");
+        let want = s.logloss - i.logloss;
+        assert!(
+            (ll.estimate - want).abs() < 1e-9,
+            "{arm} day {day}: {ll:?} vs {want}"
+        );
+    }
+    let arms = metrics
+        .keys()
+        .map(|(a, _)| a.clone())
+        .collect::<std::collections::BTreeSet<_>>();
+    let days = metrics
+        .keys()
+        .map(|(_, d)| *d)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        gates,
+        (arms.len() - 1) * days.len(),
+        "one per student arm and day"
+    );
+
+    // Both times in the report: total = offline + online training.
+    let report = Report::from_records(serde_json::Value::Null, &records, None);
+    for a in &report.arms {
+        let want = a.offline_seconds + train[&a.name];
+        assert!(
+            (a.total_seconds - want).abs() < 1e-9,
+            "{}: {} vs {want}",
+            a.name,
+            a.total_seconds
+        );
+        assert_eq!(a.gate.is_some(), a.name != "incumbent", "{}", a.name);
+        assert!(a
+            .online
+            .iter()
+            .all(|d| d.gate.is_some() == (a.name != "incumbent")));
+    }
+    let scratch = report
+        .arms
+        .iter()
+        .find(|a| a.name == "scratch")
+        .expect("scratch");
+    assert_eq!(scratch.total_vs_scratch, Some(1.0));
+    assert!(report.table().contains("migration gate"));
+}
+
+#[test]
+fn the_configured_rule_decides_switch_or_not_yet() {
+    // A tolerance no difference can exceed: every student passes every day, so the rule is
+    // met on the second online day and holds.
+    let records = run(&["gate.delta=1.0", "gate.logloss_delta=1.0", "gate.days=2"]);
+    let ledger = Ledger::of(&records);
+    let verdict = ledger.verdict(None);
+    let second = ledger.plan.online[1];
+    for a in verdict.arms.iter().filter(|a| a.arm != "incumbent") {
+        let g = a.gate.as_ref().expect("a student arm has a gate");
+        assert_eq!(g.decision, GateDecision::Switch, "{}: {g:?}", a.arm);
+        assert_eq!(g.first_met, Some(second));
+        assert!(g.reason.contains("5 consecutive days"), "{}", g.reason);
+    }
+    // More days than the run has: never met, and it says how far it got.
+    let records = run(&["gate.delta=1.0", "gate.logloss_delta=1.0", "gate.days=9"]);
+    let verdict = Ledger::of(&records).verdict(None);
+    for a in verdict.arms.iter().filter(|a| a.arm != "incumbent") {
+        let g = a.gate.as_ref().expect("gate");
+        assert_eq!(g.decision, GateDecision::NotYet);
+        assert_eq!(g.reason, "5 of 9 days so far");
+    }
+}
+
+#[test]
+fn a_bad_rule_fails_naming_the_key() {
+    for (set, key) in [
+        ("gate.days=0", "gate.days"),
+        ("gate.delta=-1", "gate.delta"),
+        ("gate.level=1.5", "gate.level"),
+    ] {
+        let err = SessionConfig::tiny(&[set]).expect_err("invalid rule");
+        assert!(format!("{err:#}").contains(key), "{set}: {err:#}");
+    }
+    let err = SessionConfig::tiny(&["gate.dayz=2"]).expect_err("unknown key");
+    assert!(format!("{err:#}").contains("dayz"), "{err:#}");
+}
