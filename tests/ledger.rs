@@ -231,7 +231,7 @@ fn a_session_with_one_class_evaluation_days_replays_exports_and_resumes() {
     std::fs::write(dir.join("status.json"), status).unwrap();
     let out = crossadapt(&store, &["resume", &id, "--headless"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("day-0007"),
+        String::from_utf8_lossy(&out.stderr).contains("from checkpoint day-"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
