@@ -176,7 +176,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--day", type=int, required=True)
-    ap.add_argument("--crossadapt", default="target/debug/crossadapt")
+    # Where cargo put the binary: CARGO_TARGET_DIR when set (CI sets it), else ./target.
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    ap.add_argument("--crossadapt", default=os.path.join(target, "debug", "crossadapt"))
     ap.add_argument("--set", action="append", default=[], help="passed to crossadapt predict")
     ap.add_argument("--predictions", help="use this `predict --inputs` CSV instead of running")
     ap.add_argument("--tol", type=float, default=1e-5)
