@@ -192,36 +192,8 @@ impl Report {
                 fmt_opt(a.online_samples_per_sec, 0),
             );
         }
-        let _ = writeln!(
-            s,
-            "time to switch (offline) and total compute (offline + online, co-distilled teacher included):"
-        );
-        for a in &self.arms {
-            let _ = writeln!(
-                s,
-                "  {:<22} switch {:>8.1} s {:>7}   total {:>8.1} s {:>7}",
-                a.name,
-                a.offline_seconds,
-                times_scratch(a.time_vs_scratch),
-                a.total_seconds,
-                times_scratch(a.total_vs_scratch),
-            );
-        }
-        let gated: Vec<&ArmReport> = self.arms.iter().filter(|a| a.gate.is_some()).collect();
-        if !gated.is_empty() {
-            let _ = writeln!(s, "migration gate (student against the incumbent):");
-        }
-        for a in gated {
-            if let Some(g) = &a.gate {
-                let _ = writeln!(
-                    s,
-                    "  {:<22} {:<7}  {}",
-                    a.name,
-                    g.decision.label(),
-                    g.reason
-                );
-            }
-        }
+        // Each arm's two costs and its gate are printed by the day printer's summary, which a
+        // live headless run and a headless replay share; this table does not repeat them.
         let h = &self.headline;
         let _ = writeln!(
             s,
@@ -250,11 +222,6 @@ impl Report {
         let _ = writeln!(s, "mean |bias| online: {}", parts.join(", "));
         s
     }
-}
-
-/// `0.27x` (of scratch's), or nothing.
-fn times_scratch(v: Option<f64>) -> String {
-    v.map_or(String::new(), |t| format!("{}x", num::fixed(t, 2)))
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
