@@ -2,35 +2,13 @@
 //! predict bit for bit what the checkpoint's own model predicts; writing the re-imported model
 //! again gives the same files; bad requests fail with one sentence.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod bundle_common;
 
+use bundle_common::{crossadapt, ok};
 use crossadapt::bundle::{self, Bundle, BundleContent, DataSchema, Provenance, Role, Weights};
 use crossadapt::engine::config::TINY_SETS;
 use crossadapt::engine::SessionConfig;
 use crossadapt::train::{TrainConfig, Trainer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
-
-fn crossadapt(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--sessions-dir")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
-fn ok(store: &Path, args: &[&str]) -> Output {
-    let out = crossadapt(store, args);
-    assert!(
-        out.status.success(),
-        "crossadapt {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()

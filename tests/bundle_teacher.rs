@@ -2,33 +2,14 @@
 //! whose teacher predicts bit for bit what the bundle predicts; bundles of another schema,
 //! damaged bundles and teacher checkpoints of another vocabulary refused with one sentence.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod bundle_common;
 
+use std::path::{Path, PathBuf};
+
+use bundle_common::{crossadapt, ok};
 use crossadapt::engine::config::TINY_SETS;
 
-const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 const TEACHER: &str = "mlp:emb=4,hidden=16";
-
-fn crossadapt(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--sessions-dir")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
-fn ok(store: &Path, args: &[&str]) -> Output {
-    let out = crossadapt(store, args);
-    assert!(
-        out.status.success(),
-        "crossadapt {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// The one-sentence error of a failing command (checked: non-zero exit, no panic).
 fn fails(store: &Path, args: &[&str]) -> String {
