@@ -1,7 +1,7 @@
 //! The engine: owns the data, the teacher and every arm's models; runs the stages in order;
 //! applies operator commands between batches; checkpoints at safe points; emits events.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -23,14 +23,22 @@ use crate::train::Trainer;
 /// Where checkpoints go (the session store implements it; tests may use a plain folder).
 pub trait CheckpointStore: Send {
     /// Writes the checkpoint `label` atomically: `write` fills a staging folder, which becomes
-    /// visible only when complete. `seq` is the last event the checkpoint covers. Returns the
-    /// path to show in the log.
+    /// visible only when complete. `seq` is the last event the checkpoint covers.
     fn save(
         &mut self,
         label: &str,
         seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-    ) -> anyhow::Result<String>;
+    ) -> anyhow::Result<SavedCheckpoint>;
+}
+
+/// Where a checkpoint landed.
+#[derive(Clone, Debug)]
+pub struct SavedCheckpoint {
+    /// The path to show in the log.
+    pub shown: String,
+    /// The folder itself, whose unchanged files later checkpoints may hard-link.
+    pub dir: PathBuf,
 }
 
 /// The engine's connections to the world.
@@ -75,6 +83,9 @@ pub struct Engine {
     pub(crate) params: Params,
     /// The pretrained teacher, frozen from the switch on (kd's and the frozen ablation's).
     pub(crate) teacher: Option<Trainer>,
+    /// The teacher's file in the newest checkpoint written or resumed from: later checkpoints
+    /// link it rather than write the frozen teacher again (`checkpoint::write`).
+    pub(crate) teacher_file: Option<PathBuf>,
     pub(crate) teacher_seconds: f64,
     pub(crate) arms: Vec<Arm>,
     pub(crate) phase: Option<ResumePoint>,
@@ -171,6 +182,7 @@ impl Engine {
             checkpoints: io.checkpoints,
             params,
             teacher: None,
+            teacher_file: None,
             teacher_seconds: 0.0,
             arms: Vec::new(),
             phase: None,
@@ -498,11 +510,23 @@ impl Engine {
             clock: self.emitter.clock(),
             teacher_seconds: self.teacher_seconds,
         };
+        let mut bytes = 0;
+        let teacher_from = self.teacher_file.clone();
         let result = store.save(&label, seq, &mut |dir| {
-            super::checkpoint::write(dir, &state, self.teacher.as_ref(), &self.arms)
+            bytes = super::checkpoint::write(
+                dir,
+                &state,
+                self.teacher.as_ref(),
+                teacher_from.as_deref(),
+                &self.arms,
+            )?;
+            Ok(())
         });
         self.checkpoints = Some(store);
-        let path = result.with_context(|| format!("cannot write checkpoint `{label}`"))?;
+        let saved = result.with_context(|| format!("cannot write checkpoint `{label}`"))?;
+        if self.teacher.is_some() {
+            self.teacher_file = Some(super::checkpoint::teacher_file(&saved.dir));
+        }
         let (day, stage) = match self.phase {
             Some(ResumePoint::Online { next, .. }) => {
                 (self.plan.online.get(next).copied(), Stage::Online)
@@ -516,8 +540,9 @@ impl Engine {
                 day,
                 batch: 0,
             },
-            path,
+            path: saved.shown,
             reason: reason.to_string(),
+            bytes: Some(bytes),
         })
     }
 
@@ -544,6 +569,7 @@ impl Engine {
         engine.params = restored.state.params.clone();
         engine.teacher_seconds = restored.state.teacher_seconds;
         engine.teacher = Some(restored.teacher);
+        engine.teacher_file = Some(super::checkpoint::teacher_file(checkpoint_dir));
         engine.arms = restored.arms;
         engine.phase = Some(restored.state.phase);
         let (stage, day) = match restored.state.phase {
