@@ -14,14 +14,18 @@ use super::offline::{check_loss, evaluate};
 use super::run::{Engine, StopRequested};
 use super::seeds::{arm_key, derive};
 use super::state::ResumePoint;
-use crate::data::drift::{jensen_shannon, psi, IdDistribution};
-use crate::data::Batch;
+use crate::data::drift::{jensen_shannon, psi};
+use crate::data::sketch::{shares, DaySketch, KeyReference};
+use crate::data::{Batch, RawDay};
 use crate::method::adaptation::{distill_weight, drift_weight, replay_ratio, DriftSignals};
 use crate::protocol::{ArmKind, EngineEvent, FieldDrift, Position, Stage};
 use crate::train::Target;
 
-/// Ids per field kept as their own bucket when measuring drift (the rest is "other").
+/// Keys per field kept as their own bucket when measuring drift (the rest is "other").
 const DRIFT_TOP_IDS: usize = 50;
+/// Keys per field and day the drift sketches keep (see `data::sketch`): chosen by how close the
+/// sketched PSI comes to the exact one on the default stream's days (docs/method.md).
+pub(crate) const DRIFT_SKETCH_KEYS: usize = 8 * DRIFT_TOP_IDS;
 /// Fields listed in a `Drift` event.
 const DRIFT_FIELDS_SHOWN: usize = 6;
 
@@ -31,6 +35,15 @@ pub(crate) struct DayDrift {
     pub fields: Vec<FieldDrift>,
     pub label_rate: f64,
     pub reference_label_rate: f64,
+    /// Re-measurements inside the day (`adaptation.every_batches`): at batch `b`, over the rows
+    /// before it, against the same reference.
+    pub within: Vec<(u32, DayDrift)>,
+}
+
+/// The reference window of a day's drift: each field's key distribution and the label rate.
+pub(crate) struct DriftReference {
+    fields: Vec<KeyReference>,
+    label_rate: f64,
 }
 
 impl Engine {
@@ -38,7 +51,17 @@ impl Engine {
     /// its checkpoint already covers).
     pub(crate) fn online_day(&mut self, index: usize, start_arm: usize) -> anyhow::Result<()> {
         let d = self.plan.online[index];
-        let day = self.data.day(d as usize)?;
+        let reference = self.drift_reference(index)?;
+        let (batch_size, every) = (self.cfg.batch_size, self.cfg.adaptation.every_batches);
+        // One read of the day: its drift and its sketch come from the raw keys, then it is
+        // encoded.
+        let (day, (sketch, drift)) = self.data.day_with(d as usize, |raw| {
+            (
+                DaySketch::of(raw, DRIFT_SKETCH_KEYS),
+                measure_drift(&reference, raw, self.data.spec(), batch_size, every),
+            )
+        })?;
+        self.drift_window.push((d, sketch));
         self.rows_since_checkpoint += day.rows() as u64;
         let total = day.rows() as u64 * self.arms.len() as u64;
         self.emit(EngineEvent::StageStarted {
@@ -48,8 +71,6 @@ impl Engine {
             total,
         })?;
         let started = Instant::now();
-        let reference = self.reference_window(index)?;
-        let drift = measure_drift(&reference, &day, self.data.spec());
         if start_arm == 0 {
             // Before any arm trains on the day. A day resumed past its first arm logged its
             // gate evidence before the checkpoint it resumes from.
@@ -101,9 +122,11 @@ impl Engine {
         })
     }
 
-    /// The `reference_days` days just before online day `index` (the tail of the retained
-    /// window for the first days).
-    fn reference_window(&mut self, index: usize) -> anyhow::Result<Batch> {
+    /// The drift reference of online day `index`: the `reference_days` days just before it (the
+    /// tail of the retained window for the first days), from their sketches. A day is sketched
+    /// once, when it is read for training; only days the engine has not sketched yet (the
+    /// retained tail at the first online day, the window after a resume) are read here.
+    fn drift_reference(&mut self, index: usize) -> anyhow::Result<DriftReference> {
         let before: Vec<u32> = self
             .plan
             .retained
@@ -112,12 +135,28 @@ impl Engine {
             .copied()
             .collect();
         let take = self.cfg.adaptation.reference_days.max(1).min(before.len());
-        let spec = self.data.spec();
-        let mut window = Batch::empty(spec.num_cat(), spec.num_num());
-        for &d in &before[before.len() - take..] {
-            window.extend(&self.data.day(d as usize)?);
+        let window = &before[before.len() - take..];
+        self.drift_window.retain(|(d, _)| window.contains(d));
+        for &d in window {
+            if !self.drift_window.iter().any(|(w, _)| *w == d) {
+                let raw = self.data.raw_day(d as usize)?;
+                self.drift_window
+                    .push((d, DaySketch::of(&raw, DRIFT_SKETCH_KEYS)));
+            }
         }
-        Ok(window)
+        let sketches: Vec<&DaySketch> = self.drift_window.iter().map(|(_, s)| s).collect();
+        let rows: u64 = sketches.iter().map(|s| s.rows).sum();
+        let positives: f64 = sketches.iter().map(|s| s.positives).sum();
+        Ok(DriftReference {
+            fields: (0..self.data.spec().num_cat())
+                .map(|f| KeyReference::new(&sketches, f, DRIFT_TOP_IDS))
+                .collect(),
+            label_rate: if rows == 0 {
+                f64::NAN
+            } else {
+                positives / rows as f64
+            },
+        })
     }
 
     fn arm_day(
@@ -178,14 +217,13 @@ impl Engine {
                 batch: bi as u64,
             })?;
             if adaptive && remeasure > 0 && bi > 0 && bi.is_multiple_of(remeasure) {
-                let seen = day.slice(0, bi as usize * batch_size);
-                let partial = self.reference_window(self.online_index(d)?)?;
-                let dd = measure_drift(&partial, &seen, self.data.spec());
-                signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
-                signals.label_rate = dd.label_rate;
-                w = drift_weight(&signals, &self.cfg.adaptation);
-                if primary {
-                    self.emit_drift(d, Some(bi), w, &dd)?;
+                if let Some((_, dd)) = drift.within.iter().find(|(at, _)| *at == bi) {
+                    signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
+                    signals.label_rate = dd.label_rate;
+                    w = drift_weight(&signals, &self.cfg.adaptation);
+                    if primary {
+                        self.emit_drift(d, Some(bi), w, dd)?;
+                    }
                 }
             }
             let p = self.params.clone();
@@ -273,14 +311,6 @@ impl Engine {
         })
     }
 
-    fn online_index(&self, d: u32) -> anyhow::Result<usize> {
-        self.plan
-            .online
-            .iter()
-            .position(|&x| x == d)
-            .with_context(|| format!("day {d} is not an online day"))
-    }
-
     fn emit_drift(
         &mut self,
         d: u32,
@@ -315,23 +345,51 @@ pub(crate) fn draw_replay(pool: &Batch, n: usize, rng: &mut ChaCha8Rng) -> Batch
     pool.gather(&rows)
 }
 
-/// Per-field PSI and Jensen-Shannon of `current` against `reference` (top ids + "other" +
-/// "unseen" buckets), and the two label rates.
+/// Per-field PSI and Jensen-Shannon of the raw day against `reference` (top keys + "other"
+/// buckets) and the two label rates; with `every_batches > 0` also over the rows before every
+/// `every_batches`-th batch (`DayDrift::within`). One pass over the day.
 pub(crate) fn measure_drift(
-    reference: &Batch,
-    current: &Batch,
+    reference: &DriftReference,
+    raw: &RawDay,
     spec: &crate::data::FeatureSpec,
+    batch_size: usize,
+    every_batches: u32,
+) -> DayDrift {
+    let nf = raw.num_cat;
+    let mut counts: Vec<Vec<u64>> = reference.fields.iter().map(|r| vec![0; r.len()]).collect();
+    let mut positives = 0.0f64;
+    let step = (every_batches as usize).saturating_mul(batch_size);
+    let mut within = Vec::new();
+    for r in 0..raw.rows() {
+        if step > 0 && r > 0 && r % step == 0 {
+            let rate = positives / r as f64;
+            let at = (r / batch_size) as u32;
+            within.push((at, drift_of(reference, &counts, spec, rate)));
+        }
+        for (f, field) in reference.fields.iter().enumerate() {
+            counts[f][field.bucket_of(raw.cat[r * nf + f])] += 1;
+        }
+        positives += raw.label[r] as f64;
+    }
+    let mut drift = drift_of(reference, &counts, spec, raw.positive_rate());
+    drift.within = within;
+    drift
+}
+
+fn drift_of(
+    reference: &DriftReference,
+    counts: &[Vec<u64>],
+    spec: &crate::data::FeatureSpec,
+    label_rate: f64,
 ) -> DayDrift {
     let fields = spec
         .cat
         .iter()
-        .enumerate()
-        .map(|(f, field)| {
-            let dist =
-                IdDistribution::reference(reference.field_column(f).map(u64::from), DRIFT_TOP_IDS);
-            // The reference's own probabilities include its Good-Turing "unseen" share.
-            let p_ref = dist.probabilities();
-            let p_cur = dist.bucket(current.field_column(f).map(u64::from));
+        .zip(&reference.fields)
+        .zip(counts)
+        .map(|((field, r), c)| {
+            let p_ref = r.probabilities();
+            let p_cur = shares(c);
             FieldDrift {
                 field: field.name.clone(),
                 psi: psi(p_ref, &p_cur),
@@ -341,8 +399,9 @@ pub(crate) fn measure_drift(
         .collect();
     DayDrift {
         fields,
-        label_rate: current.positive_rate(),
-        reference_label_rate: reference.positive_rate(),
+        label_rate,
+        reference_label_rate: reference.label_rate,
+        within: Vec::new(),
     }
 }
 

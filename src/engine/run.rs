@@ -93,6 +93,9 @@ pub struct Engine {
     pub(crate) pause_pending: bool,
     pub(crate) checkpoint_requested: bool,
     pub(crate) retained_pool: Option<Batch>,
+    /// Drift sketches of the days in the current reference window (`online::drift_reference`),
+    /// each made once when its day is read; rebuilt from the days after a resume.
+    pub(crate) drift_window: Vec<(u32, crate::data::sketch::DaySketch)>,
     pub(crate) last_progress: Instant,
     /// Pending stop and restored parameter changes (`recovery.rs`).
     pub(crate) recovery: super::pending::Recovery,
@@ -190,6 +193,7 @@ impl Engine {
             pause_pending: false,
             checkpoint_requested: false,
             retained_pool: None,
+            drift_window: Vec::new(),
             last_progress: Instant::now(),
             recovery: Default::default(),
             rows_since_checkpoint: 0,
