@@ -9,6 +9,7 @@ pub mod data;
 pub mod live;
 pub mod ranges;
 pub mod run;
+pub mod scale;
 pub mod sessions;
 pub mod train;
 

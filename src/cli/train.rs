@@ -98,6 +98,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// A whole headless session on the synthetic stream at a chosen size: rows/second per
+    /// stage, wall time per online day, peak memory and the session's disk, as a table.
+    Scale(super::scale::ScaleArgs),
 }
 
 fn parse_days(text: &str) -> Result<std::ops::Range<u32>> {
@@ -266,6 +269,13 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 
 /// Runs a benchmark and prints samples/second and the step split.
 pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Scale(args) => super::scale::run(args),
+        train @ BenchCommand::Train { .. } => run_train_bench(train),
+    }
+}
+
+fn run_train_bench(cmd: &BenchCommand) -> Result<()> {
     let BenchCommand::Train {
         model,
         emb,
@@ -277,7 +287,10 @@ pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
         steps,
         warmup,
         seed,
-    } = cmd;
+    } = cmd
+    else {
+        bail!("not a training benchmark");
+    };
     let mut spec: ModelSpec = model.parse().context("--model")?;
     if let Some(e) = emb {
         spec.emb_dim = *e;
