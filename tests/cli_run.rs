@@ -231,6 +231,42 @@ fn checkpoints_keep_a_bounded_set_of_days_and_store_the_teacher_once() {
     assert_eq!(checked, 6);
 }
 
+/// `bench scale` runs a real session and reports every stage, the peak memory and the disk.
+#[test]
+fn bench_scale_measures_a_whole_session() {
+    let store = tempfile::tempdir().unwrap();
+    let keep = store.path().join("kept");
+    let out = run_ok(
+        store.path(),
+        &[
+            "bench",
+            "scale",
+            "--rows-per-day",
+            "600",
+            "--days",
+            "6",
+            "--arms",
+            "crossadapt",
+            "--dir",
+            keep.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "600 rows/day x 6 days, arms crossadapt",
+        "| teacher |",
+        "| 1C joint (crossadapt) |",
+        "| online (all arms) | ",
+        "| peak RSS (VmHWM) |",
+        "| checkpoints written | ",
+        "| session disk at the end |",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing from:\n{stdout}");
+    }
+    // The session it measured is a real one.
+    assert_eq!(session_dirs(&keep).len(), 1);
+}
+
 fn fails_with(store: &Path, extra: &[&str], needle: &str) {
     let mut args = vec!["run", "--headless"];
     args.extend(tiny_args());
