@@ -10,6 +10,7 @@ pub mod live;
 pub mod ranges;
 pub mod run;
 pub mod sessions;
+pub mod suite;
 pub mod train;
 
 #[derive(Debug, Parser)]
