@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use anyhow::Context;
 use crate::atomic::write_atomic;
 use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SessionConfig};
 use crate::protocol::{EngineEvent, EventSink, Record, Report};
+use crate::session::control::CommandPoller;
 use crate::session::{read_log, DayTablePrinter, RunState, Session, Status};
 use crate::signals::SignalState;
 use crate::tui::{run_console, ConsoleExit, ConsoleOptions, ConsoleSource};
@@ -29,6 +31,8 @@ pub struct SharedSession {
     inner: Arc<Mutex<(Session, Status)>>,
     /// `keep_day_checkpoints` of the session's config (0 = keep every day).
     keep_day_checkpoints: usize,
+    /// Samples/s of the latest progress record (f64 bits; NaN: none yet), for the heartbeat.
+    rate: Arc<AtomicU64>,
 }
 
 impl SharedSession {
@@ -36,6 +40,7 @@ impl SharedSession {
         SharedSession {
             inner: Arc::new(Mutex::new((session, status))),
             keep_day_checkpoints,
+            rate: Arc::new(AtomicU64::new(f64::NAN.to_bits())),
         }
     }
 
@@ -54,6 +59,13 @@ impl SharedSession {
 
 impl EventSink for SharedSession {
     fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+        if let EngineEvent::Progress {
+            samples_per_sec, ..
+        } = &record.event
+        {
+            self.rate
+                .store(samples_per_sec.to_bits(), Ordering::Relaxed);
+        }
         self.with(|s, status| {
             s.append(record)?;
             status.observe(record);
@@ -150,6 +162,8 @@ pub struct Wiring {
     session: SharedSession,
     console: Option<ConsoleSource>,
     signals: Option<SignalState>,
+    /// Feeds `commands.jsonl` to the engine (attach, `ctl`) until the run ends.
+    poller: Option<CommandPoller>,
 }
 
 /// Connects a session to a new engine's io. With `signals` (the binary; see `crate::signals`),
@@ -169,6 +183,8 @@ pub fn attach(
     for record in session.records()?.records {
         status.observe(&record);
     }
+    let dir = session.dir().to_path_buf();
+    let id = session.id().to_string();
     let shared = SharedSession::new(session, status, cfg.keep_day_checkpoints);
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(shared.clone())];
     if let Some(path) = events_file {
@@ -176,7 +192,9 @@ pub fn attach(
             .with_context(|| format!("cannot create the events file {}", path.display()))?;
         sinks.push(Box::new(JsonLines(BufWriter::new(file))));
     }
-    let mut commands = None;
+    // Every engine takes commands: from the console, the signal thread and the session's
+    // command file (attach, `crossadapt ctl`).
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let console = match mode {
         LaunchMode::Headless => {
             sinks.push(Box::new(Shown(
@@ -184,23 +202,30 @@ pub fn attach(
                 false,
             )));
             if let Some(s) = &signals {
-                let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
-                s.connect_engine(cmd_tx);
-                commands = Some(cmd_rx);
+                s.connect_engine(cmd_tx.clone());
             }
             None
         }
         LaunchMode::Console { .. } => {
             let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
-            let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
             sinks.push(Box::new(event_tx));
-            commands = Some(cmd_rx);
             Some(ConsoleSource::Live {
                 events: event_rx,
-                commands: cmd_tx,
+                commands: cmd_tx.clone(),
             })
         }
     };
+    let rate = shared.rate.clone();
+    let poller = CommandPoller::start(
+        &dir,
+        cmd_tx,
+        Box::new(move || {
+            Some(f64::from_bits(rate.load(Ordering::Relaxed))).filter(|r| r.is_finite())
+        }),
+    )?;
+    let commands = Some(cmd_rx);
+    // A detached engine leaves its parent's pipe now that its session exists.
+    super::detach::become_detached(&dir, &id);
     Ok(Attached {
         io: EngineIo {
             sinks,
@@ -211,6 +236,7 @@ pub fn attach(
             session: shared,
             console,
             signals,
+            poller: Some(poller),
         },
     })
 }
@@ -219,7 +245,7 @@ pub fn attach(
 /// table and write `--report`.
 pub fn run_attached(
     mut engine: Engine,
-    wiring: Wiring,
+    mut wiring: Wiring,
     mode: &LaunchMode,
     cfg: &SessionConfig,
     report_path: Option<&Path>,
@@ -247,6 +273,8 @@ pub fn run_attached(
         }
         _ => (engine.run(), Ok(())),
     };
+    // No more commands: the engine has returned.
+    drop(wiring.poller.take());
     let outcome = match engine_result {
         Ok(outcome) => outcome,
         Err(e) => {

@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod bundle;
 pub mod data;
+pub mod detach;
 pub mod live;
+pub mod ops;
 pub mod ranges;
 pub mod run;
 pub mod sessions;
@@ -61,6 +63,12 @@ pub enum Command {
     Export(sessions::ExportArgs),
     /// Delete a session.
     Rm(sessions::RmArgs),
+    /// Send a command to a running session and wait for the engine's acknowledgement.
+    Ctl(ops::CtlArgs),
+    /// Open the console on a running (e.g. detached) session.
+    Attach(ops::AttachArgs),
+    /// Per-day AUC, LogLoss and bias of several sessions' arms side by side.
+    Compare(ops::CompareArgs),
     /// Predict one day of data with a model bundle (docs/bundles.md).
     Predict(bundle::PredictArgs),
 }
@@ -90,6 +98,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Fork(args)) => sessions::fork(&args, sessions_dir),
         Some(Command::Export(args)) => sessions::export(&args, sessions_dir),
         Some(Command::Rm(args)) => sessions::rm(&args, sessions_dir),
+        Some(Command::Ctl(args)) => ops::ctl(&args, sessions_dir),
+        Some(Command::Attach(args)) => ops::attach(&args, sessions_dir),
+        Some(Command::Compare(args)) => ops::compare(&args, sessions_dir),
         Some(Command::Predict(args)) => bundle::predict(&args),
     }
 }
@@ -120,6 +131,12 @@ mod tests {
             "predict --bundle b --day 3 --threads 1",
             "export x --bundle --day 3",
             "train --min-count 0",
+            "ctl x set replay_ratio=0.3 --timeout 5",
+            "ctl x stop --force",
+            "attach x --view",
+            "run --detach",
+            "resume x --detach",
+            "compare a b --headless --metric auc,bias --filter kd --baseline a/kd --csv f",
         ];
         for line in lines {
             let args = std::iter::once("crossadapt").chain(line.split(' '));

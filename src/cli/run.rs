@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// Run without the console: print per-day tables to stdout.
     #[arg(long)]
     pub headless: bool,
+    /// Run the engine as a background process (headless, output in the session folder's
+    /// output.log): prints the session id and returns. See `attach` and `ctl`.
+    #[arg(long)]
+    pub detach: bool,
     /// Write the JSON report here (headless).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -48,6 +52,9 @@ pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<Laun
 }
 
 pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.detach {
+        return super::detach::spawn_detached();
+    }
     // First of all, so a signal during the set-up is not the default (instant) death.
     let signals = crate::signals::SignalState::install()?;
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;

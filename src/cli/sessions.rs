@@ -27,6 +27,9 @@ pub struct ResumeArgs {
     pub id: String,
     #[arg(long)]
     pub headless: bool,
+    /// Continue as a background process (see `run --detach`).
+    #[arg(long)]
+    pub detach: bool,
     /// Console theme: default, light, high-contrast, colorblind (or a .toml file).
     #[arg(long)]
     pub theme: Option<String>,
@@ -129,6 +132,9 @@ pub struct RmArgs {
 /// with a warning for the one before. A session that never reached its first checkpoint starts
 /// over.
 pub fn resume(args: &ResumeArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.detach {
+        return super::detach::spawn_detached();
+    }
     let store = Store::open(dir)?;
     let mut fallbacks: Vec<String> = Vec::new();
     // First of all, so a signal during the set-up is not the default (instant) death.
@@ -378,9 +384,10 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
         .max(4);
     writeln!(
         out,
-        "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:>4}  {:<24}  AUC on the latest day [gate]",
-        "id", "name", "created", "status", "day", "arms"
+        "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:<20}  {:>4}  {:<24}  AUC on the latest day [gate]",
+        "id", "name", "created", "status", "stage", "day", "arms"
     )?;
+    let mut live = Vec::new();
     for s in sessions {
         let headline: Vec<String> = s
             .headline
@@ -396,15 +403,39 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
             .collect();
         writeln!(
             out,
-            "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:>4}  {:<24}  {}",
+            "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:<20}  {:>4}  {:<24}  {}",
             s.id,
             s.name,
             s.created.format("%Y-%m-%d %H:%M"),
             s.state.label(),
+            s.stage.map_or("-", |st| st.label()),
             s.last_day.map_or("-".into(), |d| d.to_string()),
             s.arms.join(","),
             headline.join(" ")
         )?;
+        if let Some(e) = &s.engine {
+            live.push((s, e));
+        }
+    }
+    if !live.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<20}  {:<24}  {:>8}  {:>10}  {:<19}  controller",
+            "running", "host", "pid", "samples/s", "heartbeat"
+        )?;
+        for (s, e) in live {
+            writeln!(
+                out,
+                "{:<20}  {:<24}  {:>8}  {:>10}  {:<19}  {}",
+                s.id,
+                e.host,
+                e.pid,
+                e.samples_per_sec.map_or("-".into(), |r| format!("{r:.0}")),
+                e.heartbeat.format("%Y-%m-%d %H:%M:%S"),
+                s.controller.as_deref().unwrap_or("-")
+            )?;
+        }
     }
     Ok(())
 }

@@ -7,9 +7,9 @@ use anyhow::Context;
 
 use super::arm::Arm;
 use super::checkpoint::clone_trainer;
-use super::run::Engine;
+use super::run::{Engine, StopRequested};
 use super::seeds::{arm_key, derive};
-use super::state::ArmState;
+use super::state::{ArmState, ResumePoint};
 use crate::data::Batch;
 use crate::method::projection::project_table;
 use crate::method::sampler::{StrategicSampler, Strategy};
@@ -86,7 +86,8 @@ impl Engine {
                         day: Some(d),
                         batch: batch_index,
                     })?;
-                    check_loss(teacher.train_batch(&b, Target::Labels), "teacher")?;
+                    check_loss(teacher.train_batch(&b, Target::Labels), "teacher")
+                        .map_err(teacher_diverged)?;
                     done += b.rows() as u64;
                     batch_index += 1;
                     self.progress(Stage::TeacherPretrain, None, Some(d), done, total, started)?;
@@ -105,19 +106,79 @@ impl Engine {
         Ok(())
     }
 
-    /// Builds every arm at the switch point and evaluates it on the first online day.
-    pub(crate) fn offline_stage(&mut self) -> anyhow::Result<()> {
-        self.arms.clear();
-        for kind in self.cfg.arms.clone() {
-            let name = kind.to_string();
-            let arm = match kind {
-                ArmKind::Incumbent => self.incumbent_arm()?,
-                ArmKind::Scratch | ArmKind::Kd => self.baseline_arm(&name, kind)?,
-                ArmKind::CrossAdapt(v) => self.crossadapt_arm(&name, v)?,
-            };
+    /// The shared teacher must predict finite logits: every arm but scratch starts from it or
+    /// learns from it, so a diverged teacher (trained here, or loaded with non-finite weights)
+    /// is one clear error for the run, before any checkpoint would carry it into a resume,
+    /// rather than one failure per dependent arm.
+    pub(crate) fn check_teacher(&mut self) -> anyhow::Result<()> {
+        let Some(&d) = self.plan.retained.first().or(self.plan.history.last()) else {
+            return Ok(());
+        };
+        let day = self.data.day(d as usize)?;
+        let probe = day.slice(0, day.rows().min(self.cfg.batch_size));
+        let logits = self.teacher_ref()?.predict_logits(&probe)?;
+        if let Some(z) = logits.iter().find(|z| !z.is_finite()) {
+            return Err(teacher_diverged(anyhow::anyhow!(
+                "it predicts {z} on day {d}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds every arm at the switch point, from arm `arms_done` on (a resumed offline stage
+    /// keeps the arms its checkpoint holds), and evaluates them on the first online day.
+    ///
+    /// Before each arm is a safe point: a stop or pause asked for during an arm's offline work
+    /// waits for it, checkpoints the arms finished so far, and a resume continues with the next
+    /// arm. Each arm's random streams derive from the session seed and the arm's name
+    /// (`seeds.rs`), so an arm trained after a resume is the arm the uninterrupted run trained.
+    pub(crate) fn offline_stage(&mut self, arms_done: usize) -> anyhow::Result<()> {
+        self.arms.truncate(arms_done);
+        let kinds = self.cfg.arms.clone();
+        for (i, &kind) in kinds.iter().enumerate().skip(arms_done) {
+            self.phase = Some(ResumePoint::Offline { arms_done: i });
+            self.safe_point(&Position {
+                stage: Stage::OfflineTrain,
+                arm: Some(kind.to_string()),
+                day: None,
+                batch: 0,
+            })?;
+            let arm = self.offline_arm(kind)?;
             self.arms.push(arm);
         }
+        self.phase = Some(ResumePoint::Offline {
+            arms_done: kinds.len(),
+        });
+        self.safe_point(&Position {
+            stage: Stage::OfflineEval,
+            arm: None,
+            day: self.plan.online.first().copied(),
+            batch: 0,
+        })?;
         self.offline_eval()
+    }
+
+    /// One arm's offline work. An arm whose training fails (a NaN loss, a divergence) is kept,
+    /// marked failed with its reason and announced with `ArmFailed`: the other arms go on, the
+    /// failed one is skipped by the evaluation, the gate and every online day, and a resume
+    /// (whose checkpoint carries the mark) does not run it again.
+    fn offline_arm(&mut self, kind: ArmKind) -> anyhow::Result<Arm> {
+        let name = kind.to_string();
+        let (mut arm, result) = match kind {
+            ArmKind::Incumbent => (self.incumbent_arm()?, Ok(())),
+            ArmKind::Scratch | ArmKind::Kd => self.baseline_arm(&name, kind)?,
+            ArmKind::CrossAdapt(v) => self.crossadapt_arm(&name, v)?,
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.downcast_ref::<StopRequested>().is_some() => return Err(e),
+            Err(e) => {
+                let message = format!("{e:#}");
+                arm.state.failed = Some(message.clone());
+                self.emit(EngineEvent::ArmFailed { arm: name, message })?;
+            }
+        }
+        Ok(arm)
     }
 
     fn teacher_ref(&self) -> anyhow::Result<&Trainer> {
@@ -134,10 +195,26 @@ impl Engine {
     }
 
     /// scratch (labels) and kd (distillation from the frozen teacher) over every retained row.
-    fn baseline_arm(&mut self, name: &str, kind: ArmKind) -> anyhow::Result<Arm> {
+    /// The outer error ends the run (a stop, a model that cannot be built); the inner one is the
+    /// arm's own training failure.
+    fn baseline_arm(
+        &mut self,
+        name: &str,
+        kind: ArmKind,
+    ) -> anyhow::Result<(Arm, anyhow::Result<()>)> {
         let spec = self.student_spec.clone();
-        let mut student =
-            self.new_trainer(&spec, derive(self.cfg.seed, "init", arm_key(name), 0))?;
+        let student = self.new_trainer(&spec, derive(self.cfg.seed, "init", arm_key(name), 0))?;
+        let mut arm = Arm {
+            student,
+            teacher: None,
+            state: ArmState::new(kind, spec.to_string()),
+        };
+        let result = self.baseline_train(name, kind, &mut arm);
+        Ok((arm, result))
+    }
+
+    fn baseline_train(&mut self, name: &str, kind: ArmKind, arm: &mut Arm) -> anyhow::Result<()> {
+        let student = &mut arm.student;
         let pool = self.retained_pool()?.clone();
         let epochs = self.cfg.method.baseline_epochs;
         let total = pool.rows() as u64 * epochs as u64;
@@ -179,15 +256,9 @@ impl Engine {
             seconds,
             samples: done,
         })?;
-        Ok(Arm {
-            student,
-            teacher: None,
-            state: ArmState {
-                offline_seconds: seconds,
-                offline_samples: done,
-                ..ArmState::new(kind, spec.to_string())
-            },
-        })
+        arm.state.offline_seconds = seconds;
+        arm.state.offline_samples = done;
+        Ok(())
     }
 
     /// The distillation target of METHOD.md with weight `alpha`; `offset` is the sampler's
@@ -210,48 +281,69 @@ impl Engine {
         }
     }
 
-    fn crossadapt_arm(&mut self, name: &str, v: CrossAdaptVariant) -> anyhow::Result<Arm> {
-        // Variants that differ only online share one offline run (same seeds, same result).
+    fn crossadapt_arm(
+        &mut self,
+        name: &str,
+        v: CrossAdaptVariant,
+    ) -> anyhow::Result<(Arm, anyhow::Result<()>)> {
+        // Variants that differ only online share one offline run (same seeds, same result, the
+        // same failure if it failed).
         let kind = ArmKind::CrossAdapt(v);
         let shared = self.arms.iter().position(
             |a| matches!(a.kind(), ArmKind::CrossAdapt(o) if o.offline_key() == v.offline_key()),
         );
-        let (student, state) = match shared {
-            Some(i) => {
-                let src = &self.arms[i];
-                let student = clone_trainer(&src.student, &self.cfg.train)?;
-                let state = ArmState {
-                    kind,
-                    ..src.state.clone()
-                };
-                (student, state)
-            }
-            None => self.crossadapt_offline(name, v)?,
-        };
         let teacher = if v.asymmetric_teacher {
             Some(clone_trainer(self.teacher_ref()?, &self.cfg.train)?)
         } else {
             None
         };
-        Ok(Arm {
+        if let Some(i) = shared {
+            let src = &self.arms[i];
+            let student = clone_trainer(&src.student, &self.cfg.train)?;
+            let result = match &src.state.failed {
+                Some(why) => Err(anyhow::anyhow!(
+                    "its offline stage is {}'s, which failed: {why}",
+                    src.name()
+                )),
+                None => Ok(()),
+            };
+            let state = ArmState {
+                kind,
+                failed: None,
+                ..src.state.clone()
+            };
+            let arm = Arm {
+                student,
+                teacher,
+                state,
+            };
+            return Ok((arm, result));
+        }
+        let spec = self.student_spec.clone();
+        let student = self.new_trainer(
+            &spec,
+            derive(self.cfg.seed, "init", arm_key("crossadapt"), 0),
+        )?;
+        let mut arm = Arm {
             student,
             teacher,
-            state,
-        })
+            state: ArmState::new(kind, spec.to_string()),
+        };
+        let result = self.crossadapt_offline(name, v, &mut arm);
+        Ok((arm, result))
     }
 
     fn crossadapt_offline(
         &mut self,
         name: &str,
         v: CrossAdaptVariant,
-    ) -> anyhow::Result<(Trainer, ArmState)> {
-        let spec = self.student_spec.clone();
+        arm: &mut Arm,
+    ) -> anyhow::Result<()> {
         let seed = self.cfg.seed;
         let started = Instant::now();
-        let mut student =
-            self.new_trainer(&spec, derive(seed, "init", arm_key("crossadapt"), 0))?;
+        let student = &mut arm.student;
         if v.projection {
-            self.transfer(name, &mut student)?;
+            self.transfer(name, student)?;
         }
         let strategy = if v.sampling {
             self.cfg.method.sampling
@@ -262,19 +354,16 @@ impl Engine {
         student.set_frozen(true, false);
         for epoch in 0..self.cfg.method.epochs_dense {
             let s = derive(seed, "sample-1b", arm_key(name), epoch as u64);
-            samples += self.distill_pass(name, Stage::DenseDistill, &mut student, strategy, s)?;
+            samples += self.distill_pass(name, Stage::DenseDistill, student, strategy, s)?;
         }
         student.set_frozen(false, false);
         for epoch in 0..self.cfg.method.epochs_joint {
             let s = derive(seed, "sample-1c", arm_key(name), epoch as u64);
-            samples += self.distill_pass(name, Stage::JointDistill, &mut student, strategy, s)?;
+            samples += self.distill_pass(name, Stage::JointDistill, student, strategy, s)?;
         }
-        let state = ArmState {
-            offline_seconds: started.elapsed().as_secs_f64(),
-            offline_samples: samples,
-            ..ArmState::new(ArmKind::CrossAdapt(v), spec.to_string())
-        };
-        Ok((student, state))
+        arm.state.offline_seconds = started.elapsed().as_secs_f64();
+        arm.state.offline_samples = samples;
+        Ok(())
     }
 
     /// 1A: every field's teacher table projected into the student's size, with its error.
@@ -399,15 +488,23 @@ impl Engine {
             return Ok(());
         };
         let day = self.data.day(first as usize)?;
+        let running = self
+            .arms
+            .iter()
+            .filter(|a| a.state.failed.is_none())
+            .count() as u64;
         self.emit(EngineEvent::StageStarted {
             stage: Stage::OfflineEval,
             arm: None,
             day: Some(first),
-            total: day.rows() as u64 * self.arms.len() as u64,
+            total: day.rows() as u64 * running,
         })?;
         let started = Instant::now();
         let user = self.data.spec().user_index();
         for i in 0..self.arms.len() {
+            if self.arms[i].state.failed.is_some() {
+                continue;
+            }
             let m = evaluate(&self.arms[i].student, &day, user)?;
             let arm = &self.arms[i];
             let event = EngineEvent::OfflineResult {
@@ -423,7 +520,7 @@ impl Engine {
             arm: None,
             day: Some(first),
             seconds: started.elapsed().as_secs_f64(),
-            samples: day.rows() as u64 * self.arms.len() as u64,
+            samples: day.rows() as u64 * running,
         })
     }
 }
@@ -436,6 +533,15 @@ pub(crate) fn evaluate(
 ) -> anyhow::Result<crate::protocol::EvalMetrics> {
     let logits = model.predict_logits(day)?;
     Ok(metrics::evaluate(&logits, day, user))
+}
+
+/// The run's error when the shared teacher diverged: no arm can be compared without it.
+fn teacher_diverged(e: anyhow::Error) -> anyhow::Error {
+    e.context(
+        "the teacher diverged, and every arm is built from it, distilled from it or compared \
+         with it, so the session cannot go on: start a new run with other teacher or training \
+         settings (e.g. a lower train.dense_lr or train.emb_lr)",
+    )
 }
 
 /// A NaN loss (or any training error) names the arm.
@@ -507,5 +613,288 @@ mod tests {
             student.model().embeddings().data,
             "1C froze the tables"
         );
+    }
+}
+
+/// The offline stage's isolation of a failing arm and its safe points, run end to end.
+#[cfg(test)]
+mod isolation_tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Arc, Mutex};
+
+    use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SessionConfig};
+    use crate::protocol::{EngineCommand, EngineEvent, EventSink, Ledger, Record, Stage};
+
+    type Trigger = Box<dyn Fn(&EngineEvent) -> bool + Send>;
+
+    /// Records every event; sends `Stop` once, at the first event `trigger` accepts.
+    struct Watch {
+        records: Arc<Mutex<Vec<Record>>>,
+        stop: Option<(Trigger, Sender<EngineCommand>)>,
+    }
+
+    impl EventSink for Watch {
+        fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+            if self.stop.as_ref().is_some_and(|(t, _)| t(&record.event)) {
+                if let Some((_, tx)) = self.stop.take() {
+                    let _ = tx.send(EngineCommand::Stop);
+                }
+            }
+            self.records.lock().unwrap().push(record.clone());
+            Ok(())
+        }
+    }
+
+    /// Checkpoints into `root/<label>`, keeping each label's last covered sequence number.
+    struct Folder(PathBuf, Arc<Mutex<Vec<(String, u64)>>>);
+
+    impl CheckpointStore for Folder {
+        fn save(
+            &mut self,
+            label: &str,
+            seq: u64,
+            write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
+        ) -> anyhow::Result<String> {
+            let dir = self.0.join(label);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            write(&dir)?;
+            self.1.lock().unwrap().push((label.to_string(), seq));
+            Ok(label.to_string())
+        }
+    }
+
+    struct Run {
+        outcome: Outcome,
+        records: Vec<Record>,
+        checkpoints: Vec<(String, u64)>,
+    }
+
+    /// Runs `cfg` (resumed from `root/<label>` after `seq` when given) until it finishes or
+    /// stops.
+    fn run(
+        cfg: &SessionConfig,
+        root: &Path,
+        resume: Option<(&str, u64)>,
+        stop: Option<Trigger>,
+    ) -> Run {
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let checkpoints = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = channel();
+        let io = EngineIo {
+            sinks: vec![Box::new(Watch {
+                records: records.clone(),
+                stop: stop.map(|t| (t, tx)),
+            })],
+            commands: Some(rx),
+            checkpoints: Some(Box::new(Folder(root.to_path_buf(), checkpoints.clone()))),
+        };
+        let mut engine = match resume {
+            None => Engine::new(cfg.clone(), "t", "t", io).unwrap(),
+            Some((label, seq)) => {
+                Engine::resume(cfg.clone(), "t", "t", &root.join(label), seq + 1, io).unwrap()
+            }
+        };
+        let outcome = engine.run().unwrap();
+        drop(engine);
+        let records = records.lock().unwrap().clone();
+        let checkpoints = checkpoints.lock().unwrap().clone();
+        Run {
+            outcome,
+            records,
+            checkpoints,
+        }
+    }
+
+    /// Every result a run produced, as comparable text: offline results and day metrics.
+    fn results(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .filter_map(|r| match &r.event {
+                EngineEvent::OfflineResult { arm, metrics, .. } => {
+                    Some(format!("offline {arm} {metrics:?}"))
+                }
+                EngineEvent::DayMetrics {
+                    arm, day, metrics, ..
+                } => Some(format!("day {day} {arm} {metrics:?}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The arms that started offline work in `records`.
+    fn offline_starts(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .filter_map(|r| match &r.event {
+                EngineEvent::StageStarted {
+                    stage: Stage::OfflineTrain | Stage::Transfer,
+                    arm: Some(arm),
+                    ..
+                } => Some(arm.clone()),
+                // crossadapt-nosample has no 1A; its first pass announces it.
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The resumed run's records after the checkpoint: the log is cut there.
+    fn joined(first: &[Record], seq: u64, resumed: &[Record]) -> Vec<Record> {
+        first
+            .iter()
+            .filter(|r| r.seq <= seq)
+            .chain(resumed)
+            .cloned()
+            .collect()
+    }
+
+    /// A temperature this small makes the distillation loss NaN: kd and crossadapt diverge in
+    /// the offline stage, scratch (labels only) does not.
+    fn diverging() -> SessionConfig {
+        SessionConfig::tiny(&[
+            "arms=[\"scratch\", \"kd\", \"crossadapt\", \"crossadapt-fixed\"]",
+            "method.temperature=1e-40",
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn an_arm_diverging_offline_fails_alone_and_a_resume_keeps_it_failed() {
+        let cfg = diverging();
+        let root = tempfile::tempdir().unwrap();
+        let whole = run(&cfg, root.path(), None, None);
+        assert_eq!(whole.outcome, Outcome::Finished);
+        let mut ledger = Ledger::default();
+        for r in &whole.records {
+            ledger.apply(r);
+        }
+        for (failed, why) in [
+            ("kd", "training kd"),
+            ("crossadapt", "training crossadapt"),
+            ("crossadapt-fixed", "crossadapt's, which failed"),
+        ] {
+            let arm = ledger.arm(failed).unwrap();
+            assert!(
+                arm.failed.as_deref().is_some_and(|m| m.contains(why)),
+                "{failed}: {:?}",
+                arm.failed
+            );
+            assert!(arm.offline.is_none() && arm.days.is_empty(), "{failed}");
+        }
+        let scratch = ledger.arm("scratch").unwrap();
+        assert!(scratch.failed.is_none() && scratch.offline.is_some());
+        assert_eq!(
+            scratch.days.len(),
+            5,
+            "one result per online day of the tiny split"
+        );
+        let verdict = ledger.verdict(None);
+        assert!(verdict
+            .arms
+            .iter()
+            .any(|a| a.arm == "kd" && a.failed.is_some()));
+
+        // Stopped right after kd failed: the stop waits for kd's end, checkpoints scratch and
+        // the failed kd, and the resumed run neither trains kd again nor loses its mark.
+        let root = tempfile::tempdir().unwrap();
+        let kd_failed: Trigger =
+            Box::new(|e| matches!(e, EngineEvent::ArmFailed { arm, .. } if arm == "kd"));
+        let first = run(&cfg, root.path(), None, Some(kd_failed));
+        assert_eq!(first.outcome, Outcome::Stopped);
+        let (label, seq) = first.checkpoints.last().unwrap().clone();
+        assert_eq!(label, "offline");
+        let resumed = run(&cfg, root.path(), Some((&label, seq)), None);
+        assert_eq!(resumed.outcome, Outcome::Finished);
+        assert_eq!(
+            offline_starts(&resumed.records),
+            vec!["crossadapt".to_string()]
+        );
+        assert!(!resumed
+            .records
+            .iter()
+            .any(|r| matches!(&r.event, EngineEvent::ArmFailed { arm, .. } if arm == "kd")));
+        let all = joined(&first.records, seq, &resumed.records);
+        let mut ledger = Ledger::default();
+        for r in &all {
+            ledger.apply(r);
+        }
+        assert!(ledger.arm("kd").unwrap().failed.is_some());
+        assert_eq!(results(&all), results(&whole.records));
+    }
+
+    /// A teacher that predicts NaN (here loaded with NaN dense weights) is one error for the run,
+    /// before any arm is built and before any checkpoint a resume could loop on.
+    #[test]
+    fn a_diverged_teacher_is_one_clear_error_before_any_arm_or_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("teacher.safetensors");
+        let mut engine = crate::engine::run::tiny_engine();
+        engine.prepare_teacher().unwrap();
+        let teacher = engine.teacher.as_mut().unwrap();
+        for var in teacher.model().dense().vars() {
+            let nan = candle_core::Tensor::full(f32::NAN, var.shape(), var.device()).unwrap();
+            var.set(&nan).unwrap();
+        }
+        teacher.save(&path).unwrap();
+        let set = format!("teacher.checkpoint=\"{}\"", path.display());
+        let cfg = SessionConfig::tiny(&[&set]).unwrap();
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let checkpoints = Arc::new(Mutex::new(Vec::new()));
+        let io = EngineIo {
+            sinks: vec![Box::new(Watch {
+                records: records.clone(),
+                stop: None,
+            })],
+            commands: None,
+            checkpoints: Some(Box::new(Folder(
+                dir.path().to_path_buf(),
+                checkpoints.clone(),
+            ))),
+        };
+        let err = Engine::new(cfg, "t", "t", io).unwrap().run().unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("the teacher diverged") && message.contains("predicts NaN"),
+            "{message}"
+        );
+        assert!(checkpoints.lock().unwrap().is_empty());
+        let records = records.lock().unwrap();
+        assert!(!records.iter().any(|r| matches!(
+            r.event,
+            EngineEvent::ArmFailed { .. }
+                | EngineEvent::StageStarted {
+                    stage: Stage::OfflineTrain | Stage::Transfer,
+                    ..
+                }
+        )));
+        assert!(matches!(
+            &records.last().unwrap().event,
+            EngineEvent::Error { message } if message.contains("the teacher diverged")
+        ));
+    }
+
+    #[test]
+    fn a_stop_offline_checkpoints_the_finished_arms_and_a_resume_goes_on_from_the_next() {
+        let cfg = SessionConfig::tiny(&["arms=[\"scratch\", \"kd\", \"crossadapt\"]"]).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let whole = run(&cfg, root.path(), None, None);
+        assert_eq!(whole.outcome, Outcome::Finished);
+
+        // The stop arrives as kd starts: kd finishes, then the engine checkpoints and stops.
+        let root = tempfile::tempdir().unwrap();
+        let kd_starts: Trigger = Box::new(
+            |e| matches!(e, EngineEvent::StageStarted { stage: Stage::OfflineTrain, arm: Some(a), .. } if a == "kd"),
+        );
+        let first = run(&cfg, root.path(), None, Some(kd_starts));
+        assert_eq!(first.outcome, Outcome::Stopped);
+        let (label, seq) = first.checkpoints.last().unwrap().clone();
+        assert_eq!(label, "offline");
+        assert_eq!(offline_starts(&first.records), vec!["scratch", "kd"]);
+        let resumed = run(&cfg, root.path(), Some((&label, seq)), None);
+        assert_eq!(resumed.outcome, Outcome::Finished);
+        assert_eq!(offline_starts(&resumed.records), vec!["crossadapt"]);
+        let all = joined(&first.records, seq, &resumed.records);
+        assert_eq!(results(&all), results(&whole.records));
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! - `Stop` (the console's quit, SIGTERM, SIGINT) in the online stage is held until the end of
 //!   the current arm's day, a safe point, where a checkpoint is written before the engine
-//!   stops; in the offline stages, whose only safe points are their ends, it stops at the next
-//!   batch and the session resumes from its previous checkpoint.
+//!   stops; in the offline stage likewise until the end of the current arm's offline work, so
+//!   a resume continues with the next arm. Teacher pretraining, which has no safe point before
+//!   its end, stops at the next batch and the session resumes from its previous checkpoint.
 //! - Parameter changes logged after the checkpoint a resume starts from are applied again at
 //!   the exact position where the engine first applied them ([`Engine::restore_changes`]), so
 //!   the resumed run has every change and computes the numbers the uninterrupted run did.
@@ -51,14 +52,17 @@ impl Engine {
             self.checkpoint("stop")?;
             return Err(StopRequested.into());
         }
-        if at.stage != Stage::Online {
+        if !super::run::held_to_safe_point(at.stage) {
             return Err(StopRequested.into());
         }
         if !self.recovery.stop_pending {
             self.recovery.stop_pending = true;
             self.emit(EngineEvent::Warning {
                 arm: at.arm.clone(),
-                message: "stopping at the end of this arm's day (checkpointed there)".into(),
+                message: format!(
+                    "stopping at {} (checkpointed there)",
+                    super::run::next_safe_point(at.stage)
+                ),
             })?;
         }
         Ok(())

@@ -228,11 +228,15 @@ impl Engine {
                 seed: self.cfg.seed,
             })?;
             self.prepare_teacher()?;
+            self.check_teacher()?;
             self.phase = Some(ResumePoint::TeacherReady);
             self.checkpoint("teacher ready")?;
         }
         if self.phase == Some(ResumePoint::TeacherReady) {
-            self.offline_stage()?;
+            self.phase = Some(ResumePoint::Offline { arms_done: 0 });
+        }
+        if let Some(ResumePoint::Offline { arms_done }) = self.phase {
+            self.offline_stage(arms_done)?;
             self.phase = Some(ResumePoint::Online {
                 next: 0,
                 arms_done: 0,
@@ -267,8 +271,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The checkpoint label of the current phase: `teacher`, `day-NNNN` at the start of an
-    /// online day, `day-NNNN-arm-K` after K arms of it, `done` at the end.
+    /// The checkpoint label of the current phase: `teacher`, `offline` inside the offline stage
+    /// (one label, replaced as arms finish), `day-NNNN` at the start of an online day,
+    /// `day-NNNN-arm-K` after K arms of it, `done` at the end.
     fn phase_label(&self) -> String {
         match self.phase {
             Some(ResumePoint::Online { next, arms_done }) => match self.plan.online.get(next) {
@@ -277,6 +282,7 @@ impl Engine {
                 None => "done".to_string(),
             },
             Some(ResumePoint::Done) => "done".to_string(),
+            Some(ResumePoint::Offline { .. }) => "offline".to_string(),
             _ => "teacher".to_string(),
         }
     }
@@ -393,14 +399,18 @@ impl Engine {
             EngineCommand::Pause if !self.paused => {
                 if safe {
                     self.pause_pending = true;
-                } else if at.stage == Stage::Online {
+                } else if held_to_safe_point(at.stage) {
                     self.pause_pending = true;
                     self.emit(EngineEvent::Warning {
                         arm: at.arm.clone(),
-                        message: "pausing at the end of this arm's day (checkpointed there)".into(),
+                        message: format!(
+                            "pausing at {} (checkpointed there)",
+                            next_safe_point(at.stage)
+                        ),
                     })?;
                 } else {
-                    // Offline stages pause at once; the resumable point stays the last checkpoint.
+                    // Teacher pretraining pauses at once; the resumable point stays the last
+                    // checkpoint.
                     self.paused = true;
                     self.emit(EngineEvent::Paused { at: at.clone() })?;
                     while self.paused {
@@ -508,6 +518,7 @@ impl Engine {
             Some(ResumePoint::Online { next, .. }) => {
                 (self.plan.online.get(next).copied(), Stage::Online)
             }
+            Some(ResumePoint::Offline { .. }) => (None, Stage::OfflineTrain),
             _ => (None, Stage::TeacherPretrain),
         };
         self.emit(EngineEvent::Checkpointed {
@@ -552,6 +563,7 @@ impl Engine {
                 (Stage::Online, engine.plan.online.get(next).copied())
             }
             ResumePoint::TeacherReady => (Stage::TeacherPretrain, None),
+            ResumePoint::Offline { .. } => (Stage::OfflineTrain, None),
             ResumePoint::Done => (Stage::Done, None),
         };
         engine.emit(EngineEvent::SessionResumed {
@@ -585,6 +597,22 @@ impl Engine {
             params: self.params.clone(),
             at,
         })
+    }
+}
+
+/// Whether a pause or stop asked for in `stage` waits for the next safe point (the end of the
+/// current arm's day online, of the current arm's offline work offline) rather than taking
+/// effect at once. Teacher pretraining has no safe point before its end.
+pub(crate) fn held_to_safe_point(stage: Stage) -> bool {
+    !matches!(stage, Stage::Setup | Stage::TeacherPretrain | Stage::Done)
+}
+
+/// Where a pause or stop held in `stage` takes effect, for the operator's warning.
+pub(crate) fn next_safe_point(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Online => "the end of this arm's day",
+        Stage::OfflineEval => "the start of the online days",
+        _ => "the end of this arm's offline stage",
     }
 }
 

@@ -19,6 +19,11 @@ pub const STATE_SCHEMA_VERSION: u32 = 2;
 pub enum ResumePoint {
     /// The teacher is trained (or loaded); no arm has been built.
     TeacherReady,
+    /// In the offline stage: the first `arms_done` arms (in the config's order) have finished
+    /// their offline work (or failed it); the next arm starts from scratch.
+    Offline {
+        arms_done: usize,
+    },
     /// Every arm finished its offline stage; `next` online days (index into the plan) are done,
     /// and on day `next` the first `arms_done` arms have finished.
     Online {

@@ -6,7 +6,10 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod compare;
+pub mod control;
 pub mod export;
+pub mod live;
 pub mod lock;
 pub mod log;
 pub mod meta;

@@ -517,9 +517,19 @@ pub struct SessionSummary {
     pub id: String,
     pub name: String,
     pub created: DateTime<Utc>,
-    /// From `status.json`; `interrupted` when it says running or paused but no process holds it.
+    /// From `status.json`; `interrupted` when it says running or paused but its engine is gone
+    /// (on this host: no process holds its lock; on another: no heartbeat for a while).
     pub state: RunState,
+    /// Stage of the plan the run is in (or stopped in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<crate::protocol::Stage>,
     pub last_day: Option<u32>,
+    /// The engine process of a running session: pid, host, samples/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<super::live::Holder>,
+    /// Who holds the controller lease of a running session (`user@host (pid N)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
     pub arms: Vec<String>,
     pub headline: Vec<ArmHeadline>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -535,16 +545,30 @@ fn summarize(dir: &Path) -> Result<SessionSummary> {
     read_config(dir)?;
     let status = view.status()?;
     let mut state = status.state;
-    let unfinished = state.is_active();
-    if unfinished && !view.is_live() {
-        state = RunState::Interrupted;
+    let mut engine = None;
+    let mut controller = None;
+    if state.is_active() || state == RunState::Created {
+        match super::live::probe(dir, view.is_live()) {
+            super::live::Liveness::Alive(e) => {
+                engine = e;
+                controller = super::live::controller(dir).map(|c| c.who());
+            }
+            // A created session that never started is no interrupted run.
+            super::live::Liveness::Dead(_) if state.is_active() => {
+                state = RunState::Interrupted;
+            }
+            super::live::Liveness::Dead(_) => {}
+        }
     }
     Ok(SessionSummary {
         id: view.meta.id.clone(),
         name: view.meta.name.clone(),
         created: view.meta.created,
         state,
+        stage: status.stage,
         last_day: status.last_day,
+        engine,
+        controller,
         arms: status.arms,
         headline: status.headline,
         parent: view.meta.parent.clone(),

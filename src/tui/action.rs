@@ -43,6 +43,8 @@ pub enum Action {
     Edit,
     Cancel,
     Checkpoint,
+    /// Stop the engine without leaving the console (asks to press it again).
+    StopEngine,
     ZoomIn,
     ZoomOut,
     ZoomReset,
@@ -71,7 +73,7 @@ pub struct ActionSpec {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::Pause,
         Action::Freeze,
         Action::FocusNext,
@@ -84,6 +86,7 @@ impl Action {
         Action::Edit,
         Action::Cancel,
         Action::Checkpoint,
+        Action::StopEngine,
         Action::ZoomIn,
         Action::ZoomOut,
         Action::ZoomReset,
@@ -203,6 +206,14 @@ impl Action {
                 Live,
                 &["s"],
                 Some("checkpoint"),
+            ),
+            Action::StopEngine => s(
+                "stop",
+                "stop the engine, checkpointed and resumable (press twice)",
+                None,
+                Live,
+                &["S"],
+                None,
             ),
             Action::ZoomIn => s(
                 "zoom_in",

@@ -133,6 +133,8 @@ pub struct App {
     pause_in_flight: u32,
     /// Last known terminal size (for mouse hit tests).
     pub size: (u16, u16),
+    /// The last key was a first press of `stop`: the next one stops the engine.
+    pub stop_armed: bool,
 }
 
 impl App {
@@ -161,6 +163,7 @@ impl App {
             pause_request: None,
             pause_in_flight: 0,
             size: (80, 24),
+            stop_armed: false,
         }
     }
 
@@ -241,6 +244,11 @@ impl App {
         }
     }
 
+    /// A line in the console's log panel (e.g. why a key did nothing).
+    pub fn note(&mut self, kind: LogKind, text: String) {
+        self.model.note(kind, text);
+    }
+
     /// Notes in the log that the engine's stream ended without a finish or an error.
     pub fn note_engine_gone(&mut self) {
         if !self.model.lifecycle.is_over() {
@@ -297,6 +305,8 @@ impl App {
         if self.help && !matches!(action, Action::Help | Action::Cancel | Action::Quit) {
             return None;
         }
+        // The confirmation of a stop is the very next key.
+        let stop_armed = std::mem::take(&mut self.stop_armed);
         match action {
             Action::Pause => return self.toggle_pause(),
             Action::Freeze => {
@@ -330,6 +340,22 @@ impl App {
                     return Some(Effect::Engine(EngineCommand::Checkpoint));
                 }
             }
+            Action::StopEngine if self.running() => {
+                if stop_armed {
+                    self.model.note(
+                        LogKind::Operator,
+                        "stop requested: the engine checkpoints and exits".into(),
+                    );
+                    return Some(Effect::Engine(EngineCommand::Stop));
+                }
+                self.stop_armed = true;
+                let key = self.keymap.label(Action::StopEngine);
+                self.model.note(
+                    LogKind::Warning,
+                    format!("press {key} again to stop the engine (it stays resumable); any other key cancels"),
+                );
+            }
+            Action::StopEngine => {}
             Action::ZoomIn => {
                 let w = self.window();
                 self.zoom = Some(w.div_ceil(2).max(2).min(w.max(2)));

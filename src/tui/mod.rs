@@ -17,6 +17,7 @@ use crate::protocol::{EngineCommand, Record};
 
 pub mod action;
 pub mod app;
+pub mod compare;
 pub mod control;
 pub mod fixture;
 pub mod keymap;
@@ -60,6 +61,15 @@ pub enum ConsoleSource {
     Replay {
         records: Vec<Record>,
         speed: f64,
+    },
+    /// An engine in another process (`crossadapt attach`): quitting or a signal closes the
+    /// console and leaves the engine running; only the `stop` key stops it.
+    Attached {
+        events: tokio::sync::mpsc::UnboundedReceiver<Record>,
+        commands: std::sync::mpsc::Sender<EngineCommand>,
+        /// `Some(why)`: a read-only viewer (e.g. who holds the controller lease); commands are
+        /// refused with this note.
+        read_only: Option<String>,
     },
 }
 
@@ -111,10 +121,17 @@ pub fn run_console(source: ConsoleSource, opts: ConsoleOptions) -> anyhow::Resul
     };
     let _log = terminal::init_logging(&opts.log_dir);
     let mode = match source {
-        ConsoleSource::Live { .. } => Mode::Live,
+        ConsoleSource::Live { .. } | ConsoleSource::Attached { .. } => Mode::Live,
         ConsoleSource::Replay { .. } => Mode::Replay,
     };
     let mut app = App::new(mode, keymap);
+    if let ConsoleSource::Attached {
+        read_only: Some(why),
+        ..
+    } = &source
+    {
+        app.note(model::LogKind::Warning, why.clone());
+    }
     let mut session = match terminal::enter(opts.mouse) {
         Ok(s) => s,
         Err(e) => {

@@ -38,6 +38,10 @@ enum Feed {
         /// The last pause / resume this console sent was a pause (the engine may not have
         /// logged it yet).
         pause_sent: bool,
+        /// The engine is another process (attach): leaving the console never stops it.
+        remote: bool,
+        /// A read-only viewer: commands are not sent, this note says why.
+        read_only: Option<String>,
     },
     Replay {
         records: Vec<Record>,
@@ -86,6 +90,20 @@ where
             commands,
             open: true,
             pause_sent: false,
+            remote: false,
+            read_only: None,
+        },
+        ConsoleSource::Attached {
+            events,
+            commands,
+            read_only,
+        } => Feed::Live {
+            events,
+            commands,
+            open: true,
+            pause_sent: false,
+            remote: true,
+            read_only,
         },
         ConsoleSource::Replay { records, speed } => {
             if let Some(p) = &mut app.playback {
@@ -101,7 +119,12 @@ where
     };
     let result = drive(terminal, app, theme, &mut feed, input, fps, signals).await;
     if result.is_err() {
-        if let Feed::Live { commands, .. } = &feed {
+        if let Feed::Live {
+            commands,
+            remote: false,
+            ..
+        } = &feed
+        {
             let _ = commands.send(EngineCommand::Stop);
         }
     }
@@ -217,8 +240,13 @@ where
 /// The console's exit on a signal of the process, if one came.
 fn on_signal(signals: &SignalState, app: &App, feed: &mut Feed) -> Option<ConsoleExit> {
     if signals.stop_requested() {
-        tracing::info!("SIGTERM/SIGINT: stopping the engine at its next safe point");
-        if let Feed::Live { commands, .. } = feed {
+        if let Feed::Live {
+            commands,
+            remote: false,
+            ..
+        } = feed
+        {
+            tracing::info!("SIGTERM/SIGINT: stopping the engine at its next safe point");
             let _ = commands.send(EngineCommand::Stop);
         }
         return Some(ConsoleExit::Signal);
@@ -226,9 +254,11 @@ fn on_signal(signals: &SignalState, app: &App, feed: &mut Feed) -> Option<Consol
     if !signals.hung_up() {
         return None;
     }
+    // An attached console just goes: the engine is its own process.
     if let Feed::Live {
         commands,
         pause_sent,
+        remote: false,
         ..
     } = feed
     {
@@ -267,6 +297,23 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// An effect of a key. Returns the exit when the console should close.
 fn carry_out(effect: Effect, app: &mut App, feed: &mut Feed) -> Option<ConsoleExit> {
     match (effect, feed) {
+        (Effect::Quit, Feed::Live { remote: true, .. }) => {
+            tracing::info!("operator quit: the attached engine keeps running");
+            Some(ConsoleExit::Quit)
+        }
+        (
+            Effect::Engine(_),
+            Feed::Live {
+                read_only: Some(why),
+                ..
+            },
+        ) => {
+            app.note(
+                crate::tui::model::LogKind::Warning,
+                format!("not sent: {why}"),
+            );
+            None
+        }
         (Effect::Quit, Feed::Live { commands, .. }) => {
             if app.live().lifecycle == crate::protocol::Lifecycle::Done {
                 return Some(ConsoleExit::Finished);

@@ -252,6 +252,26 @@ fn checkpoint_quit_help_and_metric_keys() {
 }
 
 #[test]
+fn stop_needs_a_second_press_and_any_other_key_cancels_it() {
+    let mut app = live(&fixture::session(3, true));
+    let shift_s = KeyEvent::new(KeyCode::Char('S'), KeyModifiers::SHIFT);
+    assert_eq!(app.on_key(shift_s), None);
+    assert!(app.stop_armed);
+    // Another key in between: the stop is forgotten.
+    app.on_key(key('m'));
+    assert!(!app.stop_armed);
+    assert_eq!(app.on_key(shift_s), None);
+    assert_eq!(
+        app.on_key(shift_s),
+        Some(Effect::Engine(EngineCommand::Stop))
+    );
+    // Nothing to stop after the end.
+    let mut done = live(&fixture::finished_session());
+    assert_eq!(done.on_key(shift_s), None);
+    assert_eq!(done.on_key(shift_s), None);
+}
+
+#[test]
 fn finishing_opens_the_summary_and_stops_engine_commands() {
     let mut app = live(&fixture::finished_session());
     assert_eq!(app.view, View::Summary);
