@@ -12,6 +12,7 @@ pub mod ops;
 pub mod ranges;
 pub mod run;
 pub mod sessions;
+pub mod suite;
 pub mod train;
 
 #[derive(Debug, Parser)]

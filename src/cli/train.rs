@@ -98,6 +98,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// The scenario suite (issue 17.4): sessions over worlds x drift scenarios x scales, run
+    /// headless in this process, and one table of wins / ties / losses per claim of the method
+    /// with bootstrap intervals over worlds and days (docs/verdict.md).
+    Suite(super::suite::SuiteArgs),
 }
 
 fn parse_days(text: &str) -> Result<std::ops::Range<u32>> {
@@ -266,6 +270,9 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 
 /// Runs a benchmark and prints samples/second and the step split.
 pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
+    if let BenchCommand::Suite(args) = cmd {
+        return super::suite::run_suite(args).map(|_| ());
+    }
     let BenchCommand::Train {
         model,
         emb,
@@ -277,7 +284,10 @@ pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
         steps,
         warmup,
         seed,
-    } = cmd;
+    } = cmd
+    else {
+        anyhow::bail!("internal: not a training benchmark");
+    };
     let mut spec: ModelSpec = model.parse().context("--model")?;
     if let Some(e) = emb {
         spec.emb_dim = *e;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::data::config::DataConfig;
-use crate::data::split::{DayCount, SplitConfig};
+use crate::data::split::{DayCount, Holdout, SplitConfig};
 use crate::method::adaptation::AdaptationConfig;
 use crate::method::sampler::{SamplerConfig, Strategy};
 pub use crate::method::MethodConfig;
@@ -409,6 +409,14 @@ impl SessionConfig {
                 ),
             }
         }
+        match self.split.holdout {
+            Some(Holdout(DayCount::Days(d))) => count("split.holdout", d, 0, MAX_DAYS)?,
+            Some(Holdout(DayCount::Fraction(f))) => anyhow::ensure!(
+                f.is_finite() && f > 0.0 && f < 1.0,
+                "split.holdout = {f}: a share of the days must be in (0, 1)"
+            ),
+            None => {}
+        }
         Ok(())
     }
 
@@ -686,6 +694,8 @@ mod tests {
             ("split.online=9223372036854775807", "split.online"),
             ("split.history=1e308", "split.history"),
             ("split.retained=nan", "split.retained"),
+            ("split.holdout=1.5", "split.holdout"),
+            ("split.holdout=\"first-day\"", "split.holdout"),
             ("train.emb_lr=0", "train.emb_lr"),
             ("train.emb_lr=nan", "train.emb_lr"),
             ("train.dense_lr=inf", "train.dense_lr"),

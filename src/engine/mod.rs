@@ -5,6 +5,7 @@ pub(crate) mod checkpoint;
 pub mod config;
 pub mod emitter;
 mod gate;
+mod holdout;
 mod offline;
 mod online;
 mod pending;

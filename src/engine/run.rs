@@ -264,6 +264,7 @@ impl Engine {
                 self.checkpoint("day boundary")?;
             }
         }
+        self.holdout_eval()?;
         self.phase = Some(ResumePoint::Done);
         self.emit(EngineEvent::StageStarted {
             stage: Stage::Done,
