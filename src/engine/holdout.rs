@@ -13,24 +13,27 @@ use crate::protocol::EngineEvent;
 impl Engine {
     /// One `Holdout` record per running arm (none when the split holds nothing out).
     pub(crate) fn holdout_eval(&mut self) -> anyhow::Result<()> {
-        if self.plan.holdout.is_empty() {
+        let days = self.plan().holdout.clone();
+        if days.is_empty() {
             return Ok(());
         }
-        let spec = self.data.spec();
-        let mut rows = Batch::empty(spec.num_cat(), spec.num_num());
-        for &d in &self.plan.holdout {
-            rows.extend(&self.data.day(d as usize)?);
+        let spec = self.features();
+        let (user, mut rows) = (
+            spec.user_index(),
+            Batch::empty(spec.num_cat(), spec.num_num()),
+        );
+        for &d in &days {
+            rows.extend(&self.day(d)?);
         }
-        let user = self.data.spec().user_index();
-        let days = self.plan.holdout.clone();
-        for i in 0..self.arms.len() {
-            if self.arms[i].state.failed.is_some() {
+        for i in 0..self.arms().len() {
+            let arm = &self.arms()[i];
+            if arm.state.failed.is_some() {
                 continue;
             }
             let started = Instant::now();
-            let metrics = evaluate(&self.arms[i].student, &rows, user)?;
+            let metrics = evaluate(&arm.student, &rows, user)?;
             let event = EngineEvent::Holdout {
-                arm: self.arms[i].name(),
+                arm: arm.name(),
                 days: days.clone(),
                 metrics,
                 seconds: started.elapsed().as_secs_f64(),
