@@ -60,6 +60,14 @@ fn a_tiny_suite_writes_one_row_per_claim_and_scenario_with_consistent_counts() {
     for c in CLAIMS {
         assert!(md.contains(c.text()), "{}", c.text());
     }
+    // Every row of a table has its header's cells: a `|` inside a claim is escaped.
+    let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+    for table in md.split("\n\n").filter(|t| t.starts_with('|')) {
+        let header = cells(table.lines().next().unwrap_or_default());
+        for line in table.lines() {
+            assert_eq!(cells(line), header, "{line}");
+        }
+    }
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("suite.json")).expect("json"),
     )

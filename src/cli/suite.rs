@@ -588,6 +588,11 @@ fn fmt_interval(i: &Option<Interval>, digits: usize) -> String {
 }
 
 /// The markdown table (overall rows per scale, then the per-scenario breakdown).
+/// A markdown table cell: a `|` in the text (the |bias| claim) would end the cell.
+fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
     let mut s = String::new();
     let wall: f64 = runs.iter().map(|r| r.seconds).sum();
@@ -609,7 +614,7 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.claim,
+            md_cell(&r.claim),
             r.rows_per_day,
             r.runs,
             r.wins,
@@ -670,7 +675,7 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} |",
-            r.claim,
+            md_cell(&r.claim),
             r.rows_per_day,
             cells.join(" | ")
         );
