@@ -4,27 +4,15 @@
 //! ended the online stage with.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use crossadapt::engine::events::{EngineEvent, EventSink};
 use crossadapt::engine::report::Report;
-use crossadapt::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
+use crossadapt::engine::{Engine, EngineIo, Record, SessionConfig};
 use crossadapt::protocol::{EvalMetrics, Ledger};
 use crossadapt::session::DayTablePrinter;
 
-fn run(extra: &[&str]) -> Vec<Record> {
-    let cfg = SessionConfig::tiny(extra).expect("tiny config is valid");
-    let sink: Arc<Mutex<Vec<Record>>> = Arc::default();
-    let io = EngineIo {
-        sinks: vec![Box::new(sink.clone())],
-        commands: None,
-        checkpoints: None,
-    };
-    let mut engine = Engine::new(cfg, "test", "tiny", io).expect("engine starts");
-    assert_eq!(engine.run().expect("run completes"), Outcome::Finished);
-    let records = sink.lock().expect("sink").clone();
-    records
-}
+mod engine_common;
+use engine_common::run_tiny as run;
 
 /// The day a record is about, if it names one.
 fn day_of(e: &EngineEvent) -> Option<u32> {
