@@ -2,15 +2,15 @@
 //! goes on headless to its end; on SIGTERM it stops resumable and the terminal is restored
 //! (the console leaves the alternate screen).
 
-use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossadapt::engine::config::TINY_SETS;
+
+mod pty_common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 /// What crossterm writes to leave the alternate screen.
@@ -26,62 +26,18 @@ struct Console {
 /// `crossadapt run` on the tiny session with a pseudo-terminal as its standard streams.
 fn start_console() -> Console {
     let store = tempfile::tempdir().unwrap();
-    let (mut master, mut slave) = (0, 0);
-    let size = libc::winsize {
-        ws_row: 40,
-        ws_col: 120,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two new descriptors into the two integers; the size is read only.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    assert_eq!(rc, 0, "openpty");
-    // SAFETY: both descriptors were just opened by openpty and are owned by nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
     let mut cmd = Command::new(BIN);
     cmd.arg("--sessions-dir").arg(store.path()).arg("run");
     for s in TINY_SETS {
         cmd.args(["--set", s]);
     }
-    cmd.env("TERM", "xterm-256color")
-        .env("XDG_DATA_HOME", store.path().join("data-home"))
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave));
-    // SAFETY: setsid only makes the child a session leader, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    // Drain the terminal, as a terminal would, so the console never blocks on a full pty.
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let mut reader = std::fs::File::from(master.try_clone().unwrap());
-    let sink = output.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
+    cmd.env("XDG_DATA_HOME", store.path().join("data-home"))
+        .env_remove("NO_COLOR");
+    let pty = pty_common::spawn_in_pty(&mut cmd);
     Console {
-        child,
-        master: Some(master),
-        output,
+        child: pty.child,
+        master: Some(pty.master),
+        output: pty.output,
         store,
     }
 }

@@ -119,6 +119,7 @@ fn split_counts_fractions_and_errors() {
         history: DayCount::Days(2),
         retained: DayCount::Fraction(0.5),
         online: DayCount::Days(1),
+        holdout: None,
     };
     let plan = mixed.resolve(10).expect("mixed");
     assert_eq!(
@@ -129,6 +130,7 @@ fn split_counts_fractions_and_errors() {
         history: DayCount::Days(5),
         retained: DayCount::Days(5),
         online: DayCount::Days(1),
+        holdout: None,
     };
     let e = format!("{:#}", too_many.resolve(10).expect_err("too many days"));
     assert!(e.contains("11 days") && e.contains("only 10"), "{e}");

@@ -3,14 +3,14 @@
 //! (SIGHUP) while the engine goes on, one controller at a time, and `list` telling live from
 //! dead sessions.
 
-use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use crossadapt::engine::config::TINY_SETS;
+
+mod pty_common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 
@@ -265,49 +265,12 @@ struct Pty {
 
 /// `crossadapt attach ID` with a pseudo-terminal as its standard streams.
 fn attach_in_pty(store: &Path, id: &str) -> Pty {
-    let (mut master, mut slave) = (0, 0);
-    let size = libc::winsize {
-        ws_row: 40,
-        ws_col: 120,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two new descriptors into the two integers; the size is read only.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    assert_eq!(rc, 0, "openpty");
-    // SAFETY: both descriptors were just opened by openpty and are owned by nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
     let mut cmd = crossadapt(store);
-    cmd.args(["attach", id])
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave));
-    // SAFETY: setsid only makes the child a session leader, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    // Drain the terminal so the console never blocks on a full pty.
-    let mut reader = std::fs::File::from(master.try_clone().unwrap());
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
-    });
+    cmd.args(["attach", id]);
+    let pty = pty_common::spawn_in_pty(&mut cmd);
     Pty {
-        child,
-        master: Some(master),
+        child: pty.child,
+        master: Some(pty.master),
     }
 }
 

@@ -2,27 +2,15 @@
 //! day, the ledger's SWITCH / NOT YET under the configured rule, and both times in the report.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use crossadapt::engine::events::{EngineEvent, EventSink};
 use crossadapt::engine::report::Report;
-use crossadapt::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
+use crossadapt::engine::SessionConfig;
 use crossadapt::protocol::{GateDecision, Ledger};
 use crossadapt::session::DayTablePrinter;
 
-fn run(extra: &[&str]) -> Vec<Record> {
-    let cfg = SessionConfig::tiny(extra).expect("tiny config is valid");
-    let sink: Arc<Mutex<Vec<Record>>> = Arc::default();
-    let io = EngineIo {
-        sinks: vec![Box::new(sink.clone())],
-        commands: None,
-        checkpoints: None,
-    };
-    let mut engine = Engine::new(cfg, "test", "tiny", io).expect("engine starts");
-    assert_eq!(engine.run().expect("run completes"), Outcome::Finished);
-    let records = sink.lock().expect("sink").clone();
-    records
-}
+mod engine_common;
+use engine_common::run_tiny as run;
 
 #[test]
 fn gate_evidence_is_the_difference_of_the_reported_metrics() {

@@ -13,6 +13,7 @@ pub mod ranges;
 pub mod run;
 pub mod scale;
 pub mod sessions;
+pub mod suite;
 pub mod train;
 
 #[derive(Debug, Parser)]

@@ -101,6 +101,10 @@ pub enum BenchCommand {
     /// A whole headless session on the synthetic stream at a chosen size: rows/second per
     /// stage, wall time per online day, peak memory and the session's disk, as a table.
     Scale(super::scale::ScaleArgs),
+    /// The scenario suite (issue 17.4): sessions over worlds x drift scenarios x scales, run
+    /// headless in this process, and one table of wins / ties / losses per claim of the method
+    /// with bootstrap intervals over worlds and days (docs/verdict.md).
+    Suite(super::suite::SuiteArgs),
 }
 
 fn parse_days(text: &str) -> Result<std::ops::Range<u32>> {
@@ -271,6 +275,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Scale(args) => super::scale::run(args),
+        BenchCommand::Suite(args) => super::suite::run_suite(args).map(|_| ()),
         train @ BenchCommand::Train { .. } => run_train_bench(train),
     }
 }
@@ -289,7 +294,7 @@ fn run_train_bench(cmd: &BenchCommand) -> Result<()> {
         seed,
     } = cmd
     else {
-        bail!("not a training benchmark");
+        anyhow::bail!("internal: not a training benchmark");
     };
     let mut spec: ModelSpec = model.parse().context("--model")?;
     if let Some(e) = emb {

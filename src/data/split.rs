@@ -10,6 +10,10 @@ pub struct DayPlan {
     pub retained: Vec<u32>,
     /// The first online day; the offline evaluation day.
     pub online: Vec<u32>,
+    /// The final test slice (`split.holdout`): days after the online part, never trained on,
+    /// evaluated once per arm at the end of the run. Empty by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holdout: Vec<u32>,
 }
 
 /// A number of days: a count (`8`) or a share of all days (`0.25`).
@@ -53,6 +57,45 @@ pub struct SplitConfig {
     pub retained: DayCount,
     /// Days streamed after the switch; the first is also the offline evaluation day.
     pub online: DayCount,
+    /// A final test slice cut from the end of the online part (off by default): `"last-day"`,
+    /// a count of days, or a share of the source's days (`0.1` is the reference code's last
+    /// 10% of rows when days are of equal size). Those days are never trained on, never
+    /// test-then-trained, and evaluated once per arm after the last online day, so a run's
+    /// figure can be compared with published numbers measured on a held-out test set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
+}
+
+/// The size of the final test slice: `"last-day"` (one day), a count or a share of the days.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "HoldoutText", into = "HoldoutText")]
+pub struct Holdout(pub DayCount);
+
+/// How a holdout is written in the config: a day count, a share, or `"last-day"`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum HoldoutText {
+    Count(DayCount),
+    Text(String),
+}
+
+impl TryFrom<HoldoutText> for Holdout {
+    type Error = String;
+    fn try_from(t: HoldoutText) -> Result<Holdout, String> {
+        match t {
+            HoldoutText::Count(c) => Ok(Holdout(c)),
+            HoldoutText::Text(s) if s == "last-day" => Ok(Holdout(DayCount::Days(1))),
+            HoldoutText::Text(s) => Err(format!(
+                "split.holdout = \"{s}\": expected \"last-day\", a number of days or a share of the days"
+            )),
+        }
+    }
+}
+
+impl From<Holdout> for HoldoutText {
+    fn from(h: Holdout) -> HoldoutText {
+        HoldoutText::Count(h.0)
+    }
 }
 
 impl Default for SplitConfig {
@@ -68,6 +111,7 @@ impl Default for SplitConfig {
             history: DayCount::Fraction(0.25),
             retained: DayCount::Fraction(0.25),
             online: DayCount::Fraction(0.5),
+            holdout: None,
         }
     }
 }
@@ -110,11 +154,31 @@ impl SplitConfig {
                 self.online
             );
         }
+        let held = self.holdout_days(num_days)?;
+        if held >= o {
+            bail!(
+                "split.holdout takes {held} day(s) from the end of the {o} online day(s): at \
+                 least one online day must remain; use a smaller holdout or more online days"
+            );
+        }
         let range = |a: usize, b: usize| (a as u32..b as u32).collect::<Vec<u32>>();
         Ok(DayPlan {
             history: range(0, h),
             retained: range(h, r_end),
-            online: range(r_end, o_end),
+            online: range(r_end, o_end - held),
+            holdout: range(o_end - held, o_end),
+        })
+    }
+
+    /// Days of the final test slice: a share is rounded and never below one day.
+    fn holdout_days(&self, num_days: usize) -> Result<usize> {
+        let Some(Holdout(count)) = self.holdout else {
+            return Ok(0);
+        };
+        let len = count.length("holdout", num_days)?;
+        Ok(match count {
+            DayCount::Days(n) => n,
+            DayCount::Fraction(_) => ((len + 1e-9).round() as usize).max(1),
         })
     }
 }
@@ -142,6 +206,42 @@ mod tests {
         }
         let e = format!("{:#}", split.resolve(2).unwrap_err());
         assert!(e.contains("2 day(s), too few"), "{e}");
+    }
+
+    #[test]
+    fn the_holdout_is_cut_from_the_end_of_the_online_days() {
+        let with = |h: &str| {
+            let text = format!("history = 0.25\nretained = 0.25\nonline = 0.5\nholdout = {h}");
+            toml::from_str::<SplitConfig>(&text).unwrap()
+        };
+        let plan = with("\"last-day\"").resolve(24).unwrap();
+        assert_eq!(plan.online, (12..23).collect::<Vec<u32>>());
+        assert_eq!(plan.holdout, vec![23]);
+        // 0.1 of 24 days = 2.4, rounded to 2; a tiny share is still one day.
+        assert_eq!(with("0.1").resolve(24).unwrap().holdout, vec![22, 23]);
+        assert_eq!(with("0.001").resolve(24).unwrap().holdout, vec![23]);
+        assert_eq!(with("3").resolve(24).unwrap().holdout, vec![21, 22, 23]);
+        // Off: the plan of the default split, bit for bit.
+        assert_eq!(
+            with("0").resolve(24).unwrap(),
+            SplitConfig::default().resolve(24).unwrap()
+        );
+        assert!(SplitConfig::default()
+            .resolve(24)
+            .unwrap()
+            .holdout
+            .is_empty());
+        // Every day in exactly one part.
+        let plan = with("0.1").resolve(24).unwrap();
+        let mut all: Vec<u32> = [plan.history, plan.retained, plan.online, plan.holdout].concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..24).collect::<Vec<u32>>());
+        let e = format!("{:#}", with("12").resolve(24).unwrap_err());
+        assert!(e.contains("at least one online day"), "{e}");
+        let bad = toml::from_str::<SplitConfig>(
+            "history = 1\nretained = 1\nonline = 1\nholdout = \"first-day\"",
+        );
+        assert!(format!("{:#}", bad.unwrap_err()).contains("last-day"));
     }
 
     #[test]

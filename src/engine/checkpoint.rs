@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::arm::Arm;
 use super::state::{CheckpointState, STATE_SCHEMA_VERSION};
 use crate::data::FeatureSpec;
+use crate::method::Arm;
 use crate::train::{TrainConfig, Trainer};
 
 const STATE_FILE: &str = "state.json";
@@ -124,13 +124,4 @@ pub(crate) fn read(
         teacher,
         arms,
     })
-}
-
-/// An independent copy of a trainer (weights and optimiser state), through its checkpoint
-/// format so a copy is exactly what a resume would see.
-pub(crate) fn clone_trainer(t: &Trainer, cfg: &TrainConfig) -> anyhow::Result<Trainer> {
-    let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let path = dir.path().join("model.safetensors");
-    t.save(&path)?;
-    Trainer::load(&path, cfg)
 }

@@ -7,9 +7,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::data::config::DataConfig;
-use crate::data::split::{DayCount, SplitConfig};
+use crate::data::split::{DayCount, Holdout, SplitConfig};
 use crate::method::adaptation::AdaptationConfig;
 use crate::method::sampler::{SamplerConfig, Strategy};
+pub use crate::method::MethodConfig;
 use crate::model::ModelSpec;
 use crate::protocol::{ArmKind, CrossAdaptVariant, GateRule, Params};
 use crate::train::TrainConfig;
@@ -154,29 +155,6 @@ mod student_spec {
     }
 }
 
-/// Parameters of the offline stage (1A-1C) and of the baselines' offline training.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MethodConfig {
-    pub sampling: Strategy,
-    pub sampling_ratio: f64,
-    pub target_pos_rate: f64,
-    pub recency_half_life: f64,
-    /// Weight `a` of the distillation term.
-    pub distill_weight: f64,
-    pub temperature: f64,
-    /// Passes of 1B (frozen embeddings) and 1C (joint) over fresh draws of the sample.
-    pub epochs_dense: usize,
-    /// One 1C pass by default: across seeds a second pass bought no measurable quality for a
-    /// clearly longer offline stage (the measurement is in the benchmarks page of docs/).
-    pub epochs_joint: usize,
-    /// Add the sampler's exact log-odds shift to the student's logit in the label loss, so the
-    /// shifted base rate of biased samples does not bias predictions.
-    pub logit_correction: bool,
-    /// Passes of scratch and kd over all retained days.
-    pub baseline_epochs: usize,
-}
-
 /// Parameters of the simulated online days.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -256,23 +234,6 @@ impl Default for StudentConfig {
     fn default() -> Self {
         StudentConfig {
             model: default_spec("dcn:emb=16,hidden=128x64"),
-        }
-    }
-}
-
-impl Default for MethodConfig {
-    fn default() -> Self {
-        MethodConfig {
-            sampling: Strategy::Biased,
-            sampling_ratio: 0.1,
-            target_pos_rate: 0.5,
-            recency_half_life: 0.25,
-            distill_weight: 0.7,
-            temperature: 4.0,
-            epochs_dense: 1,
-            epochs_joint: 1,
-            logit_correction: true,
-            baseline_epochs: 1,
         }
     }
 }
@@ -449,6 +410,14 @@ impl SessionConfig {
                     "{key} = {f}: a fraction of the days must be in (0, 1]"
                 ),
             }
+        }
+        match self.split.holdout {
+            Some(Holdout(DayCount::Days(d))) => count("split.holdout", d, 0, MAX_DAYS)?,
+            Some(Holdout(DayCount::Fraction(f))) => anyhow::ensure!(
+                f.is_finite() && f > 0.0 && f < 1.0,
+                "split.holdout = {f}: a share of the days must be in (0, 1)"
+            ),
+            None => {}
         }
         Ok(())
     }
@@ -727,6 +696,8 @@ mod tests {
             ("split.online=9223372036854775807", "split.online"),
             ("split.history=1e308", "split.history"),
             ("split.retained=nan", "split.retained"),
+            ("split.holdout=1.5", "split.holdout"),
+            ("split.holdout=\"first-day\"", "split.holdout"),
             ("train.emb_lr=0", "train.emb_lr"),
             ("train.emb_lr=nan", "train.emb_lr"),
             ("train.dense_lr=inf", "train.dense_lr"),

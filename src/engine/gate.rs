@@ -17,18 +17,18 @@ impl Engine {
     /// difference of the two reported AUCs.
     pub(crate) fn gate_day(&mut self, d: u32, day: &Batch) -> anyhow::Result<()> {
         let Some(inc) = self
-            .arms
+            .arms()
             .iter()
             .position(|a| a.kind() == ArmKind::Incumbent && a.state.failed.is_none())
         else {
             return Ok(());
         };
-        let rule = self.cfg.gate;
-        let incumbent = self.arms[inc].name();
-        let z_inc = self.arms[inc].student.predict_logits(day)?;
+        let rule = self.config().gate;
+        let incumbent = self.arms()[inc].name();
+        let z_inc = self.arms()[inc].student.predict_logits(day)?;
         let p_inc: Vec<f32> = z_inc.iter().map(|&z| sigmoid(z)).collect();
         let mut events = Vec::new();
-        for (i, arm) in self.arms.iter().enumerate() {
+        for (i, arm) in self.arms().iter().enumerate() {
             if i == inc || arm.state.failed.is_some() {
                 continue;
             }

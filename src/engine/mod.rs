@@ -1,18 +1,20 @@
 //! Runs a session plan (stages -> arms -> days), takes commands between batches, checkpoints at
 //! safe points, emits [`Record`]s. The event types live in [`crate::protocol`].
 
-mod arm;
 pub(crate) mod checkpoint;
 pub mod config;
 pub mod emitter;
 mod gate;
+mod holdout;
 mod offline;
 mod online;
 mod pending;
 mod recovery;
 pub mod run;
-pub mod seeds;
 pub mod state;
+
+/// The seed streams under their old path (see [`crate::method::seeds`]).
+pub use crate::method::seeds;
 
 /// The event types under their old path, for code written before they moved to
 /// [`crate::protocol`] (new code imports `crate::protocol`).

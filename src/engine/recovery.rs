@@ -16,8 +16,8 @@ impl Engine {
     /// Parameter changes a resume found in the log after its checkpoint (see the module doc).
     /// Changes made before the run started (a fork's, at `Stage::Setup`) apply at once.
     pub fn restore_changes(&mut self, changes: Vec<(Position, Params)>) -> anyhow::Result<()> {
-        self.recovery.changes = changes.into();
-        while let Some((at, _)) = self.recovery.changes.front() {
+        self.recovery_mut().changes = changes.into();
+        while let Some((at, _)) = self.recovery_mut().changes.front() {
             if at.stage != Stage::Setup {
                 break;
             }
@@ -34,13 +34,14 @@ impl Engine {
 
     /// Applies the restored changes due at `at`, logging each as the engine did the first time.
     pub(crate) fn apply_due_changes(&mut self, at: &Position) -> anyhow::Result<()> {
-        while self.recovery.changes.front().is_some_and(|(p, _)| p == at) {
-            if let Some((_, params)) = self.recovery.changes.pop_front() {
-                self.params = params;
-                self.emit(EngineEvent::ParamsChanged {
-                    params: self.params.clone(),
-                    at: at.clone(),
-                })?;
+        while self
+            .recovery_mut()
+            .changes
+            .front()
+            .is_some_and(|(p, _)| p == at)
+        {
+            if let Some((_, params)) = self.recovery_mut().changes.pop_front() {
+                self.change_params(params, at)?;
             }
         }
         Ok(())
@@ -55,8 +56,8 @@ impl Engine {
         if !super::run::held_to_safe_point(at.stage) {
             return Err(StopRequested.into());
         }
-        if !self.recovery.stop_pending {
-            self.recovery.stop_pending = true;
+        if !self.recovery_mut().stop_pending {
+            self.recovery_mut().stop_pending = true;
             self.emit(EngineEvent::Warning {
                 arm: at.arm.clone(),
                 message: format!(
@@ -70,8 +71,8 @@ impl Engine {
 
     /// At a safe point: carries out a pending stop (checkpoint, then stop).
     pub(crate) fn stop_if_pending(&mut self) -> anyhow::Result<()> {
-        if self.recovery.stop_pending {
-            self.recovery.stop_pending = false;
+        if self.recovery_mut().stop_pending {
+            self.recovery_mut().stop_pending = false;
             self.checkpoint("stop")?;
             return Err(StopRequested.into());
         }
@@ -190,7 +191,7 @@ mod tests {
     #[test]
     fn restored_changes_apply_where_they_first_did() {
         let (mut e, records, _) = engine(false);
-        let mut setup = e.params.clone();
+        let mut setup = e.params().clone();
         setup.distill_max = 0.6;
         let mut later = setup.clone();
         later.replay_ratio = 0.3;
@@ -211,7 +212,7 @@ mod tests {
             (at.clone(), later.clone()),
         ];
         e.restore_changes(changes).unwrap();
-        assert_eq!(e.params, setup, "a setup change applies at once");
+        assert_eq!(e.params(), &setup, "a setup change applies at once");
         assert_eq!(e.run().unwrap(), Outcome::Finished);
         let records = records.lock().unwrap();
         let changed: Vec<&Record> = records

@@ -3,16 +3,20 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::arm::Arm;
 use super::config::SessionConfig;
 use super::emitter::Emitter;
+use super::pending::Recovery;
 use super::state::{ArmState, CheckpointState, ResumePoint, STATE_SCHEMA_VERSION};
 use crate::data::dataset::Dataset;
+use crate::data::vocab::Vocabulary;
 use crate::data::{Batch, FeatureSpec};
+use crate::method::recipe::{Host, Settings};
+use crate::method::Arm;
 use crate::model::{build_model, ModelSpec};
 use crate::protocol::{
     ArmInfo, ArmKind, DayPlan, EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position,
@@ -70,37 +74,37 @@ impl std::fmt::Display for StopRequested {
 impl std::error::Error for StopRequested {}
 
 pub struct Engine {
-    pub(crate) cfg: SessionConfig,
-    pub(crate) session_id: String,
-    pub(crate) name: String,
-    pub(crate) data: Dataset,
-    pub(crate) plan: DayPlan,
-    pub(crate) teacher_spec: ModelSpec,
-    pub(crate) student_spec: ModelSpec,
-    pub(crate) emitter: Emitter,
-    pub(crate) commands: Option<Receiver<EngineCommand>>,
-    pub(crate) checkpoints: Option<Box<dyn CheckpointStore>>,
-    pub(crate) params: Params,
+    cfg: SessionConfig,
+    session_id: String,
+    name: String,
+    data: Dataset,
+    plan: DayPlan,
+    teacher_spec: ModelSpec,
+    student_spec: ModelSpec,
+    emitter: Emitter,
+    commands: Option<Receiver<EngineCommand>>,
+    checkpoints: Option<Box<dyn CheckpointStore>>,
+    params: Params,
     /// The pretrained teacher, frozen from the switch on (kd's and the frozen ablation's).
-    pub(crate) teacher: Option<Trainer>,
+    teacher: Option<Trainer>,
     /// The teacher's file in the newest checkpoint written or resumed from: later checkpoints
     /// link it rather than write the frozen teacher again (`checkpoint::write`).
-    pub(crate) teacher_file: Option<PathBuf>,
-    pub(crate) teacher_seconds: f64,
-    pub(crate) arms: Vec<Arm>,
-    pub(crate) phase: Option<ResumePoint>,
-    pub(crate) paused: bool,
-    pub(crate) pause_pending: bool,
-    pub(crate) checkpoint_requested: bool,
-    pub(crate) retained_pool: Option<Batch>,
+    teacher_file: Option<PathBuf>,
+    teacher_seconds: f64,
+    arms: Vec<Arm>,
+    phase: Option<ResumePoint>,
+    paused: bool,
+    pause_pending: bool,
+    checkpoint_requested: bool,
+    retained_pool: Option<Arc<Batch>>,
     /// Drift sketches of the days in the current reference window (`online::drift_reference`),
     /// each made once when its day is read; rebuilt from the days after a resume.
-    pub(crate) drift_window: Vec<(u32, crate::data::sketch::DaySketch)>,
-    pub(crate) last_progress: Instant,
+    drift_window: Vec<(u32, crate::data::sketch::DaySketch)>,
+    last_progress: Instant,
     /// Pending stop and restored parameter changes (`recovery.rs`).
-    pub(crate) recovery: super::pending::Recovery,
+    recovery: super::pending::Recovery,
     /// Online rows streamed since the last checkpoint (resets with every checkpoint).
-    pub(crate) rows_since_checkpoint: u64,
+    rows_since_checkpoint: u64,
 }
 
 /// What a run needs from its data, made before any session exists (so a source that cannot
@@ -243,7 +247,8 @@ impl Engine {
                 params: self.params.clone(),
                 seed: self.cfg.seed,
             })?;
-            self.prepare_teacher()?;
+            let (teacher, seconds) = self.prepare_teacher()?;
+            self.install_teacher(teacher, seconds);
             self.check_teacher()?;
             self.phase = Some(ResumePoint::TeacherReady);
             self.checkpoint("teacher ready")?;
@@ -275,6 +280,7 @@ impl Engine {
                 self.checkpoint("day boundary")?;
             }
         }
+        self.holdout_eval()?;
         self.phase = Some(ResumePoint::Done);
         self.emit(EngineEvent::StageStarted {
             stage: Stage::Done,
@@ -326,19 +332,85 @@ impl Engine {
         Ok(t)
     }
 
-    /// The encoded retained days, concatenated in time order (the sampler's and replay's pool).
-    pub(crate) fn retained_pool(&mut self) -> anyhow::Result<&Batch> {
-        if self.retained_pool.is_none() {
-            let spec = self.data.spec();
-            let mut pool = Batch::empty(spec.num_cat(), spec.num_num());
-            for &d in &self.plan.retained {
-                pool.extend(&self.data.day(d as usize)?);
-            }
-            self.retained_pool = Some(pool);
+    /// The encoded retained days, concatenated in time order (the sampler's and replay's pool),
+    /// loaded once and shared.
+    pub(crate) fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>> {
+        if let Some(pool) = &self.retained_pool {
+            return Ok(pool.clone());
         }
-        self.retained_pool
-            .as_ref()
-            .context("retained pool was not loaded")
+        let spec = self.data.spec();
+        let mut pool = Batch::empty(spec.num_cat(), spec.num_num());
+        for &d in &self.plan.retained {
+            pool.extend(&self.data.day(d as usize)?);
+        }
+        let pool = Arc::new(pool);
+        self.retained_pool = Some(pool.clone());
+        Ok(pool)
+    }
+
+    // What the stage files (`offline.rs`, `online.rs`, `gate.rs`, `recovery.rs`) may read and
+    // change; the fields themselves stay private to this file.
+
+    pub(crate) fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// The encoded rows of day `d`.
+    pub(crate) fn day(&self, d: u32) -> anyhow::Result<Batch> {
+        self.data.day(d as usize)
+    }
+
+    pub(crate) fn vocabulary(&self) -> &Vocabulary {
+        self.data.vocabulary()
+    }
+
+    pub(crate) fn dataset(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// The drift sketches of the current reference window's days (`online::drift_reference`).
+    pub(crate) fn drift_window_mut(&mut self) -> &mut Vec<(u32, crate::data::sketch::DaySketch)> {
+        &mut self.drift_window
+    }
+
+    pub(crate) fn teacher_spec(&self) -> &ModelSpec {
+        &self.teacher_spec
+    }
+
+    /// The shared teacher, ready for the arms, and the seconds its pretraining took.
+    pub(crate) fn install_teacher(&mut self, teacher: Trainer, seconds: f64) {
+        self.teacher = Some(teacher);
+        self.teacher_seconds = seconds;
+    }
+
+    pub(crate) fn arms(&self) -> &[Arm] {
+        &self.arms
+    }
+
+    pub(crate) fn arms_mut(&mut self) -> &mut Vec<Arm> {
+        &mut self.arms
+    }
+
+    pub(crate) fn set_phase(&mut self, phase: ResumePoint) {
+        self.phase = Some(phase);
+    }
+
+    /// Online rows streamed since the last checkpoint grow by `rows`.
+    pub(crate) fn count_online_rows(&mut self, rows: u64) {
+        self.rows_since_checkpoint += rows;
+    }
+
+    pub(crate) fn recovery_mut(&mut self) -> &mut Recovery {
+        &mut self.recovery
+    }
+
+    /// Puts `params` in effect (a restored change) and logs it where it applies.
+    pub(crate) fn change_params(&mut self, params: Params, at: &Position) -> anyhow::Result<()> {
+        self.params = params;
+        self.emit(EngineEvent::ParamsChanged {
+            params: self.params.clone(),
+            at: at.clone(),
+        })
     }
 
     /// Applies pending operator commands between batches. A pause inside an online arm-day is
@@ -626,6 +698,64 @@ impl Engine {
             params: self.params.clone(),
             at,
         })
+    }
+}
+
+/// The engine as the recipes see it (`method::recipe`): settings, data, the shared teacher,
+/// and the command and record channels, and nothing of its scheduling state.
+impl Host for Engine {
+    fn settings(&self) -> Settings<'_> {
+        Settings {
+            seed: self.cfg.seed,
+            batch_size: self.cfg.batch_size,
+            method: &self.cfg.method,
+            adaptation: &self.cfg.adaptation,
+            train: &self.cfg.train,
+        }
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn features(&self) -> &FeatureSpec {
+        self.data.spec()
+    }
+
+    fn student_spec(&self) -> &ModelSpec {
+        &self.student_spec
+    }
+
+    fn teacher(&self) -> anyhow::Result<&Trainer> {
+        self.teacher.as_ref().context("the teacher is not ready")
+    }
+
+    fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer> {
+        Engine::new_trainer(self, spec, seed)
+    }
+
+    fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>> {
+        Engine::retained_pool(self)
+    }
+
+    fn poll(&mut self, at: &Position) -> anyhow::Result<()> {
+        self.poll_commands(at)
+    }
+
+    fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()> {
+        Engine::emit(self, event)
+    }
+
+    fn progress(
+        &mut self,
+        stage: Stage,
+        arm: &str,
+        day: Option<u32>,
+        done: u64,
+        total: u64,
+        started: Instant,
+    ) -> anyhow::Result<()> {
+        Engine::progress(self, stage, Some(arm), day, done, total, started)
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::num;
-use crate::protocol::{ArmKind, Params};
+use crate::protocol::Params;
 
 /// Version of `state.json` inside a checkpoint.
 ///
@@ -34,44 +34,7 @@ pub enum ResumePoint {
     Done,
 }
 
-/// The state of one arm the engine carries between stages and across a resume.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ArmState {
-    /// Written as the arm's name.
-    #[serde(rename = "name")]
-    pub kind: ArmKind,
-    pub model: String,
-    #[serde(default, with = "num")]
-    pub offline_seconds: f64,
-    #[serde(default)]
-    pub offline_samples: u64,
-    #[serde(default)]
-    pub failed: Option<String>,
-    /// Mean log-losses of the arm's teacher and student on the last evaluated day, for the
-    /// stale-teacher drift signal.
-    #[serde(default, with = "num::opt")]
-    pub last_teacher_loss: Option<f64>,
-    #[serde(default, with = "num::opt")]
-    pub last_student_loss: Option<f64>,
-}
-
-impl ArmState {
-    pub fn new(kind: ArmKind, model: String) -> ArmState {
-        ArmState {
-            kind,
-            model,
-            offline_seconds: 0.0,
-            offline_samples: 0,
-            failed: None,
-            last_teacher_loss: None,
-            last_student_loss: None,
-        }
-    }
-
-    pub fn name(&self) -> String {
-        self.kind.to_string()
-    }
-}
+pub use crate::method::ArmState;
 
 /// `state.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,6 +54,7 @@ pub struct CheckpointState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ArmKind;
 
     /// A version-1 state (with its per-day results, and a `null` where a loss was NaN) loads.
     #[test]

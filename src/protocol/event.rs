@@ -368,6 +368,16 @@ pub enum EngineEvent {
         logloss: Option<Interval>,
         rule: GateRule,
     },
+    /// One arm's score on the final test slice (`split.holdout`), once, after the last online
+    /// day: the days were never trained on.
+    Holdout {
+        arm: String,
+        days: Vec<u32>,
+        metrics: EvalMetrics,
+        /// Seconds the scoring took.
+        #[serde(with = "num")]
+        seconds: f64,
+    },
     /// An operator command, logged where the engine applied it.
     Operator {
         command: EngineCommand,

@@ -94,6 +94,16 @@ pub struct ArmLedger {
     /// incumbent arm).
     #[serde(default)]
     pub gate: BTreeMap<u32, GateDay>,
+    /// The score on the final test slice (`split.holdout`), when the run held days out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutEntry>,
+}
+
+/// One arm's score on the held-out days, evaluated once at the end of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutEntry {
+    pub days: Vec<u32>,
+    pub metrics: EvalMetrics,
 }
 
 /// The offline stage of one arm.
@@ -189,6 +199,12 @@ pub struct ArmVerdict {
     /// The migration gate (student arms, when the session has an incumbent arm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateStatus>,
+    /// The score on the final test slice (`split.holdout`), beside the daily means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutEntry>,
+    /// Holdout AUC minus kd's.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub holdout_auc_vs_kd: Option<f64>,
     pub failed: Option<String>,
 }
 
@@ -410,6 +426,14 @@ impl Ledger {
                     },
                 );
             }
+            EngineEvent::Holdout {
+                arm, days, metrics, ..
+            } => {
+                self.arm_mut(arm).holdout = Some(HoldoutEntry {
+                    days: days.clone(),
+                    metrics: metrics.clone(),
+                });
+            }
             EngineEvent::Operator { command, .. } => match command {
                 EngineCommand::Pause if self.lifecycle == Lifecycle::Running => {
                     self.lifecycle = Lifecycle::Pausing;
@@ -514,6 +538,7 @@ impl Ledger {
                     online_seconds,
                     total_seconds: offline_seconds + online_seconds,
                     gate: gate::status(&a.gate, &self.plan.online),
+                    holdout: a.holdout.clone(),
                     failed: a.failed.clone(),
                     ..Default::default()
                 }
@@ -545,6 +570,8 @@ impl Ledger {
                     .online_mean_abs_bias
                     .zip(kd.online_mean_abs_bias)
                     .map(|(a, b)| a - b);
+                let holdout_auc = |a: &ArmVerdict| a.holdout.as_ref().and_then(|h| h.metrics.auc);
+                v.holdout_auc_vs_kd = holdout_auc(v).zip(holdout_auc(kd)).map(|(a, b)| a - b);
             }
         }
         let headline = self.headline(&arms, shock_day);
@@ -657,6 +684,7 @@ mod tests {
                 history: vec![0],
                 retained: vec![1],
                 online: vec![2, 3],
+                holdout: vec![],
             },
             params: params(),
             seed: 7,

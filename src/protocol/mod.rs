@@ -21,6 +21,8 @@ pub use event::{
     EVENT_SCHEMA_VERSION,
 };
 pub use gate::{GateDay, GateDecision, GateRule, GateStatus};
-pub use ledger::{ArmLedger, ArmVerdict, DayEntry, DayTicks, DriftReading, Ledger, Verdict};
+pub use ledger::{
+    ArmLedger, ArmVerdict, DayEntry, DayTicks, DriftReading, HoldoutEntry, Ledger, Verdict,
+};
 pub use lifecycle::{Lifecycle, Stage};
 pub use report::Report;

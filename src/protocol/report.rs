@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{EvalMetrics, FieldProjection, Record};
 use super::gate::{GateDay, GateStatus};
-use super::ledger::Ledger;
 pub use super::ledger::{Headline, RECOVERY_DAYS};
+use super::ledger::{HoldoutEntry, Ledger};
 use crate::num;
 
 /// Version of the report's JSON layout.
@@ -58,6 +58,9 @@ pub struct ArmReport {
     /// The migration gate against the incumbent (student arms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateStatus>,
+    /// The final test slice (`split.holdout`), scored once after the last online day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutEntry>,
     pub failed: Option<String>,
 }
 
@@ -126,6 +129,7 @@ impl Report {
                     time_vs_scratch: v.time_vs_scratch,
                     total_vs_scratch: v.total_vs_scratch,
                     gate: v.gate.clone(),
+                    holdout: v.holdout.clone(),
                     failed: a.failed.clone(),
                 }
             })
@@ -192,6 +196,20 @@ impl Report {
                 fmt_opt(a.online_samples_per_sec, 0),
             );
         }
+        for a in &self.arms {
+            if let Some(h) = &a.holdout {
+                let m = &h.metrics;
+                let _ = writeln!(
+                    s,
+                    "holdout (days {}, scored once at the end) {}: AUC {} · LogLoss {} · bias {}",
+                    day_list(&h.days),
+                    a.name,
+                    fmt_opt(m.auc, 4),
+                    num::fixed(m.logloss, 4),
+                    num::signed(m.bias, 3)
+                );
+            }
+        }
         // Each arm's two costs and its gate are printed by the day printer's summary, which a
         // live headless run and a headless replay share; this table does not repeat them.
         let h = &self.headline;
@@ -221,6 +239,15 @@ impl Report {
             .collect();
         let _ = writeln!(s, "mean |bias| online: {}", parts.join(", "));
         s
+    }
+}
+
+/// `22-23`, or `23` for one day.
+pub fn day_list(days: &[u32]) -> String {
+    match (days.first(), days.last()) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}-{b}"),
+        _ => "none".into(),
     }
 }
 

@@ -79,6 +79,13 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     day_span(&days.online)
                 )?;
                 writeln!(self.out, "params: {}", params_line(params))?;
+                if !days.holdout.is_empty() {
+                    writeln!(
+                        self.out,
+                        "holdout: days {} (never trained on; scored once per arm at the end)",
+                        day_span(&days.holdout)
+                    )?;
+                }
             }
             EngineEvent::SessionResumed { from } => {
                 writeln!(self.out, "-- session resumed from its checkpoint at {from}")?;
@@ -171,6 +178,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
             | EngineEvent::Updates { .. }
             | EngineEvent::Drift { .. }
             | EngineEvent::Gate { .. }
+            | EngineEvent::Holdout { .. }
             | EngineEvent::Unknown => {}
         }
         Ok(())
@@ -303,6 +311,24 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     a.arm,
                     g.decision.label(),
                     g.reason
+                )?;
+            }
+        }
+        for a in arms {
+            if let Some(h) = &a.holdout {
+                let m = &h.metrics;
+                writeln!(
+                    self.out,
+                    "{:<w$}  holdout days {}: AUC {} · LogLoss {} · bias {}{}",
+                    a.arm,
+                    day_span(&h.days),
+                    opt(m.auc, 4),
+                    num::fixed(m.logloss, 5),
+                    num::signed(m.bias, 4),
+                    a.holdout_auc_vs_kd.map_or(String::new(), |d| format!(
+                        " · AUC vs kd {}",
+                        num::signed(d, 4)
+                    )),
                 )?;
             }
         }

@@ -153,6 +153,7 @@ pub fn session(days: usize, partial: bool) -> Vec<Record> {
                 history: (0..4).collect(),
                 retained: (4..7).collect(),
                 online: ONLINE.to_vec(),
+                holdout: vec![],
             },
             params: params(),
             seed: 7,

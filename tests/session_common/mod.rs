@@ -80,6 +80,7 @@ pub fn known_events() -> Vec<EngineEvent> {
                 history: vec![0, 1],
                 retained: vec![2, 3],
                 online: vec![4, 5],
+                holdout: vec![],
             },
             params: params(),
             seed: 7,

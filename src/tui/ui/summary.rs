@@ -185,6 +185,9 @@ fn verdict_text(a: &ArmVerdict) -> String {
         Some(d) if d > 0.0 => parts.push("|bias| > kd".to_string()),
         _ => {}
     }
+    if let Some(auc) = a.holdout.as_ref().and_then(|h| h.metrics.auc) {
+        parts.push(format!("holdout AUC {auc:.4}"));
+    }
     let text = if parts.is_empty() {
         "reference".into()
     } else {

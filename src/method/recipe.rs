@@ -1,0 +1,664 @@
+//! What each arm does, stage by stage and batch by batch: the recipes of incumbent, scratch,
+//! kd and crossadapt with its ablations, behind one [`Recipe`] trait.
+//!
+//! A recipe is the method; the engine is the schedule. The engine decides when an arm runs,
+//! polls operator commands, checkpoints and numbers the records; it reaches a recipe through
+//! [`Recipe::build`], [`Recipe::offline`], [`Recipe::begin_day`] and [`Recipe::online_batch`],
+//! and a recipe reaches back through the narrow [`Host`] interface (the data, the shared
+//! teacher, the operator parameters, the record stream). Nothing here knows the engine's type,
+//! so the method can be read, and tested, on its own.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::adaptation::{
+    distill_weight, drift_weight, replay_ratio, AdaptationConfig, DriftSignals,
+};
+use super::arm::{clone_trainer, Arm};
+use super::config::MethodConfig;
+use super::drift::{draw_replay, DayDrift, DRIFT_FIELDS_SHOWN};
+use super::projection::project_table;
+use super::sampler::{SamplerConfig, StrategicSampler, Strategy};
+use super::seeds::{arm_key, derive};
+use crate::data::{Batch, FeatureSpec};
+use crate::model::ModelSpec;
+use crate::protocol::{
+    ArmKind, CrossAdaptVariant, EngineEvent, FieldProjection, Params, Position, Stage,
+};
+use crate::train::{metrics, Target, TrainConfig, Trainer};
+
+/// The run's fixed settings a recipe reads.
+#[derive(Clone, Copy)]
+pub struct Settings<'a> {
+    pub seed: u64,
+    pub batch_size: usize,
+    pub method: &'a MethodConfig,
+    pub adaptation: &'a AdaptationConfig,
+    pub train: &'a TrainConfig,
+}
+
+/// What a recipe asks of the engine that runs it.
+pub trait Host {
+    fn settings(&self) -> Settings<'_>;
+    /// The operator parameters in effect (they may change between batches).
+    fn params(&self) -> &Params;
+    fn features(&self) -> &FeatureSpec;
+    /// The student architecture of this run.
+    fn student_spec(&self) -> &ModelSpec;
+    /// The shared, pretrained teacher (frozen from the switch on).
+    fn teacher(&self) -> anyhow::Result<&Trainer>;
+    /// A fresh model of `spec` for this run's features, from `seed`.
+    fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer>;
+    /// The encoded retained days in time order (offline training and replay draw from it).
+    fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>>;
+    /// Between batches: applies operator commands (a stop comes back as an error to pass on).
+    fn poll(&mut self, at: &Position) -> anyhow::Result<()>;
+    fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()>;
+    /// Reports progress (the host throttles it).
+    fn progress(
+        &mut self,
+        stage: Stage,
+        arm: &str,
+        day: Option<u32>,
+        done: u64,
+        total: u64,
+        started: Instant,
+    ) -> anyhow::Result<()>;
+}
+
+/// An online day as every arm sees it.
+pub struct DayInput<'a> {
+    pub day: u32,
+    pub rows: &'a Batch,
+    /// The day's drift against its reference window, measured once for all arms.
+    pub drift: &'a DayDrift,
+    /// The student's log-loss on the day before training on it (test-then-train).
+    pub student_loss: f64,
+    /// This arm announces the day's drift weight (`Drift` records): the first adaptive arm.
+    pub announces_drift: bool,
+}
+
+/// What one arm carries through an online day.
+pub struct DayState {
+    signals: DriftSignals,
+    /// The drift weight in effect.
+    weight: f64,
+    replay: ChaCha8Rng,
+    /// Batches the arm's own teacher has accumulated since its last step.
+    pending: u32,
+    announces_drift: bool,
+}
+
+/// What one online batch did besides the student's step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BatchWork {
+    /// The arm's own teacher took an optimiser step.
+    pub teacher_stepped: bool,
+}
+
+/// Arms whose offline stage is one computation (same seeds, same steps) share one run.
+pub type OfflineKey = (bool, bool);
+
+/// One arm's method.
+pub trait Recipe {
+    fn kind(&self) -> ArmKind;
+
+    /// Equal keys: the arms' offline stages are identical, so the later arm copies the
+    /// earlier's result instead of computing it again.
+    fn offline_key(&self) -> Option<OfflineKey> {
+        None
+    }
+
+    /// The arm's distillation weight follows the measured drift; the first such arm of a run
+    /// announces the day's drift (`Drift` records).
+    fn adapts_to_drift(&self) -> bool {
+        false
+    }
+
+    /// The arm's models at the switch, before any offline work: a fresh student, a copy of
+    /// the teacher, and the arm's own teacher if it co-distils one.
+    fn build(&self, host: &dyn Host) -> anyhow::Result<Arm>;
+
+    /// The offline stage; sets the arm's offline seconds and samples. An error is the arm's
+    /// failure (the engine isolates it), or a stop to pass on.
+    fn offline(&self, host: &mut dyn Host, arm: &mut Arm) -> anyhow::Result<()>;
+
+    /// The start of an online day, after the student was evaluated on it: the drift signals
+    /// and weight, and the day's replay stream.
+    fn begin_day(
+        &self,
+        host: &mut dyn Host,
+        arm: &mut Arm,
+        day: &DayInput,
+    ) -> anyhow::Result<DayState> {
+        let s = host.settings();
+        let signals = DriftSignals {
+            field_psi: day.drift.fields.iter().map(|f| f.psi).collect(),
+            label_rate: day.drift.label_rate,
+            reference_label_rate: day.drift.reference_label_rate,
+            teacher_loss: None,
+            student_loss: Some(day.student_loss),
+        };
+        arm.state.last_teacher_loss = None;
+        arm.state.last_student_loss = signals.student_loss;
+        let weight = drift_weight(&signals, s.adaptation);
+        let replay = ChaCha8Rng::seed_from_u64(derive(
+            s.seed,
+            "replay",
+            arm_key(&arm.name()),
+            day.day as u64,
+        ));
+        Ok(DayState {
+            signals,
+            weight,
+            replay,
+            pending: 0,
+            announces_drift: false,
+        })
+    }
+
+    /// One online batch `index` of the day (`last`: the day's last batch): the arm's training
+    /// steps on it.
+    fn online_batch(
+        &self,
+        host: &mut dyn Host,
+        arm: &mut Arm,
+        state: &mut DayState,
+        batch: &Batch,
+        index: u32,
+        day: &DayInput,
+    ) -> anyhow::Result<BatchWork>;
+}
+
+/// The recipe of an arm kind.
+pub fn recipe(kind: ArmKind) -> Box<dyn Recipe> {
+    match kind {
+        ArmKind::Incumbent => Box::new(Incumbent),
+        ArmKind::Scratch => Box::new(Baseline { distil: false }),
+        ArmKind::Kd => Box::new(Baseline { distil: true }),
+        ArmKind::CrossAdapt(v) => Box::new(CrossAdapt(v)),
+    }
+}
+
+/// The teacher itself, kept training online on labels (today's practice).
+struct Incumbent;
+
+impl Recipe for Incumbent {
+    fn kind(&self) -> ArmKind {
+        ArmKind::Incumbent
+    }
+
+    fn build(&self, host: &dyn Host) -> anyhow::Result<Arm> {
+        let teacher = host.teacher()?;
+        let student = clone_trainer(teacher, host.settings().train)?;
+        let model = teacher.model().spec().to_string();
+        Ok(Arm::new(ArmKind::Incumbent, model, student, None))
+    }
+
+    fn offline(&self, _: &mut dyn Host, _: &mut Arm) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn online_batch(
+        &self,
+        _: &mut dyn Host,
+        arm: &mut Arm,
+        _: &mut DayState,
+        batch: &Batch,
+        _: u32,
+        _: &DayInput,
+    ) -> anyhow::Result<BatchWork> {
+        let name = arm.name();
+        check_loss(arm.student.train_batch(batch, Target::Labels), &name)?;
+        Ok(BatchWork::default())
+    }
+}
+
+/// scratch (`distil: false`): a fresh student on labels, offline over every retained row and
+/// online on each batch. kd (`distil: true`): the same with standard distillation from the
+/// frozen shared teacher.
+struct Baseline {
+    distil: bool,
+}
+
+impl Recipe for Baseline {
+    fn kind(&self) -> ArmKind {
+        if self.distil {
+            ArmKind::Kd
+        } else {
+            ArmKind::Scratch
+        }
+    }
+
+    fn build(&self, host: &dyn Host) -> anyhow::Result<Arm> {
+        let kind = self.kind();
+        let s = host.settings();
+        let spec = host.student_spec();
+        let student =
+            host.new_trainer(spec, derive(s.seed, "init", arm_key(&kind.to_string()), 0))?;
+        Ok(Arm::new(kind, spec.to_string(), student, None))
+    }
+
+    fn offline(&self, host: &mut dyn Host, arm: &mut Arm) -> anyhow::Result<()> {
+        let name = arm.name();
+        let s = host.settings();
+        let (epochs, batch_size) = (s.method.baseline_epochs, s.batch_size);
+        let pool = host.retained_pool()?;
+        let total = pool.rows() as u64 * epochs as u64;
+        host.emit(EngineEvent::StageStarted {
+            stage: Stage::OfflineTrain,
+            arm: Some(name.clone()),
+            day: None,
+            total,
+        })?;
+        let started = Instant::now();
+        let mut done = 0u64;
+        for _ in 0..epochs {
+            for (i, b) in pool.chunks(batch_size).enumerate() {
+                host.poll(&Position {
+                    stage: Stage::OfflineTrain,
+                    arm: Some(name.clone()),
+                    day: None,
+                    batch: i as u64,
+                })?;
+                let loss = if self.distil {
+                    let t = host.teacher()?.predict_logits(&b)?;
+                    let m = host.settings().method;
+                    arm.student
+                        .train_batch(&b, distill_target(m, &t, m.distill_weight, 0.0))
+                } else {
+                    arm.student.train_batch(&b, Target::Labels)
+                };
+                check_loss(loss, &name)?;
+                done += b.rows() as u64;
+                host.progress(Stage::OfflineTrain, &name, None, done, total, started)?;
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        host.emit(EngineEvent::StageFinished {
+            stage: Stage::OfflineTrain,
+            arm: Some(name),
+            day: None,
+            seconds,
+            samples: done,
+        })?;
+        arm.state.offline_seconds = seconds;
+        arm.state.offline_samples = done;
+        Ok(())
+    }
+
+    fn online_batch(
+        &self,
+        host: &mut dyn Host,
+        arm: &mut Arm,
+        _: &mut DayState,
+        batch: &Batch,
+        _: u32,
+        _: &DayInput,
+    ) -> anyhow::Result<BatchWork> {
+        let name = arm.name();
+        let loss = if self.distil {
+            let t = host.teacher()?.predict_logits(batch)?;
+            let m = host.settings().method;
+            arm.student
+                .train_batch(batch, distill_target(m, &t, m.distill_weight, 0.0))
+        } else {
+            arm.student.train_batch(batch, Target::Labels)
+        };
+        check_loss(loss, &name)?;
+        Ok(BatchWork::default())
+    }
+}
+
+/// CrossAdapt and its ablations (METHOD.md): offline 1A projection of the teacher's tables,
+/// 1B dense and 1C joint distillation on a strategic sample of the retained rows; online the
+/// student distils from its co-distilled teacher, which accumulates label gradients and steps
+/// every N batches, with replay rows from the retained pool and a drift-aware weight.
+struct CrossAdapt(CrossAdaptVariant);
+
+impl CrossAdapt {
+    /// The teacher the student distils from: its own co-distilled one, or the shared frozen one.
+    fn teacher<'a>(host: &'a dyn Host, arm: &'a Arm) -> anyhow::Result<&'a Trainer> {
+        match &arm.teacher {
+            Some(t) => Ok(t),
+            None => host.teacher(),
+        }
+    }
+}
+
+impl Recipe for CrossAdapt {
+    fn kind(&self) -> ArmKind {
+        ArmKind::CrossAdapt(self.0)
+    }
+
+    fn offline_key(&self) -> Option<OfflineKey> {
+        Some(self.0.offline_key())
+    }
+
+    fn adapts_to_drift(&self) -> bool {
+        self.0.adaptive
+    }
+
+    fn build(&self, host: &dyn Host) -> anyhow::Result<Arm> {
+        let s = host.settings();
+        let spec = host.student_spec();
+        // Every variant starts from the same initial student: the ablations differ from the
+        // full method only in what they switch off.
+        let student = host.new_trainer(spec, derive(s.seed, "init", arm_key("crossadapt"), 0))?;
+        let teacher = if self.0.asymmetric_teacher {
+            Some(clone_trainer(host.teacher()?, s.train)?)
+        } else {
+            None
+        };
+        Ok(Arm::new(self.kind(), spec.to_string(), student, teacher))
+    }
+
+    fn offline(&self, host: &mut dyn Host, arm: &mut Arm) -> anyhow::Result<()> {
+        let v = self.0;
+        let name = arm.name();
+        let s = host.settings();
+        let seed = s.seed;
+        let (epochs_dense, epochs_joint) = (s.method.epochs_dense, s.method.epochs_joint);
+        let strategy = if v.sampling {
+            s.method.sampling
+        } else {
+            Strategy::All
+        };
+        let started = Instant::now();
+        let student = &mut arm.student;
+        if v.projection {
+            transfer(host, &name, student)?;
+        }
+        let mut samples = 0;
+        student.set_frozen(true, false);
+        for epoch in 0..epochs_dense {
+            let s = derive(seed, "sample-1b", arm_key(&name), epoch as u64);
+            samples += distill_pass(host, &name, Stage::DenseDistill, student, strategy, s)?;
+        }
+        student.set_frozen(false, false);
+        for epoch in 0..epochs_joint {
+            let s = derive(seed, "sample-1c", arm_key(&name), epoch as u64);
+            samples += distill_pass(host, &name, Stage::JointDistill, student, strategy, s)?;
+        }
+        arm.state.offline_seconds = started.elapsed().as_secs_f64();
+        arm.state.offline_samples = samples;
+        Ok(())
+    }
+
+    fn begin_day(
+        &self,
+        host: &mut dyn Host,
+        arm: &mut Arm,
+        day: &DayInput,
+    ) -> anyhow::Result<DayState> {
+        let (seed, adaptation) = (host.settings().seed, host.settings().adaptation.clone());
+        let user = host.features().user_index();
+        let teacher = Self::teacher(host, arm)?;
+        let teacher_loss =
+            metrics::evaluate(&teacher.predict_logits(day.rows)?, day.rows, user).logloss;
+        let signals = DriftSignals {
+            field_psi: day.drift.fields.iter().map(|f| f.psi).collect(),
+            label_rate: day.drift.label_rate,
+            reference_label_rate: day.drift.reference_label_rate,
+            teacher_loss: Some(teacher_loss),
+            student_loss: Some(day.student_loss),
+        };
+        arm.state.last_teacher_loss = signals.teacher_loss;
+        arm.state.last_student_loss = signals.student_loss;
+        let weight = drift_weight(&signals, &adaptation);
+        let announces_drift = day.announces_drift;
+        if announces_drift {
+            emit_drift(host, day.day, None, weight, day.drift)?;
+        }
+        let replay =
+            ChaCha8Rng::seed_from_u64(derive(seed, "replay", arm_key(&arm.name()), day.day as u64));
+        Ok(DayState {
+            signals,
+            weight,
+            replay,
+            pending: 0,
+            announces_drift,
+        })
+    }
+
+    fn online_batch(
+        &self,
+        host: &mut dyn Host,
+        arm: &mut Arm,
+        state: &mut DayState,
+        b: &Batch,
+        bi: u32,
+        day: &DayInput,
+    ) -> anyhow::Result<BatchWork> {
+        let v = self.0;
+        let name = arm.name();
+        let s = host.settings();
+        let (batch_size, remeasure, floor) = (
+            s.batch_size,
+            s.adaptation.every_batches,
+            s.adaptation.replay_floor,
+        );
+        let n_batches = day.rows.rows().div_ceil(batch_size) as u32;
+        if v.adaptive && remeasure > 0 && bi > 0 && bi.is_multiple_of(remeasure) {
+            // The drift of the rows seen so far today against the day's reference window,
+            // measured with the day's (`DayDrift::within`).
+            if let Some((_, dd)) = day.drift.within.iter().find(|(at, _)| *at == bi) {
+                state.signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
+                state.signals.label_rate = dd.label_rate;
+                state.weight = drift_weight(&state.signals, host.settings().adaptation);
+                if state.announces_drift {
+                    emit_drift(host, day.day, Some(bi), state.weight, dd)?;
+                }
+            }
+        }
+        let p = host.params().clone();
+        let w = state.weight;
+        let mut x = b.clone();
+        if v.replay {
+            let ratio = if v.adaptive {
+                replay_ratio(w, p.replay_ratio, floor)
+            } else {
+                p.replay_ratio
+            };
+            let n = (ratio * b.rows() as f64).round() as usize;
+            let pool = host.retained_pool()?;
+            x.extend(&draw_replay(&pool, n, &mut state.replay));
+        }
+        let t = Self::teacher(host, arm)?.predict_logits(&x)?;
+        let a = if v.adaptive {
+            distill_weight(w, p.distill_min, p.distill_max)
+        } else {
+            p.distill_max
+        };
+        let target = distill_target(host.settings().method, &t, a, 0.0);
+        check_loss(arm.student.train_batch(&x, target), &name)?;
+        let mut work = BatchWork::default();
+        if let Some(teacher) = arm.teacher.as_mut() {
+            check_loss(
+                teacher.accumulate(b, Target::Labels),
+                &format!("{name} teacher"),
+            )?;
+            state.pending += 1;
+            if state.pending >= p.teacher_interval || bi + 1 == n_batches {
+                teacher.step()?;
+                work.teacher_stepped = true;
+                state.pending = 0;
+            }
+        }
+        Ok(work)
+    }
+}
+
+/// The distillation target of METHOD.md with weight `alpha`; `offset` is the sampler's
+/// log-odds shift, applied to the label term when logit correction is on.
+pub fn distill_target<'a>(
+    method: &MethodConfig,
+    teacher: &'a [f32],
+    alpha: f64,
+    offset: f32,
+) -> Target<'a> {
+    Target::Distill {
+        teacher_logits: teacher,
+        alpha: alpha as f32,
+        temperature: method.temperature as f32,
+        label_offset: if method.logit_correction { offset } else { 0.0 },
+    }
+}
+
+/// 1A: every field's teacher table projected into the student's size, with its error.
+pub fn transfer(
+    host: &mut dyn Host,
+    name: &str,
+    student: &mut Trainer,
+) -> anyhow::Result<Vec<FieldProjection>> {
+    host.emit(EngineEvent::StageStarted {
+        stage: Stage::Transfer,
+        arm: Some(name.to_string()),
+        day: None,
+        total: 0,
+    })?;
+    let started = Instant::now();
+    let seed = host.settings().seed;
+    let teacher = host.teacher()?.model().embeddings();
+    let from = teacher.dim;
+    let to = student.model().embeddings().dim;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, "project", 0, 0));
+    let mut fields = Vec::new();
+    let mut tables = Vec::new();
+    for (f, field) in host.features().cat.iter().enumerate() {
+        let p = project_table(teacher.field(f), field.vocab, from, to, &mut rng)
+            .with_context(|| format!("projecting field {}", field.name))?;
+        fields.push(FieldProjection {
+            field: field.name.clone(),
+            method: p.method.name().to_string(),
+            from_dim: from,
+            to_dim: to,
+            rel_error: p.rel_error,
+        });
+        tables.push(p.table);
+    }
+    let emb = student.model_mut().embeddings_mut();
+    for (f, table) in tables.iter().enumerate() {
+        emb.set_field(f, table)?;
+    }
+    student.reset_optimizer_state();
+    host.emit(EngineEvent::Projection {
+        arm: name.to_string(),
+        fields: fields.clone(),
+    })?;
+    host.emit(EngineEvent::StageFinished {
+        stage: Stage::Transfer,
+        arm: Some(name.to_string()),
+        day: None,
+        seconds: started.elapsed().as_secs_f64(),
+        samples: 0,
+    })?;
+    Ok(fields)
+}
+
+/// One pass of 1B or 1C over a fresh draw of the retained pool. The sampling ratio follows
+/// operator changes from the next window on.
+pub fn distill_pass(
+    host: &mut dyn Host,
+    name: &str,
+    stage: Stage,
+    student: &mut Trainer,
+    strategy: Strategy,
+    seed: u64,
+) -> anyhow::Result<u64> {
+    let pool = host.retained_pool()?;
+    let s = host.settings();
+    let cfg = SamplerConfig {
+        strategy,
+        ratio: host.params().sampling_ratio,
+        batch: s.batch_size,
+        target_pos_rate: s.method.target_pos_rate,
+        recency_half_life: s.method.recency_half_life,
+    };
+    let mut sampler = StrategicSampler::new(cfg, seed)?;
+    let total = sampler.expected_rows(pool.rows());
+    host.emit(EngineEvent::StageStarted {
+        stage,
+        arm: Some(name.to_string()),
+        day: None,
+        total,
+    })?;
+    let started = Instant::now();
+    let mut done = 0u64;
+    let mut i = 0u64;
+    let mut fallbacks = 0u32;
+    loop {
+        host.poll(&Position {
+            stage,
+            arm: Some(name.to_string()),
+            day: None,
+            batch: i,
+        })?;
+        let ratio = host.params().sampling_ratio;
+        if sampler.config().ratio != ratio {
+            sampler.set_ratio(ratio)?;
+        }
+        let Some(sample) = sampler.next_batch(&pool) else {
+            break;
+        };
+        fallbacks += sample.fell_back as u32;
+        let t = host.teacher()?.predict_logits(&sample.batch)?;
+        let m = host.settings().method;
+        let target = distill_target(m, &t, m.distill_weight, sample.logit_offset);
+        check_loss(student.train_batch(&sample.batch, target), name)?;
+        done += sample.batch.rows() as u64;
+        i += 1;
+        let total = total.max(done);
+        host.progress(stage, name, None, done, total, started)?;
+    }
+    if fallbacks > 0 {
+        host.emit(EngineEvent::Warning {
+            arm: Some(name.to_string()),
+            message: format!("{fallbacks} sampling windows had one class only: drawn uniformly"),
+        })?;
+    }
+    host.emit(EngineEvent::StageFinished {
+        stage,
+        arm: Some(name.to_string()),
+        day: None,
+        seconds: started.elapsed().as_secs_f64(),
+        samples: done,
+    })?;
+    Ok(done)
+}
+
+/// The drift record of day `d` (at `batch` when re-measured inside the day).
+fn emit_drift(
+    host: &mut dyn Host,
+    d: u32,
+    batch: Option<u32>,
+    w: f64,
+    drift: &DayDrift,
+) -> anyhow::Result<()> {
+    let p = host.params().clone();
+    let floor = host.settings().adaptation.replay_floor;
+    let mut fields = drift.fields.clone();
+    fields.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+    fields.truncate(DRIFT_FIELDS_SHOWN);
+    host.emit(EngineEvent::Drift {
+        day: d,
+        batch,
+        weight: w,
+        distill_weight: distill_weight(w, p.distill_min, p.distill_max),
+        replay_ratio: replay_ratio(w, p.replay_ratio, floor),
+        label_rate: drift.label_rate,
+        reference_label_rate: drift.reference_label_rate,
+        fields,
+    })
+}
+
+/// A NaN loss (or any training error) names the arm.
+pub fn check_loss(loss: anyhow::Result<f32>, who: &str) -> anyhow::Result<f32> {
+    let l = loss.with_context(|| format!("training {who}"))?;
+    anyhow::ensure!(l.is_finite(), "training {who}: loss became {l}");
+    Ok(l)
+}

@@ -1,0 +1,21 @@
+//! Running the tiny session in this process and keeping every record it emits, for the tests
+//! that check what a whole run reports (the gate, the holdout).
+
+use std::sync::{Arc, Mutex};
+
+use crossadapt::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
+
+/// The tiny session with `extra` settings, run to its end; its records in order.
+pub fn run_tiny(extra: &[&str]) -> Vec<Record> {
+    let cfg = SessionConfig::tiny(extra).expect("tiny config is valid");
+    let sink: Arc<Mutex<Vec<Record>>> = Arc::default();
+    let io = EngineIo {
+        sinks: vec![Box::new(sink.clone())],
+        commands: None,
+        checkpoints: None,
+    };
+    let mut engine = Engine::new(cfg, "test", "tiny", io).expect("engine starts");
+    assert_eq!(engine.run().expect("run completes"), Outcome::Finished);
+    let records = sink.lock().expect("sink").clone();
+    records
+}
