@@ -294,6 +294,7 @@ mod tests {
             Stage::DenseDistill,
             &mut student,
             Strategy::Biased,
+            true,
             5,
         )
         .unwrap();
@@ -319,6 +320,7 @@ mod tests {
             Stage::JointDistill,
             &mut student,
             Strategy::Biased,
+            true,
             6,
         )
         .unwrap();
