@@ -65,6 +65,10 @@ pub struct Batch {
     pub cat: Vec<u32>,
     pub num: Vec<f32>,
     pub label: Vec<f32>,
+    /// The raw key of each row's user (the spec's user field), for gAUC: empty when unknown.
+    /// The encoded ids cannot group users, since every user the vocabulary has not seen
+    /// shares the OOV id; with them a day's new users would count as one user.
+    pub users: Vec<u64>,
 }
 
 impl Batch {
@@ -96,9 +100,16 @@ impl Batch {
     pub fn push_row_from(&mut self, other: &Batch, r: usize) {
         debug_assert_eq!(self.num_cat, other.num_cat);
         debug_assert_eq!(self.num_num, other.num_num);
+        let keep_users = !other.users.is_empty() && self.users.len() == self.rows();
+        if !keep_users {
+            self.users.clear();
+        }
         self.cat.extend_from_slice(other.cat_row(r));
         self.num.extend_from_slice(other.num_row(r));
         self.label.push(other.label[r]);
+        if keep_users {
+            self.users.push(other.users[r]);
+        }
     }
 
     /// Rows `start..end` (clamped) as a new batch, keeping their order.
@@ -111,6 +122,7 @@ impl Batch {
             cat: self.cat[start * self.num_cat..end * self.num_cat].to_vec(),
             num: self.num[start * self.num_num..end * self.num_num].to_vec(),
             label: self.label[start..end].to_vec(),
+            users: self.users.get(start..end).unwrap_or_default().to_vec(),
         }
     }
 
@@ -120,6 +132,8 @@ impl Batch {
         out.cat.reserve(rows.len() * self.num_cat);
         out.num.reserve(rows.len() * self.num_num);
         out.label.reserve(rows.len());
+        out.users
+            .reserve(if self.users.is_empty() { 0 } else { rows.len() });
         for &r in rows {
             out.push_row_from(self, r);
         }
@@ -130,9 +144,22 @@ impl Batch {
     pub fn extend(&mut self, other: &Batch) {
         debug_assert_eq!(self.num_cat, other.num_cat);
         debug_assert_eq!(self.num_num, other.num_num);
+        // Users stay known only while every row's user is known.
+        let keep_users = !other.users.is_empty() && self.users.len() == self.rows();
         self.cat.extend_from_slice(&other.cat);
         self.num.extend_from_slice(&other.num);
         self.label.extend_from_slice(&other.label);
+        if keep_users {
+            self.users.extend_from_slice(&other.users);
+        } else {
+            self.users.clear();
+        }
+    }
+
+    /// The same rows without their users (a training pool never groups by user).
+    pub fn without_users(mut self) -> Batch {
+        self.users = Vec::new();
+        self
     }
 
     /// Consecutive batches of at most `size` rows, in order.
@@ -171,6 +198,7 @@ mod tests {
             cat: vec![2, 3, 4, 5, 6, 7],
             num: vec![0.5, 1.5, 2.5],
             label: vec![1.0, 0.0, 1.0],
+            users: vec![11, 12, 11],
         }
     }
 
@@ -187,6 +215,20 @@ mod tests {
         assert_eq!(sizes, vec![2, 1]);
         assert_eq!(b.field_column(1).collect::<Vec<_>>(), vec![3, 5, 7]);
         assert!((b.positive_rate() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.users, vec![12, 11]);
+        assert_eq!(g.users, vec![11, 11, 11]);
+        let mut e = b.clone();
+        e.extend(&s);
+        assert_eq!(e.users, vec![11, 12, 11, 12, 11]);
+        // A batch whose users are unknown makes the whole batch's users unknown.
+        e.extend(&Batch {
+            users: vec![],
+            ..s.clone()
+        });
+        assert!(e.users.is_empty());
+        let mut from_empty = Batch::empty(2, 1);
+        from_empty.extend(&b);
+        assert_eq!(from_empty.users, b.users);
     }
 
     #[test]

@@ -243,12 +243,19 @@ impl Vocabulary {
         } else {
             raw.num.clone()
         };
+        let users = self
+            .user_field
+            .as_ref()
+            .and_then(|u| self.fields.iter().position(|f| &f.name == u))
+            .map(|f| raw.field_keys(f).collect())
+            .unwrap_or_default();
         Batch {
             num_cat: raw.num_cat,
             num_num: raw.num_num,
             cat,
             num,
             label: raw.label.clone(),
+            users,
         }
     }
 

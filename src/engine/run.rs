@@ -341,7 +341,7 @@ impl Engine {
         let spec = self.data.spec();
         let mut pool = Batch::empty(spec.num_cat(), spec.num_num());
         for &d in &self.plan.retained {
-            pool.extend(&self.data.day(d as usize)?);
+            pool.extend(&self.data.day(d as usize)?.without_users());
         }
         let pool = Arc::new(pool);
         self.retained_pool = Some(pool.clone());

@@ -222,6 +222,7 @@ mod tests {
             cat: (0..n as u32).collect(),
             num: vec![],
             label: (0..n).map(|r| if is_pos(r) { 1.0 } else { 0.0 }).collect(),
+            users: Vec::new(),
         }
     }
 

@@ -169,6 +169,7 @@ mod tests {
             cat: vec![2, 1, 0, 0],
             num: vec![],
             label: vec![1.0, 0.0],
+            users: Vec::new(),
         };
         assert_eq!(t.batch_rows(&b).unwrap(), vec![2, 4, 0, 3]);
         assert_eq!(t.gather(&[4]), vec![3.0, 4.0]);
@@ -178,6 +179,7 @@ mod tests {
             cat: vec![0, 2],
             num: vec![],
             label: vec![1.0],
+            users: Vec::new(),
         };
         let e = t.batch_rows(&bad).unwrap_err().to_string();
         assert!(e.contains("row 0 field 1") && e.contains("id 2"), "{e}");

@@ -77,8 +77,12 @@ pub fn auc(scores: &[f32], labels: &[f32]) -> Option<f64> {
 
 /// Impression-weighted mean of per-user AUCs; users with a single class are skipped. `None`
 /// if no user has both classes.
-pub fn gauc(scores: &[f32], labels: &[f32], users: &[u32]) -> Option<f64> {
-    let mut groups: HashMap<u32, Vec<usize>> = HashMap::new();
+pub fn gauc<U: Copy + Eq + std::hash::Hash + Ord>(
+    scores: &[f32],
+    labels: &[f32],
+    users: &[U],
+) -> Option<f64> {
+    let mut groups: HashMap<U, Vec<usize>> = HashMap::new();
     for (i, &u) in users
         .iter()
         .enumerate()
@@ -86,7 +90,7 @@ pub fn gauc(scores: &[f32], labels: &[f32], users: &[u32]) -> Option<f64> {
     {
         groups.entry(u).or_default().push(i);
     }
-    let mut keys: Vec<u32> = groups.keys().copied().collect();
+    let mut keys: Vec<U> = groups.keys().copied().collect();
     keys.sort_unstable();
     let (mut num, mut den) = (0f64, 0f64);
     for u in keys {
@@ -145,13 +149,18 @@ pub fn ne(p: &[f32], y: &[f32]) -> f64 {
     logloss(p, y) / h
 }
 
-/// Every metric of one evaluated batch (a day). `user_field` names the categorical field
-/// whose ids identify users, for gAUC.
+/// Every metric of one evaluated batch (a day). gAUC groups rows by the batch's raw user keys
+/// when it has them (`Batch::users`), else by the ids of `user_field`, where every user the
+/// vocabulary has not seen falls into one OOV group.
 pub fn evaluate(logits: &[f32], b: &Batch, user_field: Option<usize>) -> EvalMetrics {
     let p: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
-    let gauc = user_field
-        .filter(|&f| f < b.num_cat)
-        .and_then(|f| gauc(logits, &b.label, &b.field_column(f).collect::<Vec<_>>()));
+    let gauc = if !b.users.is_empty() && b.users.len() == b.rows() {
+        user_field.and_then(|_| gauc(logits, &b.label, &b.users))
+    } else {
+        user_field
+            .filter(|&f| f < b.num_cat)
+            .and_then(|f| gauc(logits, &b.label, &b.field_column(f).collect::<Vec<_>>()))
+    };
     EvalMetrics {
         auc: auc(logits, &b.label),
         logloss: logloss(&p, &b.label),
@@ -216,6 +225,7 @@ mod tests {
             cat: vec![1, 2, 1],
             num: vec![],
             label: vec![0.0, 0.0, 0.0],
+            users: Vec::new(),
         };
         let m = evaluate(&[-1.0, 0.5, 2.0], &b, Some(0));
         assert_eq!((m.auc, m.gauc), (None, None));
@@ -246,11 +256,33 @@ mod tests {
             cat: vec![2, 2, 3, 3],
             num: vec![],
             label: vec![0.0, 1.0, 0.0, 1.0],
+            users: Vec::new(),
         };
         let m = evaluate(&[-1.0, 1.0, 2.0, 0.0], &b, Some(0));
         assert_eq!(m.rows, 4);
         assert_eq!(m.auc, Some(0.5));
         assert_eq!(m.gauc, Some(0.5));
         assert!(m.logloss > 0.0 && m.ne > 0.0);
+    }
+
+    /// Two new users share the OOV id 1: by ids they are one user, by their raw keys two.
+    #[test]
+    fn gauc_groups_new_users_by_their_raw_keys_not_by_the_oov_id() {
+        let mut b = Batch {
+            num_cat: 1,
+            num_num: 0,
+            cat: vec![1, 1, 1, 1],
+            num: vec![],
+            label: vec![0.0, 1.0, 0.0, 1.0],
+            users: vec![70, 70, 70, 80],
+        };
+        let logits = [0.1, 0.9, 0.6, 0.5];
+        // By raw keys: user 70 (rows 0-2) ranks its positive 0.9 above 0.1 and 0.6 (AUC 1);
+        // user 80 has one class and is skipped.
+        assert_eq!(evaluate(&logits, &b, Some(0)).gauc, Some(1.0));
+        // By ids (users unknown): one OOV group of four rows, positives {0.9, 0.5} against
+        // negatives {0.1, 0.6}: 3 of 4 pairs in order.
+        b.users.clear();
+        assert_eq!(evaluate(&logits, &b, Some(0)).gauc, Some(0.75));
     }
 }
