@@ -190,6 +190,11 @@ pub fn signed(v: f64, digits: usize) -> String {
     }
 }
 
+/// A size on disk in megabytes (decimal, as `du --si` shows), for logs and tables.
+pub fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
 /// What a table cell shows for a value that is not a finite number.
 pub const UNDEFINED_MARK: &str = "–";
 

@@ -135,8 +135,9 @@ fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot change seed"));
 }
 
-/// `keep_day_checkpoints = 2`: the run keeps the two newest day checkpoints (plus teacher and
-/// done), and a fork from a pruned day fails naming the days that are left.
+/// `keep_day_checkpoints = 2`: the run keeps the two newest day checkpoints (plus teacher, done
+/// and the first online day's), and a fork from a pruned day fails naming the days that are
+/// left.
 #[test]
 fn old_day_checkpoints_are_pruned_when_asked() {
     let store = tempfile::tempdir().unwrap();
@@ -150,7 +151,10 @@ fn old_day_checkpoints_are_pruned_when_asked() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     labels.sort();
-    assert_eq!(labels, ["day-0008", "day-0009", "done", "teacher"]);
+    assert_eq!(
+        labels,
+        ["day-0005", "day-0008", "day-0009", "done", "teacher"]
+    );
     let id = dir.file_name().unwrap().to_str().unwrap().to_string();
     let out = crossadapt(
         store.path(),
@@ -161,7 +165,7 @@ fn old_day_checkpoints_are_pruned_when_asked() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("day 6") && stderr.contains("8, 9"),
+        stderr.contains("day 6") && stderr.contains("5, 8, 9"),
         "{stderr}"
     );
     fails_with(
@@ -169,6 +173,98 @@ fn old_day_checkpoints_are_pruned_when_asked() {
         &["--set", "keep_day_checkpoints=1"],
         "keep_day_checkpoints",
     );
+}
+
+/// By default a session keeps the first online day's checkpoint (the offline stage's result)
+/// and the three newest; every checkpoint after `teacher` links the frozen teacher's file
+/// instead of writing it again, and the bytes each one reports are the files it wrote.
+#[test]
+fn checkpoints_keep_a_bounded_set_of_days_and_store_the_teacher_once() {
+    let store = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "--headless"];
+    args.extend(tiny_args());
+    run_ok(store.path(), &args);
+    let dir = session_dirs(store.path()).remove(0);
+    let ckpts = dir.join("checkpoints");
+    let mut labels: Vec<String> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        ["day-0005", "day-0007", "day-0008", "day-0009", "done", "teacher"]
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let inode = |l: &str| {
+            std::fs::metadata(ckpts.join(l).join("teacher.safetensors"))
+                .unwrap()
+                .ino()
+        };
+        for l in &labels {
+            assert_eq!(inode(l), inode("teacher"), "{l} holds its own teacher copy");
+        }
+    }
+    let size = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().len();
+    let mut checked = 0;
+    for r in read_log(&dir.join("events.jsonl")).unwrap() {
+        let EngineEvent::Checkpointed { path, bytes, .. } = r.event else {
+            continue;
+        };
+        let ckpt = dir.join(&path);
+        if !ckpt.is_dir() {
+            continue; // pruned since
+        }
+        let mut expect = 0;
+        for e in std::fs::read_dir(&ckpt).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let shared = name == "teacher.safetensors" && !path.ends_with("teacher");
+            if name != "manifest.json" && !shared {
+                expect += size(ckpt.join(&name));
+            }
+        }
+        assert_eq!(bytes, Some(expect), "{path}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
+
+/// `bench scale` runs a real session and reports every stage, the peak memory and the disk.
+#[test]
+fn bench_scale_measures_a_whole_session() {
+    let store = tempfile::tempdir().unwrap();
+    let keep = store.path().join("kept");
+    let out = run_ok(
+        store.path(),
+        &[
+            "bench",
+            "scale",
+            "--rows-per-day",
+            "600",
+            "--days",
+            "6",
+            "--arms",
+            "crossadapt",
+            "--dir",
+            keep.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "600 rows/day x 6 days, arms crossadapt",
+        "| teacher |",
+        "| 1C joint (crossadapt) |",
+        "| online (all arms) | ",
+        "| peak RSS (VmHWM) |",
+        "| checkpoints written | ",
+        "| session disk at the end |",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing from:\n{stdout}");
+    }
+    // The session it measured is a real one.
+    assert_eq!(session_dirs(&keep).len(), 1);
 }
 
 fn fails_with(store: &Path, extra: &[&str], needle: &str) {

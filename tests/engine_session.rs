@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use crossadapt::engine::events::{EngineEvent, EvalMetrics, ParamPatch};
 use crossadapt::engine::report::Report;
 use crossadapt::engine::{
-    CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SessionConfig,
+    CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SavedCheckpoint,
+    SessionConfig,
 };
 
 fn tiny(extra: &[&str]) -> SessionConfig {
@@ -31,13 +32,16 @@ impl CheckpointStore for Folders {
         label: &str,
         seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<SavedCheckpoint> {
         let dir = self.root.join(label);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         write(&dir)?;
         self.saved.lock().unwrap().push((label.to_string(), seq));
-        Ok(dir.display().to_string())
+        Ok(SavedCheckpoint {
+            shown: dir.display().to_string(),
+            dir,
+        })
     }
 }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use crossadapt::engine::events::{DayPlan, EngineEvent};
-use crossadapt::engine::{Engine, EngineIo, Outcome, Prepared, Record, SessionConfig};
+use crossadapt::engine::{
+    Engine, EngineIo, Outcome, Prepared, Record, SavedCheckpoint, SessionConfig,
+};
 
 fn repo(p: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -350,13 +352,16 @@ impl crossadapt::engine::CheckpointStore for Labels {
         label: &str,
         _seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<SavedCheckpoint> {
         let dir = self.1.join(label);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         write(&dir)?;
         self.0.lock().expect("labels").push(label.to_string());
-        Ok(dir.display().to_string())
+        Ok(SavedCheckpoint {
+            shown: dir.display().to_string(),
+            dir,
+        })
     }
 }
 

@@ -83,8 +83,12 @@ fn reseal(ckpt: &Path) {
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
 }
 
+/// Replaces the checkpoint's own teacher file (checkpoints share one by hard link: writing
+/// into it would damage every checkpoint's at once).
 fn break_tensor(ckpt: &Path) {
-    std::fs::write(ckpt.join("teacher.safetensors"), b"not a tensor file").unwrap();
+    let path = ckpt.join("teacher.safetensors");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, b"not a tensor file").unwrap();
     reseal(ckpt);
 }
 

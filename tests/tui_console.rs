@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crossadapt::engine::events::EngineEvent;
 use crossadapt::engine::{
-    CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SessionConfig,
+    CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SavedCheckpoint,
+    SessionConfig,
 };
 use crossadapt::tui::action::{Action, Mode};
 use crossadapt::tui::app::App;
@@ -205,12 +206,15 @@ impl CheckpointStore for Folders {
         label: &str,
         _seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<SavedCheckpoint> {
         let dir = self.0.join(label);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         write(&dir)?;
-        Ok(dir.display().to_string())
+        Ok(SavedCheckpoint {
+            shown: dir.display().to_string(),
+            dir,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use crate::atomic::write_atomic;
-use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SessionConfig};
+use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SavedCheckpoint, SessionConfig};
 use crate::protocol::{EngineEvent, EventSink, Record, Report};
 use crate::session::control::CommandPoller;
 use crate::session::{read_log, DayTablePrinter, RunState, Session, Status};
@@ -104,18 +104,19 @@ impl CheckpointStore for SharedSession {
         label: &str,
         seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<SavedCheckpoint> {
         let keep = self.keep_day_checkpoints;
         self.with(|s, _| {
             let dir = s.write_checkpoint(label, seq, |staging| write(staging))?;
             if keep > 0 && label.starts_with("day-") {
                 s.prune_day_checkpoints(keep)?;
             }
-            Ok(dir
+            let shown = dir
                 .strip_prefix(s.dir())
                 .unwrap_or(&dir)
                 .display()
-                .to_string())
+                .to_string();
+            Ok(SavedCheckpoint { shown, dir })
         })
     }
 }

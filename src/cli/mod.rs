@@ -11,6 +11,7 @@ pub mod live;
 pub mod ops;
 pub mod ranges;
 pub mod run;
+pub mod scale;
 pub mod sessions;
 pub mod suite;
 pub mod train;

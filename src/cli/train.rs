@@ -98,6 +98,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// A whole headless session on the synthetic stream at a chosen size: rows/second per
+    /// stage, wall time per online day, peak memory and the session's disk, as a table.
+    Scale(super::scale::ScaleArgs),
     /// The scenario suite (issue 17.4): sessions over worlds x drift scenarios x scales, run
     /// headless in this process, and one table of wins / ties / losses per claim of the method
     /// with bootstrap intervals over worlds and days (docs/verdict.md).
@@ -270,9 +273,14 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 
 /// Runs a benchmark and prints samples/second and the step split.
 pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
-    if let BenchCommand::Suite(args) = cmd {
-        return super::suite::run_suite(args).map(|_| ());
+    match cmd {
+        BenchCommand::Scale(args) => super::scale::run(args),
+        BenchCommand::Suite(args) => super::suite::run_suite(args).map(|_| ()),
+        train @ BenchCommand::Train { .. } => run_train_bench(train),
     }
+}
+
+fn run_train_bench(cmd: &BenchCommand) -> Result<()> {
     let BenchCommand::Train {
         model,
         emb,

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use super::batch::{Batch, FeatureSpec};
-use super::source::DaySource;
+use super::source::{DaySource, RawDay};
 use super::vocab::Vocabulary;
 
 /// A day source with the vocabulary that encodes it. Only one day is in memory at a time.
@@ -46,6 +46,19 @@ impl Dataset {
 
     /// Day `d`, encoded, rows in time order.
     pub fn day(&self, d: usize) -> Result<Batch> {
+        Ok(self.day_with(d, |_| ())?.0)
+    }
+
+    /// Day `d` encoded, and what `look` computes from its raw keys before they are dropped
+    /// (the drift sketches: one read of the day serves both).
+    pub fn day_with<T>(&self, d: usize, look: impl FnOnce(&RawDay) -> T) -> Result<(Batch, T)> {
+        let raw = self.raw_day(d)?;
+        let seen = look(&raw);
+        Ok((self.vocab.encode(&raw), seen))
+    }
+
+    /// Day `d` as the source holds it (raw keys), checked against the vocabulary's fields.
+    pub fn raw_day(&self, d: usize) -> Result<RawDay> {
         let raw = self
             .source
             .raw_day(d)
@@ -58,7 +71,7 @@ impl Dataset {
             self.spec.num_cat(),
             self.spec.num_num()
         );
-        Ok(self.vocab.encode(&raw))
+        Ok(raw)
     }
 
     /// Several days concatenated, in the given order.

@@ -9,6 +9,7 @@ pub mod export;
 pub mod inspect;
 pub mod period;
 pub mod shuffle;
+pub mod sketch;
 pub mod source;
 pub mod split;
 pub mod synth;

@@ -21,26 +21,53 @@ fn arm_teacher_file(i: usize) -> String {
     format!("arm-{i}-teacher.safetensors")
 }
 
-/// Writes the run's state and models into `dir` (a staging folder).
+/// Writes the run's state and models into `dir` (a staging folder) and returns the bytes it
+/// wrote there.
+///
+/// The run's teacher is frozen once trained, so after the first checkpoint that holds it, later
+/// ones hard-link that file (`teacher_from`) instead of writing it again: a session stores the
+/// teacher once however many day checkpoints it keeps, and each checkpoint folder still reads
+/// on its own. A failed link (another filesystem, the file gone) falls back to writing it.
 pub(crate) fn write(
     dir: &Path,
     state: &CheckpointState,
     teacher: Option<&Trainer>,
+    teacher_from: Option<&Path>,
     arms: &[Arm],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
+    let mut written = 0u64;
+    let mut add = |path: &Path| -> anyhow::Result<()> {
+        written += std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        Ok(())
+    };
     let json = serde_json::to_vec_pretty(state).context("cannot serialise the run state")?;
     std::fs::write(dir.join(STATE_FILE), json)
         .with_context(|| format!("cannot write {}", dir.join(STATE_FILE).display()))?;
+    add(&dir.join(STATE_FILE))?;
     if let Some(t) = teacher {
-        t.save(&dir.join(TEACHER_FILE))?;
+        let path = dir.join(TEACHER_FILE);
+        let linked = teacher_from.is_some_and(|from| std::fs::hard_link(from, &path).is_ok());
+        if !linked {
+            t.save(&path)?;
+            add(&path)?;
+        }
     }
     for (i, arm) in arms.iter().enumerate() {
         arm.student.save(&dir.join(student_file(i)))?;
+        add(&dir.join(student_file(i)))?;
         if let Some(t) = &arm.teacher {
             t.save(&dir.join(arm_teacher_file(i)))?;
+            add(&dir.join(arm_teacher_file(i)))?;
         }
     }
-    Ok(())
+    Ok(written)
+}
+
+/// The teacher's file inside a checkpoint folder (what later checkpoints link to).
+pub(crate) fn teacher_file(dir: &Path) -> std::path::PathBuf {
+    dir.join(TEACHER_FILE)
 }
 
 /// A run as a checkpoint left it.

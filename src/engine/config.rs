@@ -84,9 +84,11 @@ pub struct SessionConfig {
     /// The migration gate's rule: SWITCH once each student is not worse than the incumbent by
     /// more than `delta` AUC and `logloss_delta` LogLoss at `level` for `days` consecutive days.
     pub gate: GateRule,
-    /// Day checkpoints to keep on disk, newest first (0 = every day, so `fork --from-day` can
-    /// start anywhere; each day's checkpoint holds every arm's models, see docs/sessions.md for
-    /// the size); at least 2 when set, so a damaged newest checkpoint can still fall back to the
+    /// Day checkpoints to keep on disk, newest first, besides `teacher`, `done` and the first
+    /// online day's (the offline stage's result). Each day's checkpoint holds every arm's models
+    /// with their optimiser state (docs/sessions.md gives the size), so keeping every day made a
+    /// session's disk grow with its days; 0 keeps every day, so `fork --from-day` can start
+    /// anywhere. At least 2 when set, so a damaged newest checkpoint can still fall back to the
     /// one before.
     pub keep_day_checkpoints: usize,
     /// A day checkpoint is written once the online days since the last checkpoint hold at
@@ -205,7 +207,7 @@ impl Default for SessionConfig {
             online: OnlineConfig::default(),
             adaptation: AdaptationConfig::default(),
             gate: GateRule::default(),
-            keep_day_checkpoints: 0,
+            keep_day_checkpoints: 3,
             checkpoint_min_rows: 10_000,
         }
     }

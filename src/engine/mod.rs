@@ -36,4 +36,4 @@ pub use crate::protocol::{
     EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position, Record, Stage,
 };
 pub use config::SessionConfig;
-pub use run::{CheckpointStore, Engine, EngineIo, Outcome, Prepared};
+pub use run::{CheckpointStore, Engine, EngineIo, Outcome, Prepared, SavedCheckpoint};

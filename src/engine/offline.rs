@@ -339,7 +339,9 @@ mod isolation_tests {
     use std::sync::mpsc::{channel, Sender};
     use std::sync::{Arc, Mutex};
 
-    use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SessionConfig};
+    use crate::engine::{
+        CheckpointStore, Engine, EngineIo, Outcome, SavedCheckpoint, SessionConfig,
+    };
     use crate::protocol::{EngineCommand, EngineEvent, EventSink, Ledger, Record, Stage};
 
     type Trigger = Box<dyn Fn(&EngineEvent) -> bool + Send>;
@@ -371,13 +373,16 @@ mod isolation_tests {
             label: &str,
             seq: u64,
             write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-        ) -> anyhow::Result<String> {
+        ) -> anyhow::Result<SavedCheckpoint> {
             let dir = self.0.join(label);
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
             write(&dir)?;
             self.1.lock().unwrap().push((label.to_string(), seq));
-            Ok(label.to_string())
+            Ok(SavedCheckpoint {
+                shown: label.to_string(),
+                dir,
+            })
         }
     }
 

@@ -5,12 +5,11 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
-
 use super::run::{Engine, StopRequested};
 use super::state::ResumePoint;
+use crate::data::sketch::DaySketch;
 use crate::data::Batch;
-use crate::method::drift::{measure_drift, DayDrift};
+use crate::method::drift::{measure_drift, DayDrift, DriftReference, DRIFT_SKETCH_KEYS};
 use crate::method::recipe::{recipe, DayInput};
 use crate::method::Arm;
 use crate::protocol::{EngineEvent, Position, Stage};
@@ -21,7 +20,20 @@ impl Engine {
     /// its checkpoint already covers).
     pub(crate) fn online_day(&mut self, index: usize, start_arm: usize) -> anyhow::Result<()> {
         let d = self.plan().online[index];
-        let day = self.day(d)?;
+        let reference = self.drift_reference(index)?;
+        let (batch_size, every) = (
+            self.config().batch_size,
+            self.config().adaptation.every_batches,
+        );
+        // One read of the day: its drift and its sketch come from the raw keys, then it is
+        // encoded.
+        let (day, (sketch, drift)) = self.dataset().day_with(d as usize, |raw| {
+            (
+                DaySketch::of(raw, DRIFT_SKETCH_KEYS),
+                measure_drift(&reference, raw, self.features(), batch_size, every),
+            )
+        })?;
+        self.drift_window_mut().push((d, sketch));
         self.count_online_rows(day.rows() as u64);
         let total = day.rows() as u64 * self.arms().len() as u64;
         self.emit(EngineEvent::StageStarted {
@@ -31,8 +43,6 @@ impl Engine {
             total,
         })?;
         let started = Instant::now();
-        let reference = self.window_before(d)?;
-        let drift = measure_drift(&reference, &day, self.features());
         // Every running arm's logits on the day before any arm trains on it: each arm's
         // test-then-train evaluation, and the gate's evidence, read the same predictions, so
         // they are computed once. A day resumed past its first arm logged its gate evidence
@@ -193,15 +203,12 @@ impl Engine {
         })
     }
 
-    /// The `reference_days` days just before online day `d` (the tail of the retained window
-    /// for the first days).
-    pub(crate) fn window_before(&self, d: u32) -> anyhow::Result<Batch> {
+    /// The drift reference of online day `index`: the `reference_days` days just before it
+    /// (the tail of the retained window for the first days), from their sketches. A day is
+    /// sketched once, when it is read for training; only days the engine has not sketched yet
+    /// (the retained tail at the first online day, the window after a resume) are read here.
+    fn drift_reference(&mut self, index: usize) -> anyhow::Result<DriftReference> {
         let plan = self.plan();
-        let index = plan
-            .online
-            .iter()
-            .position(|&x| x == d)
-            .with_context(|| format!("day {d} is not an online day"))?;
         let before: Vec<u32> = plan
             .retained
             .iter()
@@ -214,12 +221,20 @@ impl Engine {
             .reference_days
             .max(1)
             .min(before.len());
-        let spec = self.features();
-        let mut window = Batch::empty(spec.num_cat(), spec.num_num());
-        for &d in &before[before.len() - take..] {
-            window.extend(&self.day(d)?);
+        let window = &before[before.len() - take..];
+        self.drift_window_mut().retain(|(d, _)| window.contains(d));
+        for &d in window {
+            if !self.drift_window_mut().iter().any(|(w, _)| *w == d) {
+                let raw = self.dataset().raw_day(d as usize)?;
+                self.drift_window_mut()
+                    .push((d, DaySketch::of(&raw, DRIFT_SKETCH_KEYS)));
+            }
         }
-        Ok(window)
+        let num_cat = self.features().num_cat();
+        let window = self.drift_window_mut();
+        window.sort_by_key(|(d, _)| *d);
+        let sketches: Vec<&DaySketch> = window.iter().map(|(_, s)| s).collect();
+        Ok(DriftReference::of(&sketches, num_cat))
     }
 }
 

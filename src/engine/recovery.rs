@@ -87,7 +87,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::engine::{CheckpointStore, EngineIo, Outcome, SessionConfig};
+    use crate::engine::{CheckpointStore, EngineIo, Outcome, SavedCheckpoint, SessionConfig};
     use crate::protocol::{EngineCommand, EventSink, Record};
 
     /// Records every event; sends `Stop` at the first `Updates` of the online days (inside an
@@ -119,13 +119,16 @@ mod tests {
             label: &str,
             _seq: u64,
             write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-        ) -> anyhow::Result<String> {
+        ) -> anyhow::Result<SavedCheckpoint> {
             let dir = self.1.path().join(label);
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
             write(&dir)?;
             self.0.lock().unwrap().push(label.to_string());
-            Ok(label.to_string())
+            Ok(SavedCheckpoint {
+                shown: label.to_string(),
+                dir,
+            })
         }
     }
 

@@ -1,7 +1,7 @@
 //! The engine: owns the data, the teacher and every arm's models; runs the stages in order;
 //! applies operator commands between batches; checkpoints at safe points; emits events.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,14 +27,22 @@ use crate::train::Trainer;
 /// Where checkpoints go (the session store implements it; tests may use a plain folder).
 pub trait CheckpointStore: Send {
     /// Writes the checkpoint `label` atomically: `write` fills a staging folder, which becomes
-    /// visible only when complete. `seq` is the last event the checkpoint covers. Returns the
-    /// path to show in the log.
+    /// visible only when complete. `seq` is the last event the checkpoint covers.
     fn save(
         &mut self,
         label: &str,
         seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
-    ) -> anyhow::Result<String>;
+    ) -> anyhow::Result<SavedCheckpoint>;
+}
+
+/// Where a checkpoint landed.
+#[derive(Clone, Debug)]
+pub struct SavedCheckpoint {
+    /// The path to show in the log.
+    pub shown: String,
+    /// The folder itself, whose unchanged files later checkpoints may hard-link.
+    pub dir: PathBuf,
 }
 
 /// The engine's connections to the world.
@@ -79,6 +87,9 @@ pub struct Engine {
     params: Params,
     /// The pretrained teacher, frozen from the switch on (kd's and the frozen ablation's).
     teacher: Option<Trainer>,
+    /// The teacher's file in the newest checkpoint written or resumed from: later checkpoints
+    /// link it rather than write the frozen teacher again (`checkpoint::write`).
+    teacher_file: Option<PathBuf>,
     teacher_seconds: f64,
     arms: Vec<Arm>,
     phase: Option<ResumePoint>,
@@ -86,6 +97,9 @@ pub struct Engine {
     pause_pending: bool,
     checkpoint_requested: bool,
     retained_pool: Option<Arc<Batch>>,
+    /// Drift sketches of the days in the current reference window (`online::drift_reference`),
+    /// each made once when its day is read; rebuilt from the days after a resume.
+    drift_window: Vec<(u32, crate::data::sketch::DaySketch)>,
     last_progress: Instant,
     /// Pending stop and restored parameter changes (`recovery.rs`).
     recovery: super::pending::Recovery,
@@ -175,6 +189,7 @@ impl Engine {
             checkpoints: io.checkpoints,
             params,
             teacher: None,
+            teacher_file: None,
             teacher_seconds: 0.0,
             arms: Vec::new(),
             phase: None,
@@ -182,6 +197,7 @@ impl Engine {
             pause_pending: false,
             checkpoint_requested: false,
             retained_pool: None,
+            drift_window: Vec::new(),
             last_progress: Instant::now(),
             recovery: Default::default(),
             rows_since_checkpoint: 0,
@@ -346,6 +362,15 @@ impl Engine {
 
     pub(crate) fn vocabulary(&self) -> &Vocabulary {
         self.data.vocabulary()
+    }
+
+    pub(crate) fn dataset(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// The drift sketches of the current reference window's days (`online::drift_reference`).
+    pub(crate) fn drift_window_mut(&mut self) -> &mut Vec<(u32, crate::data::sketch::DaySketch)> {
+        &mut self.drift_window
     }
 
     pub(crate) fn teacher_spec(&self) -> &ModelSpec {
@@ -571,11 +596,23 @@ impl Engine {
             clock: self.emitter.clock(),
             teacher_seconds: self.teacher_seconds,
         };
+        let mut bytes = 0;
+        let teacher_from = self.teacher_file.clone();
         let result = store.save(&label, seq, &mut |dir| {
-            super::checkpoint::write(dir, &state, self.teacher.as_ref(), &self.arms)
+            bytes = super::checkpoint::write(
+                dir,
+                &state,
+                self.teacher.as_ref(),
+                teacher_from.as_deref(),
+                &self.arms,
+            )?;
+            Ok(())
         });
         self.checkpoints = Some(store);
-        let path = result.with_context(|| format!("cannot write checkpoint `{label}`"))?;
+        let saved = result.with_context(|| format!("cannot write checkpoint `{label}`"))?;
+        if self.teacher.is_some() {
+            self.teacher_file = Some(super::checkpoint::teacher_file(&saved.dir));
+        }
         let (day, stage) = match self.phase {
             Some(ResumePoint::Online { next, .. }) => {
                 (self.plan.online.get(next).copied(), Stage::Online)
@@ -590,8 +627,9 @@ impl Engine {
                 day,
                 batch: 0,
             },
-            path,
+            path: saved.shown,
             reason: reason.to_string(),
+            bytes: Some(bytes),
         })
     }
 
@@ -618,6 +656,7 @@ impl Engine {
         engine.params = restored.state.params.clone();
         engine.teacher_seconds = restored.state.teacher_seconds;
         engine.teacher = Some(restored.teacher);
+        engine.teacher_file = Some(super::checkpoint::teacher_file(checkpoint_dir));
         engine.arms = restored.arms;
         engine.phase = Some(restored.state.phase);
         let (stage, day) = match restored.state.phase {
@@ -697,10 +736,6 @@ impl Host for Engine {
 
     fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>> {
         Engine::retained_pool(self)
-    }
-
-    fn reference_window(&mut self, day: u32) -> anyhow::Result<Batch> {
-        self.window_before(day)
     }
 
     fn poll(&mut self, at: &Position) -> anyhow::Result<()> {

@@ -1,15 +1,24 @@
 //! The online stage's data-side measures: a day's drift against its reference window, and the
 //! replay rows drawn from the retained pool.
+//!
+//! Drift is measured on the raw keys, not on vocabulary ids: every key the vocabulary has not
+//! seen would otherwise land in one OOV bucket and put a standing floor under PSI on
+//! high-cardinality fields. The reference window is the sum of its days' bounded sketches
+//! (`data::sketch`), each made once when its day is read.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::drift::{jensen_shannon, psi, IdDistribution};
-use crate::data::{Batch, FeatureSpec};
+use crate::data::drift::{jensen_shannon, psi};
+use crate::data::sketch::{shares, DaySketch, KeyReference};
+use crate::data::{Batch, FeatureSpec, RawDay};
 use crate::protocol::FieldDrift;
 
-/// Ids per field kept as their own bucket when measuring drift (the rest is "other").
+/// Keys per field kept as their own bucket when measuring drift (the rest is "other").
 pub const DRIFT_TOP_IDS: usize = 50;
+/// Keys per field and day the drift sketches keep (see `data::sketch`): chosen by how close the
+/// sketched PSI comes to the exact one on the default stream's days (docs/method.md).
+pub const DRIFT_SKETCH_KEYS: usize = 8 * DRIFT_TOP_IDS;
 /// Fields listed in a `Drift` record.
 pub const DRIFT_FIELDS_SHOWN: usize = 6;
 
@@ -19,6 +28,33 @@ pub struct DayDrift {
     pub fields: Vec<FieldDrift>,
     pub label_rate: f64,
     pub reference_label_rate: f64,
+    /// Re-measurements inside the day (`adaptation.every_batches`): at batch `b`, over the rows
+    /// before it (no look-ahead), against the same reference.
+    pub within: Vec<(u32, DayDrift)>,
+}
+
+/// The reference window of a day's drift: each field's key distribution and the label rate.
+pub struct DriftReference {
+    fields: Vec<KeyReference>,
+    label_rate: f64,
+}
+
+impl DriftReference {
+    /// The window made of `days`' sketches (`num_cat` fields each).
+    pub fn of(days: &[&DaySketch], num_cat: usize) -> DriftReference {
+        let rows: u64 = days.iter().map(|s| s.rows).sum();
+        let positives: f64 = days.iter().map(|s| s.positives).sum();
+        DriftReference {
+            fields: (0..num_cat)
+                .map(|f| KeyReference::new(days, f, DRIFT_TOP_IDS))
+                .collect(),
+            label_rate: if rows == 0 {
+                f64::NAN
+            } else {
+                positives / rows as f64
+            },
+        }
+    }
 }
 
 /// `n` rows drawn uniformly, with replacement, from the retained pool (none when it is empty).
@@ -30,19 +66,51 @@ pub fn draw_replay(pool: &Batch, n: usize, rng: &mut ChaCha8Rng) -> Batch {
     pool.gather(&rows)
 }
 
-/// Per-field PSI and Jensen-Shannon of `current` against `reference` (top ids + "other" +
-/// "unseen" buckets), and the two label rates.
-pub fn measure_drift(reference: &Batch, current: &Batch, spec: &FeatureSpec) -> DayDrift {
+/// Per-field PSI and Jensen-Shannon of the raw day against `reference` (top keys + "other"
+/// buckets) and the two label rates; with `every_batches > 0` also over the rows before every
+/// `every_batches`-th batch (`DayDrift::within`). One pass over the day.
+pub fn measure_drift(
+    reference: &DriftReference,
+    raw: &RawDay,
+    spec: &FeatureSpec,
+    batch_size: usize,
+    every_batches: u32,
+) -> DayDrift {
+    let nf = raw.num_cat;
+    let mut counts: Vec<Vec<u64>> = reference.fields.iter().map(|r| vec![0; r.len()]).collect();
+    let mut positives = 0.0f64;
+    let step = (every_batches as usize).saturating_mul(batch_size);
+    let mut within = Vec::new();
+    for r in 0..raw.rows() {
+        if step > 0 && r > 0 && r % step == 0 {
+            let rate = positives / r as f64;
+            let at = (r / batch_size) as u32;
+            within.push((at, drift_of(reference, &counts, spec, rate)));
+        }
+        for (f, field) in reference.fields.iter().enumerate() {
+            counts[f][field.bucket_of(raw.cat[r * nf + f])] += 1;
+        }
+        positives += raw.label[r] as f64;
+    }
+    let mut drift = drift_of(reference, &counts, spec, raw.positive_rate());
+    drift.within = within;
+    drift
+}
+
+fn drift_of(
+    reference: &DriftReference,
+    counts: &[Vec<u64>],
+    spec: &FeatureSpec,
+    label_rate: f64,
+) -> DayDrift {
     let fields = spec
         .cat
         .iter()
-        .enumerate()
-        .map(|(f, field)| {
-            let dist =
-                IdDistribution::reference(reference.field_column(f).map(u64::from), DRIFT_TOP_IDS);
-            // The reference's own probabilities include its Good-Turing "unseen" share.
-            let p_ref = dist.probabilities();
-            let p_cur = dist.bucket(current.field_column(f).map(u64::from));
+        .zip(&reference.fields)
+        .zip(counts)
+        .map(|((field, r), c)| {
+            let p_ref = r.probabilities();
+            let p_cur = shares(c);
             FieldDrift {
                 field: field.name.clone(),
                 psi: psi(p_ref, &p_cur),
@@ -52,7 +120,8 @@ pub fn measure_drift(reference: &Batch, current: &Batch, spec: &FeatureSpec) -> 
         .collect();
     DayDrift {
         fields,
-        label_rate: current.positive_rate(),
-        reference_label_rate: reference.positive_rate(),
+        label_rate,
+        reference_label_rate: reference.label_rate,
+        within: Vec::new(),
     }
 }

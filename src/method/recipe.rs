@@ -20,7 +20,7 @@ use super::adaptation::{
 };
 use super::arm::{clone_trainer, Arm};
 use super::config::MethodConfig;
-use super::drift::{draw_replay, measure_drift, DayDrift, DRIFT_FIELDS_SHOWN};
+use super::drift::{draw_replay, DayDrift, DRIFT_FIELDS_SHOWN};
 use super::projection::project_table;
 use super::sampler::{SamplerConfig, StrategicSampler, Strategy};
 use super::seeds::{arm_key, derive};
@@ -55,8 +55,6 @@ pub trait Host {
     fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer>;
     /// The encoded retained days in time order (offline training and replay draw from it).
     fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>>;
-    /// The reference window of online day `day`: the days just before it.
-    fn reference_window(&mut self, day: u32) -> anyhow::Result<Batch>;
     /// Between batches: applies operator commands (a stop comes back as an error to pass on).
     fn poll(&mut self, at: &Position) -> anyhow::Result<()>;
     fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()>;
@@ -446,15 +444,15 @@ impl Recipe for CrossAdapt {
         );
         let n_batches = day.rows.rows().div_ceil(batch_size) as u32;
         if v.adaptive && remeasure > 0 && bi > 0 && bi.is_multiple_of(remeasure) {
-            // The drift of the rows seen so far today against the day's reference window.
-            let seen = day.rows.slice(0, bi as usize * batch_size);
-            let reference = host.reference_window(day.day)?;
-            let dd = measure_drift(&reference, &seen, host.features());
-            state.signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
-            state.signals.label_rate = dd.label_rate;
-            state.weight = drift_weight(&state.signals, host.settings().adaptation);
-            if state.announces_drift {
-                emit_drift(host, day.day, Some(bi), state.weight, &dd)?;
+            // The drift of the rows seen so far today against the day's reference window,
+            // measured with the day's (`DayDrift::within`).
+            if let Some((_, dd)) = day.drift.within.iter().find(|(at, _)| *at == bi) {
+                state.signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
+                state.signals.label_rate = dd.label_rate;
+                state.weight = drift_weight(&state.signals, host.settings().adaptation);
+                if state.announces_drift {
+                    emit_drift(host, day.day, Some(bi), state.weight, dd)?;
+                }
             }
         }
         let p = host.params().clone();

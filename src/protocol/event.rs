@@ -409,6 +409,10 @@ pub enum EngineEvent {
         /// Path relative to the session directory.
         path: String,
         reason: String,
+        /// Bytes the checkpoint wrote (files it shares with an earlier one, such as the frozen
+        /// teacher, are not counted); absent in logs written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
     },
     Warning {
         #[serde(default, skip_serializing_if = "Option::is_none")]

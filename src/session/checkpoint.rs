@@ -297,7 +297,9 @@ pub(crate) fn for_day(session_dir: &Path, day: u32) -> Result<CheckpointRef> {
 
 /// Deletes all but the `keep` newest day checkpoints (`day-NNNN` and the pause checkpoints
 /// `day-NNNN-arm-K`, ordered by the log position they cover); `teacher` and `done` stay, and so
-/// does anything whose manifest does not read. Returns the labels removed.
+/// does anything whose manifest does not read. The oldest `day-NNNN` also stays: it holds the
+/// offline stage's result (or a fork's starting point), the day a `fork` most often starts
+/// from, and it costs what one day costs. Returns the labels removed.
 pub(crate) fn prune_days(session_dir: &Path, keep: usize) -> Result<Vec<String>> {
     let mut days = Vec::new();
     for dir in labelled_dirs(session_dir)? {
@@ -315,9 +317,17 @@ pub(crate) fn prune_days(session_dir: &Path, keep: usize) -> Result<Vec<String>>
         }
     }
     days.sort_by_key(|d| std::cmp::Reverse(d.0));
+    let first = days
+        .iter()
+        .rev()
+        .find(|(_, label, _)| !label.contains("-arm-"))
+        .map(|(_, label, _)| label.clone());
     let root = session_dir.join(CHECKPOINTS_DIR);
     let mut removed = Vec::new();
     for (_, label, dir) in days.into_iter().skip(keep) {
+        if Some(&label) == first.as_ref() {
+            continue;
+        }
         // Renamed first, so a crash mid-delete leaves a leftover, never half a checkpoint.
         let trash = root.join(format!(".pruned-{label}-{}", std::process::id()));
         std::fs::rename(&dir, &trash)

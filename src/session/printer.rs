@@ -150,9 +150,19 @@ impl<W: Write + Send> DayTablePrinter<W> {
             }
             EngineEvent::Paused { at } => writeln!(self.out, "-- paused at {at}")?,
             EngineEvent::Resumed { at } => writeln!(self.out, "-- resumed at {at}")?,
-            EngineEvent::Checkpointed { at, path, reason } => {
-                writeln!(self.out, "-- checkpoint {path} ({reason}) at {at}")?;
-            }
+            EngineEvent::Checkpointed {
+                at,
+                path,
+                reason,
+                bytes,
+            } => match bytes {
+                Some(b) => writeln!(
+                    self.out,
+                    "-- checkpoint {path} ({reason}) at {at}: {} written",
+                    crate::num::megabytes(*b)
+                )?,
+                None => writeln!(self.out, "-- checkpoint {path} ({reason}) at {at}")?,
+            },
             EngineEvent::Warning { arm, message } => match arm {
                 Some(arm) => writeln!(self.out, "warning [{arm}]: {message}")?,
                 None => writeln!(self.out, "warning: {message}")?,

@@ -371,6 +371,7 @@ fn checkpoint(log: &mut Log, path: &str, reason: &str, stage: Stage, day: Option
             at: at(stage, None, day, 0),
             path: path.into(),
             reason: reason.into(),
+            bytes: None,
         },
     );
 }

@@ -117,8 +117,19 @@ impl Model {
             )),
             EngineEvent::Paused { at } => Some((LogKind::Operator, format!("paused at {at}"))),
             EngineEvent::Resumed { at } => Some((LogKind::Operator, format!("resumed at {at}"))),
-            EngineEvent::Checkpointed { path, reason, .. } => {
-                Some((LogKind::Checkpoint, format!("checkpoint {path} ({reason})")))
+            EngineEvent::Checkpointed {
+                path,
+                reason,
+                bytes,
+                ..
+            } => {
+                let size = bytes.map_or(String::new(), |b| {
+                    format!(", {} written", crate::num::megabytes(b))
+                });
+                Some((
+                    LogKind::Checkpoint,
+                    format!("checkpoint {path} ({reason}{size})"),
+                ))
             }
             EngineEvent::Warning { arm, message } => Some((
                 LogKind::Warning,

@@ -128,6 +128,7 @@ pub fn known_events() -> Vec<EngineEvent> {
             at: at(5, 0),
             path: "checkpoints/day-0005".into(),
             reason: "day boundary".into(),
+            bytes: None,
         },
         EngineEvent::Operator {
             command: EngineCommand::Pause,
