@@ -17,7 +17,7 @@ fn tiny_args(out: &std::path::Path, scenario: &str) -> SuiteArgs {
         worlds: vec![3],
         scenarios: vec![scenario.to_string()],
         scales: vec![1000],
-        arms: ["scratch", "kd", "crossadapt", "crossadapt-fixed"]
+        arms: ["scratch", "kd", "crossadapt", "crossadapt-matched"]
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -117,9 +117,9 @@ fn known_run(world: u64, shift_day: Option<u32>) -> SuiteRun {
             arm("kd", 8.0, 0.705, &[0.69, 0.69, 0.69, 0.69], 0.30),
             // 0.3x scratch's time, offline +0.0005 (a tie), online +0.02 over kd every day.
             arm("crossadapt", 3.0, 0.7055, &[0.71, 0.71, 0.71, 0.71], 0.20),
-            // The fixed arm equals crossadapt before day 12 and is 0.05 worse from it on.
+            // The matched arm equals crossadapt before day 12 and is 0.05 worse from it on.
             arm(
-                "crossadapt-fixed",
+                "crossadapt-matched",
                 3.0,
                 0.7055,
                 &[0.71, 0.71, 0.66, 0.66],
@@ -155,6 +155,13 @@ fn the_claim_rules_give_known_answers() {
     assert!(Claim::NoHarmWithoutDrift.values(&shifted).is_none());
     let flat = known_run(2, None);
     assert!(Claim::AdaptiveAfterShift.values(&flat).is_none());
+    // The adaptivity claims compare with the matched arm only: a run whose only ablation is
+    // `crossadapt-fixed` (at a_max, a lower mean weight) does not count for them.
+    let mut old = known_run(4, Some(12));
+    let last = old.arms.len() - 1;
+    old.arms[last].name = "crossadapt-fixed".into();
+    assert!(Claim::AdaptiveAfterShift.values(&old).is_none());
+    assert!(Claim::OnlineAucVsKd.values(&old).is_some());
     // Without drift the fixed arm's last days are worse: a "harm" reading of +0.05.
     assert_eq!(
         Claim::NoHarmWithoutDrift.outcome(

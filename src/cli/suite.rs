@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::ConfigArgs;
 use crate::engine::config::shock_day;
 use crate::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
-use crate::protocol::{ArmKind, CrossAdaptVariant, Ledger};
+use crate::protocol::{ArmKind, CrossAdaptVariant, Ledger, WeightRule};
 use crate::train::stats::{bootstrap_clustered, bootstrap_mean, Interval};
 
 /// Interval level of every interval of the suite.
@@ -52,7 +52,7 @@ pub struct SuiteArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "scratch,kd,crossadapt,crossadapt-fixed"
+        default_value = "scratch,kd,crossadapt,crossadapt-matched"
     )]
     pub arms: Vec<String>,
     /// Output folder: runs.jsonl, suite.md, suite.csv, suite.json.
@@ -148,7 +148,7 @@ impl Claim {
             Claim::OnlineAucVsKd => "online AUC >= kd",
             Claim::OnlineAucVsScratch => "online AUC >= scratch",
             Claim::BiasVsKd => "online |bias| <= kd",
-            Claim::AdaptiveAfterShift => "adaptive >= fixed after a shift",
+            Claim::AdaptiveAfterShift => "adaptive >= matched-fixed after a shift",
             Claim::NoHarmWithoutDrift => "no harm without drift",
         }
     }
@@ -162,9 +162,11 @@ impl Claim {
             Claim::OnlineAucVsScratch => "crossadapt - scratch AUC per online day",
             Claim::BiasVsKd => "kd |bias| - crossadapt |bias| per online day",
             Claim::AdaptiveAfterShift => {
-                "crossadapt - fixed AUC per day from the shift on (drift scenarios)"
+                "crossadapt - crossadapt-matched AUC per day from the shift on (drift scenarios)"
             }
-            Claim::NoHarmWithoutDrift => "crossadapt - fixed AUC per online day (scenario none)",
+            Claim::NoHarmWithoutDrift => {
+                "crossadapt - crossadapt-matched AUC per online day (scenario none)"
+            }
         }
     }
 
@@ -192,17 +194,15 @@ impl Claim {
         self == Claim::TimeToSwitch
     }
 
-    /// The "fixed" arm the adaptivity claims compare with: the matched-weight ablation when
-    /// the run has it, the fixed `a_max` one otherwise.
+    /// The arm the adaptivity claims compare with: `crossadapt-matched`, fixed at the level the
+    /// adaptive rule had on the days before (so the claims isolate responsiveness, not a lower
+    /// mean weight). A run without it (e.g. one on file from before the arm existed, which had
+    /// `crossadapt-fixed` at `a_max`) does not count for these claims.
     fn fixed(run: &SuiteRun) -> Option<&ArmRun> {
-        let fixed = ArmKind::CrossAdapt(CrossAdaptVariant {
-            adaptive: false,
+        run.arm(ArmKind::CrossAdapt(CrossAdaptVariant {
+            weight: WeightRule::Matched,
             ..CrossAdaptVariant::FULL
-        });
-        ArmKind::parse("crossadapt-matched")
-            .ok()
-            .and_then(|k| run.arm(k))
-            .or_else(|| run.arm(fixed))
+        }))
     }
 
     /// The run's values for this claim (one per day, or one per run), `None` when the claim

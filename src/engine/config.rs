@@ -12,7 +12,7 @@ use crate::method::adaptation::AdaptationConfig;
 use crate::method::sampler::{SamplerConfig, Strategy};
 pub use crate::method::MethodConfig;
 use crate::model::ModelSpec;
-use crate::protocol::{ArmKind, CrossAdaptVariant, GateRule, Params};
+use crate::protocol::{ArmKind, CrossAdaptVariant, GateRule, Params, WeightRule};
 use crate::train::TrainConfig;
 
 /// Version of the config schema; written into every session's `config.toml`.
@@ -191,7 +191,7 @@ impl Default for SessionConfig {
                 ArmKind::Kd,
                 ArmKind::CrossAdapt(CrossAdaptVariant::FULL),
                 ArmKind::CrossAdapt(CrossAdaptVariant {
-                    adaptive: false,
+                    weight: WeightRule::Fixed,
                     ..CrossAdaptVariant::FULL
                 }),
             ],

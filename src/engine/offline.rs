@@ -296,6 +296,7 @@ mod tests {
             Stage::DenseDistill,
             &mut student,
             Strategy::Biased,
+            true,
             5,
         )
         .unwrap();
@@ -321,6 +322,7 @@ mod tests {
             Stage::JointDistill,
             &mut student,
             Strategy::Biased,
+            true,
             6,
         )
         .unwrap();

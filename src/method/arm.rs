@@ -54,6 +54,39 @@ pub struct ArmState {
     pub last_teacher_loss: Option<f64>,
     #[serde(default, with = "num::opt")]
     pub last_student_loss: Option<f64>,
+    /// `crossadapt-matched`: the drift weight the adaptive rule produced on each online day
+    /// so far (its mean over the day's batches), from which the next days' fixed level is
+    /// taken. Empty for every other arm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_weights: Vec<DayWeight>,
+}
+
+/// The adaptive rule's drift weight of one online day.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DayWeight {
+    pub day: u32,
+    #[serde(with = "num")]
+    pub weight: f64,
+}
+
+/// The matched arm's drift weight for online day `day`: the mean of the rule's weights on the
+/// days before it, or `None` before any (the caller then uses the no-drift value). Only
+/// earlier days count, so a day's own measurement never sets its level.
+pub fn matched_weight(history: &[DayWeight], day: u32) -> Option<f64> {
+    let past: Vec<f64> = history
+        .iter()
+        .filter(|w| w.day < day)
+        .map(|w| w.weight)
+        .collect();
+    (!past.is_empty()).then(|| past.iter().sum::<f64>() / past.len() as f64)
+}
+
+/// Records the rule's weight of `day`, replacing an earlier entry of the same day (a day
+/// replayed after a resume).
+pub fn record_rule_weight(history: &mut Vec<DayWeight>, day: u32, weight: f64) {
+    history.retain(|w| w.day != day);
+    history.push(DayWeight { day, weight });
+    history.sort_by_key(|w| w.day);
 }
 
 impl ArmState {
@@ -66,6 +99,7 @@ impl ArmState {
             failed: None,
             last_teacher_loss: None,
             last_student_loss: None,
+            rule_weights: Vec::new(),
         }
     }
 
@@ -82,4 +116,28 @@ pub fn clone_trainer(t: &Trainer, cfg: &TrainConfig) -> anyhow::Result<Trainer> 
     let path = dir.path().join("model.safetensors");
     t.save(&path)?;
     Trainer::load(&path, cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_matched_weight_is_the_mean_of_earlier_days_only() {
+        let mut h = Vec::new();
+        assert_eq!(matched_weight(&h, 12), None);
+        record_rule_weight(&mut h, 12, 0.2);
+        // Day 12's own weight does not set day 12's level.
+        assert_eq!(matched_weight(&h, 12), None);
+        assert_eq!(matched_weight(&h, 13), Some(0.2));
+        record_rule_weight(&mut h, 13, 0.6);
+        record_rule_weight(&mut h, 14, 1.0);
+        assert!((matched_weight(&h, 14).unwrap() - 0.4).abs() < 1e-12);
+        // A later day never counts, whatever is on file.
+        assert!((matched_weight(&h, 13).unwrap() - 0.2).abs() < 1e-12);
+        // A replayed day replaces its entry.
+        record_rule_weight(&mut h, 13, 0.2);
+        assert_eq!(h.len(), 3);
+        assert!((matched_weight(&h, 14).unwrap() - 0.2).abs() < 1e-12);
+    }
 }

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use super::adaptation::{
     distill_weight, drift_weight, replay_ratio, AdaptationConfig, DriftSignals,
 };
-use super::arm::{clone_trainer, Arm};
+use super::arm::{clone_trainer, matched_weight, record_rule_weight, Arm};
 use super::config::MethodConfig;
 use super::drift::{draw_replay, DayDrift, DRIFT_FIELDS_SHOWN};
 use super::projection::project_table;
@@ -27,7 +27,7 @@ use super::seeds::{arm_key, derive};
 use crate::data::{Batch, FeatureSpec};
 use crate::model::ModelSpec;
 use crate::protocol::{
-    ArmKind, CrossAdaptVariant, EngineEvent, FieldProjection, Params, Position, Stage,
+    ArmKind, CrossAdaptVariant, EngineEvent, FieldProjection, Params, Position, Stage, WeightRule,
 };
 use crate::train::{metrics, Target, TrainConfig, Trainer};
 
@@ -87,6 +87,10 @@ pub struct DayState {
     signals: DriftSignals,
     /// The drift weight in effect.
     weight: f64,
+    /// The drift weight the adaptive rule gives now (equal to `weight` for the adaptive arm;
+    /// the matched arm records its day mean, `rule_sum` over the day's batches).
+    rule_weight: f64,
+    rule_sum: f64,
     replay: ChaCha8Rng,
     /// Batches the arm's own teacher has accumulated since its last step.
     pending: u32,
@@ -101,7 +105,7 @@ pub struct BatchWork {
 }
 
 /// Arms whose offline stage is one computation (same seeds, same steps) share one run.
-pub type OfflineKey = (bool, bool);
+pub type OfflineKey = (bool, bool, bool);
 
 /// One arm's method.
 pub trait Recipe {
@@ -155,6 +159,8 @@ pub trait Recipe {
         Ok(DayState {
             signals,
             weight,
+            rule_weight: weight,
+            rule_sum: 0.0,
             replay,
             pending: 0,
             announces_drift: false,
@@ -340,7 +346,7 @@ impl Recipe for CrossAdapt {
     }
 
     fn adapts_to_drift(&self) -> bool {
-        self.0.adaptive
+        self.0.adaptive()
     }
 
     fn build(&self, host: &dyn Host) -> anyhow::Result<Arm> {
@@ -363,6 +369,7 @@ impl Recipe for CrossAdapt {
         let s = host.settings();
         let seed = s.seed;
         let (epochs_dense, epochs_joint) = (s.method.epochs_dense, s.method.epochs_joint);
+        let correct = v.logit_correction;
         let strategy = if v.sampling {
             s.method.sampling
         } else {
@@ -374,15 +381,20 @@ impl Recipe for CrossAdapt {
             transfer(host, &name, student)?;
         }
         let mut samples = 0;
+        // Every variant draws the full method's samples (like its initial student), so an
+        // ablation differs from it only in what it switches off.
+        let key = arm_key("crossadapt");
         student.set_frozen(true, false);
         for epoch in 0..epochs_dense {
-            let s = derive(seed, "sample-1b", arm_key(&name), epoch as u64);
-            samples += distill_pass(host, &name, Stage::DenseDistill, student, strategy, s)?;
+            let s = derive(seed, "sample-1b", key, epoch as u64);
+            let stage = Stage::DenseDistill;
+            samples += distill_pass(host, &name, stage, student, strategy, correct, s)?;
         }
         student.set_frozen(false, false);
         for epoch in 0..epochs_joint {
-            let s = derive(seed, "sample-1c", arm_key(&name), epoch as u64);
-            samples += distill_pass(host, &name, Stage::JointDistill, student, strategy, s)?;
+            let s = derive(seed, "sample-1c", key, epoch as u64);
+            let stage = Stage::JointDistill;
+            samples += distill_pass(host, &name, stage, student, strategy, correct, s)?;
         }
         arm.state.offline_seconds = started.elapsed().as_secs_f64();
         arm.state.offline_samples = samples;
@@ -409,16 +421,22 @@ impl Recipe for CrossAdapt {
         };
         arm.state.last_teacher_loss = signals.teacher_loss;
         arm.state.last_student_loss = signals.student_loss;
-        let weight = drift_weight(&signals, &adaptation);
+        let rule_weight = drift_weight(&signals, &adaptation);
         let announces_drift = day.announces_drift;
         if announces_drift {
-            emit_drift(host, day.day, None, weight, day.drift)?;
+            emit_drift(host, day.day, None, rule_weight, day.drift)?;
         }
+        let weight = match self.0.weight {
+            WeightRule::Matched => matched_weight(&arm.state.rule_weights, day.day).unwrap_or(0.0),
+            _ => rule_weight,
+        };
         let replay =
             ChaCha8Rng::seed_from_u64(derive(seed, "replay", arm_key(&arm.name()), day.day as u64));
         Ok(DayState {
             signals,
             weight,
+            rule_weight,
+            rule_sum: 0.0,
             replay,
             pending: 0,
             announces_drift,
@@ -443,22 +461,31 @@ impl Recipe for CrossAdapt {
             s.adaptation.replay_floor,
         );
         let n_batches = day.rows.rows().div_ceil(batch_size) as u32;
-        if v.adaptive && remeasure > 0 && bi > 0 && bi.is_multiple_of(remeasure) {
+        let measures = v.weight != WeightRule::Fixed;
+        if measures && remeasure > 0 && bi > 0 && bi.is_multiple_of(remeasure) {
             // The drift of the rows seen so far today against the day's reference window,
             // measured with the day's (`DayDrift::within`).
             if let Some((_, dd)) = day.drift.within.iter().find(|(at, _)| *at == bi) {
                 state.signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
                 state.signals.label_rate = dd.label_rate;
-                state.weight = drift_weight(&state.signals, host.settings().adaptation);
+                state.rule_weight = drift_weight(&state.signals, host.settings().adaptation);
+                if v.adaptive() {
+                    state.weight = state.rule_weight;
+                }
                 if state.announces_drift {
                     emit_drift(host, day.day, Some(bi), state.weight, dd)?;
                 }
             }
         }
+        state.rule_sum += state.rule_weight;
+        if v.weight == WeightRule::Matched && bi + 1 == n_batches {
+            let mean = state.rule_sum / n_batches as f64;
+            record_rule_weight(&mut arm.state.rule_weights, day.day, mean);
+        }
         let p = host.params().clone();
         let w = state.weight;
         let replay = if v.replay {
-            let ratio = if v.adaptive {
+            let ratio = if measures {
                 replay_ratio(w, p.replay_ratio, floor)
             } else {
                 p.replay_ratio
@@ -476,7 +503,7 @@ impl Recipe for CrossAdapt {
             Some(teacher) => teacher_pass(teacher, b, &replay, &format!("{name} teacher"))?,
             None => host.teacher()?.predict_logits(&x)?,
         };
-        let a = if v.adaptive {
+        let a = if measures {
             distill_weight(w, p.distill_min, p.distill_max)
         } else {
             p.distill_max
@@ -593,13 +620,15 @@ pub fn transfer(
 }
 
 /// One pass of 1B or 1C over a fresh draw of the retained pool. The sampling ratio follows
-/// operator changes from the next window on.
+/// operator changes from the next window on. `correct`: the label term gets the sampler's
+/// log-odds offset (when `method.logit_correction` is on; `crossadapt-nocorr` passes false).
 pub fn distill_pass(
     host: &mut dyn Host,
     name: &str,
     stage: Stage,
     student: &mut Trainer,
     strategy: Strategy,
+    correct: bool,
     seed: u64,
 ) -> anyhow::Result<u64> {
     let pool = host.retained_pool()?;
@@ -640,7 +669,8 @@ pub fn distill_pass(
         fallbacks += sample.fell_back as u32;
         let t = host.teacher()?.predict_logits(&sample.batch)?;
         let m = host.settings().method;
-        let target = distill_target(m, &t, m.distill_weight, sample.logit_offset);
+        let offset = if correct { sample.logit_offset } else { 0.0 };
+        let target = distill_target(m, &t, m.distill_weight, offset);
         check_loss(student.train_batch(&sample.batch, target), name)?;
         done += sample.batch.rows() as u64;
         i += 1;

@@ -19,8 +19,26 @@ pub struct CrossAdaptVariant {
     pub asymmetric_teacher: bool,
     /// Replay rows from the retained pool online.
     pub replay: bool,
-    /// Drift-aware distillation weight (off: fixed `a_max`).
-    pub adaptive: bool,
+    /// How the online distillation weight and replay ratio are set.
+    pub weight: WeightRule,
+    /// 1B/1C add the sampler's exact log-odds offset to the label term (`method.logit_correction`;
+    /// off: the biased sample's base rate reaches the student uncorrected).
+    pub logit_correction: bool,
+}
+
+/// How a crossadapt arm sets its online distillation weight `a` and replay ratio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightRule {
+    /// The drift-aware rule: each day's (and re-measure's) drift weight moves `a` between
+    /// `distill_max` and `distill_min` (the full method).
+    Adaptive,
+    /// `a = distill_max` and the configured replay ratio every day (no drift adaptation).
+    Fixed,
+    /// One level, not responsive: on online day t the mean of the drift weights the adaptive
+    /// rule produced on the online days before t (from the arm's own drift measurements), so
+    /// its level tracks the adaptive arm's without reacting to the day itself and without
+    /// look-ahead. On the first online day there is no past: the no-drift value (as `Fixed`).
+    Matched,
 }
 
 impl CrossAdaptVariant {
@@ -29,12 +47,18 @@ impl CrossAdaptVariant {
         sampling: true,
         asymmetric_teacher: true,
         replay: true,
-        adaptive: true,
+        weight: WeightRule::Adaptive,
+        logit_correction: true,
     };
 
     /// Variants whose offline stage is identical can share one offline run.
-    pub fn offline_key(&self) -> (bool, bool) {
-        (self.projection, self.sampling)
+    pub fn offline_key(&self) -> (bool, bool, bool) {
+        (self.projection, self.sampling, self.logit_correction)
+    }
+
+    /// The online weight follows each day's measured drift.
+    pub fn adaptive(&self) -> bool {
+        self.weight == WeightRule::Adaptive
     }
 }
 
@@ -77,6 +101,14 @@ pub const ARM_NAMES: &[(&str, &str)] = &[
         "crossadapt-fixed",
         "ablation: fixed distillation weight (no drift adaptation)",
     ),
+    (
+        "crossadapt-matched",
+        "ablation: fixed weight at the adaptive rule's mean over the past online days",
+    ),
+    (
+        "crossadapt-nocorr",
+        "ablation: no logit correction of the biased 1B/1C sample",
+    ),
 ];
 
 impl ArmKind {
@@ -104,7 +136,15 @@ impl ArmKind {
                 ..full
             }),
             "crossadapt-fixed" => ArmKind::CrossAdapt(CrossAdaptVariant {
-                adaptive: false,
+                weight: WeightRule::Fixed,
+                ..full
+            }),
+            "crossadapt-matched" => ArmKind::CrossAdapt(CrossAdaptVariant {
+                weight: WeightRule::Matched,
+                ..full
+            }),
+            "crossadapt-nocorr" => ArmKind::CrossAdapt(CrossAdaptVariant {
+                logit_correction: false,
                 ..full
             }),
             other => {
@@ -176,7 +216,8 @@ mod tests {
                 v.sampling != full.sampling,
                 v.asymmetric_teacher != full.asymmetric_teacher,
                 v.replay != full.replay,
-                v.adaptive != full.adaptive,
+                v.weight != full.weight,
+                v.logit_correction != full.logit_correction,
             ];
             assert_eq!(flips.iter().filter(|&&f| f).count(), 1, "{name}");
         }

@@ -14,7 +14,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod report;
 
-pub use arm::{ArmKind, CrossAdaptVariant, ARM_NAMES};
+pub use arm::{ArmKind, CrossAdaptVariant, WeightRule, ARM_NAMES};
 pub use event::{
     ArmInfo, DayPlan, EngineCommand, EngineEvent, EvalMetrics, EventSink, FieldDrift,
     FieldProjection, ParamError, ParamPatch, Params, Position, Record, StageAt,
