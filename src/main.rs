@@ -12,6 +12,13 @@ fn main() -> std::process::ExitCode {
     // Before any thread exists, so every thread of the process inherits it: denormal floats
     // are flushed to zero (they slow Intel's FMA units down by microcode assists; src/fpenv.rs).
     crossadapt::fpenv::flush_denormals();
+    // Before any thread exists too: candle's elementwise ops stay on the thread that calls them
+    // (the crate's training pools are the parallelism) instead of fanning out to candle's own
+    // barrier-pool threads, whose busy-waiting competed with the training threads for the
+    // cores (docs/performance.md, the default session). An explicit setting is kept.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     // Keep freed memory instead of returning it to the OS 10 ms later: every training step frees
     // and reallocates the same multi-megabyte activations, and re-faulting them (zeroing huge
     // pages in the kernel) was 13% of a DeepFM step under `perf` (README, speed).

@@ -294,3 +294,56 @@ fn malformed_inputs_fail_with_one_sentence_naming_file_column_row() {
         "{e}"
     );
 }
+
+/// The day cache: the first open parses and writes one file per day; a second open of the same
+/// table reads its days from the cache, not from the text; another identity (here the label;
+/// equally the schema or a file) is another entry.
+#[test]
+fn the_day_cache_serves_later_opens_and_misses_on_a_changed_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = SynthConfig {
+        days: 3,
+        rows_per_day: 200,
+        ..SynthConfig::preset("tiny").expect("tiny")
+    };
+    let source = SyntheticSource::new(cfg).expect("source");
+    let out = dir.path().join("days");
+    write_synthetic(&source, &out).expect("write");
+    let schema = || TableSchema::load(&out.join("schema.toml")).expect("schema");
+    let cache = dir.path().join("cache");
+    let first = TableSource::open_with_cache(&out, schema(), "table", Some(&cache)).expect("open");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .expect("cache")
+        .flatten()
+        .collect();
+    assert_eq!(entries.len(), 1, "one entry, no temporary folder left");
+    let entry = entries[0].path();
+    let files = std::fs::read_dir(&entry).expect("entry").count();
+    assert_eq!(files, 3 + 1, "a file per day and the manifest");
+    let uncached = TableSource::open_with_cache(&out, schema(), "table", None).expect("open");
+    for d in 0..3 {
+        let want = source.raw_day(d).expect("gen");
+        assert_eq!(first.raw_day(d).expect("cached"), want, "day {d}");
+        assert_eq!(uncached.raw_day(d).expect("memory"), want, "day {d}");
+    }
+    // A second open with the cache answers from it: the day files are what it reads, so a
+    // day file swapped for another day's shows through.
+    std::fs::copy(
+        entry.join("day-00000.parquet"),
+        entry.join("day-00002.parquet"),
+    )
+    .unwrap();
+    let second = TableSource::open_with_cache(&out, schema(), "table", Some(&cache)).expect("hit");
+    assert_eq!(second.num_days(), 3);
+    assert_eq!(
+        second.raw_day(2).expect("day 2").cat,
+        source.raw_day(0).expect("gen").cat
+    );
+    // Another identity is another entry, read from the text again.
+    let third = TableSource::open_with_cache(&out, schema(), "criteo", Some(&cache)).expect("miss");
+    assert_eq!(
+        third.raw_day(2).expect("day 2"),
+        source.raw_day(2).expect("gen")
+    );
+    assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
+}

@@ -123,6 +123,33 @@ fn a_tiny_session_runs_end_to_end_and_reports_every_arm_and_day() {
     assert!(report.headline.offline_auc_minus_kd.is_some());
     assert_eq!(report.headline.shock_day, Some(6));
     assert_eq!(report.headline.post_shock_mean_auc.len(), 5);
+    // Each arm's training throughput: offline in its `OfflineResult` (none for the incumbent,
+    // which trains nothing offline), online the mean of its days', both in the report.
+    for r in &records {
+        if let EngineEvent::OfflineResult {
+            arm,
+            seconds,
+            samples,
+            samples_per_sec,
+            ..
+        } = &r.event
+        {
+            match samples_per_sec {
+                Some(rate) => assert_eq!(*rate, *samples as f64 / seconds, "{arm}"),
+                None => assert_eq!((arm.as_str(), *samples), ("incumbent", 0)),
+            }
+        }
+    }
+    for a in &report.arms {
+        let online = a.online_samples_per_sec.expect("online rate");
+        assert!(online > 0.0 && online.is_finite(), "{}: {online}", a.name);
+        assert_eq!(
+            a.offline_samples_per_sec.is_some(),
+            a.name != "incumbent",
+            "{}",
+            a.name
+        );
+    }
 }
 
 #[test]

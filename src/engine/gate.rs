@@ -12,10 +12,16 @@ use crate::train::stats::{paired_auc, paired_logloss, Interval};
 
 impl Engine {
     /// Emits one `Gate` event per running student arm for online day `d` (nothing without a
-    /// running incumbent arm). Scores are the models' state before the day's training, the
-    /// same state the day's `DayMetrics` evaluate, so the AUC difference is exactly the
+    /// running incumbent arm). `scores` are each arm's logits on the day (in the arms' order,
+    /// `None` where an arm has none), from the models' state before the day's training: the
+    /// very predictions the day's `DayMetrics` evaluate, so the AUC difference is exactly the
     /// difference of the two reported AUCs.
-    pub(crate) fn gate_day(&mut self, d: u32, day: &Batch) -> anyhow::Result<()> {
+    pub(crate) fn gate_day(
+        &mut self,
+        d: u32,
+        day: &Batch,
+        scores: &[Option<Vec<f32>>],
+    ) -> anyhow::Result<()> {
         let Some(inc) = self
             .arms()
             .iter()
@@ -25,7 +31,15 @@ impl Engine {
         };
         let rule = self.config().gate;
         let incumbent = self.arms()[inc].name();
-        let z_inc = self.arms()[inc].student.predict_logits(day)?;
+        let predicted;
+        let z_inc = match scores.get(inc).and_then(Option::as_ref) {
+            Some(z) => z,
+            // Without scores the incumbent predicts here, and its error is the run's.
+            None => {
+                predicted = self.arms()[inc].student.predict_logits(day)?;
+                &predicted
+            }
+        };
         let p_inc: Vec<f32> = z_inc.iter().map(|&z| sigmoid(z)).collect();
         let mut events = Vec::new();
         for (i, arm) in self.arms().iter().enumerate() {
@@ -34,11 +48,11 @@ impl Engine {
             }
             // A student that cannot predict fails in its own evaluation right after; the gate
             // just has no evidence for it that day.
-            let Ok(z) = arm.student.predict_logits(day) else {
+            let Some(z) = scores.get(i).and_then(Option::as_ref) else {
                 continue;
             };
             let p: Vec<f32> = z.iter().map(|&z| sigmoid(z)).collect();
-            let auc = paired_auc(&z, &z_inc, &day.label)
+            let auc = paired_auc(z, z_inc, &day.label)
                 .map(|r| r.diff(rule.level))
                 .filter(Interval::is_finite);
             let logloss = paired_logloss(&p, &p_inc, &day.label)

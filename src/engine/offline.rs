@@ -233,10 +233,12 @@ impl Engine {
             }
             let m = evaluate(&self.arms()[i].student, &day, user)?;
             let arm = &self.arms()[i];
+            let (seconds, samples) = (arm.state.offline_seconds, arm.state.offline_samples);
             let event = EngineEvent::OfflineResult {
                 arm: arm.name(),
-                seconds: arm.state.offline_seconds,
-                samples: arm.state.offline_samples,
+                seconds,
+                samples,
+                samples_per_sec: crate::protocol::throughput(samples, seconds),
                 metrics: m,
             };
             self.emit(event)?;

@@ -43,11 +43,17 @@ impl Engine {
             total,
         })?;
         let started = Instant::now();
-        if start_arm == 0 {
-            // Before any arm trains on the day. A day resumed past its first arm logged its
-            // gate evidence before the checkpoint it resumes from.
-            self.gate_day(d, &day)?;
-        }
+        // Every running arm's logits on the day before any arm trains on it: each arm's
+        // test-then-train evaluation, and the gate's evidence, read the same predictions, so
+        // they are computed once. A day resumed past its first arm logged its gate evidence
+        // before the checkpoint it resumes from; its arms predict for themselves.
+        let mut scores = if start_arm == 0 {
+            let scores = self.day_scores(&day);
+            self.gate_day(d, &day, &scores)?;
+            scores
+        } else {
+            Vec::new()
+        };
         // The first drift-adaptive arm announces the day's drift weight.
         let announcer = self
             .arms()
@@ -68,7 +74,8 @@ impl Engine {
                 continue;
             }
             let mut arm = self.arms_mut().remove(i);
-            let result = self.arm_day(&mut arm, d, &day, &drift, announcer == Some(i));
+            let logits = scores.get_mut(i).and_then(Option::take);
+            let result = self.arm_day(&mut arm, d, &day, &drift, announcer == Some(i), logits);
             let name = arm.name();
             if let Err(e) = &result {
                 if e.downcast_ref::<StopRequested>().is_none() {
@@ -95,7 +102,23 @@ impl Engine {
         })
     }
 
-    /// One arm's online day: evaluated on the day first, then trained batch by batch by its
+    /// Each arm's logits on `day` in the arms' order (`None` for a failed arm, or one that
+    /// cannot predict: it fails in its own evaluation, which predicts again).
+    fn day_scores(&self, day: &Batch) -> Vec<Option<Vec<f32>>> {
+        self.arms()
+            .iter()
+            .map(|a| {
+                a.state
+                    .failed
+                    .is_none()
+                    .then(|| a.student.predict_logits(day).ok())
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// One arm's online day: evaluated on the day first (from `logits`, its predictions on the
+    /// day made before any arm trained on it, when given), then trained batch by batch by its
     /// recipe, with commands polled between batches and the updates announced every
     /// `updates_every` batches.
     fn arm_day(
@@ -105,11 +128,16 @@ impl Engine {
         day: &Batch,
         drift: &DayDrift,
         announces_drift: bool,
+        logits: Option<Vec<f32>>,
     ) -> anyhow::Result<()> {
         let recipe = recipe(arm.kind());
         let name = arm.name();
         let user = self.features().user_index();
-        let metrics = metrics::evaluate(&arm.student.predict_logits(day)?, day, user);
+        let logits = match logits {
+            Some(z) => z,
+            None => arm.student.predict_logits(day)?,
+        };
+        let metrics = metrics::evaluate(&logits, day, user);
         let input = DayInput {
             day: d,
             rows: day,

@@ -489,8 +489,7 @@ impl Recipe for CrossAdapt {
         }
         let p = host.params().clone();
         let w = state.weight;
-        let mut x = b.clone();
-        if v.replay {
+        let replay = if v.replay {
             let ratio = if measures {
                 replay_ratio(w, p.replay_ratio, floor)
             } else {
@@ -498,9 +497,17 @@ impl Recipe for CrossAdapt {
             };
             let n = (ratio * b.rows() as f64).round() as usize;
             let pool = host.retained_pool()?;
-            x.extend(&draw_replay(&pool, n, &mut state.replay));
-        }
-        let t = Self::teacher(host, arm)?.predict_logits(&x)?;
+            draw_replay(&pool, n, &mut state.replay)
+        } else {
+            Batch::empty(b.num_cat, b.num_num)
+        };
+        // The student trains on the online rows and the replay rows together, in one step.
+        let mut x = b.clone();
+        x.extend(&replay);
+        let t = match arm.teacher.as_mut() {
+            Some(teacher) => teacher_pass(teacher, b, &replay, &format!("{name} teacher"))?,
+            None => host.teacher()?.predict_logits(&x)?,
+        };
         let a = if measures {
             distill_weight(w, p.distill_min, p.distill_max)
         } else {
@@ -510,10 +517,6 @@ impl Recipe for CrossAdapt {
         check_loss(arm.student.train_batch(&x, target), &name)?;
         let mut work = BatchWork::default();
         if let Some(teacher) = arm.teacher.as_mut() {
-            check_loss(
-                teacher.accumulate(b, Target::Labels),
-                &format!("{name} teacher"),
-            )?;
             state.pending += 1;
             if state.pending >= p.teacher_interval || bi + 1 == n_batches {
                 teacher.step()?;
@@ -523,6 +526,35 @@ impl Recipe for CrossAdapt {
         }
         Ok(work)
     }
+}
+
+/// The co-distilled teacher's share of an online step: its label gradients on the `online`
+/// rows are accumulated, and its logits on the `online` rows then the `replay` rows come back
+/// as the student's distillation target. The teacher's weights change only when it steps,
+/// after the target was taken, so the forward pass that its gradients come from already holds
+/// the online rows' logits: one forward with gradients on the online rows and one without on
+/// the replay rows, instead of a forward over both for the target and a second one over the
+/// online rows for the gradients.
+pub fn teacher_pass(
+    teacher: &mut Trainer,
+    online: &Batch,
+    replay: &Batch,
+    who: &str,
+) -> anyhow::Result<Vec<f32>> {
+    let mut logits = Vec::new();
+    check_loss(
+        teacher
+            .accumulate_logits(online, Target::Labels)
+            .map(|(loss, z)| {
+                logits = z;
+                loss
+            }),
+        who,
+    )?;
+    if !replay.is_empty() {
+        logits.extend(teacher.predict_logits(replay)?);
+    }
+    Ok(logits)
 }
 
 /// The distillation target of METHOD.md with weight `alpha`; `offset` is the sampler's
@@ -703,4 +735,82 @@ pub fn check_loss(loss: anyhow::Result<f32>, who: &str) -> anyhow::Result<f32> {
     let l = loss.with_context(|| format!("training {who}"))?;
     anyhow::ensure!(l.is_finite(), "training {who}: loss became {l}");
     Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::teacher_pass;
+    use crate::method::arm::clone_trainer;
+    use crate::model::build_model;
+    use crate::train::toy::ToyWorld;
+    use crate::train::{Target, TrainConfig, Trainer};
+
+    /// Every weight of a trainer's model: the embedding table, then each dense parameter.
+    fn weights(t: &Trainer) -> Vec<f32> {
+        let mut w = t.model().embeddings().data.clone();
+        for v in t.model().dense().vars() {
+            w.extend(
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+            );
+        }
+        w
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 1e-6, "{what}[{i}]: {x} vs {y}");
+        }
+    }
+
+    /// The co-distilled teacher's one forward pass on the online rows gives the target and the
+    /// update of the former three-pass step: a forward without gradients over online and replay
+    /// rows for the target, then a forward with gradients over the online rows for the
+    /// teacher's accumulation, stepping every other batch.
+    #[test]
+    fn one_teacher_forward_gives_the_three_pass_target_and_update() {
+        let world = ToyWorld::new(4, 30, 5);
+        let cfg = TrainConfig {
+            emb_lr: 0.05,
+            dense_lr: 0.01,
+            ..TrainConfig::default()
+        };
+        let spec = "mlp:emb=4,hidden=8x4".parse().unwrap();
+        let mut reused =
+            Trainer::new(build_model(&spec, &world.features, 3).unwrap(), &cfg).unwrap();
+        // Some optimiser state, as a teacher has at the switch.
+        reused
+            .train_batch(&world.batch(50, 9), Target::Labels)
+            .unwrap();
+        let mut three_pass = clone_trainer(&reused, &cfg).unwrap();
+        assert_close(
+            &weights(&reused),
+            &weights(&three_pass),
+            "weights at the start",
+        );
+        for i in 0..6u64 {
+            let online = world.batch(64, 100 + i);
+            let replay = world.batch(i as usize * 3, 200 + i);
+            let mut x = online.clone();
+            x.extend(&replay);
+            let old_target = three_pass.predict_logits(&x).unwrap();
+            three_pass.accumulate(&online, Target::Labels).unwrap();
+            let new_target = teacher_pass(&mut reused, &online, &replay, "teacher").unwrap();
+            assert_close(&new_target, &old_target, &format!("target of batch {i}"));
+            if i % 2 == 1 {
+                three_pass.step().unwrap();
+                reused.step().unwrap();
+                assert_close(
+                    &weights(&reused),
+                    &weights(&three_pass),
+                    &format!("teacher after batch {i}"),
+                );
+            }
+        }
+        assert_eq!(reused.steps(), three_pass.steps());
+    }
 }

@@ -306,6 +306,10 @@ pub enum EngineEvent {
         #[serde(with = "num")]
         seconds: f64,
         samples: u64,
+        /// Offline training throughput, `samples / seconds` (`None` for an arm that trained
+        /// nothing offline, and in logs written before the field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+        samples_per_sec: Option<f64>,
         metrics: EvalMetrics,
     },
     /// Student and teacher updates over a run of batches of one online day.
@@ -594,6 +598,7 @@ mod tests {
                 arm: "a".into(),
                 seconds: nan,
                 samples: 0,
+                samples_per_sec: Some(nan),
                 metrics: m.clone(),
             },
             EngineEvent::Drift {

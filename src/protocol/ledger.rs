@@ -116,7 +116,16 @@ pub struct OfflineEntry {
     #[serde(with = "num")]
     pub seconds: f64,
     pub samples: u64,
+    /// Offline training throughput (`None` when the arm trained nothing offline).
+    #[serde(default, with = "num::opt")]
+    pub samples_per_sec: Option<f64>,
     pub metrics: EvalMetrics,
+}
+
+/// Training throughput: `samples / seconds`, `None` when nothing was trained or no time
+/// measured.
+pub fn throughput(samples: u64, seconds: f64) -> Option<f64> {
+    (samples > 0 && seconds > 0.0).then(|| samples as f64 / seconds)
 }
 
 /// One online day of one arm.
@@ -172,6 +181,13 @@ pub struct ArmVerdict {
     pub offline_seconds: f64,
     pub offline_samples: u64,
     pub offline: Option<EvalMetrics>,
+    /// Offline training throughput, samples per second (arms that trained offline).
+    #[serde(default, with = "num::opt")]
+    pub offline_samples_per_sec: Option<f64>,
+    /// Online training throughput: the mean over the online days of each day's samples per
+    /// second (the co-distilled teacher's work included).
+    #[serde(default, with = "num::opt")]
+    pub online_samples_per_sec: Option<f64>,
     /// Means over the online days where the metric is defined.
     #[serde(default, with = "num::opt")]
     pub online_mean_auc: Option<f64>,
@@ -334,11 +350,14 @@ impl Ledger {
                 arm,
                 seconds,
                 samples,
+                samples_per_sec,
                 metrics,
             } => {
                 self.arm_mut(arm).offline = Some(OfflineEntry {
                     seconds: *seconds,
                     samples: *samples,
+                    // Logs written before the field existed: from the same record's figures.
+                    samples_per_sec: samples_per_sec.or_else(|| throughput(*samples, *seconds)),
                     metrics: metrics.clone(),
                 });
             }
@@ -536,6 +555,8 @@ impl Ledger {
                     offline_seconds: a.offline.as_ref().map_or(0.0, |o| o.seconds),
                     offline_samples: a.offline.as_ref().map_or(0, |o| o.samples),
                     offline: a.offline.as_ref().map(|o| o.metrics.clone()),
+                    offline_samples_per_sec: a.offline.as_ref().and_then(|o| o.samples_per_sec),
+                    online_samples_per_sec: mean(a.days.values().map(|d| d.samples_per_sec)),
                     online_mean_auc: mean(days().filter_map(|m| m.auc)),
                     online_mean_logloss: mean(days().map(|m| m.logloss)),
                     online_mean_abs_bias: mean(days().filter_map(|m| m.abs_bias())),
@@ -698,6 +719,7 @@ mod tests {
                 arm: name.to_string(),
                 seconds: *secs,
                 samples: if *secs > 0.0 { 100 } else { 0 },
+                samples_per_sec: None,
                 metrics: metrics(Some(0.7 + secs / 1000.0), 0.0),
             });
         }
@@ -733,6 +755,69 @@ mod tests {
         assert!(l.day_complete(3));
         assert_eq!(l.last_day(), Some(3));
         assert_eq!(l.arm("kd").unwrap().kind, Some(ArmKind::Kd));
+    }
+
+    /// Each arm's training throughput: offline from its `OfflineResult` (its own field, or its
+    /// seconds and samples in a log written before the field), online the mean of its days'.
+    #[test]
+    fn the_verdict_carries_each_arms_offline_and_online_samples_per_second() {
+        let mut records = known();
+        let n = records.len() as u64;
+        // kd's offline result again, now with the field (a redone offline stage).
+        records.push(rec(
+            n,
+            EngineEvent::OfflineResult {
+                arm: "kd".into(),
+                seconds: 30.0,
+                samples: 100,
+                samples_per_sec: Some(4.0),
+                metrics: metrics(Some(0.73), 0.0),
+            },
+        ));
+        records.push(rec(
+            n + 1,
+            EngineEvent::DayMetrics {
+                arm: "crossadapt".into(),
+                day: 4,
+                metrics: metrics(Some(0.75), 0.0),
+                train_seconds: 2.0,
+                samples: 10,
+                samples_per_sec: 40.0,
+                student_updates: 2,
+                teacher_updates: 1,
+            },
+        ));
+        let l = Ledger::of(&records);
+        assert_eq!(
+            l.arm("kd")
+                .unwrap()
+                .offline
+                .as_ref()
+                .unwrap()
+                .samples_per_sec,
+            Some(4.0)
+        );
+        let v = l.verdict(None);
+        let rate = |i: usize| {
+            (
+                v.arms[i].offline_samples_per_sec,
+                v.arms[i].online_samples_per_sec,
+            )
+        };
+        assert_eq!(rate(0), (Some(100.0 / 40.0), Some(10.0)), "scratch");
+        assert_eq!(rate(1), (Some(4.0), Some(10.0)), "kd, from the field");
+        assert_eq!(
+            rate(2),
+            (Some(10.0), Some(20.0)),
+            "crossadapt: days at 10, 10 and 40"
+        );
+        assert_eq!(
+            rate(3),
+            (None, Some(10.0)),
+            "the incumbent trains nothing offline"
+        );
+        assert_eq!(throughput(0, 1.0), None);
+        assert_eq!(throughput(5, 0.0), None);
     }
 
     #[test]

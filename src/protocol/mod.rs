@@ -23,7 +23,8 @@ pub use event::{
 };
 pub use gate::{GateDay, GateDecision, GateRule, GateStatus};
 pub use ledger::{
-    ArmLedger, ArmVerdict, DayEntry, DayTicks, DriftReading, HoldoutEntry, Ledger, Verdict,
+    throughput, ArmLedger, ArmVerdict, DayEntry, DayTicks, DriftReading, HoldoutEntry, Ledger,
+    Verdict,
 };
 pub use lifecycle::{Lifecycle, Stage};
 pub use report::Report;

@@ -43,6 +43,9 @@ pub struct ArmReport {
     /// Evaluated on the first online day, before training on it.
     pub offline: Option<EvalMetrics>,
     pub online: Vec<DayRow>,
+    /// Offline training throughput, samples per second (arms that trained offline).
+    #[serde(default, with = "num::opt")]
+    pub offline_samples_per_sec: Option<f64>,
     /// Mean training throughput over the online days.
     #[serde(default, with = "num::opt")]
     pub online_samples_per_sec: Option<f64>,
@@ -105,36 +108,33 @@ impl Report {
             .arms
             .iter()
             .zip(&verdict.arms)
-            .map(|(a, v)| {
-                let rates = a.days.values().map(|d| d.samples_per_sec);
-                let n = a.days.len();
-                ArmReport {
-                    name: a.name.clone(),
-                    model: a.model.clone(),
-                    offline_seconds: v.offline_seconds,
-                    samples_trained: v.offline_samples,
-                    offline: v.offline.clone(),
-                    online: a
-                        .days
-                        .iter()
-                        .map(|(day, d)| DayRow {
-                            day: *day,
-                            metrics: d.metrics.clone(),
-                            samples_per_sec: d.samples_per_sec,
-                            student_updates: d.student_updates,
-                            teacher_updates: d.teacher_updates,
-                            gate: a.gate.get(day).cloned(),
-                        })
-                        .collect(),
-                    online_samples_per_sec: (n > 0).then(|| rates.sum::<f64>() / n as f64),
-                    online_seconds: v.online_seconds,
-                    total_seconds: v.total_seconds,
-                    time_vs_scratch: v.time_vs_scratch,
-                    total_vs_scratch: v.total_vs_scratch,
-                    gate: v.gate.clone(),
-                    holdout: v.holdout.clone(),
-                    failed: a.failed.clone(),
-                }
+            .map(|(a, v)| ArmReport {
+                name: a.name.clone(),
+                model: a.model.clone(),
+                offline_seconds: v.offline_seconds,
+                samples_trained: v.offline_samples,
+                offline: v.offline.clone(),
+                online: a
+                    .days
+                    .iter()
+                    .map(|(day, d)| DayRow {
+                        day: *day,
+                        metrics: d.metrics.clone(),
+                        samples_per_sec: d.samples_per_sec,
+                        student_updates: d.student_updates,
+                        teacher_updates: d.teacher_updates,
+                        gate: a.gate.get(day).cloned(),
+                    })
+                    .collect(),
+                offline_samples_per_sec: v.offline_samples_per_sec,
+                online_samples_per_sec: v.online_samples_per_sec,
+                online_seconds: v.online_seconds,
+                total_seconds: v.total_seconds,
+                time_vs_scratch: v.time_vs_scratch,
+                total_vs_scratch: v.total_vs_scratch,
+                gate: v.gate.clone(),
+                holdout: v.holdout.clone(),
+                failed: a.failed.clone(),
             })
             .collect();
         Report {
@@ -178,8 +178,17 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<22} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
-            "arm", "offline s", "samples", "AUC", "LogLoss", "bias", "NE", "online AUC", "online/s"
+            "{:<22} {:>9} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+            "arm",
+            "offline s",
+            "samples",
+            "offline/s",
+            "AUC",
+            "LogLoss",
+            "bias",
+            "NE",
+            "online AUC",
+            "online/s"
         );
         for a in &self.arms {
             let m = a.offline.clone().unwrap_or_default();
@@ -188,10 +197,11 @@ impl Report {
             let online_auc = (n > 0).then(|| online.sum::<f64>() / n as f64);
             let _ = writeln!(
                 s,
-                "{:<22} {:>9.1} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+                "{:<22} {:>9.1} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
                 a.name,
                 a.offline_seconds,
                 a.samples_trained,
+                fmt_opt(a.offline_samples_per_sec, 0),
                 fmt_opt(m.auc, 4),
                 num::fixed(m.logloss, 4),
                 num::signed(m.bias, 3),
@@ -318,6 +328,7 @@ mod tests {
                     arm: name.to_string(),
                     seconds: secs,
                     samples: 1000,
+                    samples_per_sec: Some(1000.0 / secs),
                     metrics: metrics(auc, 0.0),
                 },
             ));
@@ -353,7 +364,15 @@ mod tests {
         assert!((r.headline.online_mean_abs_bias["kd"] - 0.1).abs() < 1e-9);
         assert_eq!(r.arms[2].online.len(), 4);
         assert_eq!(r.arms[2].online_samples_per_sec, Some(300.0));
+        assert_eq!(r.arms[0].offline_samples_per_sec, Some(25.0));
+        assert_eq!(r.arms[2].offline_samples_per_sec, Some(100.0));
         let table = r.table();
+        assert!(table.contains("offline/s"));
+        let crossadapt = table.lines().find(|l| l.starts_with("crossadapt")).unwrap();
+        assert!(
+            crossadapt.split_whitespace().any(|c| c == "100"),
+            "{crossadapt}"
+        );
         assert!(table.contains("crossadapt offline time / scratch's: 0.250"));
     }
 

@@ -124,11 +124,15 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 arm,
                 seconds,
                 samples,
+                samples_per_sec,
                 metrics,
             } => {
+                let rate = samples_per_sec.map_or(String::new(), |r| {
+                    format!(" · {} samples/s", num::fixed(r, 0))
+                });
                 writeln!(
                     self.out,
-                    "offline {arm}: AUC {} · LogLoss {} · bias {} · {seconds:.1} s · {samples} samples",
+                    "offline {arm}: AUC {} · LogLoss {} · bias {} · {seconds:.1} s · {samples} samples{rate}",
                     opt(metrics.auc, 4),
                     num::fixed(metrics.logloss, 5),
                     num::signed(metrics.bias, 4)
@@ -296,12 +300,14 @@ impl<W: Write + Send> DayTablePrinter<W> {
             };
             writeln!(
                 self.out,
-                "{:<w$}  time to switch {:.1} s{}, total compute {:.1} s{}",
+                "{:<w$}  time to switch {:.1} s{}, total compute {:.1} s{}; trains {} samples/s offline, {} online",
                 a.arm,
                 a.offline_seconds,
                 of_scratch(a.time_vs_scratch),
                 a.total_seconds,
                 of_scratch(a.total_vs_scratch),
+                opt(a.offline_samples_per_sec, 0),
+                opt(a.online_samples_per_sec, 0),
             )?;
         }
         for a in arms {

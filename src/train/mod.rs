@@ -100,9 +100,17 @@ pub struct Trainer {
     vocabulary: Option<String>,
 }
 
-/// What one forward/backward pass produced: loss, embedding-row gradients, dense gradients
-/// (one per parameter, `None` where it got none), forward and backward milliseconds.
-type Pass = (f32, Option<Vec<f32>>, Vec<Option<Vec<f32>>>, f64, f64);
+/// What one forward/backward pass produced: loss, the forward's logits (when asked for),
+/// embedding-row gradients, dense gradients (one per parameter, `None` where it got none),
+/// forward and backward milliseconds.
+type Pass = (
+    f32,
+    Option<Vec<f32>>,
+    Option<Vec<f32>>,
+    Vec<Option<Vec<f32>>>,
+    f64,
+    f64,
+);
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
@@ -256,6 +264,26 @@ impl Trainer {
     /// Forward and backward of one batch; gradients are added to the accumulators. Returns the
     /// mean loss; a non-finite loss is an error and leaves the accumulators untouched.
     pub fn accumulate(&mut self, b: &Batch, target: Target) -> Result<f32> {
+        Ok(self.pass(b, target, false)?.0)
+    }
+
+    /// [`accumulate`](Self::accumulate), also returning the logits of the forward pass it
+    /// differentiated (detached): the same numbers [`predict_logits`](Self::predict_logits)
+    /// gives before the gradients are applied, without a second forward pass. A co-distilled
+    /// teacher's distillation target and its own label gradients come from this one pass.
+    pub fn accumulate_logits(&mut self, b: &Batch, target: Target) -> Result<(f32, Vec<f32>)> {
+        let (loss, logits) = self.pass(b, target, true)?;
+        Ok((loss, logits.unwrap_or_default()))
+    }
+
+    /// One forward and backward pass into the accumulators; with `keep_logits` the forward's
+    /// logits come back too.
+    fn pass(
+        &mut self,
+        b: &Batch,
+        target: Target,
+        keep_logits: bool,
+    ) -> Result<(f32, Option<Vec<f32>>)> {
         let rows = self.check_batch(b)?;
         if b.is_empty() {
             bail!("cannot train on an empty batch");
@@ -294,6 +322,11 @@ impl Trainer {
                 (None, Tensor::from_vec(gathered, (n, fc, d), &dev)?)
             };
             let z = model.forward(&emb, &b.num)?;
+            let logits = if keep_logits {
+                Some(z.detach().to_vec1::<f32>()?)
+            } else {
+                None
+            };
             let y = Tensor::from_slice(&b.label, n, &dev)?;
             let loss = match target {
                 Target::Labels => loss::bce_with_logits(&z, &y)?,
@@ -310,7 +343,7 @@ impl Trainer {
             }
             let fwd = ms(t0);
             if !want_emb && !want_dense {
-                return Ok((value, None, Vec::new(), fwd, 0.0));
+                return Ok((value, logits, None, Vec::new(), fwd, 0.0));
             }
             let t1 = Instant::now();
             let grads = loss.backward()?;
@@ -332,9 +365,9 @@ impl Trainer {
                     );
                 }
             }
-            Ok((value, emb_grad, dense, fwd, ms(t1)))
+            Ok((value, logits, emb_grad, dense, fwd, ms(t1)))
         });
-        let (value, emb_grad, dense, fwd, bwd) = result?;
+        let (value, logits, emb_grad, dense, fwd, bwd) = result?;
         let t2 = Instant::now();
         if let Some(g) = emb_grad {
             self.emb_acc.add(&rows, &g);
@@ -350,7 +383,7 @@ impl Trainer {
         self.accumulated += 1;
         self.timing.forward_ms += fwd;
         self.timing.backward_ms += bwd + ms(t2);
-        Ok(value)
+        Ok((value, logits))
     }
 
     /// Applies the accumulated gradients (embeddings row-sparse) and clears them. Does nothing

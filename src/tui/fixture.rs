@@ -205,6 +205,10 @@ pub fn session(days: usize, partial: bool) -> Vec<Record> {
                 arm: arm.to_string(),
                 seconds: offline_secs(i),
                 samples: if i == 0 { 0 } else { 12_000 },
+                samples_per_sec: crate::protocol::throughput(
+                    if i == 0 { 0 } else { 12_000 },
+                    offline_secs(i),
+                ),
                 metrics: offline_metrics(i),
             },
         );

@@ -1,5 +1,6 @@
 //! Real files through polars: Criteo, Avazu and generic CSV / Parquet tables.
 
+pub mod cache;
 mod columns;
 mod schema;
 mod source;

@@ -2,10 +2,11 @@
 //! polars and cut into days: by its time column and a period, by file (a folder without a time
 //! column: `day_0`, `day_1`, ...), or into equal row blocks (one file without a time column).
 //!
-//! The table is read in one pass at open and its days are kept in memory as raw keys (8 bytes
-//! per categorical cell, 4 per numeric one), so a day costs a copy, not a scan of the file:
-//! reading day by day from the file re-parsed the whole file for every day read, which made
-//! the cost of a run grow with the number of days, not the number of rows.
+//! The table is read in one pass at open and cut into days of raw keys (8 bytes per
+//! categorical cell, 4 per numeric one). Those days go to the ingest-once day cache
+//! ([`cache`](super::cache)), one file per day, so a day read costs that day, not a scan of
+//! the file, and the next open of the same table (a new session, a resume, a fork) reads no
+//! text at all. With the cache off they stay in memory.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
 
+use super::cache::{self, DayCache};
 use super::columns::{self, ColumnSite};
 use super::schema::{PositiveRule, TableFormat, TableSchema, TimeUnit};
 use crate::data::source::{DaySource, RawDay};
@@ -26,9 +28,17 @@ pub struct TableSource {
     name: String,
     label: &'static str,
     schema: TableSchema,
-    days: Vec<RawDay>,
+    days: Days,
     /// What each day is (`2024-03-01`, `day_3`, `rows 0-99`), for error messages.
     day_names: Vec<String>,
+}
+
+/// Where the days of an opened table are.
+enum Days {
+    /// Held in memory (the cache is off or could not be written).
+    Memory(Vec<RawDay>),
+    /// In the day cache, read one day at a time.
+    Cached(DayCache),
 }
 
 /// The files of a table and how polars scans them.
@@ -68,10 +78,58 @@ impl Origins {
 impl TableSource {
     /// Opens `path` (a file, or a folder of files) with `schema` and reads it. Errors name
     /// the file and the column (and the row where one is at fault).
+    /// The days go to (or come from) the day cache in effect ([`cache::root`]).
     pub fn open(path: &Path, schema: TableSchema, label: &'static str) -> Result<TableSource> {
+        Self::open_with_cache(path, schema, label, cache::root().as_deref())
+    }
+
+    /// [`open`](Self::open) with the day cache under `cache_root` (`None`: days in memory).
+    pub fn open_with_cache(
+        path: &Path,
+        schema: TableSchema,
+        label: &'static str,
+        cache_root: Option<&Path>,
+    ) -> Result<TableSource> {
+        let name = path.display().to_string();
+        std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
+        schema.check()?;
+        let Some(root) = cache_root else {
+            return Self::read(path, schema, label);
+        };
+        let schema_json = serde_json::to_string(&schema).context("serialising the schema")?;
+        let fingerprint = cache::fingerprint(path, &schema_json, label)?;
+        if let Some(hit) = DayCache::open(root, &fingerprint) {
+            tracing::info!("{name}: days from the day cache {}", hit.dir().display());
+            return Ok(TableSource::cached(name, label, schema, hit));
+        }
+        let source = Self::read(path, schema, label)?;
+        let Days::Memory(days) = &source.days else {
+            return Ok(source);
+        };
+        match DayCache::write(root, &fingerprint, &name, days, &source.day_names) {
+            Ok(written) => Ok(TableSource::cached(name, label, source.schema, written)),
+            Err(e) => {
+                // A read-only or full disk must not stop a run that fits in memory.
+                tracing::warn!("{name}: days kept in memory, the day cache failed: {e:#}");
+                Ok(source)
+            }
+        }
+    }
+
+    fn cached(name: String, label: &'static str, schema: TableSchema, c: DayCache) -> Self {
+        TableSource {
+            name,
+            label,
+            schema,
+            day_names: c.days().iter().map(|d| d.name.clone()).collect(),
+            days: Days::Cached(c),
+        }
+    }
+
+    /// Parses the whole table once and cuts it into days held in memory.
+    fn read(path: &Path, schema: TableSchema, label: &'static str) -> Result<TableSource> {
         let name = path.display().to_string();
         let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
-        schema.check()?;
         let rule = PositiveRule::parse(&schema.positive, &schema.label)?;
         let reader = Reader {
             path,
@@ -139,7 +197,7 @@ impl TableSource {
             name,
             label,
             schema,
-            days,
+            days: Days::Memory(days),
             day_names,
         })
     }
@@ -608,7 +666,7 @@ impl DaySource for TableSource {
     }
 
     fn num_days(&self) -> usize {
-        self.days.len()
+        self.day_names.len()
     }
 
     fn cat_fields(&self) -> Vec<String> {
@@ -624,21 +682,35 @@ impl DaySource for TableSource {
     }
 
     fn raw_day(&self, day: usize) -> Result<RawDay> {
-        self.days.get(day).cloned().ok_or_else(|| {
-            anyhow!(
+        if day >= self.day_names.len() {
+            bail!(
                 "day {day} does not exist: {} has {} days",
                 self.name,
-                self.days.len()
-            )
-        })
+                self.day_names.len()
+            );
+        }
+        match &self.days {
+            Days::Memory(days) => Ok(days[day].clone()),
+            Days::Cached(c) => c.day(day),
+        }
     }
 
     fn check_training_labels(&self, days: &[u32]) -> Result<()> {
         let (mut pos, mut rows) = (0usize, 0usize);
         for &d in days {
-            if let Some(day) = self.days.get(d as usize) {
-                pos += day.label.iter().filter(|&&y| y > 0.5).count();
-                rows += day.label.len();
+            match &self.days {
+                Days::Memory(days) => {
+                    if let Some(day) = days.get(d as usize) {
+                        pos += day.label.iter().filter(|&&y| y > 0.5).count();
+                        rows += day.label.len();
+                    }
+                }
+                Days::Cached(c) => {
+                    if let Some(day) = c.days().get(d as usize) {
+                        pos += day.positives;
+                        rows += day.rows;
+                    }
+                }
             }
         }
         if rows > 0 && (pos == 0 || pos == rows) {

@@ -51,10 +51,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
 
     let mut header = vec!["arm"];
     if wide {
-        header.extend(["model", "offline s"]);
+        header.extend(["model", "offline s", "off smp/s"]);
     }
+    // Training throughput, samples per second: offline beside the offline time (wide), online
+    // after the online quality.
     header.extend([
-        "time/scr", "off AUC", "on AUC", "AUC-kd", "|bias|", "|b|-kd",
+        "time/scr", "off AUC", "on AUC", "AUC-kd", "|bias|", "|b|-kd", "on smp/s",
     ]);
     if wide {
         header.push("verdict");
@@ -70,6 +72,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
             if wide {
                 cells.push(Cell::from(format::fit(&a.model, 24)));
                 cells.push(Cell::from(format!("{:.1}", a.offline_seconds)));
+                cells.push(Cell::from(rate(a.offline_samples_per_sec)));
             }
             let lower_better = |v: Option<f64>| tone(theme, v.map(|v| -v));
             cells.extend([
@@ -89,6 +92,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
                     format::signed(a.abs_bias_vs_kd, 3),
                     lower_better(a.abs_bias_vs_kd),
                 )),
+                Cell::from(rate(a.online_samples_per_sec)),
             ]);
             if wide {
                 cells.push(Cell::from(Span::styled(verdict_text(a), theme.text)));
@@ -98,7 +102,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         .collect();
     let mut widths = vec![Constraint::Length(if wide { 20 } else { 18 })];
     if wide {
-        widths.extend([Constraint::Length(24), Constraint::Length(9)]);
+        widths.extend([
+            Constraint::Length(24),
+            Constraint::Length(9),
+            Constraint::Length(9),
+        ]);
     }
     widths.extend([
         Constraint::Length(8),
@@ -107,6 +115,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         Constraint::Length(8),
         Constraint::Length(6),
         Constraint::Length(7),
+        Constraint::Length(8),
     ]);
     if wide {
         widths.push(Constraint::Min(10));
@@ -149,6 +158,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         theme.dim,
     )));
     frame.render_widget(Paragraph::new(notes), notes_area);
+}
+
+/// A throughput in samples per second, `-` when there is none.
+fn rate(v: Option<f64>) -> String {
+    v.map_or("-".into(), format::count)
 }
 
 /// Good when `v > 0`, bad when `v < 0`.
