@@ -15,6 +15,7 @@ pub mod scale;
 pub mod sessions;
 pub mod suite;
 pub mod train;
+pub mod tune;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +53,9 @@ pub enum Command {
     Bench(train::BenchCommand),
     /// Start a new session (console, or --headless).
     Run(run::RunArgs),
+    /// Choose each arm's learning rates and distillation settings by one validation protocol
+    /// on the last retained day (no online day read); print the trials, write a config.
+    Tune(tune::TuneArgs),
     /// Continue a session from its latest checkpoint.
     Resume(sessions::ResumeArgs),
     /// Play a session's events back.
@@ -93,6 +97,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Train(args)) => train::run_train(&args),
         Some(Command::Bench(cmd)) => train::run_bench(&cmd),
         Some(Command::Run(args)) => run::run(&args, sessions_dir),
+        Some(Command::Tune(args)) => tune::run(&args),
         Some(Command::Resume(args)) => sessions::resume(&args, sessions_dir),
         Some(Command::Replay(args)) => sessions::replay(&args, sessions_dir),
         Some(Command::List(args)) => sessions::list(&args, sessions_dir),

@@ -34,6 +34,13 @@ pub struct RunArgs {
     /// Console theme: default, light, high-contrast, colorblind.
     #[arg(long)]
     pub theme: Option<String>,
+    /// First choose each arm's values by the validation protocol (`crossadapt tune`: a grid on
+    /// the last retained day, no online day read), then run with them; the choice is recorded.
+    #[arg(long)]
+    pub tune: bool,
+    /// Trials per arm of `--tune`.
+    #[arg(long, default_value_t = crate::engine::tune::DEFAULT_TRIALS, value_parser = super::ranges::count(1, 10_000))]
+    pub tune_trials: usize,
 }
 
 /// The console unless `--headless` or there is no terminal (then headless, with a note). The
@@ -59,6 +66,16 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     let signals = crate::signals::SignalState::install()?;
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
     let mode = launch_mode(args.headless, args.theme.clone())?;
+    // Tuning reads only the history and retained days; the session then runs with its choice.
+    let (cfg, tuned) = if args.tune {
+        let outcome = super::tune::protocol(&cfg, args.tune_trials)?;
+        (
+            super::tune::with_choice(cfg, &outcome),
+            Some(outcome.tuning),
+        )
+    } else {
+        (cfg, None)
+    };
     // The data is opened, split and checked before the session folder exists, so a source
     // that cannot run (missing, too short, one-class labels) leaves no session behind.
     let prepared = Prepared::new(&cfg)?;
@@ -77,7 +94,10 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     }
     let Attached { io, shared } =
         attach(session, &cfg, &mode, args.events.as_deref(), Some(signals))?;
-    let engine = Engine::start(cfg.clone(), prepared, &id, &name, io)?;
+    let mut engine = Engine::start(cfg.clone(), prepared, &id, &name, io)?;
+    if let Some(tuning) = tuned {
+        engine.announce_tuning(crate::protocol::EngineEvent::Tuned { tuning });
+    }
     let outcome = run_attached(engine, shared, &mode, &cfg, args.report.as_deref())?;
     if outcome == Outcome::Stopped {
         eprintln!("session {id} stopped; continue with `crossadapt resume {id}`");

@@ -1,6 +1,7 @@
 //! The session config: a TOML file where every field has a default, plus `--set key=value`
 //! overrides. Unknown keys are errors that name the key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -96,6 +97,65 @@ pub struct SessionConfig {
     /// (20,000 rows a day), every 20th day of a log of 500-row days, so short days do not pay
     /// a checkpoint each. 0 = every day.
     pub checkpoint_min_rows: u64,
+    /// Per-arm values of the hyperparameters `crossadapt tune` chooses, by arm name
+    /// (`[per_arm.kd] emb_lr = 0.05`). An arm without its own entry uses the session's values;
+    /// a crossadapt ablation without its own entry uses the `crossadapt` entry, so it differs
+    /// from the full method only in what it switches off. Empty by default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_arm: BTreeMap<String, ArmOverrides>,
+}
+
+/// One arm's own hyperparameters; an absent key keeps the session's value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArmOverrides {
+    /// `train.emb_lr` of the arm's student.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emb_lr: Option<f64>,
+    /// `train.dense_lr` of the arm's student.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense_lr: Option<f64>,
+    /// `method.distill_weight`: kd's `a` offline and online; crossadapt's `a` in 1B/1C (its
+    /// online weight stays between `online.distill_min` and `distill_max`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distill_weight: Option<f64>,
+    /// `method.temperature` (offline and online).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// `method.sampling_ratio` of 1B/1C. An arm with its own ratio does not follow the
+    /// operator's live `sampling_ratio` changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_ratio: Option<f64>,
+    /// `method.epochs_joint` (1C passes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs_joint: Option<usize>,
+}
+
+impl ArmOverrides {
+    /// `key = value` of the values set, in field order (for tables and records).
+    pub fn pairs(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("emb_lr", self.emb_lr),
+            ("dense_lr", self.dense_lr),
+            ("distill_weight", self.distill_weight),
+            ("temperature", self.temperature),
+            ("sampling_ratio", self.sampling_ratio),
+            ("epochs_joint", self.epochs_joint.map(|e| e as f64)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+
+    /// `train` and `method` with these values laid over them.
+    pub fn apply(&self, train: &mut TrainConfig, method: &mut MethodConfig) {
+        train.emb_lr = self.emb_lr.unwrap_or(train.emb_lr);
+        train.dense_lr = self.dense_lr.unwrap_or(train.dense_lr);
+        method.distill_weight = self.distill_weight.unwrap_or(method.distill_weight);
+        method.temperature = self.temperature.unwrap_or(method.temperature);
+        method.sampling_ratio = self.sampling_ratio.unwrap_or(method.sampling_ratio);
+        method.epochs_joint = self.epochs_joint.unwrap_or(method.epochs_joint);
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -209,6 +269,7 @@ impl Default for SessionConfig {
             gate: GateRule::default(),
             keep_day_checkpoints: 3,
             checkpoint_min_rows: 10_000,
+            per_arm: BTreeMap::new(),
         }
     }
 }
@@ -393,6 +454,7 @@ impl SessionConfig {
         self.validate_online()?;
         self.validate_adaptation()?;
         self.gate.validate()?;
+        self.validate_per_arm()?;
         Ok(())
     }
 
@@ -473,6 +535,43 @@ impl SessionConfig {
         count("method.epochs_joint", m.epochs_joint, 0, MAX_EPOCHS)?;
         count("method.baseline_epochs", m.baseline_epochs, 1, MAX_EPOCHS)?;
         Ok(())
+    }
+
+    /// Every `[per_arm.NAME]` names a student arm, and its values are in range.
+    fn validate_per_arm(&self) -> anyhow::Result<()> {
+        for name in self.per_arm.keys() {
+            let kind = ArmKind::parse(name).with_context(|| format!("per_arm.{name}"))?;
+            anyhow::ensure!(
+                kind.is_student(),
+                "per_arm.{name}: the incumbent is the deployed teacher; it keeps the session's settings"
+            );
+            let mut arm = self.clone();
+            arm.per_arm.clear();
+            (arm.train, arm.method) = self.for_arm(kind);
+            arm.validate_train()
+                .and_then(|()| arm.validate_method())
+                .with_context(|| format!("per_arm.{name}"))?;
+        }
+        Ok(())
+    }
+
+    /// The overrides of `kind`: its own entry, or the `crossadapt` entry for an ablation.
+    pub fn arm_overrides(&self, kind: ArmKind) -> Option<&ArmOverrides> {
+        self.per_arm.get(&kind.to_string()).or_else(|| match kind {
+            ArmKind::CrossAdapt(_) => self
+                .per_arm
+                .get(&ArmKind::CrossAdapt(CrossAdaptVariant::FULL).to_string()),
+            _ => None,
+        })
+    }
+
+    /// `[train]` and `[method]` as arm `kind` sees them: its `[per_arm]` values laid over them.
+    pub fn for_arm(&self, kind: ArmKind) -> (TrainConfig, MethodConfig) {
+        let (mut train, mut method) = (self.train.clone(), self.method.clone());
+        if let Some(o) = self.arm_overrides(kind) {
+            o.apply(&mut train, &mut method);
+        }
+        (train, method)
     }
 
     fn validate_online(&self) -> anyhow::Result<()> {
@@ -637,6 +736,40 @@ fn parse_value(raw: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_arm_values_are_laid_over_the_session_and_checked_by_arm() {
+        let load = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            SessionConfig::load(None, &sets)
+        };
+        let cfg = load(&[
+            "per_arm.kd.emb_lr=0.05",
+            "per_arm.crossadapt.temperature=2.0",
+        ])
+        .unwrap();
+        assert_eq!(cfg.for_arm(ArmKind::Kd).0.emb_lr, 0.05);
+        assert_eq!(cfg.for_arm(ArmKind::Scratch).0.emb_lr, cfg.train.emb_lr);
+        // An ablation without an entry of its own uses crossadapt's.
+        let fixed = ArmKind::parse("crossadapt-fixed").unwrap();
+        assert_eq!(cfg.for_arm(fixed).1.temperature, 2.0);
+        // The saved config reads back with its per-arm values.
+        assert_eq!(load(&[]).unwrap().per_arm.len(), 0);
+        let text = cfg.to_toml().unwrap();
+        let path = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(path.path(), text).unwrap();
+        assert_eq!(SessionConfig::load(Some(path.path()), &[]).unwrap(), cfg);
+        for (set, named) in [
+            ("per_arm.magic.emb_lr=0.1", "per_arm.magic"),
+            ("per_arm.incumbent.emb_lr=0.1", "per_arm.incumbent"),
+            ("per_arm.kd.emb_lr=-1.0", "per_arm.kd"),
+            ("per_arm.kd.distill_weight=1.5", "per_arm.kd"),
+            ("per_arm.kd.lr=0.1", "lr"),
+        ] {
+            let e = format!("{:#}", load(&[set]).unwrap_err());
+            assert!(e.contains(named), "{set}: {e}");
+        }
+    }
 
     #[test]
     fn defaults_are_valid_and_round_trip() {

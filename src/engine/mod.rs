@@ -12,6 +12,7 @@ mod pending;
 mod recovery;
 pub mod run;
 pub mod state;
+pub mod tune;
 
 /// The seed streams under their old path (see [`crate::method::seeds`]).
 pub use crate::method::seeds;

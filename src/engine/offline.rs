@@ -161,21 +161,26 @@ impl Engine {
     /// divergence) is kept, marked failed with its reason and announced with `ArmFailed`: the
     /// other arms go on, the failed one is skipped by the evaluation, the gate and every online
     /// day, and a resume (whose checkpoint carries the mark) does not run it again.
-    fn offline_arm(&mut self, kind: ArmKind) -> anyhow::Result<Arm> {
+    pub(crate) fn offline_arm(&mut self, kind: ArmKind) -> anyhow::Result<Arm> {
         let method = recipe(kind);
         let mut arm = method.build(self)?;
+        // The arm's own learning rates (`per_arm`; the session's without an entry).
+        let train = Host::arm_settings(self, kind).train.clone();
+        arm.student.set_learning_rates(train.emb_lr, train.dense_lr);
         let key = method.offline_key();
         // Arms whose offline stages are one computation share one run (same seeds, same
-        // result, the same failure if it failed).
+        // values, same result, the same failure if it failed).
+        let own = self.config().arm_overrides(kind).cloned();
         let shared = key.and_then(|key| {
-            self.arms()
-                .iter()
-                .position(|a| recipe(a.kind()).offline_key() == Some(key))
+            self.arms().iter().position(|a| {
+                recipe(a.kind()).offline_key() == Some(key)
+                    && self.config().arm_overrides(a.kind()) == own.as_ref()
+            })
         });
         let result = match shared {
             Some(i) => {
                 let src = &self.arms()[i];
-                arm.student = clone_trainer(&src.student, &self.config().train)?;
+                arm.student = clone_trainer(&src.student, &train)?;
                 arm.state.offline_seconds = src.state.offline_seconds;
                 arm.state.offline_samples = src.state.offline_samples;
                 match &src.state.failed {
@@ -273,7 +278,7 @@ mod tests {
     use crate::method::recipe::{distill_pass, transfer, Host};
     use crate::method::sampler::Strategy;
     use crate::method::seeds::derive;
-    use crate::protocol::Stage;
+    use crate::protocol::{CrossAdaptVariant, Stage};
 
     /// The 1A -> 1B -> 1C path of the engine itself: 1B moves the dense part and leaves every
     /// embedding bit-identical to the projected tables; 1C then moves the embeddings too.
@@ -296,7 +301,7 @@ mod tests {
             Stage::DenseDistill,
             &mut student,
             Strategy::Biased,
-            true,
+            CrossAdaptVariant::FULL,
             5,
         )
         .unwrap();
@@ -322,7 +327,7 @@ mod tests {
             Stage::JointDistill,
             &mut student,
             Strategy::Biased,
-            true,
+            CrossAdaptVariant::FULL,
             6,
         )
         .unwrap();

@@ -105,6 +105,35 @@ pub struct Engine {
     recovery: super::pending::Recovery,
     /// Online rows streamed since the last checkpoint (resets with every checkpoint).
     rows_since_checkpoint: u64,
+    /// `[train]` and `[method]` as each arm kind sees them (`per_arm` laid over the session's).
+    arm_cfgs: Vec<ArmCfg>,
+    /// The validation protocol's choice (`run --tune`), announced after `SessionStarted`.
+    tuned: Option<EngineEvent>,
+}
+
+/// One arm kind's resolved settings.
+struct ArmCfg {
+    kind: ArmKind,
+    train: crate::train::TrainConfig,
+    method: crate::method::MethodConfig,
+    sampling_ratio: Option<f64>,
+}
+
+/// Every named arm kind's settings under `cfg` (a handful of small records).
+fn resolve_arm_cfgs(cfg: &SessionConfig) -> Vec<ArmCfg> {
+    crate::protocol::ARM_NAMES
+        .iter()
+        .filter_map(|(name, _)| ArmKind::parse(name).ok())
+        .map(|kind| {
+            let (train, method) = cfg.for_arm(kind);
+            ArmCfg {
+                kind,
+                train,
+                method,
+                sampling_ratio: cfg.arm_overrides(kind).and_then(|o| o.sampling_ratio),
+            }
+        })
+        .collect()
 }
 
 /// What a run needs from its data, made before any session exists (so a source that cannot
@@ -145,6 +174,21 @@ impl Prepared {
 
     pub fn plan(&self) -> &DayPlan {
         &self.plan
+    }
+
+    /// The plan of the validation protocol (`engine::tune`): the last retained day becomes the
+    /// only day after the switch (the validation day); the online and held-out days leave the
+    /// plan, so nothing built on it can read them.
+    pub fn for_validation(mut self) -> anyhow::Result<Prepared> {
+        anyhow::ensure!(
+            self.plan.retained.len() >= 2,
+            "tune needs at least two retained days (the last one validates, the others train); the split has {}",
+            self.plan.retained.len()
+        );
+        let validation = self.plan.retained.pop().context("no retained day")?;
+        self.plan.online = vec![validation];
+        self.plan.holdout.clear();
+        Ok(self)
     }
 }
 
@@ -201,6 +245,8 @@ impl Engine {
             last_progress: Instant::now(),
             recovery: Default::default(),
             rows_since_checkpoint: 0,
+            arm_cfgs: resolve_arm_cfgs(&cfg),
+            tuned: None,
             cfg,
         })
     }
@@ -247,6 +293,9 @@ impl Engine {
                 params: self.params.clone(),
                 seed: self.cfg.seed,
             })?;
+            if let Some(tuned) = self.tuned.take() {
+                self.emit(tuned)?;
+            }
             let (teacher, seconds) = self.prepare_teacher()?;
             self.install_teacher(teacher, seconds);
             self.check_teacher()?;
@@ -353,6 +402,21 @@ impl Engine {
 
     pub(crate) fn config(&self) -> &SessionConfig {
         &self.cfg
+    }
+
+    /// Puts arms' own values (`per_arm`) in effect for the arms built from now on.
+    pub(crate) fn set_per_arm(
+        &mut self,
+        per_arm: std::collections::BTreeMap<String, super::config::ArmOverrides>,
+    ) {
+        self.cfg.per_arm = per_arm;
+        self.arm_cfgs = resolve_arm_cfgs(&self.cfg);
+    }
+
+    /// The record of the validation protocol that chose this run's `per_arm` values
+    /// (`run --tune`): emitted once, right after `SessionStarted`.
+    pub fn announce_tuning(&mut self, tuned: EngineEvent) {
+        self.tuned = Some(tuned);
     }
 
     /// The encoded rows of day `d`.
@@ -658,6 +722,13 @@ impl Engine {
         engine.teacher = Some(restored.teacher);
         engine.teacher_file = Some(super::checkpoint::teacher_file(checkpoint_dir));
         engine.arms = restored.arms;
+        // A checkpoint holds weights and optimiser state; the learning rates are the arm's.
+        for arm in &mut engine.arms {
+            if let Some(a) = engine.arm_cfgs.iter().find(|a| a.kind == arm.kind()) {
+                arm.student
+                    .set_learning_rates(a.train.emb_lr, a.train.dense_lr);
+            }
+        }
         engine.phase = Some(restored.state.phase);
         let (stage, day) = match restored.state.phase {
             ResumePoint::Online { next, .. } => {
@@ -711,6 +782,21 @@ impl Host for Engine {
             method: &self.cfg.method,
             adaptation: &self.cfg.adaptation,
             train: &self.cfg.train,
+            sampling_ratio: None,
+        }
+    }
+
+    fn arm_settings(&self, kind: ArmKind) -> Settings<'_> {
+        let Some(a) = self.arm_cfgs.iter().find(|a| a.kind == kind) else {
+            return self.settings();
+        };
+        Settings {
+            seed: self.cfg.seed,
+            batch_size: self.cfg.batch_size,
+            method: &a.method,
+            adaptation: &self.cfg.adaptation,
+            train: &a.train,
+            sampling_ratio: a.sampling_ratio,
         }
     }
 

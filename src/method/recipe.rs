@@ -39,11 +39,17 @@ pub struct Settings<'a> {
     pub method: &'a MethodConfig,
     pub adaptation: &'a AdaptationConfig,
     pub train: &'a TrainConfig,
+    /// The arm's own 1B/1C sampling ratio (`per_arm`), which operator changes do not move;
+    /// `None`: the operator's `sampling_ratio`.
+    pub sampling_ratio: Option<f64>,
 }
 
 /// What a recipe asks of the engine that runs it.
 pub trait Host {
     fn settings(&self) -> Settings<'_>;
+    /// The settings as arm `kind` sees them: its `per_arm` learning rates and method values
+    /// laid over the session's.
+    fn arm_settings(&self, kind: ArmKind) -> Settings<'_>;
     /// The operator parameters in effect (they may change between batches).
     fn params(&self) -> &Params;
     fn features(&self) -> &FeatureSpec;
@@ -273,7 +279,7 @@ impl Recipe for Baseline {
                 })?;
                 let loss = if self.distil {
                     let t = host.teacher()?.predict_logits(&b)?;
-                    let m = host.settings().method;
+                    let m = host.arm_settings(ArmKind::Kd).method;
                     arm.student
                         .train_batch(&b, distill_target(m, &t, m.distill_weight, 0.0))
                 } else {
@@ -309,7 +315,7 @@ impl Recipe for Baseline {
         let name = arm.name();
         let loss = if self.distil {
             let t = host.teacher()?.predict_logits(batch)?;
-            let m = host.settings().method;
+            let m = host.arm_settings(ArmKind::Kd).method;
             arm.student
                 .train_batch(batch, distill_target(m, &t, m.distill_weight, 0.0))
         } else {
@@ -366,10 +372,9 @@ impl Recipe for CrossAdapt {
     fn offline(&self, host: &mut dyn Host, arm: &mut Arm) -> anyhow::Result<()> {
         let v = self.0;
         let name = arm.name();
-        let s = host.settings();
+        let s = host.arm_settings(self.kind());
         let seed = s.seed;
         let (epochs_dense, epochs_joint) = (s.method.epochs_dense, s.method.epochs_joint);
-        let correct = v.logit_correction;
         let strategy = if v.sampling {
             s.method.sampling
         } else {
@@ -388,13 +393,13 @@ impl Recipe for CrossAdapt {
         for epoch in 0..epochs_dense {
             let s = derive(seed, "sample-1b", key, epoch as u64);
             let stage = Stage::DenseDistill;
-            samples += distill_pass(host, &name, stage, student, strategy, correct, s)?;
+            samples += distill_pass(host, &name, stage, student, strategy, v, s)?;
         }
         student.set_frozen(false, false);
         for epoch in 0..epochs_joint {
             let s = derive(seed, "sample-1c", key, epoch as u64);
             let stage = Stage::JointDistill;
-            samples += distill_pass(host, &name, stage, student, strategy, correct, s)?;
+            samples += distill_pass(host, &name, stage, student, strategy, v, s)?;
         }
         arm.state.offline_seconds = started.elapsed().as_secs_f64();
         arm.state.offline_samples = samples;
@@ -508,7 +513,7 @@ impl Recipe for CrossAdapt {
         } else {
             p.distill_max
         };
-        let target = distill_target(host.settings().method, &t, a, 0.0);
+        let target = distill_target(host.arm_settings(self.kind()).method, &t, a, 0.0);
         check_loss(arm.student.train_batch(&x, target), &name)?;
         let mut work = BatchWork::default();
         if let Some(teacher) = arm.teacher.as_mut() {
@@ -620,22 +625,26 @@ pub fn transfer(
 }
 
 /// One pass of 1B or 1C over a fresh draw of the retained pool. The sampling ratio follows
-/// operator changes from the next window on. `correct`: the label term gets the sampler's
-/// log-odds offset (when `method.logit_correction` is on; `crossadapt-nocorr` passes false).
+/// operator changes from the next window on, unless the arm has its own (`per_arm`). The label
+/// term gets the sampler's log-odds offset when `method.logit_correction` is on and the
+/// variant keeps it (`crossadapt-nocorr` does not).
 pub fn distill_pass(
     host: &mut dyn Host,
     name: &str,
     stage: Stage,
     student: &mut Trainer,
     strategy: Strategy,
-    correct: bool,
+    variant: CrossAdaptVariant,
     seed: u64,
 ) -> anyhow::Result<u64> {
     let pool = host.retained_pool()?;
-    let s = host.settings();
+    let kind = ArmKind::CrossAdapt(variant);
+    let s = host.arm_settings(kind);
+    let method = s.method.clone();
+    let own_ratio = s.sampling_ratio;
     let cfg = SamplerConfig {
         strategy,
-        ratio: host.params().sampling_ratio,
+        ratio: own_ratio.unwrap_or(host.params().sampling_ratio),
         batch: s.batch_size,
         target_pos_rate: s.method.target_pos_rate,
         recency_half_life: s.method.recency_half_life,
@@ -659,7 +668,7 @@ pub fn distill_pass(
             day: None,
             batch: i,
         })?;
-        let ratio = host.params().sampling_ratio;
+        let ratio = own_ratio.unwrap_or(host.params().sampling_ratio);
         if sampler.config().ratio != ratio {
             sampler.set_ratio(ratio)?;
         }
@@ -668,9 +677,12 @@ pub fn distill_pass(
         };
         fallbacks += sample.fell_back as u32;
         let t = host.teacher()?.predict_logits(&sample.batch)?;
-        let m = host.settings().method;
-        let offset = if correct { sample.logit_offset } else { 0.0 };
-        let target = distill_target(m, &t, m.distill_weight, offset);
+        let offset = if variant.logit_correction {
+            sample.logit_offset
+        } else {
+            0.0
+        };
+        let target = distill_target(&method, &t, method.distill_weight, offset);
         check_loss(student.train_batch(&sample.batch, target), name)?;
         done += sample.batch.rows() as u64;
         i += 1;

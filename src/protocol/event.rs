@@ -372,6 +372,11 @@ pub enum EngineEvent {
         logloss: Option<Interval>,
         rule: GateRule,
     },
+    /// The validation protocol that chose the run's `per_arm` values (`run --tune`), right
+    /// after `SessionStarted`: every arm's trials on the last retained day and its choice.
+    Tuned {
+        tuning: super::tune::Tuning,
+    },
     /// One arm's score on the final test slice (`split.holdout`), once, after the last online
     /// day: the days were never trained on.
     Holdout {

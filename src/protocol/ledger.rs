@@ -60,6 +60,9 @@ pub struct Ledger {
     pub clock: f64,
     /// Records folded in.
     pub records: u64,
+    /// The validation protocol's choice (`run --tune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<super::tune::Tuning>,
 }
 
 /// The latest `Progress` of a stage.
@@ -445,6 +448,7 @@ impl Ledger {
                     },
                 );
             }
+            EngineEvent::Tuned { tuning } => self.tuning = Some(tuning.clone()),
             EngineEvent::Holdout {
                 arm, days, metrics, ..
             } => {

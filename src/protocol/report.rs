@@ -27,6 +27,9 @@ pub struct Report {
     pub projection: Vec<FieldProjection>,
     pub headline: Headline,
     pub drift: Vec<DriftRow>,
+    /// The validation protocol that chose the arms' values (`run --tune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<super::tune::Tuning>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -157,6 +160,7 @@ impl Report {
                     label_rate: d.label_rate,
                 })
                 .collect(),
+            tuning: ledger.tuning.clone(),
         }
     }
 

@@ -177,6 +177,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 self.print_summary(&verdict.arms)?;
             }
             EngineEvent::Error { message } => writeln!(self.out, "error: {message}")?,
+            EngineEvent::Tuned { tuning } => write!(self.out, "{}", tuning.table())?,
             EngineEvent::Projection { .. }
             | EngineEvent::Progress { .. }
             | EngineEvent::Updates { .. }
@@ -341,6 +342,21 @@ impl<W: Write + Send> DayTablePrinter<W> {
         for a in arms {
             if let Some(why) = &a.failed {
                 writeln!(self.out, "{} failed: {why}", a.arm)?;
+            }
+        }
+        if let Some(t) = &self.ledger.tuning {
+            for a in &t.arms {
+                if let Some(c) = a.choice() {
+                    writeln!(
+                        self.out,
+                        "tuned {} on retained day {}: {} (trial {} of {})",
+                        a.arm,
+                        t.validation_day,
+                        crate::protocol::tune::values_text(&c.values),
+                        a.chosen + 1,
+                        a.trials.len()
+                    )?;
+                }
             }
         }
         Ok(())

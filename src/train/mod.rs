@@ -181,6 +181,13 @@ impl Trainer {
         &self.cfg
     }
 
+    /// Sets the learning rates of the next steps (an arm's own, `per_arm`); the optimiser state
+    /// is kept.
+    pub fn set_learning_rates(&mut self, emb_lr: f64, dense_lr: f64) {
+        self.cfg.emb_lr = emb_lr;
+        self.cfg.dense_lr = dense_lr;
+    }
+
     /// Optimiser steps taken.
     pub fn steps(&self) -> u64 {
         self.steps

@@ -1,0 +1,248 @@
+//! One validation protocol for every arm (issue 17.1): each arm's key hyperparameters chosen by
+//! the same small grid, with the same number of trials, on a validation day taken from the
+//! retained days only.
+//!
+//! The switch is replayed one day early: the last retained day is the validation day, the
+//! teacher trains on the history and the other retained days, and each trial runs the arm's
+//! own offline stage (its recipe, as a session runs it) on those retained days and is scored
+//! on the validation day by AUC, LogLoss breaking near ties (`protocol::tune::choose`). The
+//! engine here is built over that shortened plan, so no online day is ever read: the online
+//! days are the test and choose nothing, defaults included.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{ArmOverrides, SessionConfig};
+use super::run::{Engine, EngineIo, Prepared};
+use crate::method::seeds::{arm_key, derive};
+use crate::protocol::tune::{choose, ArmTuning, TuneTrial, Tuning};
+use crate::protocol::{ArmKind, CrossAdaptVariant};
+use crate::train::metrics;
+
+/// Trials per arm unless told otherwise.
+pub const DEFAULT_TRIALS: usize = 8;
+
+/// The grid: every arm's learning rates; kd's and crossadapt's distillation weight and
+/// temperature; crossadapt's sampling ratio and 1C passes. Centred on the session defaults
+/// (0.02, 1e-3, 0.7, 4, 0.1, 1), a step or two either way.
+const EMB_LR: &[f64] = &[0.005, 0.01, 0.02, 0.05, 0.1];
+const DENSE_LR: &[f64] = &[3e-4, 1e-3, 3e-3];
+const DISTILL_WEIGHT: &[f64] = &[0.3, 0.5, 0.7, 0.9];
+const TEMPERATURE: &[f64] = &[1.0, 2.0, 4.0, 8.0];
+const SAMPLING_RATIO: &[f64] = &[0.05, 0.1, 0.2, 0.4];
+const EPOCHS_JOINT: &[f64] = &[1.0, 2.0];
+
+/// The arm whose values a session arm uses: crossadapt's ablations share the full method's.
+pub fn tuned_arm(kind: ArmKind) -> Option<ArmKind> {
+    match kind {
+        ArmKind::Incumbent => None,
+        ArmKind::CrossAdapt(_) => Some(ArmKind::CrossAdapt(CrossAdaptVariant::FULL)),
+        other => Some(other),
+    }
+}
+
+/// The keys tuned for `kind` and their grid values.
+fn grid_keys(kind: ArmKind) -> Vec<(&'static str, &'static [f64])> {
+    let mut keys = vec![("emb_lr", EMB_LR), ("dense_lr", DENSE_LR)];
+    if matches!(kind, ArmKind::Kd | ArmKind::CrossAdapt(_)) {
+        keys.push(("distill_weight", DISTILL_WEIGHT));
+        keys.push(("temperature", TEMPERATURE));
+    }
+    if matches!(kind, ArmKind::CrossAdapt(_)) {
+        keys.push(("sampling_ratio", SAMPLING_RATIO));
+        keys.push(("epochs_joint", EPOCHS_JOINT));
+    }
+    keys
+}
+
+/// The session's own value of `key` for `kind`.
+fn session_value(cfg: &SessionConfig, kind: ArmKind, key: &str) -> f64 {
+    let (train, method) = cfg.for_arm(kind);
+    match key {
+        "emb_lr" => train.emb_lr,
+        "dense_lr" => train.dense_lr,
+        "distill_weight" => method.distill_weight,
+        "temperature" => method.temperature,
+        "sampling_ratio" => method.sampling_ratio,
+        _ => method.epochs_joint as f64,
+    }
+}
+
+/// The `trials` value sets of `kind`: the session's own values first, then grid points drawn
+/// without replacement by a stream of the seed and the arm's name (the same for every run of
+/// the seed). Fewer when the grid is smaller.
+pub fn trial_values(
+    cfg: &SessionConfig,
+    kind: ArmKind,
+    trials: usize,
+) -> Vec<BTreeMap<String, f64>> {
+    let keys = grid_keys(kind);
+    let own: BTreeMap<String, f64> = keys
+        .iter()
+        .map(|(k, _)| (k.to_string(), session_value(cfg, kind, k)))
+        .collect();
+    let size: usize = keys.iter().map(|(_, v)| v.len()).product();
+    let point = |mut index: usize| -> BTreeMap<String, f64> {
+        keys.iter()
+            .map(|(k, values)| {
+                let v = values[index % values.len()];
+                index /= values.len();
+                (k.to_string(), v)
+            })
+            .collect()
+    };
+    let mut order: Vec<usize> = (0..size).collect();
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(derive(cfg.seed, "tune", arm_key(&kind.to_string()), 0));
+    let mut out = vec![own];
+    let mut next = 0;
+    while out.len() < trials && next < size {
+        let j = rng.random_range(next..size);
+        order.swap(next, j);
+        let p = point(order[next]);
+        next += 1;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `values` as a `per_arm` entry.
+pub fn overrides(values: &BTreeMap<String, f64>) -> ArmOverrides {
+    ArmOverrides {
+        emb_lr: values.get("emb_lr").copied(),
+        dense_lr: values.get("dense_lr").copied(),
+        distill_weight: values.get("distill_weight").copied(),
+        temperature: values.get("temperature").copied(),
+        sampling_ratio: values.get("sampling_ratio").copied(),
+        epochs_joint: values.get("epochs_joint").map(|&e| e as usize),
+    }
+}
+
+/// The protocol's outcome: the record and the `per_arm` values it chose.
+pub struct TuneOutcome {
+    pub tuning: Tuning,
+    pub per_arm: BTreeMap<String, ArmOverrides>,
+}
+
+/// Runs the protocol for every student arm of `cfg` (once per tuned arm: crossadapt's
+/// ablations share crossadapt's values), `trials` trials each. `on_trial` sees each trial as
+/// it ends. Deterministic given the config's seeds.
+pub fn tune(
+    cfg: &SessionConfig,
+    trials: usize,
+    on_trial: &mut dyn FnMut(&str, usize, usize, &TuneTrial),
+) -> anyhow::Result<TuneOutcome> {
+    anyhow::ensure!(trials >= 1, "tune needs at least one trial per arm");
+    let prepared = Prepared::new(cfg)?.for_validation()?;
+    let plan = prepared.plan().clone();
+    let validation_day = plan.online[0];
+    let mut engine = Engine::start(cfg.clone(), prepared, "tune", "tune", EngineIo::default())?;
+    let (teacher, seconds) = engine.prepare_teacher()?;
+    engine.install_teacher(teacher, seconds);
+    engine.check_teacher()?;
+    let validation = engine.day(validation_day)?;
+    let user = engine.features().user_index();
+    let mut kinds: Vec<ArmKind> = Vec::new();
+    for kind in cfg.arms.iter().filter_map(|&k| tuned_arm(k)) {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let mut arms = Vec::new();
+    let mut per_arm = BTreeMap::new();
+    for kind in kinds {
+        let name = kind.to_string();
+        let sets = trial_values(cfg, kind, trials);
+        let mut scored = Vec::new();
+        for (i, values) in sets.iter().enumerate() {
+            let started = Instant::now();
+            let mut own = cfg.per_arm.clone();
+            own.insert(name.clone(), overrides(values));
+            engine.set_per_arm(own);
+            let arm = engine
+                .offline_arm(kind)
+                .with_context(|| format!("tuning {name}, trial {}", i + 1))?;
+            let trial = match &arm.state.failed {
+                Some(why) => TuneTrial {
+                    values: values.clone(),
+                    auc: None,
+                    logloss: f64::NAN,
+                    seconds: started.elapsed().as_secs_f64(),
+                    failed: Some(why.clone()),
+                },
+                None => {
+                    let m = metrics::evaluate(
+                        &arm.student.predict_logits(&validation)?,
+                        &validation,
+                        user,
+                    );
+                    TuneTrial {
+                        values: values.clone(),
+                        auc: m.auc,
+                        logloss: m.logloss,
+                        seconds: started.elapsed().as_secs_f64(),
+                        failed: None,
+                    }
+                }
+            };
+            on_trial(&name, i, sets.len(), &trial);
+            scored.push(trial);
+        }
+        let chosen = choose(&scored).unwrap_or(0);
+        per_arm.insert(name.clone(), overrides(&scored[chosen].values));
+        arms.push(ArmTuning {
+            arm: name,
+            trials: scored,
+            chosen,
+        });
+    }
+    // Arms the protocol did not tune keep whatever the config gave them.
+    let mut all = cfg.per_arm.clone();
+    all.extend(per_arm);
+    Ok(TuneOutcome {
+        tuning: Tuning {
+            train_days: plan.retained.clone(),
+            validation_day,
+            arms,
+        },
+        per_arm: all,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trials_start_with_the_session_values_and_are_distinct_and_seeded() {
+        let cfg = SessionConfig::default();
+        let kd = ArmKind::Kd;
+        let a = trial_values(&cfg, kd, 8);
+        assert_eq!(a.len(), 8);
+        assert_eq!(a[0]["emb_lr"], cfg.train.emb_lr);
+        assert_eq!(a[0]["distill_weight"], cfg.method.distill_weight);
+        assert_eq!(a[0].len(), 4, "kd tunes 4 keys");
+        for (i, x) in a.iter().enumerate() {
+            assert!(!a[..i].contains(x), "trial {i} repeats");
+        }
+        assert_eq!(a, trial_values(&cfg, kd, 8), "same seed, same trials");
+        let other = SessionConfig {
+            seed: cfg.seed + 1,
+            ..cfg.clone()
+        };
+        assert_ne!(a, trial_values(&other, kd, 8));
+        // Every arm gets the same budget; the grid of crossadapt has its 6 keys.
+        let ca = ArmKind::CrossAdapt(CrossAdaptVariant::FULL);
+        assert_eq!(trial_values(&cfg, ca, 8).len(), 8);
+        assert_eq!(trial_values(&cfg, ca, 8)[0].len(), 6);
+        assert_eq!(trial_values(&cfg, ArmKind::Scratch, 8)[0].len(), 2);
+        // A budget above the grid's size stops at the grid.
+        assert_eq!(trial_values(&cfg, ArmKind::Scratch, 100).len(), 15);
+    }
+}
