@@ -422,6 +422,40 @@ mod tests {
         assert_eq!(s[0].apply(4.0), 2.0);
     }
 
+    /// Encoding keeps each row's raw user key beside its id, so users the vocabulary has not
+    /// seen (all OOV) stay apart for gAUC.
+    #[test]
+    fn encode_keeps_the_raw_user_keys_of_unseen_users() {
+        let v = Vocabulary {
+            fields: vec![
+                FieldVocab::new("item".into(), vec![5]),
+                FieldVocab::new("user".into(), vec![10]),
+            ],
+            num_fields: vec![],
+            num_scale: vec![],
+            user_field: Some("user".into()),
+            min_count: 1,
+        };
+        let raw = RawDay {
+            num_cat: 2,
+            num_num: 0,
+            cat: vec![5, 10, 5, 77, 6, 88],
+            num: vec![],
+            label: vec![1.0, 0.0, 1.0],
+        };
+        let b = v.encode(&raw);
+        assert_eq!(
+            b.field_column(1).collect::<Vec<_>>(),
+            vec![FIRST_ID, OOV_ID, OOV_ID]
+        );
+        assert_eq!(b.users, vec![10, 77, 88]);
+        let anonymous = Vocabulary {
+            user_field: None,
+            ..v
+        };
+        assert!(anonymous.encode(&raw).users.is_empty());
+    }
+
     #[test]
     fn fingerprint_sees_the_id_map_not_only_the_sizes() {
         let v = |keys: Vec<u64>| Vocabulary {
