@@ -10,23 +10,11 @@ use crossadapt::engine::Record;
 use crossadapt::protocol::EvalMetrics;
 
 mod engine_common;
-use engine_common::run_tiny as run;
+use engine_common::{day_metrics, run_tiny as run};
 
 fn arms(names: &[&str]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     format!("arms=[{}]", quoted.join(", "))
-}
-
-fn day_metrics(records: &[Record]) -> BTreeMap<(String, u32), EvalMetrics> {
-    records
-        .iter()
-        .filter_map(|r| match &r.event {
-            EngineEvent::DayMetrics {
-                arm, day, metrics, ..
-            } => Some(((arm.clone(), *day), metrics.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn offline(records: &[Record]) -> BTreeMap<String, EvalMetrics> {

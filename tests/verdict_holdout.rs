@@ -3,16 +3,14 @@
 //! test-then-train ever names it, and each arm scores it once at the end with the model it
 //! ended the online stage with.
 
-use std::collections::BTreeMap;
-
 use crossadapt::engine::events::{EngineEvent, EventSink};
 use crossadapt::engine::report::Report;
 use crossadapt::engine::{Engine, EngineIo, Record, SessionConfig};
-use crossadapt::protocol::{EvalMetrics, Ledger};
+use crossadapt::protocol::Ledger;
 use crossadapt::session::DayTablePrinter;
 
 mod engine_common;
-use engine_common::run_tiny as run;
+use engine_common::{day_metrics, run_tiny as run};
 
 /// The day a record is about, if it names one.
 fn day_of(e: &EngineEvent) -> Option<u32> {
@@ -26,18 +24,6 @@ fn day_of(e: &EngineEvent) -> Option<u32> {
         | EngineEvent::Gate { day, .. } => Some(*day),
         _ => None,
     }
-}
-
-fn day_metrics(records: &[Record]) -> BTreeMap<(String, u32), EvalMetrics> {
-    records
-        .iter()
-        .filter_map(|r| match &r.event {
-            EngineEvent::DayMetrics {
-                arm, day, metrics, ..
-            } => Some(((arm.clone(), *day), metrics.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
