@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crossadapt::engine::events::{EngineEvent, EvalMetrics, ParamPatch};
+use crossadapt::engine::events::{EngineEvent, ParamPatch};
 use crossadapt::engine::report::Report;
 use crossadapt::engine::{
     CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SavedCheckpoint,
     SessionConfig,
 };
+
+mod engine_common;
+use engine_common::day_metrics;
 
 fn tiny(extra: &[&str]) -> SessionConfig {
     SessionConfig::tiny(extra).expect("tiny config is valid")
@@ -56,19 +59,6 @@ fn run(cfg: SessionConfig, checkpoints: Option<Folders>) -> (Outcome, Vec<Record
     let outcome = engine.run().expect("run completes");
     let records = sink.lock().unwrap().clone();
     (outcome, records)
-}
-
-/// (arm, day) -> metrics of every `DayMetrics` event.
-fn day_metrics(records: &[Record]) -> BTreeMap<(String, u32), EvalMetrics> {
-    records
-        .iter()
-        .filter_map(|r| match &r.event {
-            EngineEvent::DayMetrics {
-                arm, day, metrics, ..
-            } => Some(((arm.clone(), *day), metrics.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

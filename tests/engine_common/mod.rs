@@ -9,6 +9,7 @@ use crossadapt::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
 use crossadapt::protocol::EvalMetrics;
 
 /// The tiny session with `extra` settings, run to its end; its records in order.
+#[allow(dead_code)] // each test file compiles this module on its own; not all of them use it
 pub fn run_tiny(extra: &[&str]) -> Vec<Record> {
     let cfg = SessionConfig::tiny(extra).expect("tiny config is valid");
     let sink: Arc<Mutex<Vec<Record>>> = Arc::default();
