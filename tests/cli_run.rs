@@ -33,6 +33,15 @@ fn run_ok(store: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// Runs the tiny session headless in `store` with `extra` arguments; its folder.
+fn run_tiny_headless(store: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let mut args = vec!["run", "--headless"];
+    args.extend(tiny_args());
+    args.extend(extra);
+    run_ok(store, &args);
+    session_dirs(store).remove(0)
+}
+
 fn session_dirs(store: &Path) -> Vec<std::path::PathBuf> {
     let mut dirs: Vec<_> = std::fs::read_dir(store)
         .unwrap()
@@ -83,10 +92,7 @@ fn a_headless_run_prints_days_and_writes_its_report() {
 #[test]
 fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
     let store = tempfile::tempdir().unwrap();
-    let mut args = vec!["run", "--headless"];
-    args.extend(tiny_args());
-    run_ok(store.path(), &args);
-    let parent = session_dirs(store.path()).remove(0);
+    let parent = run_tiny_headless(store.path(), &[]);
     let id = parent.file_name().unwrap().to_str().unwrap().to_string();
     run_ok(
         store.path(),
@@ -141,11 +147,7 @@ fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
 #[test]
 fn old_day_checkpoints_are_pruned_when_asked() {
     let store = tempfile::tempdir().unwrap();
-    let mut args = vec!["run", "--headless"];
-    args.extend(tiny_args());
-    args.extend(["--set", "keep_day_checkpoints=2"]);
-    run_ok(store.path(), &args);
-    let dir = session_dirs(store.path()).remove(0);
+    let dir = run_tiny_headless(store.path(), &["--set", "keep_day_checkpoints=2"]);
     let mut labels: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -181,10 +183,7 @@ fn old_day_checkpoints_are_pruned_when_asked() {
 #[test]
 fn checkpoints_keep_a_bounded_set_of_days_and_store_the_teacher_once() {
     let store = tempfile::tempdir().unwrap();
-    let mut args = vec!["run", "--headless"];
-    args.extend(tiny_args());
-    run_ok(store.path(), &args);
-    let dir = session_dirs(store.path()).remove(0);
+    let dir = run_tiny_headless(store.path(), &[]);
     let ckpts = dir.join("checkpoints");
     let mut labels: Vec<String> = std::fs::read_dir(&ckpts)
         .unwrap()
