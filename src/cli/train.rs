@@ -98,6 +98,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// GFLOP/s of the three products of one linear layer's training step (forward, input
+    /// gradient, weight gradient) through the crate's product op: the bound on any model's step.
+    Matmul {
+        /// Rows (the training batch).
+        #[arg(long, default_value_t = 4096, value_parser = ranges::count(1, 1 << 20))]
+        batch: usize,
+        /// The layer's input width.
+        #[arg(long, default_value_t = 416, value_parser = ranges::count(1, 1 << 16))]
+        inp: usize,
+        /// The layer's output width.
+        #[arg(long, default_value_t = 400, value_parser = ranges::count(1, 1 << 16))]
+        out: usize,
+        #[arg(long, default_value_t = 2, value_parser = ranges::count(1, ranges::MAX_THREADS))]
+        threads: usize,
+        /// Timed repetitions of each product; the median is reported.
+        #[arg(long, default_value_t = 50, value_parser = ranges::count(1, 1_000_000))]
+        reps: usize,
+    },
     /// A whole headless session on the synthetic stream at a chosen size: rows/second per
     /// stage, wall time per online day, peak memory and the session's disk, as a table.
     Scale(super::scale::ScaleArgs),
@@ -276,6 +294,32 @@ pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Scale(args) => super::scale::run(args),
         BenchCommand::Suite(args) => super::suite::run_suite(args).map(|_| ()),
+        BenchCommand::Matmul {
+            batch,
+            inp,
+            out,
+            threads,
+            reps,
+        } => {
+            let cfg = bench::MatmulConfig {
+                batch: *batch,
+                inp: *inp,
+                out: *out,
+                threads: *threads,
+                reps: *reps,
+                seed: 0,
+            };
+            let r = bench::run_matmul(&cfg)?;
+            println!(
+                "bench matmul batch={batch} inp={inp} out={out} threads={threads} reps={reps} forward_gflops={:.1} input_grad_gflops={:.1} weight_grad_gflops={:.1} ftz={} cpu=\"{}\"",
+                r.forward_gflops,
+                r.input_grad_gflops,
+                r.weight_grad_gflops,
+                if crate::fpenv::denormals_flushed() { "on" } else { "off" },
+                bench::cpu_model(),
+            );
+            Ok(())
+        }
         train @ BenchCommand::Train { .. } => run_train_bench(train),
     }
 }

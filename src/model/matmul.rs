@@ -1,16 +1,17 @@
 //! The linear layers' matrix product `a b` for 2-D f32 tensors, as one candle op with its own
 //! backward (`g b^T` and `a^T g`, transposed views read in place, never copied).
 //!
-//! candle's matmul hands each product to the `gemm` crate on all threads at once. On this
-//! benchmark's shapes that reaches 170-178 GFLOP/s for the products whose rows are the batch
-//! (`x w` and `g w^T`, 4096 rows), but only about 133 for the weight gradient `x^T g`, whose
-//! 4096-long inner dimension the crate does not split between threads. This op cuts the work
-//! itself and runs one single-threaded `gemm` call per piece on the current rayon pool:
-//! - many rows: blocks of [`ROW_BLOCK`] rows, each written straight into its rows of the result
-//!   (about 215 GFLOP/s on two cores);
+//! candle's matmul hands each product to the `gemm` crate on all threads at once. That splits
+//! the products whose rows are the batch (`x w` and `g w^T`) well, but not the weight gradient
+//! `x^T g`, whose long inner dimension (the batch) the crate does not split between threads.
+//! This op cuts the work itself and runs one single-threaded `gemm` call per piece on the
+//! current rayon pool:
+//! - many rows: blocks of [`ROW_BLOCK`] rows, each written straight into its rows of the result;
 //! - few rows, long inner dimension: blocks of [`INNER_BLOCK`] of the inner dimension, each
-//!   into its own partial product, summed in block order afterwards (about 200 GFLOP/s);
+//!   into its own partial product, summed in block order afterwards;
 //! - otherwise one call on the crate's own threads.
+//!
+//! The rates each path reaches are in docs/performance.md.
 //!
 //! The cut depends on the shapes only, never on the thread count, so a seed gives the same
 //! numbers on one thread or many.

@@ -147,6 +147,65 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     })
 }
 
+/// The three products of one linear layer's training step, timed apart: `batch x inp` inputs
+/// times an `inp x out` weight (forward), the output gradient times the weight's transpose
+/// (the input's gradient) and the inputs' transpose times the output gradient (the weight's
+/// gradient), each through the crate's product op ([`crate::model::matmul`]) on a pool of
+/// `threads`. A model's training step cannot be faster than its products: this is the bound.
+#[derive(Clone, Debug)]
+pub struct MatmulConfig {
+    pub batch: usize,
+    pub inp: usize,
+    pub out: usize,
+    pub threads: usize,
+    /// Timed repetitions of each product (after two untimed ones); the median is reported.
+    pub reps: usize,
+    pub seed: u64,
+}
+
+/// GFLOP/s of each product (`2 m k n` floating-point operations per product), medians.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatmulReport {
+    pub forward_gflops: f64,
+    pub input_grad_gflops: f64,
+    pub weight_grad_gflops: f64,
+}
+
+/// Runs the product benchmark.
+pub fn run_matmul(cfg: &MatmulConfig) -> Result<MatmulReport> {
+    use candle_core::{Device, Tensor};
+    if cfg.batch == 0 || cfg.inp == 0 || cfg.out == 0 || cfg.reps == 0 || cfg.threads == 0 {
+        bail!("bench matmul: batch, inp, out, reps and threads must all be at least 1");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x3a7);
+    let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() - 0.5).collect() };
+    let dev = Device::Cpu;
+    let x = Tensor::from_vec(values(cfg.batch * cfg.inp), (cfg.batch, cfg.inp), &dev)?;
+    let w = Tensor::from_vec(values(cfg.inp * cfg.out), (cfg.inp, cfg.out), &dev)?;
+    let g = Tensor::from_vec(values(cfg.batch * cfg.out), (cfg.batch, cfg.out), &dev)?;
+    let pool = crate::fpenv::pool_builder(cfg.threads).build()?;
+    let flops = 2.0 * (cfg.batch * cfg.inp * cfg.out) as f64;
+    let time = |a: &Tensor, b: &Tensor| -> Result<f64> {
+        let mut secs = Vec::with_capacity(cfg.reps);
+        for i in 0..cfg.reps + 2 {
+            let t = Instant::now();
+            let c = pool.install(|| crate::model::matmul::matmul(a, b))?;
+            let e = t.elapsed().as_secs_f64();
+            drop(c);
+            if i >= 2 {
+                secs.push(e);
+            }
+        }
+        secs.sort_by(f64::total_cmp);
+        Ok(flops / secs[secs.len() / 2] / 1e9)
+    };
+    Ok(MatmulReport {
+        forward_gflops: time(&x, &w)?,
+        input_grad_gflops: time(&g, &w.t()?)?,
+        weight_grad_gflops: time(&x.t()?, &g)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +241,23 @@ mod tests {
         if std::path::Path::new("/proc/cpuinfo").exists() {
             assert_ne!(name, "unknown CPU");
         }
+    }
+
+    #[test]
+    fn the_product_benchmark_times_the_three_products() {
+        let cfg = MatmulConfig {
+            batch: 64,
+            inp: 8,
+            out: 4,
+            threads: 1,
+            reps: 3,
+            seed: 0,
+        };
+        let r = run_matmul(&cfg).unwrap();
+        for v in [r.forward_gflops, r.input_grad_gflops, r.weight_grad_gflops] {
+            assert!(v.is_finite() && v > 0.0, "{r:?}");
+        }
+        let bad = MatmulConfig { reps: 0, ..cfg };
+        assert!(run_matmul(&bad).is_err());
     }
 }
