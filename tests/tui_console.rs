@@ -10,6 +10,7 @@ use crossadapt::engine::{
     CheckpointStore, Engine, EngineCommand, EngineIo, Outcome, Record, SavedCheckpoint,
     SessionConfig,
 };
+use crossadapt::protocol::Ledger;
 use crossadapt::tui::action::{Action, Mode};
 use crossadapt::tui::app::App;
 use crossadapt::tui::runner::run_loop;
@@ -72,6 +73,75 @@ fn help() {
     let mut app = app_from_records(&fixture::session(4, true));
     app.act(Action::Help);
     snapshot_both_sizes("help", &app);
+}
+
+/// The migration gate, live: after day 7 and at the start of day 8, crossadapt has passed two
+/// days of three (NOT YET) and kd's AUC interval reaches below -δ; from day 9 crossadapt has
+/// passed three (SWITCH). One row per student arm from 80x30, the reasons short at 80 columns
+/// and in full where they fit; every reason is the ledger's fold (the report's).
+#[test]
+fn the_gate_shows_each_day_as_it_arrives() {
+    let not_yet = fixture::session(1, true);
+    let switch = fixture::session(2, true);
+    for (name, records) in [("gate_not_yet", &not_yet), ("gate_switch", &switch)] {
+        let app = app_from_records(records);
+        let ledger = Ledger::of(records);
+        for (w, h) in [(80, 30), (160, 48)] {
+            let text = render_to_string(&app, &theme(), w, h);
+            for (_, status) in ledger.gates() {
+                let status = status.expect("every student arm is judged");
+                assert!(text.contains(&status.brief) || text.contains(&status.reason));
+            }
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+        }
+    }
+    let text = render_to_string(&app_from_records(&not_yet), &theme(), 80, 30);
+    assert!(
+        text.contains("◆ crossadapt NOT YET   2/3  1 more passing day(s) needed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("■ kd         NOT YET   0/3  day 8: AUC lo"),
+        "{text}"
+    );
+    let text = render_to_string(&app_from_records(&switch), &theme(), 80, 30);
+    assert!(
+        text.contains("◆ crossadapt SWITCH    3/3  passing since day 7"),
+        "{text}"
+    );
+}
+
+/// At the minimum 80x24 the gate keeps one line: every arm's decision and streak, nothing
+/// wrapped or cut mid-arm.
+#[test]
+fn the_gate_fits_one_line_at_80x24() {
+    let app = app_from_records(&fixture::session(2, true));
+    let text = render_to_string(&app, &theme(), 80, 24);
+    let line = text.lines().nth(2).unwrap_or_default();
+    assert_eq!(
+        line.trim_end(),
+        " gate ▲ scratch NOT YET 0/3  ■ kd NOT YET 0/3  ◆ crossadapt SWITCH 3/3"
+    );
+}
+
+/// A session without an incumbent arm has no gate, and no gate rows: the fixture with its
+/// incumbent renamed to an arm name of no known kind, and without its gate evidence.
+#[test]
+fn no_incumbent_no_gate() {
+    let records: Vec<Record> = fixture::session(2, true)
+        .into_iter()
+        .filter(|r| !matches!(r.event, EngineEvent::Gate { .. }))
+        .map(|r| {
+            let json = serde_json::to_string(&r).expect("records serialise");
+            let json = json.replace("\"incumbent\"", "\"legacy\"");
+            serde_json::from_str(&json).expect("records parse")
+        })
+        .collect();
+    let app = app_from_records(&records);
+    assert!(app.view_model().arms.iter().any(|a| a.name == "legacy"));
+    assert!(app.view_model().gates().is_empty());
+    let text = render_to_string(&app, &theme(), 80, 30);
+    assert!(!text.contains(" gate "), "{text}");
 }
 
 #[test]

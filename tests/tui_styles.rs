@@ -132,3 +132,15 @@ fn changing_one_theme_colour_changes_the_styled_screen() {
         assert_ne!(render(&base, &app), render(&changed, &app), "{what}");
     }
 }
+
+/// The gate's decisions in the theme's pass (`good`) and fail (`bad`) colours: NOT YET for
+/// crossadapt after two passing days of three, then SWITCH after the third.
+#[test]
+fn gate_styles() {
+    let theme = Theme::load("default", false).unwrap();
+    for (what, days) in [("not_yet", 1), ("switch", 2)] {
+        let app = app_from_records(&fixture::session(days, true));
+        let text = styled(&render_to_buffer(&app, &theme, 80, 30));
+        insta::assert_snapshot!(format!("styled_gate_{what}_80x30"), text);
+    }
+}

@@ -587,12 +587,12 @@ fn fmt_interval(i: &Option<Interval>, digits: usize) -> String {
     }
 }
 
-/// The markdown table (overall rows per scale, then the per-scenario breakdown).
 /// A markdown table cell: a `|` in the text (the |bias| claim) would end the cell.
 fn md_cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
+/// The markdown table (overall rows per scale, then the per-scenario breakdown).
 pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
     let mut s = String::new();
     let wall: f64 = runs.iter().map(|r| r.seconds).sum();

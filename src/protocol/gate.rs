@@ -84,27 +84,70 @@ pub struct GateDay {
 impl GateDay {
     /// `Ok` when the day passes the rule, else why not (one clause).
     pub fn check(&self) -> Result<(), String> {
+        match self.miss() {
+            None => Ok(()),
+            Some(m) => Err(m.sentence(&self.rule)),
+        }
+    }
+
+    /// The first clause of the rule the day fails, if any.
+    fn miss(&self) -> Option<Miss> {
         let r = &self.rule;
-        let pct = r.level * 100.0;
         let Some(auc) = &self.auc else {
-            return Err("the AUC difference is undefined (a single class)".into());
+            return Some(Miss::AucUndefined);
         };
         if !auc.not_below(r.delta) {
-            return Err(format!(
-                "AUC {:+.4} [{:+.4}, {:+.4}] may be more than {} below the incumbent's ({pct:.0}%)",
-                auc.estimate, auc.lo, auc.hi, r.delta
-            ));
+            return Some(Miss::Auc(*auc));
         }
         let Some(ll) = &self.logloss else {
-            return Err("the LogLoss difference is undefined".into());
+            return Some(Miss::LogLossUndefined);
         };
         if !ll.not_above(r.logloss_delta) {
-            return Err(format!(
+            return Some(Miss::LogLoss(*ll));
+        }
+        None
+    }
+}
+
+/// Why a day does not pass: one clause of the rule, said long (the report, the summary) or
+/// short (the console's gate rows, which must fit 80 columns).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Miss {
+    AucUndefined,
+    Auc(Interval),
+    LogLossUndefined,
+    LogLoss(Interval),
+    /// The arm has no evidence for the day (it failed, or was not judged).
+    NotJudged,
+}
+
+impl Miss {
+    fn sentence(&self, r: &GateRule) -> String {
+        let pct = r.level * 100.0;
+        match self {
+            Miss::AucUndefined => "the AUC difference is undefined (a single class)".into(),
+            Miss::Auc(auc) => format!(
+                "AUC {:+.4} [{:+.4}, {:+.4}] may be more than {} below the incumbent's ({pct:.0}%)",
+                auc.estimate, auc.lo, auc.hi, r.delta
+            ),
+            Miss::LogLossUndefined => "the LogLoss difference is undefined".into(),
+            Miss::LogLoss(ll) => format!(
                 "LogLoss {:+.4} [{:+.4}, {:+.4}] may be more than {} above the incumbent's ({pct:.0}%)",
                 ll.estimate, ll.lo, ll.hi, r.logloss_delta
-            ));
+            ),
+            Miss::NotJudged => "no evidence (the arm was not judged)".into(),
         }
-        Ok(())
+    }
+
+    /// The clause in a few words: the interval end that breaks the rule against its bound.
+    fn brief(&self, r: &GateRule) -> String {
+        match self {
+            Miss::AucUndefined => "AUC undefined".into(),
+            Miss::Auc(auc) => format!("AUC lo {:+.4} < -{}", auc.lo, r.delta),
+            Miss::LogLossUndefined => "LogLoss undefined".into(),
+            Miss::LogLoss(ll) => format!("LogLoss hi {:+.4} > {}", ll.hi, r.logloss_delta),
+            Miss::NotJudged => "not judged".into(),
+        }
     }
 }
 
@@ -141,6 +184,9 @@ pub struct GateStatus {
     pub day: Option<u32>,
     /// One sentence: why SWITCH, or what is missing.
     pub reason: String,
+    /// The same in a few words, for narrow displays (the console's gate rows).
+    #[serde(default)]
+    pub brief: String,
 }
 
 /// Folds an arm's judged days, walking the plan's online days in order: a day without
@@ -152,8 +198,8 @@ pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatu
     let (mut streak, mut first_met, mut since) = (0u32, None, None);
     let mut last_failure = None;
     for &d in online.iter().take_while(|&&d| d <= last) {
-        match days.get(&d).map(|g| g.check()) {
-            Some(Ok(())) => {
+        match days.get(&d).map(|g| (g.miss(), g.rule)) {
+            Some((None, _)) => {
                 if streak == 0 {
                     since = Some(d);
                 }
@@ -162,13 +208,13 @@ pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatu
                     first_met = Some(d);
                 }
             }
-            Some(Err(why)) => {
+            Some((Some(miss), rule)) => {
                 streak = 0;
-                last_failure = Some((d, why));
+                last_failure = Some((d, miss, rule));
             }
             None => {
                 streak = 0;
-                last_failure = Some((d, "no evidence (the arm was not judged)".into()));
+                last_failure = Some((d, Miss::NotJudged, last_day.rule));
             }
         }
     }
@@ -178,15 +224,23 @@ pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatu
         GateDecision::NotYet
     };
     let pct = last_day.rule.level * 100.0;
-    let reason = match (decision, &last_failure) {
-        (GateDecision::Switch, _) => format!(
-            "not worse than the incumbent by more than {} AUC / {} LogLoss at {pct:.0}% for {streak} consecutive days (from day {})",
-            last_day.rule.delta,
-            last_day.rule.logloss_delta,
-            since.unwrap_or(last)
+    let since = since.unwrap_or(last);
+    let (reason, brief) = match (decision, &last_failure) {
+        (GateDecision::Switch, _) => (
+            format!(
+                "not worse than the incumbent by more than {} AUC / {} LogLoss at {pct:.0}% for {streak} consecutive days (from day {since})",
+                last_day.rule.delta, last_day.rule.logloss_delta,
+            ),
+            format!("passing since day {since}"),
         ),
-        (GateDecision::NotYet, Some((d, why))) if *d == last => format!("day {d}: {why}"),
-        (GateDecision::NotYet, _) => format!("{streak} of {needed} days so far"),
+        (GateDecision::NotYet, Some((d, miss, rule))) if *d == last => (
+            format!("day {d}: {}", miss.sentence(rule)),
+            format!("day {d}: {}", miss.brief(rule)),
+        ),
+        (GateDecision::NotYet, _) => (
+            format!("{streak} of {needed} days so far"),
+            format!("{} more passing day(s) needed", needed - streak),
+        ),
     };
     Some(GateStatus {
         decision,
@@ -195,6 +249,7 @@ pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatu
         first_met,
         day: Some(last),
         reason,
+        brief,
     })
 }
 
@@ -249,6 +304,7 @@ mod tests {
             (GateDecision::NotYet, 2, 3)
         );
         assert_eq!(s.reason, "2 of 3 days so far");
+        assert_eq!(s.brief, "1 more passing day(s) needed");
         days.insert(12, day(-0.001, 0.0));
         let s = status(&days, &online).expect("judged days");
         assert_eq!((s.decision, s.first_met), (GateDecision::Switch, Some(12)));
@@ -257,12 +313,14 @@ mod tests {
             "{}",
             s.reason
         );
+        assert_eq!(s.brief, "passing since day 10");
         // A failing day resets the streak and says why; the first time it was met stays.
         days.insert(13, day(-0.01, 0.0));
         let s = status(&days, &online).expect("judged days");
         assert_eq!((s.decision, s.streak), (GateDecision::NotYet, 0));
         assert_eq!(s.first_met, Some(12));
         assert!(s.reason.starts_with("day 13: AUC"), "{}", s.reason);
+        assert_eq!(s.brief, "day 13: AUC lo -0.0100 < -0.002");
         // A day without evidence breaks the streak too.
         days.insert(15, day(-0.001, 0.0));
         let s = status(&days, &online).expect("judged days");

@@ -102,6 +102,14 @@ pub struct ArmLedger {
     pub holdout: Option<HoldoutEntry>,
 }
 
+impl ArmLedger {
+    /// The migration gate after the days folded so far (`None` before the first judged day):
+    /// the one fold the verdict, the report and the live console all read.
+    pub fn gate_status(&self, online: &[u32]) -> Option<GateStatus> {
+        gate::status(&self.gate, online)
+    }
+}
+
 /// One arm's score on the held-out days, evaluated once at the end of the run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HoldoutEntry {
@@ -262,6 +270,20 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 impl Ledger {
+    /// The arms the migration gate judges, with their status so far: every arm but the
+    /// incumbent, when the session has an incumbent arm (empty otherwise: no gate).
+    pub fn gates(&self) -> Vec<(usize, Option<GateStatus>)> {
+        if !self.arms.iter().any(|a| a.kind == Some(ArmKind::Incumbent)) {
+            return Vec::new();
+        }
+        self.arms
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.kind != Some(ArmKind::Incumbent))
+            .map(|(i, a)| (i, a.gate_status(&self.plan.online)))
+            .collect()
+    }
+
     /// A ledger of `records` (a log, a test's stream).
     pub fn of(records: &[Record]) -> Ledger {
         let mut l = Ledger::default();
@@ -562,7 +584,7 @@ impl Ledger {
                     online_mean_abs_bias: mean(days().filter_map(|m| m.abs_bias())),
                     online_seconds,
                     total_seconds: offline_seconds + online_seconds,
-                    gate: gate::status(&a.gate, &self.plan.online),
+                    gate: a.gate_status(&self.plan.online),
                     holdout: a.holdout.clone(),
                     failed: a.failed.clone(),
                     ..Default::default()

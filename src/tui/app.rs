@@ -397,7 +397,8 @@ impl App {
             MouseEventKind::ScrollDown => self.act(Action::ZoomOut),
             MouseEventKind::Down(MouseButton::Left) => {
                 let (w, h) = self.size;
-                if let Some(f) = super::ui::layout::panel_at(w, h, m.column, m.row) {
+                let gate = self.view_model().gates().len();
+                if let Some(f) = super::ui::layout::panel_at(w, h, gate, m.column, m.row) {
                     self.focus = f;
                 }
                 None

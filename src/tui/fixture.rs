@@ -3,8 +3,9 @@
 
 use crate::protocol::{
     ArmInfo, DayPlan, EngineCommand, EngineEvent, EvalMetrics, FieldDrift, FieldProjection,
-    ParamPatch, Params, Position, Record, Stage, EVENT_SCHEMA_VERSION,
+    GateRule, ParamPatch, Params, Position, Record, Stage, EVENT_SCHEMA_VERSION,
 };
+use crate::train::stats::Interval;
 
 const ARMS: [(&str, &str); 4] = [
     ("incumbent", "mlp:emb=8,hidden=64"),
@@ -84,6 +85,34 @@ fn day_metrics(arm: usize, day: u32) -> EvalMetrics {
         ne: 0.9,
         gauc: None,
         rows: 4000,
+    }
+}
+
+/// The migration gate's evidence of day `day`, emitted before any arm trains on it: each
+/// student's AUC and LogLoss differences to the incumbent's day metrics with fixed-width
+/// intervals. crossadapt passes every day (SWITCH from the third, day 9), kd's AUC interval
+/// reaches below -δ, scratch is far below.
+fn gate_events(log: &mut Log, day: u32) {
+    let inc = day_metrics(0, day);
+    for (arm, (name, _)) in ARMS.iter().enumerate().skip(1) {
+        let m = day_metrics(arm, day);
+        let iv = |estimate: f64, half: f64| Interval {
+            estimate,
+            lo: estimate - half,
+            hi: estimate + half,
+            level: 0.95,
+        };
+        log.push(
+            0.0,
+            EngineEvent::Gate {
+                arm: name.to_string(),
+                day,
+                incumbent: ARMS[0].0.into(),
+                auc: m.auc.zip(inc.auc).map(|(s, i)| iv(s - i, 0.0035)),
+                logloss: Some(iv(m.logloss - inc.logloss, 0.003)),
+                rule: GateRule::default(),
+            },
+        );
     }
 }
 
@@ -276,6 +305,7 @@ pub fn paused_session() -> Vec<Record> {
             total: u64::from(BATCHES) * 100 * ARMS.len() as u64,
         },
     );
+    gate_events(&mut log, day);
     log.push(0.1, drift_event(day, None));
     arm_day(&mut log, 0, day, BATCHES);
     log.push(
@@ -386,6 +416,7 @@ fn online_day(log: &mut Log, day: u32, arms: usize, batches: u32) {
             total: u64::from(batches) * 100 * ARMS.len() as u64,
         },
     );
+    gate_events(log, day);
     log.push(0.1, drift_event(day, None));
     for arm in 0..arms {
         arm_day(log, arm, day, batches);

@@ -14,6 +14,8 @@ const WIDE_HEIGHT: u16 = 36;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Panels {
     pub header: Rect,
+    /// The migration gate under the header (zero height without a gate).
+    pub gate: Rect,
     /// Body of the summary view (everything between header and hints).
     pub body: Rect,
     pub charts: Rect,
@@ -30,14 +32,39 @@ pub fn too_small(area: Rect) -> bool {
     area.width < MIN_WIDTH || area.height < MIN_HEIGHT
 }
 
-/// The panels of `area`, or `None` when it is below the minimum.
-pub fn dashboard(area: Rect) -> Option<Panels> {
+/// Rows the dashboard's panels need below the header: charts and the right column over the
+/// timeline and log (compact), or charts, the middle row and a few log lines (wide).
+const COMPACT_BODY: u16 = 20;
+const WIDE_BODY: u16 = 26;
+
+/// Rows of the migration gate for `arms` judged arms: one per arm when the terminal has the
+/// room, else one line for all of them (the minimum 80x24 has exactly one spare row), none
+/// without a gate.
+pub fn gate_rows(area: Rect, arms: usize) -> u16 {
+    if arms == 0 {
+        return 0;
+    }
+    let wide = area.width >= WIDE_WIDTH && area.height >= WIDE_HEIGHT;
+    let need = if wide { WIDE_BODY } else { COMPACT_BODY };
+    let spare = area.height.saturating_sub(3 + need);
+    let arms = u16::try_from(arms).unwrap_or(u16::MAX);
+    if spare >= arms {
+        arms
+    } else {
+        1
+    }
+}
+
+/// The panels of `area` with the gate rows of `gate_arms` judged arms, or `None` when it is
+/// below the minimum.
+pub fn dashboard(area: Rect, gate_arms: usize) -> Option<Panels> {
     if too_small(area) {
         return None;
     }
     let wide = area.width >= WIDE_WIDTH && area.height >= WIDE_HEIGHT;
-    let [header, body, hints] = Layout::vertical([
+    let [header, gate, body, hints] = Layout::vertical([
         Constraint::Length(2),
+        Constraint::Length(gate_rows(area, gate_arms)),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
@@ -70,6 +97,7 @@ pub fn dashboard(area: Rect) -> Option<Panels> {
     };
     Some(Panels {
         header,
+        gate,
         body,
         charts,
         timeline,
@@ -81,9 +109,9 @@ pub fn dashboard(area: Rect) -> Option<Panels> {
     })
 }
 
-/// The panel under a mouse click.
-pub fn panel_at(width: u16, height: u16, x: u16, y: u16) -> Option<Focus> {
-    let p = dashboard(Rect::new(0, 0, width, height))?;
+/// The panel under a mouse click (`gate_arms` as for [`dashboard`]).
+pub fn panel_at(width: u16, height: u16, gate_arms: usize, x: u16, y: u16) -> Option<Focus> {
+    let p = dashboard(Rect::new(0, 0, width, height), gate_arms)?;
     let hit = |r: Rect| x >= r.x && x < r.right() && y >= r.y && y < r.bottom();
     [
         (p.charts, Focus::Charts),

@@ -13,6 +13,7 @@ mod charts;
 mod controls;
 mod drift;
 pub mod format;
+mod gate;
 mod header;
 mod help;
 mod hints;
@@ -24,11 +25,13 @@ mod timeline;
 /// Draws the whole console for `app`.
 pub fn render(frame: &mut Frame, app: &App, theme: &Theme) {
     let area = frame.area();
-    let Some(p) = layout::dashboard(area) else {
+    let gates = app.view_model().gates();
+    let Some(p) = layout::dashboard(area, gates.len()) else {
         too_small(frame, area, theme);
         return;
     };
     header::render(frame, p.header, app, theme);
+    gate::render(frame, p.gate, app, &gates, theme, p.wide);
     match app.view {
         View::Dashboard => {
             charts::render(frame, p.charts, app, theme, p.wide);

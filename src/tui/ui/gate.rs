@@ -1,0 +1,203 @@
+//! The migration gate under the header: per student arm SWITCH / NOT YET, the streak of
+//! passing days against the days the rule needs, and why, as the ledger folds it (the same
+//! fold as the report's and the summary's: the console only formats it). Always visible, so an
+//! engineer watching a run sees the decision move as each online day's evidence arrives.
+
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::protocol::{GateDecision, GateStatus};
+use crate::tui::app::App;
+use crate::tui::theme::Theme;
+
+/// Longest arm name shown in full in the per-arm rows.
+const NAME_WIDTH: usize = 16;
+const PREFIX: &str = " gate ";
+
+/// `gates` are the ledger's judged arms (`Ledger::gates`): one row each when `area` has the
+/// rows, else one line with every arm's decision and streak. Lines never wrap: what does not
+/// fit is cut with `…`.
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    gates: &[(usize, Option<GateStatus>)],
+    theme: &Theme,
+    wide: bool,
+) {
+    if gates.is_empty() || area.height == 0 {
+        return;
+    }
+    let width = usize::from(area.width);
+    let lines = if usize::from(area.height) >= gates.len() {
+        rows(app, gates, theme, width, wide)
+    } else {
+        vec![strip(app, gates, theme, width)]
+    };
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn decision(status: Option<&GateStatus>, theme: &Theme) -> Span<'static> {
+    match status {
+        Some(s) => {
+            let style = match s.decision {
+                GateDecision::Switch => theme.good,
+                GateDecision::NotYet => theme.bad,
+            };
+            Span::styled(s.decision.label(), style.add_modifier(Modifier::BOLD))
+        }
+        None => Span::styled("-", theme.dim),
+    }
+}
+
+/// `2/3`: passing days so far of the days the rule needs (a longer streak shows as met).
+fn streak(status: Option<&GateStatus>) -> String {
+    status.map_or("-/-".into(), |s| {
+        format!("{}/{}", s.streak.min(s.needed), s.needed)
+    })
+}
+
+fn arm_label(app: &App, i: usize, theme: &Theme, name_width: usize) -> Span<'static> {
+    let m = app.view_model();
+    let name = m.arms.get(i).map_or("?", |a| a.name.as_str());
+    let name = super::format::fit(name, name_width);
+    Span::styled(
+        format!("{} {name:<name_width$}", theme.marker(i)),
+        theme.arm(i),
+    )
+}
+
+/// One row per judged arm: the reason in full when it fits, else its short form.
+fn rows(
+    app: &App,
+    gates: &[(usize, Option<GateStatus>)],
+    theme: &Theme,
+    width: usize,
+    wide: bool,
+) -> Vec<Line<'static>> {
+    let m = app.view_model();
+    let name_width = gates
+        .iter()
+        .filter_map(|(i, _)| m.arms.get(*i))
+        .map(|a| a.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(NAME_WIDTH);
+    gates
+        .iter()
+        .enumerate()
+        .map(|(row, (i, status))| {
+            let prefix = if row == 0 {
+                Span::styled(PREFIX, theme.title)
+            } else {
+                Span::raw(" ".repeat(PREFIX.len()))
+            };
+            let status = status.as_ref();
+            let mut spans = vec![
+                prefix,
+                arm_label(app, *i, theme, name_width),
+                Span::raw(" "),
+            ];
+            let word = decision(status, theme);
+            let pad = " ".repeat(7usize.saturating_sub(word.width()));
+            spans.extend([word, Span::raw(pad)]);
+            spans.push(Span::styled(
+                format!(" {:>5}  ", streak(status)),
+                theme.text,
+            ));
+            let used: usize = spans.iter().map(Span::width).sum();
+            let reason = match status {
+                Some(s) if wide && used + s.reason.chars().count() <= width => s.reason.clone(),
+                Some(s) => s.brief.clone(),
+                None if m.arms.get(*i).is_some_and(|a| a.failed.is_some()) => {
+                    "the arm failed before a judged day".into()
+                }
+                None => "no online day judged yet".into(),
+            };
+            let style = match status {
+                Some(_) => theme.text,
+                None => theme.dim,
+            };
+            spans.push(Span::styled(reason, style));
+            fit_line(spans, width, theme)
+        })
+        .collect()
+}
+
+/// Every arm on one line: names and decisions, or markers and decisions when the names do not
+/// fit.
+fn strip(
+    app: &App,
+    gates: &[(usize, Option<GateStatus>)],
+    theme: &Theme,
+    width: usize,
+) -> Line<'static> {
+    let m = app.view_model();
+    let build = |names: bool| {
+        let mut spans = vec![Span::styled(PREFIX, theme.title)];
+        for (n, (i, status)) in gates.iter().enumerate() {
+            if n > 0 {
+                spans.push(Span::raw("  "));
+            }
+            let label = if names {
+                let name = m.arms.get(*i).map_or("?", |a| a.name.as_str());
+                format!("{} {name} ", theme.marker(*i))
+            } else {
+                format!("{} ", theme.marker(*i))
+            };
+            spans.push(Span::styled(label, theme.arm(*i)));
+            spans.push(decision(status.as_ref(), theme));
+            spans.push(Span::styled(
+                format!(" {}", streak(status.as_ref())),
+                theme.text,
+            ));
+        }
+        spans
+    };
+    let full = build(true);
+    let spans = if full.iter().map(Span::width).sum::<usize>() <= width {
+        full
+    } else {
+        build(false)
+    };
+    fit_line(spans, width, theme)
+}
+
+/// The spans cut to `width` cells, the cut marked with `…`.
+fn fit_line(spans: Vec<Span<'static>>, width: usize, theme: &Theme) -> Line<'static> {
+    let total: usize = spans.iter().map(Span::width).sum();
+    if total <= width {
+        return Line::from(spans);
+    }
+    let mut out = Vec::new();
+    let mut left = width.saturating_sub(1);
+    for s in spans {
+        if left == 0 {
+            break;
+        }
+        let w = s.width();
+        if w <= left {
+            left -= w;
+            out.push(s);
+            continue;
+        }
+        let mut text = String::new();
+        for c in s.content.chars() {
+            let cw = Span::raw(c.to_string()).width();
+            if cw > left {
+                break;
+            }
+            left -= cw;
+            text.push(c);
+        }
+        out.push(Span::styled(text, s.style));
+        break;
+    }
+    if width > 0 {
+        out.push(Span::styled("…", theme.dim));
+    }
+    Line::from(out)
+}
