@@ -347,3 +347,203 @@ fn the_day_cache_serves_later_opens_and_misses_on_a_changed_file() {
     );
     assert_eq!(std::fs::read_dir(&cache).expect("cache").count(), 2);
 }
+
+/// A deterministic table for the streamed-ingest tests: `rows` rows over four calendar days
+/// in scrambled time order (the rows of a day scattered across the file, some times shared so
+/// that ties must keep their file order), a text and an integer key, a number and a label.
+fn scrambled_table(rows: usize) -> polars::prelude::DataFrame {
+    use polars::prelude::*;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut ts, mut user, mut item, mut price, mut click) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for r in 0..rows {
+        // 2024-03-01 00:00 UTC plus up to four days, on a coarse grid so times repeat.
+        ts.push(1_709_251_200i64 + (next() % (4 * 24 * 12)) as i64 * 300);
+        user.push(format!("u{}", next() % 17));
+        item.push((next() % 50) as i64);
+        price.push((r % 13) as f64 * 0.5);
+        click.push((next() % 3 == 0) as i64);
+    }
+    df!("ts" => ts, "user" => user, "item" => item, "price" => price, "click" => click)
+        .expect("frame")
+}
+
+fn scrambled_schema(timed: bool, days: usize) -> TableSchema {
+    let text = format!(
+        "label = \"click\"\n{}categorical = [\"user\", \"item\"]\nbucketed = [\"price\"]\n\
+         numeric = [\"price\"]\nuser = \"user\"\ndays = {days}\n",
+        if timed {
+            "time = \"ts\"\ntime_features = [\"hour_of_day\"]\n"
+        } else {
+            ""
+        }
+    );
+    toml::from_str(&text).expect("schema")
+}
+
+/// Every day of `a` and `b`: names, keys, numbers, labels, in order.
+fn same_days(a: &TableSource, b: &TableSource, what: &str) {
+    assert_eq!(a.num_days(), b.num_days(), "{what}: days");
+    for d in 0..a.num_days() {
+        assert_eq!(a.day_name(d), b.day_name(d), "{what}: name of day {d}");
+        assert_eq!(
+            a.raw_day(d).expect("a"),
+            b.raw_day(d).expect("b"),
+            "{what}: day {d}"
+        );
+    }
+}
+
+/// The streamed first ingest gives exactly the days the in-memory read gives (names, keys,
+/// labels, row order), for CSV and Parquet, calendar days from unsorted times (a day's rows
+/// arriving in many chunks, ties in file order) and row blocks, with chunks of a few rows; and
+/// with at most two day files open at once, so days continue in further files and are merged.
+#[test]
+fn the_streamed_ingest_gives_the_in_memory_days() {
+    use crossadapt::data::table::cache::IngestOptions;
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut df = scrambled_table(403);
+    let csv = dir.path().join("t.csv");
+    CsvWriter::new(std::fs::File::create(&csv).expect("create"))
+        .finish(&mut df)
+        .expect("write csv");
+    let pq = dir.path().join("t.parquet");
+    ParquetWriter::new(std::fs::File::create(&pq).expect("create"))
+        .with_row_group_size(Some(50))
+        .finish(&mut df)
+        .expect("write parquet");
+    let options = [
+        IngestOptions {
+            chunk_rows: 7,
+            max_open_days: 64,
+        },
+        IngestOptions {
+            chunk_rows: 7,
+            max_open_days: 2,
+        },
+        IngestOptions {
+            chunk_rows: 1000,
+            max_open_days: 64,
+        },
+    ];
+    let mut entries = 0;
+    for (timed, days) in [(true, 7), (false, 5)] {
+        for path in [&csv, &pq] {
+            let schema = || scrambled_schema(timed, days);
+            let memory = TableSource::open_with_cache(path, schema(), "table", None).expect("mem");
+            assert_eq!(memory.num_days(), if timed { 4 } else { 5 });
+            for opts in options {
+                let cache = dir.path().join(format!("cache-{entries}"));
+                entries += 1;
+                let what = format!("{} timed={timed} {opts:?}", path.display());
+                let streamed = TableSource::open_with(path, schema(), "table", Some(&cache), opts)
+                    .expect("streamed");
+                same_days(&streamed, &memory, &what);
+                // The entry was written (the days come from it, not from memory).
+                let reopened = TableSource::open_with_cache(path, schema(), "table", Some(&cache))
+                    .expect("reopen");
+                same_days(&reopened, &memory, &what);
+                let left: Vec<String> = std::fs::read_dir(&cache)
+                    .expect("cache")
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect();
+                assert_eq!(
+                    left.len(),
+                    1,
+                    "{what}: one entry, no temporary folder: {left:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A folder without time has one day per file in natural order (`day_2` before `day_10`),
+/// streamed as read in memory; and a bad cell in a later chunk is named by its file and row.
+#[test]
+fn the_streamed_ingest_cuts_folders_by_file_and_names_bad_rows() {
+    use crossadapt::data::table::cache::IngestOptions;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("days");
+    std::fs::create_dir(&folder).expect("mkdir");
+    for (name, rows) in [("day_10.csv", 9), ("day_2.csv", 11), ("day_1.csv", 5)] {
+        let mut text = String::from("click,user,item,price\n");
+        for r in 0..rows {
+            text += &format!("{},{name}{r},{},{}\n", r % 2, r * 7 % 5, r);
+        }
+        write(&folder, name, &text);
+    }
+    let schema = || TableSchema {
+        format: Some(crossadapt::data::table::TableFormat::Csv),
+        ..scrambled_schema(false, 1)
+    };
+    let opts = IngestOptions {
+        chunk_rows: 4,
+        max_open_days: 64,
+    };
+    let cache = dir.path().join("cache");
+    let streamed =
+        TableSource::open_with(&folder, schema(), "table", Some(&cache), opts).expect("streamed");
+    let memory = TableSource::open_with_cache(&folder, schema(), "table", None).expect("memory");
+    same_days(&streamed, &memory, "csv folder");
+    let names: Vec<&str> = (0..3)
+        .map(|d| streamed.day_name(d).expect("name"))
+        .collect();
+    assert_eq!(names, ["day_1.csv", "day_2.csv", "day_10.csv"]);
+    // The same as Parquet, whose folder scan lists `day_10` before `day_2`.
+    let pq_folder = dir.path().join("pq");
+    std::fs::create_dir(&pq_folder).expect("mkdir");
+    for (name, rows) in [("day_10", 9i64), ("day_2", 11), ("day_1", 5)] {
+        use polars::prelude::*;
+        let r: Vec<i64> = (0..rows).collect();
+        let mut df = df!(
+            "click" => r.iter().map(|r| r % 2).collect::<Vec<_>>(),
+            "user" => r.iter().map(|r| format!("{name}{r}")).collect::<Vec<_>>(),
+            "item" => r.iter().map(|r| r * 7 % 5).collect::<Vec<_>>(),
+            "price" => r.clone(),
+        )
+        .expect("frame");
+        let file =
+            std::fs::File::create(pq_folder.join(format!("{name}.parquet"))).expect("create");
+        ParquetWriter::new(file).finish(&mut df).expect("write");
+    }
+    let streamed = TableSource::open_with(
+        &pq_folder,
+        scrambled_schema(false, 1),
+        "table",
+        Some(&cache),
+        opts,
+    )
+    .expect("streamed");
+    let memory =
+        TableSource::open_with_cache(&pq_folder, scrambled_schema(false, 1), "table", None)
+            .expect("memory");
+    same_days(&streamed, &memory, "parquet folder");
+    assert_eq!(streamed.day_name(2), Some("day_10.parquet"));
+
+    let mut text = String::from("click,user,item,price\n");
+    for r in 0..12 {
+        let label = if r == 9 {
+            "yes".to_string()
+        } else {
+            (r % 2).to_string()
+        };
+        text += &format!("{label},u{r},{r},{r}\n");
+    }
+    let bad = write(dir.path(), "bad.csv", &text);
+    let e = TableSource::open_with(&bad, schema(), "table", Some(&cache), opts)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .expect("a bad label is an error");
+    assert!(
+        e.contains("bad.csv") && e.contains("`click`") && e.contains("row 10") && e.contains("yes"),
+        "{e}"
+    );
+}

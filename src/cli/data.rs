@@ -88,6 +88,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             json,
             top_k,
         } => {
+            log_to_stderr();
             let source = open_for_inspect(&path, schema.as_deref(), period)?;
             let report = inspect(source.as_ref(), top_k)?;
             if json {
@@ -119,6 +120,21 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Sends the log to stderr, without times or targets (level from `CROSSADAPT_LOG`, default
+/// `info` for this crate): the first open of a large table ingests it into the day cache, and
+/// its progress lines say how far it is. A logger already set stays.
+fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CROSSADAPT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("crossadapt=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_env_filter(filter)
+        .try_init();
 }
 
 /// Picks the source `data inspect` reads from its arguments.

@@ -5,8 +5,13 @@
 //! A table held whole in memory grows with the number of days, and every new session, resume,
 //! fork or benchmark parsed the text again. With the cache, the first open parses and writes
 //! the days; every later open of the same file with the same schema reads only the manifest,
-//! and a day read costs that day's file. The first parse still holds the whole table once
-//! (polars collects it); `docs/data.md` says so.
+//! and a day read costs that day's file.
+//!
+//! The first open streams: [`DayWriter`] takes the rows a chunk at a time, routed to their
+//! day, buffers a bounded number of them and appends them to one Parquet file per day, so the
+//! ingest holds a few chunks, not the table. A day whose rows arrived out of time order, or
+//! in several files because too many days were open at once, is put in order at the end, one
+//! day at a time.
 //!
 //! The cache lives in `CROSSADAPT_CACHE_DIR` (`off` or empty: no cache), else the platform's
 //! cache folder (`~/.cache/crossadapt/days` on Linux). A source is identified by its schema, its
@@ -14,10 +19,11 @@
 //! the first and last MiB: a file replaced in place, even within one clock tick, misses.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use polars::io::parquet::write::BatchedWriter;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -189,19 +195,7 @@ impl DayCache {
             num_num,
             days: cached,
         };
-        std::fs::write(
-            tmp.path().join(MANIFEST),
-            serde_json::to_string_pretty(&manifest)?,
-        )?;
-        let dir = root.join(fingerprint);
-        let kept = tmp.keep();
-        if std::fs::rename(&kept, &dir).is_err() {
-            // Another process wrote the same entry first: theirs stands.
-            let _ = std::fs::remove_dir_all(&kept);
-            return DayCache::open(root, fingerprint)
-                .with_context(|| format!("cannot move the ingested days to {}", dir.display()));
-        }
-        Ok(DayCache { dir, manifest })
+        publish(tmp, root, manifest)
     }
 
     /// The folder of this entry.
@@ -220,12 +214,21 @@ impl DayCache {
                 format!("day {d} is not in the day cache {}", self.dir.display())
             })?;
         let path = self.dir.join(day_file(d));
-        let file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let df = ParquetReader::new(file)
-            .finish()
-            .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+        // One column at a time: the day's frame is never held beside the whole day.
+        let column = |name: String| -> Result<Column> {
+            let file =
+                File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let df = ParquetReader::new(file)
+                .with_columns(Some(vec![name.clone()]))
+                .finish()
+                .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+            df.column(&name)
+                .cloned()
+                .map_err(|e| anyhow!("{}: {e}", path.display()))
+        };
+        let label = column("label".to_string())?;
         let (nc, nn) = (self.manifest.num_cat, self.manifest.num_num);
-        let rows = df.height();
+        let rows = label.len();
         if rows != meta.rows {
             bail!(
                 "{} holds {rows} rows, its manifest says {}: delete {} to ingest again",
@@ -234,6 +237,19 @@ impl DayCache {
                 self.dir.display()
             );
         }
+        let same_rows = |col: &Column| {
+            if col.len() == rows {
+                Ok(())
+            } else {
+                Err(anyhow!(
+                    "{}: column `{}` holds {} rows, `label` {rows}: delete {} to ingest again",
+                    path.display(),
+                    col.name(),
+                    col.len(),
+                    self.dir.display()
+                ))
+            }
+        };
         let mut day = RawDay {
             num_cat: nc,
             num_num: nn,
@@ -243,33 +259,381 @@ impl DayCache {
         };
         let bad = |e: PolarsError| anyhow!("{}: {e}", path.display());
         for f in 0..nc {
-            let col = df
-                .column(&format!("c{f}"))
-                .map_err(bad)?
-                .u64()
-                .map_err(bad)?;
-            for (r, v) in col.iter().enumerate() {
+            let col = column(format!("c{f}"))?;
+            same_rows(&col)?;
+            let col = col.u64().map_err(bad)?;
+            for (r, v) in col.iter().take(rows).enumerate() {
                 day.cat[r * nc + f] = v.unwrap_or(crate::data::source::NULL_KEY);
             }
         }
         for j in 0..nn {
-            let col = df
-                .column(&format!("n{j}"))
-                .map_err(bad)?
-                .f32()
-                .map_err(bad)?;
-            for (r, v) in col.iter().enumerate() {
+            let col = column(format!("n{j}"))?;
+            same_rows(&col)?;
+            let col = col.f32().map_err(bad)?;
+            for (r, v) in col.iter().take(rows).enumerate() {
                 day.num[r * nn + j] = v.unwrap_or(0.0);
             }
         }
-        let label = df.column("label").map_err(bad)?.f32().map_err(bad)?;
-        day.label.extend(label.iter().map(|v| v.unwrap_or(0.0)));
+        day.label
+            .extend(label.f32().map_err(bad)?.iter().map(|v| v.unwrap_or(0.0)));
         Ok(day)
     }
 }
 
 fn day_file(d: usize) -> String {
     format!("day-{d:05}.parquet")
+}
+
+/// Writes the manifest into the entry being built in `tmp` and renames it into place.
+fn publish(tmp: tempfile::TempDir, root: &Path, manifest: Manifest) -> Result<DayCache> {
+    std::fs::write(
+        tmp.path().join(MANIFEST),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+    let fingerprint = manifest.fingerprint.clone();
+    let dir = root.join(&fingerprint);
+    let kept = tmp.keep();
+    if std::fs::rename(&kept, &dir).is_err() {
+        // Another process wrote the same entry first: theirs stands.
+        let _ = std::fs::remove_dir_all(&kept);
+        return DayCache::open(root, &fingerprint)
+            .with_context(|| format!("cannot move the ingested days to {}", dir.display()));
+    }
+    Ok(DayCache { dir, manifest })
+}
+
+/// How the streamed first ingest cuts its work: rows per chunk read from the source (and per
+/// row group written), and how many day files may be open for appending at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Rows polars hands over at a time; a day's buffer is written out when it holds as many.
+    pub chunk_rows: usize,
+    /// Day files open for appending at once; past it the least recently written one is
+    /// closed and the day continues in another file, merged at the end.
+    pub max_open_days: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            chunk_rows: 100_000,
+            max_open_days: 64,
+        }
+    }
+}
+
+/// Rows buffered across all days, in chunks, before the largest buffers are written out.
+const BUFFERED_CHUNKS: usize = 4;
+
+/// Rows of one or more days as columns, in arrival order: what the streamed ingest converts a
+/// chunk into and what a day buffers before it is written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct DayColumns {
+    pub cat: Vec<Vec<u64>>,
+    pub num: Vec<Vec<f32>>,
+    pub label: Vec<f32>,
+    /// The time of each row in the time column's ticks (empty for a source without time).
+    pub ticks: Vec<i64>,
+}
+
+impl DayColumns {
+    fn empty(num_cat: usize, num_num: usize) -> DayColumns {
+        DayColumns {
+            cat: vec![Vec::new(); num_cat],
+            num: vec![Vec::new(); num_num],
+            label: Vec::new(),
+            ticks: Vec::new(),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.label.len()
+    }
+
+    /// Appends rows `rows` of `from` in that order (all of them when `None`).
+    fn extend_from(&mut self, from: &DayColumns, rows: Option<&[u32]>) {
+        fn take<T: Copy>(to: &mut Vec<T>, from: &[T], rows: Option<&[u32]>) {
+            match rows {
+                None => to.extend_from_slice(from),
+                Some(rows) => to.extend(rows.iter().map(|&r| from[r as usize])),
+            }
+        }
+        for (to, from) in self.cat.iter_mut().zip(&from.cat) {
+            take(to, from, rows);
+        }
+        for (to, from) in self.num.iter_mut().zip(&from.num) {
+            take(to, from, rows);
+        }
+        take(&mut self.label, &from.label, rows);
+        if !from.ticks.is_empty() {
+            take(&mut self.ticks, &from.ticks, rows);
+        }
+    }
+
+    /// The buffered rows as a frame (`c0..`, `n0..`, `label`, and `t` when `timed`), leaving
+    /// the buffer empty.
+    fn take_frame(&mut self, timed: bool) -> Result<DataFrame> {
+        let n = self.rows();
+        let mut cols = Vec::with_capacity(self.cat.len() + self.num.len() + 2);
+        for (f, keys) in self.cat.iter_mut().enumerate() {
+            cols.push(Column::new(format!("c{f}").into(), std::mem::take(keys)));
+        }
+        for (j, v) in self.num.iter_mut().enumerate() {
+            cols.push(Column::new(format!("n{j}").into(), std::mem::take(v)));
+        }
+        cols.push(Column::new("label".into(), std::mem::take(&mut self.label)));
+        let ticks = std::mem::take(&mut self.ticks);
+        if timed {
+            cols.push(Column::new(TICKS.into(), ticks));
+        }
+        DataFrame::new(n, cols).map_err(|e| anyhow!("building a cached day: {e}"))
+    }
+}
+
+/// The column of a timed day file holding each row's time (in the time column's ticks): what
+/// a day whose rows arrived out of order is sorted by.
+const TICKS: &str = "t";
+
+/// One day being written: its buffer, its open file, the files it has filled so far.
+struct DayPart {
+    buf: DayColumns,
+    writer: Option<BatchedWriter<BufWriter<File>>>,
+    parts: Vec<PathBuf>,
+    last_write: u64,
+    rows: usize,
+    positives: usize,
+    last_tick: Option<i64>,
+    /// Whether every row arrived at or after the time of the row before it.
+    in_order: bool,
+}
+
+/// The streamed first ingest's writer: days are opened as their first rows arrive, rows are
+/// appended in arrival order, and [`finish`](Self::finish) puts the days in their final order
+/// and publishes the entry atomically (as [`DayCache::write`] does).
+pub(super) struct DayWriter {
+    root: PathBuf,
+    fingerprint: String,
+    tmp: tempfile::TempDir,
+    num_cat: usize,
+    num_num: usize,
+    timed: bool,
+    opts: IngestOptions,
+    days: Vec<DayPart>,
+    buffered: usize,
+    open: usize,
+    clock: u64,
+}
+
+impl DayWriter {
+    /// Starts an entry for `fingerprint` under `root` (`timed`: rows carry their time).
+    pub fn begin(
+        root: &Path,
+        fingerprint: &str,
+        num_cat: usize,
+        num_num: usize,
+        timed: bool,
+        opts: IngestOptions,
+    ) -> Result<DayWriter> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create the day cache {}", root.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".ingest-")
+            .tempdir_in(root)
+            .with_context(|| format!("cannot write in the day cache {}", root.display()))?;
+        Ok(DayWriter {
+            root: root.to_path_buf(),
+            fingerprint: fingerprint.to_string(),
+            tmp,
+            num_cat,
+            num_num,
+            timed,
+            opts: IngestOptions {
+                chunk_rows: opts.chunk_rows.max(1),
+                max_open_days: opts.max_open_days.max(1),
+            },
+            days: Vec::new(),
+            buffered: 0,
+            open: 0,
+            clock: 0,
+        })
+    }
+
+    /// A new day; its index is the order days were opened in, not their final order.
+    pub fn add_day(&mut self) -> usize {
+        self.days.push(DayPart {
+            buf: DayColumns::empty(self.num_cat, self.num_num),
+            writer: None,
+            parts: Vec::new(),
+            last_write: 0,
+            rows: 0,
+            positives: 0,
+            last_tick: None,
+            in_order: true,
+        });
+        self.days.len() - 1
+    }
+
+    /// Appends rows `rows` of `from` (all when `None`) to day `d`.
+    pub fn push(&mut self, d: usize, from: &DayColumns, rows: Option<&[u32]>) -> Result<()> {
+        let day = &mut self.days[d];
+        let before = day.buf.rows();
+        day.buf.extend_from(from, rows);
+        let added = day.buf.rows() - before;
+        day.rows += added;
+        day.positives += day.buf.label[before..].iter().filter(|&&y| y > 0.5).count();
+        for &t in day.buf.ticks.get(before..).unwrap_or(&[]) {
+            if day.last_tick.is_some_and(|last| t < last) {
+                day.in_order = false;
+            }
+            day.last_tick = Some(t);
+        }
+        self.buffered += added;
+        if self.days[d].buf.rows() >= self.opts.chunk_rows {
+            self.flush(d)?;
+        }
+        Ok(())
+    }
+
+    /// Writes out the largest buffers while more than a few chunks of rows are buffered.
+    pub fn relieve(&mut self) -> Result<()> {
+        let cap = BUFFERED_CHUNKS * self.opts.chunk_rows;
+        if self.buffered <= cap {
+            return Ok(());
+        }
+        let mut by_size: Vec<usize> = (0..self.days.len()).collect();
+        by_size.sort_by_key(|&d| std::cmp::Reverse(self.days[d].buf.rows()));
+        for d in by_size {
+            if self.buffered <= cap / 2 {
+                break;
+            }
+            self.flush(d)?;
+        }
+        Ok(())
+    }
+
+    /// Appends day `d`'s buffer to its open file (opening one, and closing the least recently
+    /// written other, when needed).
+    fn flush(&mut self, d: usize) -> Result<()> {
+        let n = self.days[d].buf.rows();
+        if n == 0 {
+            return Ok(());
+        }
+        if self.days[d].writer.is_none() {
+            if self.open >= self.opts.max_open_days {
+                let oldest = (0..self.days.len())
+                    .filter(|&o| self.days[o].writer.is_some())
+                    .min_by_key(|&o| self.days[o].last_write);
+                if let Some(o) = oldest {
+                    self.close(o)?;
+                }
+            }
+            let path = self.tmp.path().join(format!(
+                "part-{d:05}-{:05}.parquet",
+                self.days[d].parts.len()
+            ));
+            let file =
+                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            let empty = DayColumns::empty(self.num_cat, self.num_num).take_frame(self.timed)?;
+            let writer = ParquetWriter::new(BufWriter::new(file))
+                .batched(empty.schema())
+                .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+            self.days[d].writer = Some(writer);
+            self.days[d].parts.push(path);
+            self.open += 1;
+        }
+        self.clock += 1;
+        let timed = self.timed;
+        let day = &mut self.days[d];
+        day.last_write = self.clock;
+        let df = day.buf.take_frame(timed)?;
+        if let Some(w) = day.writer.as_mut() {
+            w.write_batch(&df)
+                .map_err(|e| anyhow!("writing day rows to the day cache: {e}"))?;
+        }
+        self.buffered -= n;
+        Ok(())
+    }
+
+    fn close(&mut self, d: usize) -> Result<()> {
+        if let Some(w) = self.days[d].writer.take() {
+            w.finish()
+                .map_err(|e| anyhow!("writing day rows to the day cache: {e}"))?;
+            self.open -= 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the days out in `order` (indices from [`add_day`](Self::add_day)) named
+    /// `names`, and publishes the entry.
+    pub fn finish(mut self, order: &[usize], names: &[String], source: &str) -> Result<DayCache> {
+        for d in 0..self.days.len() {
+            self.flush(d)?;
+            self.close(d)?;
+        }
+        let mut cached = Vec::with_capacity(order.len());
+        for (i, (&d, name)) in order.iter().zip(names).enumerate() {
+            let out = self.tmp.path().join(day_file(i));
+            let day = &self.days[d];
+            match day.parts.as_slice() {
+                [one] if day.in_order => std::fs::rename(one, &out)
+                    .with_context(|| format!("cannot move {} into place", one.display()))?,
+                parts => self.merge(parts, !day.in_order, &out)?,
+            }
+            cached.push(CachedDay {
+                name: name.clone(),
+                rows: day.rows,
+                positives: day.positives,
+            });
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            fingerprint: self.fingerprint.clone(),
+            source: source.to_string(),
+            num_cat: self.num_cat,
+            num_num: self.num_num,
+            days: cached,
+        };
+        publish(self.tmp, &self.root, manifest)
+    }
+
+    /// One day from the files it filled, in arrival order, sorted by time (stably: rows of
+    /// the same time keep their arrival order) when `sort`.
+    fn merge(&self, parts: &[PathBuf], sort: bool, out: &Path) -> Result<()> {
+        let mut df = DayColumns::empty(self.num_cat, self.num_num).take_frame(self.timed)?;
+        for part in parts {
+            let file =
+                File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
+            let piece = ParquetReader::new(file)
+                .finish()
+                .map_err(|e| anyhow!("reading {}: {e}", part.display()))?;
+            df.vstack_mut_owned(piece)
+                .map_err(|e| anyhow!("merging {}: {e}", part.display()))?;
+            std::fs::remove_file(part)
+                .with_context(|| format!("cannot remove {}", part.display()))?;
+        }
+        if sort {
+            let ticks: Vec<i64> = df
+                .column(TICKS)
+                .and_then(|c| c.i64().map(|t| t.iter().map(|v| v.unwrap_or(0)).collect()))
+                .map_err(|e| anyhow!("sorting a day by time: {e}"))?;
+            let mut order: Vec<IdxSize> = (0..ticks.len() as IdxSize).collect();
+            order.sort_by_key(|&i| ticks[i as usize]);
+            let order = IdxCa::from_vec("order".into(), order);
+            let height = df.height();
+            // Column by column, so the day is held once plus one column.
+            let mut sorted = Vec::with_capacity(df.width());
+            for c in df.into_columns() {
+                sorted.push(c.take(&order).map_err(|e| anyhow!("sorting a day: {e}"))?);
+            }
+            df = DataFrame::new(height, sorted).map_err(|e| anyhow!("sorting a day: {e}"))?;
+        }
+        let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+        ParquetWriter::new(BufWriter::new(file))
+            .with_row_group_size(Some(self.opts.chunk_rows))
+            .finish(&mut df)
+            .map_err(|e| anyhow!("writing {}: {e}", out.display()))?;
+        Ok(())
+    }
 }
 
 /// A day as columns `c0..`, `n0..` and `label`.

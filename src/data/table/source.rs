@@ -3,19 +3,23 @@
 //! column: `day_0`, `day_1`, ...), or into equal row blocks (one file without a time column).
 //!
 //! The table is read in one pass at open and cut into days of raw keys (8 bytes per
-//! categorical cell, 4 per numeric one). Those days go to the ingest-once day cache
-//! ([`cache`](super::cache)), one file per day, so a day read costs that day, not a scan of
-//! the file, and the next open of the same table (a new session, a resume, a fork) reads no
-//! text at all. With the cache off they stay in memory.
+//! categorical cell, 4 per numeric one). With the ingest-once day cache
+//! ([`cache`](super::cache)) that pass streams: polars' streaming engine hands the rows over a
+//! chunk at a time, each chunk is converted and its rows appended to their day's file, so the
+//! first open holds a few chunks, not the table; a day read costs that day, and the next open
+//! of the same table (a new session, a resume, a fork) reads no text at all. With the cache
+//! off the table is collected whole and its days stay in memory.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
 
-use super::cache::{self, DayCache};
-use super::columns::{self, ColumnSite};
+use super::cache::{self, DayCache, DayColumns, DayWriter, IngestOptions};
+use super::columns::{self, ColumnSite, Locate};
 use super::schema::{PositiveRule, TableFormat, TableSchema, TimeUnit};
 use crate::data::source::{DaySource, RawDay};
 
@@ -51,28 +55,48 @@ struct Reader<'a> {
     folder: bool,
 }
 
-/// Where the rows of the collected table came from, for errors naming file and row.
-struct Origins {
-    /// 0-based global row (scan order) of each collected row.
-    rows: Vec<u64>,
-    /// Index into `files` of each row (empty when the table is one file).
-    file_of: Vec<u32>,
-    files: Vec<String>,
+/// The files of a folder as their rows arrive (in scan order), across chunks.
+#[derive(Default)]
+struct Files {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
     /// Global row of each file's first row.
     first_row: Vec<u64>,
 }
 
-impl Origins {
+/// Where the rows of a collected frame (the whole table, or one chunk of it) came from, for
+/// errors naming file and row.
+struct Origins<'a> {
+    /// 0-based global row (scan order) of each collected row.
+    rows: Vec<u64>,
+    /// Index into `files` of each row (empty when the table is one file).
+    file_of: Vec<u32>,
+    files: &'a Files,
+}
+
+impl Origins<'_> {
     fn locate(&self, name: &str, i: usize) -> (String, u64) {
         let row = self.rows.get(i).copied().unwrap_or(i as u64);
         match self.file_of.get(i) {
             Some(&f) => (
-                self.files[f as usize].clone(),
-                row - self.first_row[f as usize] + 1,
+                self.files.names[f as usize].clone(),
+                row - self.files.first_row[f as usize] + 1,
             ),
             None => (name.to_string(), row + 1),
         }
     }
+}
+
+/// Rows between two progress lines of a streamed ingest.
+const PROGRESS_ROWS: u64 = 1_000_000;
+
+/// How the days of a streamed ingest are ordered at the end.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum DayOrder {
+    /// A period's index, or a row block's.
+    Index(i64),
+    /// A file, in natural order.
+    File(Vec<(u8, u64, String)>),
 }
 
 impl TableSource {
@@ -90,6 +114,18 @@ impl TableSource {
         label: &'static str,
         cache_root: Option<&Path>,
     ) -> Result<TableSource> {
+        Self::open_with(path, schema, label, cache_root, IngestOptions::default())
+    }
+
+    /// [`open_with_cache`](Self::open_with_cache) with the streamed ingest cut as `ingest`
+    /// says (tests force small chunks so that days span several).
+    pub fn open_with(
+        path: &Path,
+        schema: TableSchema,
+        label: &'static str,
+        cache_root: Option<&Path>,
+        ingest: IngestOptions,
+    ) -> Result<TableSource> {
         let name = path.display().to_string();
         std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
         schema.check()?;
@@ -102,17 +138,14 @@ impl TableSource {
             tracing::info!("{name}: days from the day cache {}", hit.dir().display());
             return Ok(TableSource::cached(name, label, schema, hit));
         }
-        let source = Self::read(path, schema, label)?;
-        let Days::Memory(days) = &source.days else {
-            return Ok(source);
-        };
-        match DayCache::write(root, &fingerprint, &name, days, &source.day_names) {
-            Ok(written) => Ok(TableSource::cached(name, label, source.schema, written)),
-            Err(e) => {
+        match Self::ingest(path, &schema, root, &fingerprint, ingest) {
+            Ok(Ingested::Written(written)) => Ok(TableSource::cached(name, label, schema, written)),
+            Ok(Ingested::CacheFailed(e)) => {
                 // A read-only or full disk must not stop a run that fits in memory.
                 tracing::warn!("{name}: days kept in memory, the day cache failed: {e:#}");
-                Ok(source)
+                Self::read(path, schema, label)
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -139,56 +172,8 @@ impl TableSource {
             folder: meta.is_dir(),
         };
         let scan = reader.scan()?;
-        let file_schema = scan
-            .clone()
-            .collect_schema()
-            .map_err(|e| reader.polars_error(e))?;
-        for (column, role) in schema.used_columns() {
-            if file_schema.get(column).is_none() {
-                let known: Vec<&str> = file_schema
-                    .iter_names()
-                    .map(|n| n.as_str())
-                    .filter(|n| *n != FILE)
-                    .collect();
-                bail!(
-                    "{name}: the {role} column `{column}` named by the schema is not in the file \
-                     (its columns: {})",
-                    known.join(", ")
-                );
-            }
-        }
-        let time_is_text = schema
-            .time
-            .as_ref()
-            .is_some_and(|t| matches!(file_schema.get(t), Some(DataType::String)));
-        let mut wanted: Vec<Expr> = vec![col(ROW)];
-        if reader.folder {
-            wanted.push(col(FILE));
-        }
-        if let Some(t) = &schema.time {
-            wanted.push(reader.time_expr(t, time_is_text).alias(TIME));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (c, _) in schema.used_columns() {
-            if seen.insert(c) {
-                wanted.push(col(c));
-            }
-        }
-        let collected = scan
-            .clone()
-            .with_row_index(ROW, None)
-            .select(wanted)
-            .collect();
-        let df = match collected {
-            Ok(df) => df,
-            Err(e) => {
-                let diagnosed = schema
-                    .time
-                    .as_ref()
-                    .and_then(|t| reader.diagnose_time(scan.clone(), t));
-                return Err(diagnosed.unwrap_or_else(|| reader.polars_error(e)));
-            }
-        };
+        let selected = reader.selected(&scan)?;
+        let df = selected.collect().map_err(|e| reader.diagnosed(&scan, e))?;
         if df.height() == 0 {
             bail!("{name} is empty (no rows to read)");
         }
@@ -200,6 +185,177 @@ impl TableSource {
             days: Days::Memory(days),
             day_names,
         })
+    }
+
+    /// Streams the table into a new day cache entry: polars' streaming engine hands the rows
+    /// over `ingest.chunk_rows` at a time in scan order; each chunk is converted (errors name
+    /// file, column and row as [`read`](Self::read)'s do) and its rows appended to their day.
+    /// The days come out as [`read`](Self::read) cuts them, rows in the same order.
+    fn ingest(
+        path: &Path,
+        schema: &TableSchema,
+        root: &Path,
+        fingerprint: &str,
+        ingest: IngestOptions,
+    ) -> Result<Ingested> {
+        let name = path.display().to_string();
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
+        let rule = PositiveRule::parse(&schema.positive, &schema.label)?;
+        let reader = Reader {
+            path,
+            name: &name,
+            schema,
+            format: schema.format_for(path),
+            folder: meta.is_dir(),
+        };
+        let scan = reader.scan()?;
+        let selected = reader.selected(&scan)?;
+        let timed = schema.time.is_some();
+        // Row blocks are cut by the row count, so it is counted first (polars counts the rows
+        // of a CSV without parsing its cells, and reads a Parquet file's from its footer).
+        let blocks: Option<Vec<u64>> = if !timed && !reader.folder {
+            let counted = scan
+                .clone()
+                .select([len().alias("n")])
+                .collect()
+                .map_err(|e| reader.polars_error(e))?;
+            let n = counted
+                .column("n")
+                .and_then(|c| c.cast(&DataType::UInt64))
+                .map_err(|e| reader.polars_error(e))?
+                .u64()
+                .map_err(|e| reader.polars_error(e))?
+                .get(0)
+                .unwrap_or(0);
+            if n == 0 {
+                bail!("{name} is empty (no rows to read)");
+            }
+            let days = schema.days as u64;
+            if n < days {
+                bail!("{name} has {n} rows, fewer than the {days} days asked for");
+            }
+            Some((0..=days).map(|d| d * n / days).collect())
+        } else {
+            None
+        };
+        let (num_cat, num_num) = (schema.cat_fields().len(), schema.numeric.len());
+        let mut out = match DayWriter::begin(root, fingerprint, num_cat, num_num, timed, ingest) {
+            Ok(out) => out,
+            Err(e) => return Ok(Ingested::CacheFailed(e)),
+        };
+        let period = schema.period();
+        // The day of each key (period index, file, block) and each day's place and name.
+        let mut day_of: HashMap<i64, usize> = HashMap::new();
+        let mut days: Vec<(DayOrder, String)> = Vec::new();
+        if let Some(bounds) = &blocks {
+            for w in bounds.windows(2) {
+                day_of.insert(days.len() as i64, out.add_day());
+                days.push((
+                    DayOrder::Index(days.len() as i64),
+                    format!("rows {}-{}", w[0] + 1, w[1]),
+                ));
+            }
+        }
+        let mut files = Files::default();
+        let mut block = 0usize;
+        let (started, mut rows_read, mut next_report) = (Instant::now(), 0u64, PROGRESS_ROWS);
+        let streamed = for_each_chunk(selected, ingest.chunk_rows, |df| {
+            let known_files = files.names.len();
+            let origins = files.add(&df, reader.folder).map_err(Fault::Source)?;
+            for f in &origins.files.names[known_files..] {
+                tracing::info!("{name}: reading {f}");
+            }
+            let locate = |i: usize| origins.locate(&name, i);
+            let rows = reader.convert(&df, &rule, &locate).map_err(Fault::Source)?;
+            let n = rows.cols.rows();
+            // The day of every row, as runs of rows going to the same day.
+            let mut of_row: Vec<usize> = Vec::with_capacity(n);
+            for i in 0..n {
+                let key = if let Some(bounds) = &blocks {
+                    let r = origins.rows.get(i).copied().unwrap_or(0);
+                    while block + 1 < bounds.len() - 1 && r >= bounds[block + 1] {
+                        block += 1;
+                    }
+                    block as i64
+                } else if timed {
+                    period.index_of(rows.seconds[i])
+                } else {
+                    i64::from(origins.file_of.get(i).copied().unwrap_or(0))
+                };
+                let d = match day_of.get(&key) {
+                    Some(&d) => d,
+                    None => {
+                        let d = out.add_day();
+                        day_of.insert(key, d);
+                        days.push(if timed {
+                            (DayOrder::Index(key), period_name(key * period.seconds()))
+                        } else {
+                            let file = &origins.files.names[key as usize];
+                            let base = Path::new(file)
+                                .file_name()
+                                .map(|n| n.to_string_lossy().to_string())
+                                .unwrap_or_default();
+                            (DayOrder::File(natural_key(file)), base)
+                        });
+                        d
+                    }
+                };
+                of_row.push(d);
+            }
+            let written = if of_row.iter().all(|&d| Some(&d) == of_row.first()) {
+                match of_row.first() {
+                    Some(&d) => out.push(d, &rows.cols, None),
+                    None => Ok(()),
+                }
+            } else {
+                let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+                let mut at: HashMap<usize, usize> = HashMap::new();
+                for (i, &d) in of_row.iter().enumerate() {
+                    let g = *at.entry(d).or_insert_with(|| {
+                        groups.push((d, Vec::new()));
+                        groups.len() - 1
+                    });
+                    groups[g].1.push(i as u32);
+                }
+                groups
+                    .iter()
+                    .try_for_each(|(d, rows_of)| out.push(*d, &rows.cols, Some(rows_of)))
+            };
+            written.and_then(|()| out.relieve()).map_err(Fault::Cache)?;
+            rows_read += n as u64;
+            if rows_read >= next_report {
+                next_report += PROGRESS_ROWS;
+                tracing::info!(
+                    "{name}: {rows_read} rows ingested into {} days ({:.0} s)",
+                    days.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        });
+        match streamed {
+            Ok(()) => {}
+            Err(Fault::Polars(e)) => return Err(reader.diagnosed(&scan, e)),
+            Err(Fault::Source(e)) => return Err(e),
+            Err(Fault::Cache(e)) => return Ok(Ingested::CacheFailed(e)),
+        }
+        if rows_read == 0 {
+            bail!("{name} is empty (no rows to read)");
+        }
+        let mut order: Vec<usize> = (0..days.len()).collect();
+        order.sort_by(|&a, &b| days[a].0.cmp(&days[b].0));
+        let names: Vec<String> = order.iter().map(|&d| days[d].1.clone()).collect();
+        let written = match out.finish(&order, &names, &name) {
+            Ok(w) => w,
+            Err(e) => return Ok(Ingested::CacheFailed(e)),
+        };
+        tracing::info!(
+            "{name}: {rows_read} rows in {} days ingested into {} ({:.1} s)",
+            names.len(),
+            written.dir().display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Ingested::Written(written))
     }
 
     /// What day `day` is (its period's start, its file or its rows).
@@ -274,6 +430,61 @@ impl Reader<'_> {
                 reader.finish().map_err(|e| self.polars_error(e))
             }
         }
+    }
+
+    /// The scan with each row's global index (and file, for a folder), its time as ticks, and
+    /// the columns the schema uses; a column the schema names but the file lacks is an error
+    /// naming the file's columns.
+    fn selected(&self, scan: &LazyFrame) -> Result<LazyFrame> {
+        let schema = self.schema;
+        let file_schema = scan
+            .clone()
+            .collect_schema()
+            .map_err(|e| self.polars_error(e))?;
+        for (column, role) in schema.used_columns() {
+            if file_schema.get(column).is_none() {
+                let known: Vec<&str> = file_schema
+                    .iter_names()
+                    .map(|n| n.as_str())
+                    .filter(|n| *n != FILE)
+                    .collect();
+                bail!(
+                    "{}: the {role} column `{column}` named by the schema is not in the file \
+                     (its columns: {})",
+                    self.name,
+                    known.join(", ")
+                );
+            }
+        }
+        let time_is_text = schema
+            .time
+            .as_ref()
+            .is_some_and(|t| matches!(file_schema.get(t), Some(DataType::String)));
+        let mut wanted: Vec<Expr> = vec![col(ROW)];
+        if self.folder {
+            wanted.push(col(FILE));
+        }
+        if let Some(t) = &schema.time {
+            wanted.push(self.time_expr(t, time_is_text).alias(TIME));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (c, _) in schema.used_columns() {
+            if seen.insert(c) {
+                wanted.push(col(c));
+            }
+        }
+        Ok(scan.clone().with_row_index(ROW, None).select(wanted))
+    }
+
+    /// The error of a failed read: the first time cell that does not parse when there is
+    /// one, else polars' own first line.
+    fn diagnosed(&self, scan: &LazyFrame, e: PolarsError) -> anyhow::Error {
+        let diagnosed = self
+            .schema
+            .time
+            .as_ref()
+            .and_then(|t| self.diagnose_time(scan.clone(), t));
+        diagnosed.unwrap_or_else(|| self.polars_error(e))
     }
 
     /// The data files below the folder whose (lower-case) name passes `keep`, hidden ones
@@ -372,7 +583,8 @@ impl Reader<'_> {
             .select(wanted)
             .collect()
             .ok()?;
-        let origins = origins(&df, self.folder).ok()?;
+        let mut files = Files::default();
+        let origins = files.add(&df, self.folder).ok()?;
         let cells = df.column(t).ok()?.str().ok()?.clone();
         let unit = self.schema.time_unit;
         let fmt = self.schema.time_format.as_deref();
@@ -393,11 +605,10 @@ impl Reader<'_> {
         None
     }
 
-    /// Converts the collected table and cuts it into days.
-    fn cut(&self, df: &DataFrame, rule: &PositiveRule) -> Result<(Vec<RawDay>, Vec<String>)> {
+    /// Converts the rows of a collected frame (the whole table, or one chunk of it):
+    /// labels, time, keys and numbers, errors naming file, column and row through `locate`.
+    fn convert(&self, df: &DataFrame, rule: &PositiveRule, locate: Locate) -> Result<Converted> {
         let schema = self.schema;
-        let origins = origins(df, self.folder)?;
-        let locate = |i: usize| origins.locate(self.name, i);
         let at = |c: &str| -> Result<&Column> { Ok(df.column(c)?) };
         let n = df.height();
         let label = columns::labels(
@@ -406,7 +617,7 @@ impl Reader<'_> {
             &ColumnSite {
                 file: self.name,
                 column: &schema.label,
-                locate: &locate,
+                locate,
             },
         )?;
         // Time of every row: its ticks (for order within a day) and seconds (for periods).
@@ -416,11 +627,12 @@ impl Reader<'_> {
                 let mut sec = Vec::with_capacity(n);
                 let mut tk = Vec::with_capacity(n);
                 for (i, v) in ticks.into_iter().enumerate() {
-                    let (file, row) = locate(i);
                     let v = v.ok_or_else(|| {
+                        let (file, row) = locate(i);
                         anyhow!("{file}: column `{t}`, row {row}: the time is missing")
                     })?;
                     let s = seconds_of(v, schema.time_unit).ok_or_else(|| {
+                        let (file, row) = locate(i);
                         anyhow!(
                             "{file}: column `{t}`, row {row}: `{v}` is not a valid {} time",
                             format!("{:?}", schema.time_unit).to_lowercase()
@@ -441,7 +653,7 @@ impl Reader<'_> {
             let s = ColumnSite {
                 file: self.name,
                 column: c,
-                locate: &locate,
+                locate,
             };
             cat_cols.push(columns::bucket_keys(at(c)?, &s)?);
         }
@@ -453,10 +665,35 @@ impl Reader<'_> {
             let s = ColumnSite {
                 file: self.name,
                 column: c,
-                locate: &locate,
+                locate,
             };
             num_cols.push(columns::numeric(at(c)?, schema.numeric_log1p, &s)?);
         }
+        Ok(Converted {
+            cols: DayColumns {
+                cat: cat_cols,
+                num: num_cols,
+                label,
+                ticks,
+            },
+            seconds,
+        })
+    }
+
+    /// Converts the collected table and cuts it into days.
+    fn cut(&self, df: &DataFrame, rule: &PositiveRule) -> Result<(Vec<RawDay>, Vec<String>)> {
+        let schema = self.schema;
+        let mut files = Files::default();
+        let origins = files.add(df, self.folder)?;
+        let locate = |i: usize| origins.locate(self.name, i);
+        let n = df.height();
+        let Converted { cols, seconds } = self.convert(df, rule, &locate)?;
+        let DayColumns {
+            cat: cat_cols,
+            num: num_cols,
+            label,
+            ticks,
+        } = cols;
 
         // The day of each row, and the rows of each day in order.
         let (groups, names): (Vec<Vec<usize>>, Vec<String>) = if schema.time.is_some() {
@@ -480,9 +717,10 @@ impl Reader<'_> {
             (groups, names)
         } else if self.folder {
             // One day per file, in natural file order.
-            let mut by_name: Vec<usize> = (0..origins.files.len()).collect();
-            by_name.sort_by_cached_key(|&f| natural_key(&origins.files[f]));
-            let mut day_of_file = vec![0usize; origins.files.len()];
+            let names = &origins.files.names;
+            let mut by_name: Vec<usize> = (0..names.len()).collect();
+            by_name.sort_by_cached_key(|&f| natural_key(&names[f]));
+            let mut day_of_file = vec![0usize; names.len()];
             for (day, &f) in by_name.iter().enumerate() {
                 day_of_file[f] = day;
             }
@@ -493,7 +731,7 @@ impl Reader<'_> {
             let names = by_name
                 .iter()
                 .map(|&f| {
-                    let p = Path::new(&origins.files[f]);
+                    let p = Path::new(&names[f]);
                     p.file_name()
                         .map(|n| n.to_string_lossy().to_string())
                         .unwrap_or_default()
@@ -540,34 +778,104 @@ impl Reader<'_> {
     }
 }
 
-/// The origins of the collected rows (`folder`: with their file).
-fn origins(df: &DataFrame, folder: bool) -> Result<Origins> {
-    let rows = columns::row_numbers(df, ROW)?;
-    let mut out = Origins {
-        rows,
-        file_of: Vec::new(),
-        files: Vec::new(),
-        first_row: Vec::new(),
-    };
-    if folder {
-        let mut index: HashMap<String, u32> = HashMap::new();
-        let col = df.column(FILE)?.cast(&DataType::String)?;
-        for (i, f) in col.str()?.iter().enumerate() {
-            let f = f.unwrap_or("");
-            let id = match index.get(f) {
-                Some(&id) => id,
-                None => {
-                    let id = out.files.len() as u32;
-                    index.insert(f.to_string(), id);
-                    out.files.push(f.to_string());
-                    out.first_row.push(out.rows[i]);
-                    id
-                }
-            };
-            out.file_of.push(id);
+/// What a chunk's conversion gives: the rows as day columns, and each row's time in seconds
+/// (empty without a time column).
+struct Converted {
+    cols: DayColumns,
+    seconds: Vec<i64>,
+}
+
+/// What a streamed ingest ends with: the entry, or why the cache could not be written (the
+/// table is then read into memory instead).
+enum Ingested {
+    Written(DayCache),
+    CacheFailed(anyhow::Error),
+}
+
+/// Why a streamed ingest stopped.
+enum Fault {
+    /// polars could not read or parse the table.
+    Polars(PolarsError),
+    /// A cell of the table is at fault (the error names it).
+    Source(anyhow::Error),
+    /// The day cache could not be written.
+    Cache(anyhow::Error),
+}
+
+/// One message of the streaming query's thread.
+enum StreamMsg {
+    Rows(DataFrame),
+    End(PolarsResult<()>),
+}
+
+/// Runs `lf` on polars' streaming engine and hands its rows to `each`, in scan order,
+/// `chunk_rows` at a time. The query runs on its own thread and waits while `each` works on a
+/// chunk (a channel of one), so no more than a couple of chunks are held at once; when `each`
+/// fails, the query is told to stop.
+fn for_each_chunk(
+    lf: LazyFrame,
+    chunk_rows: usize,
+    mut each: impl FnMut(DataFrame) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<StreamMsg>(1);
+    let to_main = tx.clone();
+    let size = NonZeroUsize::new(chunk_rows).unwrap_or(NonZeroUsize::MIN);
+    let sink = lf
+        .sink_batches(
+            PlanCallback::new(move |df| Ok(to_main.send(StreamMsg::Rows(df)).is_err())),
+            true,
+            Some(size),
+        )
+        .map_err(Fault::Polars)?;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let done = sink.collect_with_engine(Engine::Streaming).map(drop);
+            // The receiver is gone when `each` failed: nobody waits for the end then.
+            let _ = tx.send(StreamMsg::End(done));
+        });
+        let outcome = loop {
+            match rx.recv() {
+                Ok(StreamMsg::Rows(df)) => each(df)?,
+                Ok(StreamMsg::End(done)) => break done.map_err(Fault::Polars),
+                Err(_) => break Ok(()),
+            }
+        };
+        // Dropping the receiver stops a query still sending (when `each` failed).
+        drop(rx);
+        outcome
+    })
+}
+
+impl Files {
+    /// The origins of a collected frame's rows (`folder`: with their file), files first seen
+    /// in it added.
+    fn add(&mut self, df: &DataFrame, folder: bool) -> Result<Origins<'_>> {
+        let rows = columns::row_numbers(df, ROW)?;
+        let mut file_of = Vec::new();
+        if folder {
+            let col = df.column(FILE)?.cast(&DataType::String)?;
+            file_of.reserve(rows.len());
+            for (i, f) in col.str()?.iter().enumerate() {
+                let f = f.unwrap_or("");
+                let id = match self.index.get(f) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.names.len() as u32;
+                        self.index.insert(f.to_string(), id);
+                        self.names.push(f.to_string());
+                        self.first_row.push(rows[i]);
+                        id
+                    }
+                };
+                file_of.push(id);
+            }
         }
+        Ok(Origins {
+            rows,
+            file_of,
+            files: self,
+        })
     }
-    Ok(out)
 }
 
 /// Whether a file in a CSV folder is data: `.csv`, `.tsv`, `.txt`, compressed `.gz` / `.zst`,
