@@ -124,6 +124,25 @@ fn the_gate_fits_one_line_at_80x24() {
     );
 }
 
+/// Names too long for the one line are cut to a few letters before they give way to markers.
+#[test]
+fn the_one_line_gate_shortens_long_names() {
+    let records: Vec<Record> = fixture::session(2, true)
+        .into_iter()
+        .map(|r| {
+            let json = serde_json::to_string(&r).expect("records serialise");
+            let json = json.replace("\"kd\"", "\"kd-distilled-at-full-weight\"");
+            serde_json::from_str(&json).expect("records parse")
+        })
+        .collect();
+    let text = render_to_string(&app_from_records(&records), &theme(), 80, 24);
+    let line = text.lines().nth(2).unwrap_or_default();
+    assert_eq!(
+        line.trim_end(),
+        " gate ▲ scratch NOT YET 0/3  ■ kd-distil… NOT YET 0/3  ◆ crossadapt SWITCH 3/3"
+    );
+}
+
 /// A session without an incumbent arm has no gate, and no gate rows: the fixture with its
 /// incumbent renamed to an arm name of no known kind, and without its gate evidence.
 #[test]

@@ -15,6 +15,8 @@ use crate::tui::theme::Theme;
 
 /// Longest arm name shown in full in the per-arm rows.
 const NAME_WIDTH: usize = 16;
+/// Arm names in the one-line gate when the full names do not fit.
+const SHORT_NAME: usize = 10;
 const PREFIX: &str = " gate ";
 
 /// `gates` are the ledger's judged arms (`Ledger::gates`): one row each when `area` has the
@@ -127,8 +129,8 @@ fn rows(
         .collect()
 }
 
-/// Every arm on one line: names and decisions, or markers and decisions when the names do not
-/// fit.
+/// Every arm on one line: names and decisions; names cut to a few letters, or markers alone,
+/// when they do not fit.
 fn strip(
     app: &App,
     gates: &[(usize, Option<GateStatus>)],
@@ -136,17 +138,18 @@ fn strip(
     width: usize,
 ) -> Line<'static> {
     let m = app.view_model();
-    let build = |names: bool| {
+    let build = |names: Option<usize>| {
         let mut spans = vec![Span::styled(PREFIX, theme.title)];
         for (n, (i, status)) in gates.iter().enumerate() {
             if n > 0 {
                 spans.push(Span::raw("  "));
             }
-            let label = if names {
-                let name = m.arms.get(*i).map_or("?", |a| a.name.as_str());
-                format!("{} {name} ", theme.marker(*i))
-            } else {
-                format!("{} ", theme.marker(*i))
+            let label = match names {
+                Some(w) => {
+                    let name = m.arms.get(*i).map_or("?", |a| a.name.as_str());
+                    format!("{} {} ", theme.marker(*i), super::format::fit(name, w))
+                }
+                None => format!("{} ", theme.marker(*i)),
             };
             spans.push(Span::styled(label, theme.arm(*i)));
             spans.push(decision(status.as_ref(), theme));
@@ -157,12 +160,12 @@ fn strip(
         }
         spans
     };
-    let full = build(true);
-    let spans = if full.iter().map(Span::width).sum::<usize>() <= width {
-        full
-    } else {
-        build(false)
-    };
+    let fits = |spans: &Vec<Span<'static>>| spans.iter().map(Span::width).sum::<usize>() <= width;
+    let spans = [Some(usize::MAX), Some(SHORT_NAME)]
+        .into_iter()
+        .map(build)
+        .find(fits)
+        .unwrap_or_else(|| build(None));
     fit_line(spans, width, theme)
 }
 
