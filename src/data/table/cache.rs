@@ -165,12 +165,7 @@ impl DayCache {
         days: &[RawDay],
         names: &[String],
     ) -> Result<DayCache> {
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create the day cache {}", root.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".ingest-")
-            .tempdir_in(root)
-            .with_context(|| format!("cannot write in the day cache {}", root.display()))?;
+        let tmp = ingest_dir(root)?;
         let (num_cat, num_num) = days.first().map_or((0, 0), |d| (d.num_cat, d.num_num));
         let mut cached = Vec::with_capacity(days.len());
         for (d, (day, name)) in days.iter().zip(names).enumerate() {
@@ -434,12 +429,7 @@ impl DayWriter {
         timed: bool,
         opts: IngestOptions,
     ) -> Result<DayWriter> {
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create the day cache {}", root.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".ingest-")
-            .tempdir_in(root)
-            .with_context(|| format!("cannot write in the day cache {}", root.display()))?;
+        let tmp = ingest_dir(root)?;
         Ok(DayWriter {
             root: root.to_path_buf(),
             fingerprint: fingerprint.to_string(),
@@ -651,6 +641,17 @@ fn frame(day: &RawDay) -> Result<DataFrame> {
     }
     cols.push(Column::new("label".into(), day.label.clone()));
     DataFrame::new(n, cols).map_err(|e| anyhow!("building a cached day: {e}"))
+}
+
+/// A new temporary folder under `root` (created if missing) for an entry being written; it is
+/// renamed into place when complete, and removed if the writer stops first.
+fn ingest_dir(root: &Path) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create the day cache {}", root.display()))?;
+    tempfile::Builder::new()
+        .prefix(".ingest-")
+        .tempdir_in(root)
+        .with_context(|| format!("cannot write in the day cache {}", root.display()))
 }
 
 #[cfg(test)]

@@ -55,6 +55,20 @@ struct Reader<'a> {
     folder: bool,
 }
 
+impl<'a> Reader<'a> {
+    /// A reader of `path` (a file, or a folder of files) under `schema`.
+    fn new(path: &'a Path, name: &'a str, schema: &'a TableSchema) -> Result<Self> {
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
+        Ok(Reader {
+            path,
+            name,
+            schema,
+            format: schema.format_for(path),
+            folder: meta.is_dir(),
+        })
+    }
+}
+
 /// The files of a folder as their rows arrive (in scan order), across chunks.
 #[derive(Default)]
 struct Files {
@@ -162,15 +176,8 @@ impl TableSource {
     /// Parses the whole table once and cuts it into days held in memory.
     fn read(path: &Path, schema: TableSchema, label: &'static str) -> Result<TableSource> {
         let name = path.display().to_string();
-        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
         let rule = PositiveRule::parse(&schema.positive, &schema.label)?;
-        let reader = Reader {
-            path,
-            name: &name,
-            schema: &schema,
-            format: schema.format_for(path),
-            folder: meta.is_dir(),
-        };
+        let reader = Reader::new(path, &name, &schema)?;
         let scan = reader.scan()?;
         let selected = reader.selected(&scan)?;
         let df = selected.collect().map_err(|e| reader.diagnosed(&scan, e))?;
@@ -199,15 +206,8 @@ impl TableSource {
         ingest: IngestOptions,
     ) -> Result<Ingested> {
         let name = path.display().to_string();
-        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
         let rule = PositiveRule::parse(&schema.positive, &schema.label)?;
-        let reader = Reader {
-            path,
-            name: &name,
-            schema,
-            format: schema.format_for(path),
-            folder: meta.is_dir(),
-        };
+        let reader = Reader::new(path, &name, schema)?;
         let scan = reader.scan()?;
         let selected = reader.selected(&scan)?;
         let timed = schema.time.is_some();
