@@ -164,17 +164,24 @@ fn generic_csv_and_parquet_with_a_schema() {
     assert_eq!(src2.raw_day(0).expect("day 0"), d0);
 }
 
-#[test]
-fn synthetic_export_reads_back_identically() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// `days` days of `rows_per_day` rows of the tiny synthetic preset, exported as a table folder
+/// `dir/days`; the source they came from.
+fn tiny_export(dir: &Path, days: usize, rows_per_day: usize) -> (SyntheticSource, PathBuf) {
     let cfg = SynthConfig {
-        days: 2,
-        rows_per_day: 300,
+        days,
+        rows_per_day,
         ..SynthConfig::preset("tiny").expect("tiny")
     };
     let source = SyntheticSource::new(cfg).expect("source");
-    let out = dir.path().join("days");
+    let out = dir.join("days");
     write_synthetic(&source, &out).expect("write");
+    (source, out)
+}
+
+#[test]
+fn synthetic_export_reads_back_identically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, out) = tiny_export(dir.path(), 2, 300);
     assert!(out.join("schema.toml").exists() && out.join("synth.toml").exists());
     let back = TableSource::open(
         &out,
@@ -301,14 +308,7 @@ fn malformed_inputs_fail_with_one_sentence_naming_file_column_row() {
 #[test]
 fn the_day_cache_serves_later_opens_and_misses_on_a_changed_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = SynthConfig {
-        days: 3,
-        rows_per_day: 200,
-        ..SynthConfig::preset("tiny").expect("tiny")
-    };
-    let source = SyntheticSource::new(cfg).expect("source");
-    let out = dir.path().join("days");
-    write_synthetic(&source, &out).expect("write");
+    let (source, out) = tiny_export(dir.path(), 3, 200);
     let schema = || TableSchema::load(&out.join("schema.toml")).expect("schema");
     let cache = dir.path().join("cache");
     let first = TableSource::open_with_cache(&out, schema(), "table", Some(&cache)).expect("open");
