@@ -279,7 +279,7 @@ mod tests {
         assert!(!elsewhere.is_empty());
         let pool = engine.retained_pool().unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let drawn = draw_replay(&pool, 5_000, &mut rng);
+        let drawn = draw_replay(&pool, 5_000, &mut rng).unwrap();
         assert_eq!(drawn.rows(), 5_000);
         let mut distinct = HashSet::new();
         for r in 0..drawn.rows() {

@@ -24,6 +24,7 @@ use super::drift::{draw_replay, DayDrift, DRIFT_FIELDS_SHOWN};
 use super::projection::project_table;
 use super::sampler::{SamplerConfig, StrategicSampler, Strategy};
 use super::seeds::{arm_key, derive};
+use crate::data::pool::Pool;
 use crate::data::{Batch, FeatureSpec};
 use crate::model::ModelSpec;
 use crate::protocol::{
@@ -60,7 +61,7 @@ pub trait Host {
     /// A fresh model of `spec` for this run's features, from `seed`.
     fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer>;
     /// The encoded retained days in time order (offline training and replay draw from it).
-    fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>>;
+    fn retained_pool(&mut self) -> anyhow::Result<Arc<Pool>>;
     /// Between batches: applies operator commands (a stop comes back as an error to pass on).
     fn poll(&mut self, at: &Position) -> anyhow::Result<()>;
     fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()>;
@@ -271,6 +272,7 @@ impl Recipe for Baseline {
         let mut done = 0u64;
         for _ in 0..epochs {
             for (i, b) in pool.chunks(batch_size).enumerate() {
+                let b = b?;
                 host.poll(&Position {
                     stage: Stage::OfflineTrain,
                     arm: Some(name.clone()),
@@ -497,7 +499,7 @@ impl Recipe for CrossAdapt {
             };
             let n = (ratio * b.rows() as f64).round() as usize;
             let pool = host.retained_pool()?;
-            draw_replay(&pool, n, &mut state.replay)
+            draw_replay(&pool, n, &mut state.replay)?
         } else {
             Batch::empty(b.num_cat, b.num_num)
         };
@@ -672,7 +674,7 @@ pub fn distill_pass(
         if sampler.config().ratio != ratio {
             sampler.set_ratio(ratio)?;
         }
-        let Some(sample) = sampler.next_batch(&pool) else {
+        let Some(sample) = sampler.next_batch(&pool)? else {
             break;
         };
         fallbacks += sample.fell_back as u32;
