@@ -200,6 +200,7 @@ impl Engine {
             samples_per_sec: samples as f64 / train_seconds.max(1e-9),
             student_updates,
             teacher_updates,
+            distill_weight: state.mean_distill_weight(),
         })
     }
 

@@ -102,6 +102,22 @@ pub struct DayState {
     /// Batches the arm's own teacher has accumulated since its last step.
     pending: u32,
     announces_drift: bool,
+    /// The distillation weights of the day's batches so far, summed, and their count.
+    distill_sum: f64,
+    distilled: u32,
+}
+
+impl DayState {
+    /// Records the distillation weight one batch trained with.
+    fn note_distill_weight(&mut self, a: f64) {
+        self.distill_sum += a;
+        self.distilled += 1;
+    }
+
+    /// The day's mean distillation weight so far; none when no batch distilled.
+    pub fn mean_distill_weight(&self) -> Option<f64> {
+        (self.distilled > 0).then(|| self.distill_sum / self.distilled as f64)
+    }
 }
 
 /// What one online batch did besides the student's step.
@@ -171,6 +187,8 @@ pub trait Recipe {
             replay,
             pending: 0,
             announces_drift: false,
+            distill_sum: 0.0,
+            distilled: 0,
         })
     }
 
@@ -309,7 +327,7 @@ impl Recipe for Baseline {
         &self,
         host: &mut dyn Host,
         arm: &mut Arm,
-        _: &mut DayState,
+        state: &mut DayState,
         batch: &Batch,
         _: u32,
         _: &DayInput,
@@ -318,6 +336,7 @@ impl Recipe for Baseline {
         let loss = if self.distil {
             let t = host.teacher()?.predict_logits(batch)?;
             let m = host.arm_settings(ArmKind::Kd).method;
+            state.note_distill_weight(m.distill_weight);
             arm.student
                 .train_batch(batch, distill_target(m, &t, m.distill_weight, 0.0))
         } else {
@@ -447,6 +466,8 @@ impl Recipe for CrossAdapt {
             replay,
             pending: 0,
             announces_drift,
+            distill_sum: 0.0,
+            distilled: 0,
         })
     }
 
@@ -515,6 +536,7 @@ impl Recipe for CrossAdapt {
         } else {
             p.distill_max
         };
+        state.note_distill_weight(a);
         let target = distill_target(host.arm_settings(self.kind()).method, &t, a, 0.0);
         check_loss(arm.student.train_batch(&x, target), &name)?;
         let mut work = BatchWork::default();
