@@ -104,6 +104,47 @@ pub(super) fn par_fill(
     out
 }
 
+/// [`par_fill`] for two outputs with the same rows, `widths.0` and `widths.1` values a row:
+/// `fill(first_row, first, second)` writes a block's rows of both. Both widths must be non-zero.
+pub(super) fn par_fill_pair(
+    rows: usize,
+    widths: (usize, usize),
+    fill: impl Fn(usize, &mut Filler, &mut Filler) + Sync,
+) -> (Vec<f32>, Vec<f32>) {
+    assert!(
+        widths.0 > 0 && widths.1 > 0,
+        "par_fill_pair: an output without values"
+    );
+    let lens = (rows * widths.0, rows * widths.1);
+    let (mut a, mut b) = (Vec::with_capacity(lens.0), Vec::with_capacity(lens.1));
+    a.spare_capacity_mut()[..lens.0]
+        .par_chunks_mut(ROWS_PER_TASK * widths.0)
+        .zip(b.spare_capacity_mut()[..lens.1].par_chunks_mut(ROWS_PER_TASK * widths.1))
+        .enumerate()
+        .for_each(|(i, (block_a, block_b))| {
+            let mut fa = Filler {
+                block: block_a,
+                written: 0,
+            };
+            let mut fb = Filler {
+                block: block_b,
+                written: 0,
+            };
+            fill(i * ROWS_PER_TASK, &mut fa, &mut fb);
+            assert!(
+                fa.written == fa.block.len() && fb.written == fb.block.len(),
+                "par_fill_pair: a block was not filled"
+            );
+        });
+    // SAFETY: as in `par_fill`, for each of the two vectors: with both widths non-zero both
+    // split into one block per `ROWS_PER_TASK` rows, so the zip pairs every block of each.
+    unsafe {
+        a.set_len(lens.0);
+        b.set_len(lens.1);
+    }
+    (a, b)
+}
+
 /// A linear layer, followed by a ReLU when `relu` is set.
 struct Linear {
     relu: bool,

@@ -6,17 +6,21 @@
 //!   built a block of rows at a time (never the whole `N x H*F` matrix) and multiplied there;
 //! - [`bilinear_pairs`]: FiBiNET's field-all bilinear interactions of every field pair;
 //! - [`scale_fields`]: FiBiNET's SENET re-weighting of the fields;
-//! - [`self_attention`]: one AutoInt layer's multi-head attention, residual and ReLU, per sample;
+//! - [`self_attention`]: one AutoInt layer's multi-head attention, residual and ReLU, per sample
+//!   (its attention weights kept from the forward pass for the backward pass);
 //! - [`cross_vector`] / [`cross_mix`]: DCN's vector cross layer and DCNv2's cross update.
 //!
 //! Every sum over rows (a weight's gradient) is taken in fixed blocks of rows added in block
 //! order, so results do not depend on the number of threads.
 
+use std::sync::OnceLock;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::fused::{contiguous, par_fill, Filler, ROWS_PER_TASK};
+use super::fused::{contiguous, par_fill, par_fill_pair, Filler, ROWS_PER_TASK};
 use super::matmul::{gemm_add, gemm_into, Operand};
+use super::small::{product, softmax_backward_rows, softmax_rows, transpose, View};
 
 type Res<T> = candle_core::Result<T>;
 
@@ -452,16 +456,28 @@ impl CustomOp2 for ScaleFields {
 // ---------------------------------------------------------------------------------------------
 // AutoInt's multi-head self-attention
 
-/// One AutoInt layer after its projections: `p (B, F, 4A)` holds each field's query, key, value
-/// and residual projections side by side (`A` values each, split into `heads` heads); the
-/// result `(B, F, A)` is `relu(softmax(q k^T / sqrt(A / heads)) v + r)` head by head. Backward
-/// recomputes the `F x F` attention weights of each sample instead of keeping them.
-pub fn self_attention(p: &Tensor, heads: usize) -> Res<Tensor> {
-    p.contiguous()?.apply_op1(SelfAttention { heads })
+/// One AutoInt layer after its projections: `p (B * F, 4A)` holds each field's query, key,
+/// value and residual projections side by side (`A` values each, split into `heads` heads), the
+/// `fields` rows of a sample together; the result `(B * F, A)` is
+/// `relu(softmax(q k^T / sqrt(A / heads)) v + r)` head by head. Both are 2-D, so the layer's
+/// projection (a 2-D product) feeds it and the next layer's projection reads its result without
+/// a reshape between them (candle gives every tensor of the graph its own zeroed gradient, added
+/// to: a reshape costs two more passes over the gradient). The forward pass keeps every
+/// sample's `F x F` attention weights for the backward pass (which would otherwise compute them
+/// again); each sample's products are small ones (`small.rs`).
+pub fn self_attention(p: &Tensor, fields: usize, heads: usize) -> Res<Tensor> {
+    p.contiguous()?.apply_op1(SelfAttention {
+        fields,
+        heads,
+        weights: OnceLock::new(),
+    })
 }
 
 struct SelfAttention {
+    fields: usize,
     heads: usize,
+    /// The forward pass's attention weights, `(B, heads, F, F)`, for the backward pass.
+    weights: OnceLock<Vec<f32>>,
 }
 
 /// Sizes of one attention problem: fields, attention size `A`, head size.
@@ -473,64 +489,47 @@ struct AttShape {
 }
 
 impl AttShape {
-    /// Query (`which` 0), key (1), value (2) or residual (3) of field `i`, head `h`.
-    fn at<'a>(&self, p: &'a [f32], which: usize, i: usize, h: usize) -> &'a [f32] {
-        let start = i * 4 * self.att + which * self.att + h * self.head;
-        &p[start..start + self.head]
+    /// Query (`which` 0), key (1), value (2) or residual (3) of head `h` of one sample's `p`:
+    /// `F` rows of `head` values.
+    fn part<'a>(&self, p: &'a [f32], which: usize, h: usize) -> View<'a> {
+        View::rows(
+            &p[which * self.att + h * self.head..],
+            self.f,
+            self.head,
+            4 * self.att,
+        )
     }
 
-    /// Part `which` (0 query, 1 key, 2 value) of head `h` of every field, transposed into `t`
-    /// (`head x F`), so products with it run along contiguous rows of `F` values.
-    fn transposed(&self, p: &[f32], which: usize, h: usize, t: &mut [f32]) {
-        for j in 0..self.f {
-            for (k, &v) in self.at(p, which, j, h).iter().enumerate() {
-                t[k * self.f + j] = v;
-            }
-        }
+    /// Part `which` of every head transposed into `t` (`A x F`), so that head `h`'s rows of it
+    /// ([`head_rows`](Self::head_rows)) are the right-hand side of a product with `B^T`.
+    fn transposed(&self, p: &[f32], which: usize, t: &mut [f32]) {
+        let part = View::rows(&p[which * self.att..], self.f, self.att, 4 * self.att);
+        transpose(part, t, self.f);
     }
 
-    /// `out_i = sum_k a_ik t_k` for every row `a_i` of the `F` rows given by `row(i)`: a small
-    /// product as vectorisable row updates (`t` from [`transposed`](Self::transposed)).
-    fn times_transposed<'a>(&self, row: impl Fn(usize) -> &'a [f32], t: &[f32], out: &mut [f32]) {
-        for (i, o) in out.chunks_exact_mut(self.f).enumerate() {
-            o.fill(0.0);
-            for (&a, tk) in row(i).iter().zip(t.chunks_exact(self.f)) {
-                axpy(o, a, tk);
-            }
-        }
+    /// Head `h`'s `head x F` rows of a [`transposed`](Self::transposed) part.
+    fn head_rows<'a>(&self, t: &'a [f32], h: usize) -> View<'a> {
+        View::rows(&t[h * self.head * self.f..], self.head, self.f, self.f)
     }
 
-    /// The attention weights of head `h` of one sample into `s` (`F x F`, rows sum to 1);
-    /// `kt` is scratch space for the transposed keys.
-    fn weights(&self, p: &[f32], h: usize, kt: &mut [f32], s: &mut [f32]) {
-        let scale = 1.0 / (self.head as f32).sqrt();
-        self.transposed(p, 1, h, kt);
-        self.times_transposed(|i| self.at(p, 0, i, h), kt, s);
-        for row in s.chunks_exact_mut(self.f) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
-            let mut sum = 0.0f32;
-            for v in row.iter_mut() {
-                *v = (*v * scale - max).exp();
-                sum += *v;
-            }
-            for v in row.iter_mut() {
-                *v /= sum;
-            }
-        }
+    /// `F x F` matrix `s` as a view.
+    fn square<'a>(&self, s: &'a [f32]) -> View<'a> {
+        View::rows(s, self.f, self.f, self.f)
     }
 }
 
 impl SelfAttention {
     fn shape(&self, l: &Layout) -> Res<(usize, AttShape)> {
-        let [b, f, a4] = dims("self-attention", "p", l)?;
-        let att = a4 / 4;
-        if a4 % 4 != 0 || self.heads == 0 || att % self.heads != 0 {
+        let [n, a4] = dims("self-attention", "p", l)?;
+        let (f, att) = (self.fields, a4 / 4);
+        if a4 % 4 != 0 || self.heads == 0 || att % self.heads != 0 || f == 0 || n % f != 0 {
             candle_core::bail!(
-                "self-attention: {:?} is not (batch, fields, 4 x a multiple of {} heads)",
+                "self-attention: {:?} is not (batch x {f} fields, 4 x a multiple of {} heads)",
                 l.dims(),
                 self.heads
             );
         }
+        let b = n / f;
         Ok((
             b,
             AttShape {
@@ -550,106 +549,88 @@ impl CustomOp1 for SelfAttention {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Res<(CpuStorage, Shape)> {
         let (b, sh) = self.shape(l)?;
         let p = contiguous(self.name(), s, l)?;
-        let (f, att) = (sh.f, sh.att);
-        let width = f * att;
-        let out = if width == 0 {
-            Vec::new()
+        let (f, att, hd) = (sh.f, sh.att, sh.head);
+        let (width, ff) = (f * att, f * f);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (out, weights) = if width == 0 {
+            (Vec::new(), Vec::new())
         } else {
-            par_fill(b, width, |r0, out| {
-                let mut s = vec![0.0f32; f * f];
-                let mut kt = vec![0.0f32; f * sh.head];
-                let mut y = vec![0.0f32; width];
+            par_fill_pair(b, (width, self.heads * ff), |r0, out, kept| {
+                let mut s = vec![0.0f32; ff];
+                let mut kt = vec![0.0f32; width];
+                let mut o = vec![0.0f32; width];
                 for r in r0..r0 + out.block.len() / width {
                     let pr = &p[r * 4 * width..(r + 1) * 4 * width];
+                    sh.transposed(pr, 1, &mut kt);
                     for h in 0..self.heads {
-                        sh.weights(pr, h, &mut kt, &mut s);
-                        for (i, si) in s.chunks_exact(f).enumerate() {
-                            let yi = &mut y[i * att + h * sh.head..][..sh.head];
-                            yi.fill(0.0);
-                            for (j, &pij) in si.iter().enumerate() {
-                                axpy(yi, pij, sh.at(pr, 2, j, h));
-                            }
-                            for (v, &res) in yi.iter_mut().zip(sh.at(pr, 3, i, h)) {
-                                *v = (*v + res).max(0.0);
-                            }
-                        }
+                        // t = q k^T, softmax by rows, then o = s v (head h's columns of `o`).
+                        product(sh.part(pr, 0, h), sh.head_rows(&kt, h), &mut s, f);
+                        softmax_rows(&mut s, f, scale);
+                        product(sh.square(&s), sh.part(pr, 2, h), &mut o[h * hd..], att);
+                        kept.extend(s.iter().copied());
                     }
-                    out.extend(y.iter().copied());
+                    let res = pr.chunks_exact(4 * att).map(|row| &row[3 * att..]);
+                    for (oi, ri) in o.chunks_exact(att).zip(res) {
+                        out.extend(oi.iter().zip(ri).map(|(&v, &r)| (v + r).max(0.0)));
+                    }
                 }
             })
         };
-        Ok((CpuStorage::F32(out), Shape::from((b, f, att))))
+        // The first forward of this op instance: `set` cannot fail, and nothing else stores.
+        let _ = self.weights.set(weights);
+        Ok((CpuStorage::F32(out), Shape::from((b * f, att))))
     }
 
     fn bwd(&self, p: &Tensor, res: &Tensor, grad_res: &Tensor) -> Res<Option<Tensor>> {
         let (b, sh) = self.shape(p.layout())?;
         let (f, att, hd) = (sh.f, sh.att, sh.head);
-        let width = f * att;
+        let (width, ff) = (f * att, f * f);
         let scale = 1.0 / (hd as f32).sqrt();
+        let Some(weights) = self.weights.get() else {
+            candle_core::bail!("self-attention: backward before forward");
+        };
         let gp = with_values(self.name(), &[p, res, grad_res], |v| {
             let (p, y, g) = (v[0], v[1], v[2]);
-            let mut gp = vec![0.0f32; b * 4 * width];
             if width == 0 {
-                return gp;
+                return Vec::new();
             }
-            gp.par_chunks_mut(ROWS_PER_TASK * 4 * width)
-                .enumerate()
-                .for_each(|(blk, gp_blk)| {
-                    let mut s = vec![0.0f32; f * f];
-                    let mut gs = vec![0.0f32; f * f];
-                    let mut kt = vec![0.0f32; f * hd];
-                    let mut vt = vec![0.0f32; f * hd];
-                    let mut gz = vec![0.0f32; width];
-                    for (rr, gpr) in gp_blk.chunks_exact_mut(4 * width).enumerate() {
-                        let r = blk * ROWS_PER_TASK + rr;
-                        let pr = &p[r * 4 * width..(r + 1) * 4 * width];
-                        // Through the ReLU.
-                        for ((o, &gv), &yv) in gz
-                            .iter_mut()
-                            .zip(&g[r * width..(r + 1) * width])
-                            .zip(&y[r * width..(r + 1) * width])
-                        {
-                            *o = if yv > 0.0 { gv } else { 0.0 };
-                        }
-                        for h in 0..self.heads {
-                            sh.weights(pr, h, &mut kt, &mut s);
-                            // d s_ij = gz_i . v_j for all pairs at once.
-                            sh.transposed(pr, 2, h, &mut vt);
-                            sh.times_transposed(|i| &gz[i * att + h * hd..][..hd], &vt, &mut gs);
-                            for i in 0..f {
-                                let gzi = &gz[i * att + h * hd..][..hd];
-                                // The residual's gradient is the output's.
-                                let start = i * 4 * att + 3 * att + h * hd;
-                                gpr[start..start + hd].copy_from_slice(gzi);
-                                // The values: d v_j += s_ij gz_i.
-                                for j in 0..f {
-                                    let start = j * 4 * att + 2 * att + h * hd;
-                                    axpy(&mut gpr[start..start + hd], s[i * f + j], gzi);
-                                }
-                                // Through the softmax: d t_ij = s_ij (d s_ij - sum_k s_ik d s_ik).
-                                let (si, gsi) =
-                                    (&s[i * f..(i + 1) * f], &mut gs[i * f..(i + 1) * f]);
-                                let mean = dot(si, gsi);
-                                for (gv, &sv) in gsi.iter_mut().zip(si) {
-                                    *gv = sv * (*gv - mean) * scale;
-                                }
-                            }
-                            // Through the scores t_ij = q_i . k_j: d q_i, d k_j.
-                            for i in 0..f {
-                                for j in 0..f {
-                                    let c = gs[i * f + j];
-                                    let start = i * 4 * att + h * hd;
-                                    axpy(&mut gpr[start..start + hd], c, sh.at(pr, 1, j, h));
-                                    let start = j * 4 * att + att + h * hd;
-                                    axpy(&mut gpr[start..start + hd], c, sh.at(pr, 0, i, h));
-                                }
-                            }
-                        }
+            par_fill(b, 4 * width, |r0, out| {
+                let mut gs = vec![0.0f32; ff];
+                let mut vt = vec![0.0f32; width];
+                let mut gz = vec![0.0f32; width];
+                let mut gpr = vec![0.0f32; 4 * width];
+                for r in r0..r0 + out.block.len() / (4 * width) {
+                    let pr = &p[r * 4 * width..(r + 1) * 4 * width];
+                    // Through the ReLU; the residual's gradient is the result's.
+                    let (gr, yr) = (
+                        &g[r * width..(r + 1) * width],
+                        &y[r * width..(r + 1) * width],
+                    );
+                    for ((o, &gv), &yv) in gz.iter_mut().zip(gr).zip(yr) {
+                        *o = if yv > 0.0 { gv } else { 0.0 };
                     }
-                });
-            gp
+                    for (gi, zi) in gpr.chunks_exact_mut(4 * att).zip(gz.chunks_exact(att)) {
+                        gi[3 * att..].copy_from_slice(zi);
+                    }
+                    sh.transposed(pr, 2, &mut vt);
+                    for h in 0..self.heads {
+                        let s = &weights[(r * self.heads + h) * ff..][..ff];
+                        let gzh = View::rows(&gz[h * hd..], f, hd, att);
+                        // d s = gz v^T; d v = s^T gz.
+                        product(gzh, sh.head_rows(&vt, h), &mut gs, f);
+                        product(sh.square(s).t(), gzh, &mut gpr[2 * att + h * hd..], 4 * att);
+                        // Through the softmax: d t_ij = s_ij (d s_ij - sum_k s_ik d s_ik) / sqrt(head).
+                        softmax_backward_rows(s, &mut gs, f, scale);
+                        // Through t = q k^T: d q = d t k, d k = d t^T q.
+                        let gt = sh.square(&gs);
+                        product(gt, sh.part(pr, 1, h), &mut gpr[h * hd..], 4 * att);
+                        product(gt.t(), sh.part(pr, 0, h), &mut gpr[att + h * hd..], 4 * att);
+                    }
+                    out.extend(gpr.iter().copied());
+                }
+            })
         })?;
-        Ok(Some(tensor(gp, &[b, f, 4 * att])?))
+        Ok(Some(tensor(gp, &[b * f, 4 * att])?))
     }
 }
 
@@ -1010,6 +991,13 @@ mod tests {
         check(fused, plain, &[&x, &a], 1e-5);
     }
 
+    /// The fused layer on a `(B, F, 4A)` tensor, its result as `(B, F, A)`.
+    fn attention_fused(p: &Tensor, heads: usize) -> Tensor {
+        let (b, f, a4) = p.dims3().unwrap();
+        let y = self_attention(&p.reshape((b * f, a4)).unwrap(), f, heads).unwrap();
+        y.reshape((b, f, a4 / 4)).unwrap()
+    }
+
     /// AutoInt's layer as the architecture wrote it with candle's generic ops.
     fn attention_plain(p: &Tensor, heads: usize) -> Tensor {
         let (b, f, a4) = p.dims3().unwrap();
@@ -1046,14 +1034,24 @@ mod tests {
     fn self_attention_matches_the_generic_layer() {
         let (b, f, att, heads) = (ROWS_PER_TASK + 5, 5, 6, 2);
         let p = var(&[b, f, 4 * att], 8);
-        let fused = || self_attention(p.as_tensor(), heads).unwrap();
+        let fused = || attention_fused(p.as_tensor(), heads);
         let plain = || attention_plain(p.as_tensor(), heads);
         check(fused, plain, &[&p], 1e-5);
         // By hand: one field attends only to itself, so the layer is relu(v + r).
-        let one = Tensor::from_vec(vec![9f32, -9., 1., -3.], (1, 1, 4), &Device::Cpu).unwrap();
-        assert_eq!(flat(&self_attention(&one, 1).unwrap()), vec![0.0]);
-        let one = Tensor::from_vec(vec![9f32, -9., 1., 3.], (1, 1, 4), &Device::Cpu).unwrap();
-        assert_eq!(flat(&self_attention(&one, 1).unwrap()), vec![4.0]);
+        let one = Tensor::from_vec(vec![9f32, -9., 1., -3.], (1, 4), &Device::Cpu).unwrap();
+        assert_eq!(flat(&self_attention(&one, 1, 1).unwrap()), vec![0.0]);
+        let one = Tensor::from_vec(vec![9f32, -9., 1., 3.], (1, 4), &Device::Cpu).unwrap();
+        assert_eq!(flat(&self_attention(&one, 1, 1).unwrap()), vec![4.0]);
+    }
+
+    #[test]
+    fn self_attention_matches_the_generic_layer_at_the_default_sizes() {
+        // AutoInt's default head size (16) and 26 fields: whole register tiles and masked ends.
+        let (b, f, att, heads) = (ROWS_PER_TASK + 5, 26, 32, 2);
+        let p = var(&[b, f, 4 * att], 16);
+        let fused = || attention_fused(p.as_tensor(), heads);
+        let plain = || attention_plain(p.as_tensor(), heads);
+        check(fused, plain, &[&p], 1e-5);
     }
 
     #[test]
@@ -1109,8 +1107,10 @@ mod tests {
         assert!(cin_layer(&z(&[4, 2]), &z(&[3, 3]), &z(&[6, 2])).is_err());
         assert!(bilinear_pairs(&z(&[2, 3, 4]), &z(&[3, 3])).is_err());
         assert!(scale_fields(&z(&[2, 3, 4]), &z(&[2, 4])).is_err());
-        assert!(self_attention(&z(&[2, 3, 10]), 1).is_err());
-        assert!(self_attention(&z(&[2, 3, 12]), 2).is_err());
+        assert!(self_attention(&z(&[6, 10]), 3, 1).is_err());
+        assert!(self_attention(&z(&[6, 12]), 3, 2).is_err());
+        assert!(self_attention(&z(&[7, 8]), 3, 1).is_err());
+        assert!(self_attention(&z(&[6, 8]), 0, 1).is_err());
         assert!(cross_vector(&z(&[2, 3]), &z(&[2, 3]), &z(&[1, 3])).is_err());
         assert!(cross_mix(&z(&[2, 3]), &z(&[2, 4]), &z(&[2, 3])).is_err());
     }

@@ -21,6 +21,7 @@ pub mod fused;
 pub mod interact;
 pub mod matmul;
 pub mod params;
+mod small;
 pub mod spec;
 
 pub use embedding::EmbeddingTable;

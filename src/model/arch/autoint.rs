@@ -69,18 +69,18 @@ impl CtrModel for AutoInt {
 
     fn interact(&self, fields: &Tensor) -> Result<Tensor> {
         let heads = self.core.spec.heads;
-        let mut x = fields.clone();
+        let (b, f, emb) = fields.dims3()?;
+        // One row per field of every sample from here to the last layer, no reshape between.
+        let mut x = fields.reshape((b * f, emb))?;
         for l in &self.layers {
             // The four projections as one product, then attention, residual and ReLU as one op
             // (`interact.rs`).
-            let (b, f, inp) = x.dims3()?;
             let parts = [&l.q, &l.k, &l.v, &l.res];
             let w = Tensor::cat(&parts.map(|p| p.weight()), 1)?;
             let bias = Tensor::cat(&parts.map(|p| p.bias()), 0)?;
-            let p = linear(&x.reshape((b * f, inp))?, &w, &bias)?;
-            x = self_attention(&p.reshape((b, f, w.dim(1)?))?, heads)?;
+            x = self_attention(&linear(&x, &w, &bias)?, f, heads)?;
         }
-        let mut y = self.att_out.forward(&flatten(&x)?)?;
+        let mut y = self.att_out.forward(&x.reshape((b, f * x.dim(1)?))?)?;
         if let Some((mlp, out)) = &self.deep {
             y = (y + out.forward(&mlp.forward(&flatten(fields)?)?)?)?;
         }
