@@ -18,8 +18,12 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::fused::{contiguous, par_fill, par_fill_pair, Filler, ROWS_PER_TASK};
-use super::matmul::{gemm_add, gemm_into, Operand};
+use super::fused::{
+    column_sums, contiguous, par_fill, par_fill_pair, par_row_blocks, Filler, ROWS_PER_TASK,
+};
+use super::matmul::{
+    gemm_add, gemm_into, matrix, product as matmul_product, product_no_grad, Operand,
+};
 use super::small::{product, softmax_backward_rows, softmax_rows, transpose, View};
 
 type Res<T> = candle_core::Result<T>;
@@ -541,6 +545,93 @@ impl SelfAttention {
     }
 }
 
+impl SelfAttention {
+    /// The layer's result `(B * F, A)` and attention weights `(B, heads, F, F)` from the
+    /// projections `p`.
+    fn attend(&self, p: &[f32], b: usize, sh: AttShape) -> (Vec<f32>, Vec<f32>) {
+        let (f, att, hd) = (sh.f, sh.att, sh.head);
+        let (width, ff) = (f * att, f * f);
+        let scale = 1.0 / (hd as f32).sqrt();
+        if width == 0 {
+            return (Vec::new(), Vec::new());
+        }
+        par_fill_pair(b, (width, self.heads * ff), |r0, out, kept| {
+            let mut s = vec![0.0f32; ff];
+            let mut kt = vec![0.0f32; width];
+            let mut o = vec![0.0f32; width];
+            for r in r0..r0 + out.block.len() / width {
+                let pr = &p[r * 4 * width..(r + 1) * 4 * width];
+                sh.transposed(pr, 1, &mut kt);
+                for h in 0..self.heads {
+                    // t = q k^T, softmax by rows, then o = s v (head h's columns of `o`).
+                    product(sh.part(pr, 0, h), sh.head_rows(&kt, h), &mut s, f);
+                    softmax_rows(&mut s, f, scale);
+                    product(sh.square(&s), sh.part(pr, 2, h), &mut o[h * hd..], att);
+                    kept.extend(s.iter().copied());
+                }
+                let res = pr.chunks_exact(4 * att).map(|row| &row[3 * att..]);
+                for (oi, ri) in o.chunks_exact(att).zip(res) {
+                    out.extend(oi.iter().zip(ri).map(|(&v, &r)| (v + r).max(0.0)));
+                }
+            }
+        })
+    }
+
+    /// The gradient with respect to `p` from the forward pass's result `y`, its weights and the
+    /// result's gradient `g`.
+    fn attend_grad(
+        &self,
+        p: &[f32],
+        weights: &[f32],
+        y: &[f32],
+        g: &[f32],
+        b: usize,
+        sh: AttShape,
+    ) -> Vec<f32> {
+        let (f, att, hd) = (sh.f, sh.att, sh.head);
+        let (width, ff) = (f * att, f * f);
+        let scale = 1.0 / (hd as f32).sqrt();
+        if width == 0 {
+            return Vec::new();
+        }
+        par_fill(b, 4 * width, |r0, out| {
+            let mut gs = vec![0.0f32; ff];
+            let mut vt = vec![0.0f32; width];
+            let mut gz = vec![0.0f32; width];
+            let mut gpr = vec![0.0f32; 4 * width];
+            for r in r0..r0 + out.block.len() / (4 * width) {
+                let pr = &p[r * 4 * width..(r + 1) * 4 * width];
+                // Through the ReLU; the residual's gradient is the result's.
+                let (gr, yr) = (
+                    &g[r * width..(r + 1) * width],
+                    &y[r * width..(r + 1) * width],
+                );
+                for ((o, &gv), &yv) in gz.iter_mut().zip(gr).zip(yr) {
+                    *o = if yv > 0.0 { gv } else { 0.0 };
+                }
+                for (gi, zi) in gpr.chunks_exact_mut(4 * att).zip(gz.chunks_exact(att)) {
+                    gi[3 * att..].copy_from_slice(zi);
+                }
+                sh.transposed(pr, 2, &mut vt);
+                for h in 0..self.heads {
+                    let s = &weights[(r * self.heads + h) * ff..][..ff];
+                    let gzh = View::rows(&gz[h * hd..], f, hd, att);
+                    // d s = gz v^T; d v = s^T gz.
+                    product(gzh, sh.head_rows(&vt, h), &mut gs, f);
+                    product(sh.square(s).t(), gzh, &mut gpr[2 * att + h * hd..], 4 * att);
+                    // Through the softmax: d t_ij = s_ij (d s_ij - sum_k s_ik d s_ik) / sqrt(head).
+                    softmax_backward_rows(s, &mut gs, f, scale);
+                    // Through t = q k^T: d q = d t k, d k = d t^T q.
+                    let gt = sh.square(&gs);
+                    product(gt, sh.part(pr, 1, h), &mut gpr[h * hd..], 4 * att);
+                    product(gt.t(), sh.part(pr, 0, h), &mut gpr[att + h * hd..], 4 * att);
+                }
+                out.extend(gpr.iter().copied());
+            }
+        })
+    }
+}
+
 impl CustomOp1 for SelfAttention {
     fn name(&self) -> &'static str {
         "self-attention"
@@ -549,88 +640,122 @@ impl CustomOp1 for SelfAttention {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Res<(CpuStorage, Shape)> {
         let (b, sh) = self.shape(l)?;
         let p = contiguous(self.name(), s, l)?;
-        let (f, att, hd) = (sh.f, sh.att, sh.head);
-        let (width, ff) = (f * att, f * f);
-        let scale = 1.0 / (hd as f32).sqrt();
-        let (out, weights) = if width == 0 {
-            (Vec::new(), Vec::new())
-        } else {
-            par_fill_pair(b, (width, self.heads * ff), |r0, out, kept| {
-                let mut s = vec![0.0f32; ff];
-                let mut kt = vec![0.0f32; width];
-                let mut o = vec![0.0f32; width];
-                for r in r0..r0 + out.block.len() / width {
-                    let pr = &p[r * 4 * width..(r + 1) * 4 * width];
-                    sh.transposed(pr, 1, &mut kt);
-                    for h in 0..self.heads {
-                        // t = q k^T, softmax by rows, then o = s v (head h's columns of `o`).
-                        product(sh.part(pr, 0, h), sh.head_rows(&kt, h), &mut s, f);
-                        softmax_rows(&mut s, f, scale);
-                        product(sh.square(&s), sh.part(pr, 2, h), &mut o[h * hd..], att);
-                        kept.extend(s.iter().copied());
-                    }
-                    let res = pr.chunks_exact(4 * att).map(|row| &row[3 * att..]);
-                    for (oi, ri) in o.chunks_exact(att).zip(res) {
-                        out.extend(oi.iter().zip(ri).map(|(&v, &r)| (v + r).max(0.0)));
-                    }
-                }
-            })
-        };
+        let (out, weights) = self.attend(p, b, sh);
         // The first forward of this op instance: `set` cannot fail, and nothing else stores.
         let _ = self.weights.set(weights);
-        Ok((CpuStorage::F32(out), Shape::from((b * f, att))))
+        Ok((CpuStorage::F32(out), Shape::from((b * sh.f, sh.att))))
     }
 
     fn bwd(&self, p: &Tensor, res: &Tensor, grad_res: &Tensor) -> Res<Option<Tensor>> {
         let (b, sh) = self.shape(p.layout())?;
-        let (f, att, hd) = (sh.f, sh.att, sh.head);
-        let (width, ff) = (f * att, f * f);
-        let scale = 1.0 / (hd as f32).sqrt();
         let Some(weights) = self.weights.get() else {
             candle_core::bail!("self-attention: backward before forward");
         };
         let gp = with_values(self.name(), &[p, res, grad_res], |v| {
-            let (p, y, g) = (v[0], v[1], v[2]);
-            if width == 0 {
-                return Vec::new();
-            }
-            par_fill(b, 4 * width, |r0, out| {
-                let mut gs = vec![0.0f32; ff];
-                let mut vt = vec![0.0f32; width];
-                let mut gz = vec![0.0f32; width];
-                let mut gpr = vec![0.0f32; 4 * width];
-                for r in r0..r0 + out.block.len() / (4 * width) {
-                    let pr = &p[r * 4 * width..(r + 1) * 4 * width];
-                    // Through the ReLU; the residual's gradient is the result's.
-                    let (gr, yr) = (
-                        &g[r * width..(r + 1) * width],
-                        &y[r * width..(r + 1) * width],
-                    );
-                    for ((o, &gv), &yv) in gz.iter_mut().zip(gr).zip(yr) {
-                        *o = if yv > 0.0 { gv } else { 0.0 };
-                    }
-                    for (gi, zi) in gpr.chunks_exact_mut(4 * att).zip(gz.chunks_exact(att)) {
-                        gi[3 * att..].copy_from_slice(zi);
-                    }
-                    sh.transposed(pr, 2, &mut vt);
-                    for h in 0..self.heads {
-                        let s = &weights[(r * self.heads + h) * ff..][..ff];
-                        let gzh = View::rows(&gz[h * hd..], f, hd, att);
-                        // d s = gz v^T; d v = s^T gz.
-                        product(gzh, sh.head_rows(&vt, h), &mut gs, f);
-                        product(sh.square(s).t(), gzh, &mut gpr[2 * att + h * hd..], 4 * att);
-                        // Through the softmax: d t_ij = s_ij (d s_ij - sum_k s_ik d s_ik) / sqrt(head).
-                        softmax_backward_rows(s, &mut gs, f, scale);
-                        // Through t = q k^T: d q = d t k, d k = d t^T q.
-                        let gt = sh.square(&gs);
-                        product(gt, sh.part(pr, 1, h), &mut gpr[h * hd..], 4 * att);
-                        product(gt.t(), sh.part(pr, 0, h), &mut gpr[att + h * hd..], 4 * att);
-                    }
-                    out.extend(gpr.iter().copied());
-                }
-            })
+            self.attend_grad(v[0], weights, v[1], v[2], b, sh)
         })?;
-        Ok(Some(tensor(gp, &[b * f, 4 * att])?))
+        Ok(Some(tensor(gp, &[b * sh.f, 4 * sh.att])?))
+    }
+}
+
+/// One whole AutoInt layer: the four projections `p = x w + b` (`x (B * F, in)`, `w (in, 4A)`,
+/// `b (4A)`) and then [`self_attention`], as one op. The projections stay inside it (kept for the
+/// backward pass) instead of becoming a tensor of the graph, for which candle would zero a
+/// gradient and add the attention's gradient to it: one pass to write and three to add over
+/// `B * F x 4A` values a layer. Same products, same order: the bits of
+/// `self_attention(&linear(x, w, b)?, ..)`.
+pub fn projected_attention(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    fields: usize,
+    heads: usize,
+) -> Res<Tensor> {
+    let att = SelfAttention {
+        fields,
+        heads,
+        weights: OnceLock::new(),
+    };
+    matrix(x)?.apply_op3(
+        &matrix(w)?,
+        &b.contiguous()?,
+        ProjectedAttention {
+            att,
+            p: OnceLock::new(),
+        },
+    )
+}
+
+struct ProjectedAttention {
+    att: SelfAttention,
+    /// The forward pass's projections `(B * F, 4A)`, for the backward pass.
+    p: OnceLock<Vec<f32>>,
+}
+
+impl CustomOp3 for ProjectedAttention {
+    fn name(&self) -> &'static str {
+        "projected-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Res<(CpuStorage, Shape)> {
+        let x = Operand::new(s1, l1)?;
+        let w = Operand::new(s2, l2)?;
+        let bias = contiguous(self.name(), s3, l3)?;
+        let ((rows, inp), (w_rows, out)) = (x.shape(), w.shape());
+        if inp != w_rows || l3.dims() != [out] {
+            candle_core::bail!(
+                "projected-attention: x {:?}, w {:?} and b {:?} do not match",
+                l1.dims(),
+                l2.dims(),
+                l3.dims()
+            );
+        }
+        let (b, sh) = self.att.shape(&Layout::contiguous((rows, out)))?;
+        let mut p = matmul_product(x, w);
+        par_row_blocks(&mut p, out, |_, block| {
+            for row in block.chunks_exact_mut(out.max(1)) {
+                for (v, &bv) in row.iter_mut().zip(bias) {
+                    *v += bv;
+                }
+            }
+        });
+        let (y, weights) = self.att.attend(&p, b, sh);
+        // The first forward of this op instance: neither `set` can fail.
+        let _ = self.att.weights.set(weights);
+        let _ = self.p.set(p);
+        Ok((CpuStorage::F32(y), Shape::from((rows, sh.att))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Res<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (rows, out) = (x.dim(0)?, w.dim(1)?);
+        let (b, sh) = self.att.shape(&Layout::contiguous((rows, out)))?;
+        let (Some(p), Some(weights)) = (self.p.get(), self.att.weights.get()) else {
+            candle_core::bail!("projected-attention: backward before forward");
+        };
+        let gp = with_values(self.name(), &[res, grad_res], |v| {
+            self.att.attend_grad(p, weights, v[0], v[1], b, sh)
+        })?;
+        // As `fused::linear`'s backward pass.
+        let gb = column_sums(&gp, out);
+        let gp = tensor(gp, &[rows, out])?;
+        let gx = product_no_grad(&gp, &w.t()?)?;
+        let gw = product_no_grad(&x.t()?, &gp)?;
+        Ok((Some(gx), Some(gw), Some(tensor(gb, &[out])?)))
     }
 }
 
@@ -1052,6 +1177,30 @@ mod tests {
         let fused = || attention_fused(p.as_tensor(), heads);
         let plain = || attention_plain(p.as_tensor(), heads);
         check(fused, plain, &[&p], 1e-5);
+    }
+
+    #[test]
+    fn projected_attention_is_the_projection_then_the_attention() {
+        let (b, f, inp, att, heads) = (ROWS_PER_TASK + 5, 26, 16, 32, 2);
+        let x = var(&[b * f, inp], 17);
+        let scaled: Vec<f32> = values(inp * 4 * att, 18).iter().map(|v| v * 0.1).collect();
+        let w = Var::from_vec(scaled, (inp, 4 * att), &Device::Cpu).unwrap();
+        let bias = var(&[4 * att], 19);
+        let vars = [&x, &w, &bias];
+        let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), bias.as_tensor());
+        let fused = || projected_attention(xt, wt, bt, f, heads).unwrap();
+        let two_ops = || {
+            let p = crate::model::fused::linear(xt, wt, bt).unwrap();
+            self_attention(&p, f, heads).unwrap()
+        };
+        // The same products in the same order: the same bits.
+        assert_eq!(run(fused(), &vars), run(two_ops(), &vars));
+        let plain = || {
+            let p = xt.matmul(wt).unwrap().broadcast_add(bt).unwrap();
+            let y = attention_plain(&p.reshape((b, f, 4 * att)).unwrap(), heads);
+            y.reshape((b * f, att)).unwrap()
+        };
+        check(fused, plain, &vars, 1e-4);
     }
 
     #[test]

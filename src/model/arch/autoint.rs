@@ -7,8 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::core_access;
 use crate::model::blocks::{flatten, Linear, Logit, Mlp};
-use crate::model::fused::linear;
-use crate::model::interact::self_attention;
+use crate::model::interact::projected_attention;
 use crate::model::{CtrModel, ModelCore};
 
 struct AttentionLayer {
@@ -73,12 +72,12 @@ impl CtrModel for AutoInt {
         // One row per field of every sample from here to the last layer, no reshape between.
         let mut x = fields.reshape((b * f, emb))?;
         for l in &self.layers {
-            // The four projections as one product, then attention, residual and ReLU as one op
+            // The four projections as one product, attention, residual and ReLU: one op
             // (`interact.rs`).
             let parts = [&l.q, &l.k, &l.v, &l.res];
             let w = Tensor::cat(&parts.map(|p| p.weight()), 1)?;
             let bias = Tensor::cat(&parts.map(|p| p.bias()), 0)?;
-            x = self_attention(&linear(&x, &w, &bias)?, f, heads)?;
+            x = projected_attention(&x, &w, &bias, f, heads)?;
         }
         let mut y = self.att_out.forward(&x.reshape((b, f * x.dim(1)?))?)?;
         if let Some((mlp, out)) = &self.deep {
