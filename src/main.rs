@@ -22,9 +22,14 @@ fn main() -> std::process::ExitCode {
     // Keep freed memory instead of returning it to the OS 10 ms later: every training step frees
     // and reallocates the same multi-megabyte activations, and re-faulting them (zeroing huge
     // pages in the kernel) was 13% of a DeepFM step under `perf` (README, speed).
-    // SAFETY: sets one integer option of the allocator; valid at any time.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+    // An explicit `MIMALLOC_PURGE_DELAY` (milliseconds; mimalloc reads it itself) is kept: at
+    // millions of rows a day, freed day buffers that are never returned raise the peak
+    // (docs/scale.md).
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one integer option of the allocator; valid at any time.
+        unsafe {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+        }
     }
     // Like every Unix filter: a closed pipe (`crossadapt list | head`) ends the process quietly
     // instead of panicking in `println!`. Rust sets SIGPIPE to ignored before `main`.
