@@ -74,3 +74,79 @@ fn the_nocorr_arm_is_the_method_without_the_logit_correction() {
     assert_eq!(off["crossadapt"], off["crossadapt-nocorr"]);
     assert_eq!(off["crossadapt-nocorr"], *without);
 }
+
+#[test]
+fn each_arm_logs_the_distillation_weight_it_trained_with() {
+    let names = arms(&[
+        "incumbent",
+        "scratch",
+        "kd",
+        "crossadapt",
+        "crossadapt-fixed",
+        "crossadapt-matched",
+    ]);
+    let records = run(&[
+        &names,
+        "method.distill_weight=0.6",
+        "online.distill_min=0.2",
+        "online.distill_max=0.7",
+    ]);
+    let mut weights: BTreeMap<(String, u32), Option<f64>> = BTreeMap::new();
+    let mut announced: BTreeMap<u32, f64> = BTreeMap::new();
+    for r in &records {
+        match &r.event {
+            EngineEvent::DayMetrics {
+                arm,
+                day,
+                distill_weight,
+                ..
+            } => {
+                weights.insert((arm.clone(), *day), *distill_weight);
+            }
+            EngineEvent::Drift {
+                day,
+                batch: None,
+                distill_weight,
+                ..
+            } => {
+                announced.insert(*day, *distill_weight);
+            }
+            _ => {}
+        }
+    }
+    let a = |arm: &str, day: u32| weights[&(arm.to_string(), day)];
+    // A day's weight is the mean over its batches: equal to a constant up to rounding.
+    let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-12);
+    let within = |x: f64| (0.2 - 1e-12..=0.7 + 1e-12).contains(&x);
+    let mut matched_moved = false;
+    for day in 5..=9 {
+        assert_eq!(a("incumbent", day), None, "labels only");
+        assert_eq!(a("scratch", day), None, "labels only");
+        assert!(
+            near(a("kd", day), 0.6),
+            "kd distils at method.distill_weight"
+        );
+        assert!(
+            near(a("crossadapt-fixed", day), 0.7),
+            "fixed at distill_max"
+        );
+        // The adaptive arm announces the day's drift: its weight is the one announced.
+        let adaptive = a("crossadapt", day).expect("crossadapt distils");
+        assert!((adaptive - announced[&day]).abs() < 1e-12, "day {day}");
+        assert!(within(adaptive), "day {day}: {adaptive}");
+        let matched = a("crossadapt-matched", day).expect("the matched arm distils");
+        assert!(within(matched), "day {day}: {matched}");
+        if day == 5 {
+            assert!(
+                near(Some(matched), 0.7),
+                "no past online day: the no-drift level"
+            );
+        } else {
+            matched_moved |= matched < 0.7 - 1e-9;
+        }
+    }
+    assert!(
+        matched_moved,
+        "the matched arm never left the no-drift level"
+    );
+}

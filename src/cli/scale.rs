@@ -119,6 +119,21 @@ fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
+/// The process's CPU time so far, user plus system, in seconds: what the session cost the
+/// machine, which a shared machine's load inflates far less than it inflates wall time.
+fn process_cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` fills the struct it is given; RUSAGE_SELF is always valid.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: filled by the successful call above.
+    let u = unsafe { usage.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    Some(secs(u.ru_utime) + secs(u.ru_stime))
+}
+
 /// A field of `/proc/self/status` in kB (`VmHWM`: peak resident memory; `VmRSS`: now).
 pub fn proc_status_kb(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -189,6 +204,7 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
         }
     };
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds().unwrap_or(f64::NAN);
     let prepared = Prepared::new(&cfg)?;
     let setup_seconds = started.elapsed().as_secs_f64();
     let store = Store::open(Some(root))?;
@@ -201,13 +217,14 @@ pub fn run(args: &ScaleArgs) -> Result<()> {
     let outcome = run_attached(engine, shared, &LaunchMode::Headless, &cfg, None)?;
     anyhow::ensure!(outcome == Outcome::Finished, "the session did not finish");
     let wall = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().unwrap_or(f64::NAN) - cpu_before;
     let peak = proc_status_kb("VmHWM").unwrap_or(0) * 1024;
     let disk = disk_bytes(&session_dir)?;
     let m = collector
         .0
         .lock()
         .map_err(|_| anyhow::anyhow!("measurements poisoned"))?;
-    let table = table(args, &cfg, &m, setup_seconds, wall, peak, disk);
+    let table = table(args, &cfg, &m, setup_seconds, (wall, cpu), peak, disk);
     print!("{table}");
     if let Some(path) = &args.out {
         crate::atomic::write_atomic(path, table.as_bytes())?;
@@ -221,7 +238,7 @@ fn table(
     cfg: &SessionConfig,
     m: &Measured,
     setup_seconds: f64,
-    wall: f64,
+    (wall, cpu): (f64, f64),
     peak: u64,
     disk: u64,
 ) -> String {
@@ -262,6 +279,10 @@ fn table(
     let _ = writeln!(t, "| wall, whole session | {wall:.1} s |");
     let _ = writeln!(
         t,
+        "| CPU time, whole session (user + system) | {cpu:.1} s |"
+    );
+    let _ = writeln!(
+        t,
         "| wall per online day (mean / max, all arms) | {mean:.1} / {max:.1} s |"
     );
     let _ = writeln!(t, "| peak RSS (VmHWM) | {} |", mb(peak));
@@ -288,6 +309,19 @@ mod tests {
         std::fs::write(dir.path().join("y"), vec![0u8; 10]).unwrap();
         std::fs::hard_link(dir.path().join("a/x"), dir.path().join("x2")).unwrap();
         assert_eq!(disk_bytes(dir.path()).unwrap(), 1010);
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = process_cpu_seconds().unwrap();
+        let mut x = 0u64;
+        let spin = Instant::now();
+        while spin.elapsed().as_millis() < 60 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let after = process_cpu_seconds().unwrap();
+        assert!(after - before > 0.02, "{before} -> {after}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod drift;
 pub mod export;
 pub mod inspect;
 pub mod period;
+pub mod pool;
 pub mod shuffle;
 pub mod sketch;
 pub mod source;

@@ -291,7 +291,7 @@ mod tests {
         let mut student = engine.new_trainer(&spec, derive(1, "init", 0, 0)).unwrap();
         transfer(&mut engine, "crossadapt", &mut student).unwrap();
         let projected = student.model().embeddings().data.clone();
-        let probe = engine.retained_pool().unwrap().slice(0, 200);
+        let probe = engine.retained_pool().unwrap().slice(0, 200).unwrap();
         let before = student.predict_logits(&probe).unwrap();
 
         student.set_frozen(true, false);

@@ -200,6 +200,7 @@ impl Engine {
             samples_per_sec: samples as f64 / train_seconds.max(1e-9),
             student_updates,
             teacher_updates,
+            distill_weight: state.mean_distill_weight(),
         })
     }
 
@@ -279,7 +280,7 @@ mod tests {
         assert!(!elsewhere.is_empty());
         let pool = engine.retained_pool().unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let drawn = draw_replay(&pool, 5_000, &mut rng);
+        let drawn = draw_replay(&pool, 5_000, &mut rng).unwrap();
         assert_eq!(drawn.rows(), 5_000);
         let mut distinct = HashSet::new();
         for r in 0..drawn.rows() {

@@ -13,6 +13,7 @@ use super::emitter::Emitter;
 use super::pending::Recovery;
 use super::state::{ArmState, CheckpointState, ResumePoint, STATE_SCHEMA_VERSION};
 use crate::data::dataset::Dataset;
+use crate::data::pool::Pool;
 use crate::data::vocab::Vocabulary;
 use crate::data::{Batch, FeatureSpec};
 use crate::method::recipe::{Host, Settings};
@@ -96,7 +97,7 @@ pub struct Engine {
     paused: bool,
     pause_pending: bool,
     checkpoint_requested: bool,
-    retained_pool: Option<Arc<Batch>>,
+    retained_pool: Option<Arc<Pool>>,
     /// Drift sketches of the days in the current reference window (`online::drift_reference`),
     /// each made once when its day is read; rebuilt from the days after a resume.
     drift_window: Vec<(u32, crate::data::sketch::DaySketch)>,
@@ -381,17 +382,18 @@ impl Engine {
         Ok(t)
     }
 
-    /// The encoded retained days, concatenated in time order (the sampler's and replay's pool),
-    /// loaded once and shared.
-    pub(crate) fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>> {
+    /// The encoded retained days in time order (the sampler's, the baselines' and replay's
+    /// pool), written once to a file in the day cache's folder and shared; one day is in memory
+    /// while it is built.
+    pub(crate) fn retained_pool(&mut self) -> anyhow::Result<Arc<Pool>> {
         if let Some(pool) = &self.retained_pool {
             return Ok(pool.clone());
         }
         let spec = self.data.spec();
-        let mut pool = Batch::empty(spec.num_cat(), spec.num_num());
-        for &d in &self.plan.retained {
-            pool.extend(&self.data.day(d as usize)?.without_users());
-        }
+        let dir = crate::data::table::cache::root();
+        let data = &self.data;
+        let days = self.plan.retained.iter().map(|&d| data.day(d as usize));
+        let pool = Pool::build(spec.num_cat(), spec.num_num(), dir.as_deref(), days)?;
         let pool = Arc::new(pool);
         self.retained_pool = Some(pool.clone());
         Ok(pool)
@@ -820,7 +822,7 @@ impl Host for Engine {
         Engine::new_trainer(self, spec, seed)
     }
 
-    fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>> {
+    fn retained_pool(&mut self) -> anyhow::Result<Arc<Pool>> {
         Engine::retained_pool(self)
     }
 

@@ -10,6 +10,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::drift::{jensen_shannon, psi};
+use crate::data::pool::Pool;
 use crate::data::sketch::{shares, DaySketch, KeyReference};
 use crate::data::{Batch, FeatureSpec, RawDay};
 use crate::protocol::FieldDrift;
@@ -58,9 +59,9 @@ impl DriftReference {
 }
 
 /// `n` rows drawn uniformly, with replacement, from the retained pool (none when it is empty).
-pub fn draw_replay(pool: &Batch, n: usize, rng: &mut ChaCha8Rng) -> Batch {
+pub fn draw_replay(pool: &Pool, n: usize, rng: &mut ChaCha8Rng) -> anyhow::Result<Batch> {
     if pool.is_empty() {
-        return Batch::empty(pool.num_cat, pool.num_num);
+        return Ok(Batch::empty(pool.num_cat(), pool.num_num()));
     }
     let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..pool.rows())).collect();
     pool.gather(&rows)

@@ -24,6 +24,7 @@ use super::drift::{draw_replay, DayDrift, DRIFT_FIELDS_SHOWN};
 use super::projection::project_table;
 use super::sampler::{SamplerConfig, StrategicSampler, Strategy};
 use super::seeds::{arm_key, derive};
+use crate::data::pool::Pool;
 use crate::data::{Batch, FeatureSpec};
 use crate::model::ModelSpec;
 use crate::protocol::{
@@ -60,7 +61,7 @@ pub trait Host {
     /// A fresh model of `spec` for this run's features, from `seed`.
     fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer>;
     /// The encoded retained days in time order (offline training and replay draw from it).
-    fn retained_pool(&mut self) -> anyhow::Result<Arc<Batch>>;
+    fn retained_pool(&mut self) -> anyhow::Result<Arc<Pool>>;
     /// Between batches: applies operator commands (a stop comes back as an error to pass on).
     fn poll(&mut self, at: &Position) -> anyhow::Result<()>;
     fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()>;
@@ -101,6 +102,22 @@ pub struct DayState {
     /// Batches the arm's own teacher has accumulated since its last step.
     pending: u32,
     announces_drift: bool,
+    /// The distillation weights of the day's batches so far, summed, and their count.
+    distill_sum: f64,
+    distilled: u32,
+}
+
+impl DayState {
+    /// Records the distillation weight one batch trained with.
+    fn note_distill_weight(&mut self, a: f64) {
+        self.distill_sum += a;
+        self.distilled += 1;
+    }
+
+    /// The day's mean distillation weight so far; none when no batch distilled.
+    pub fn mean_distill_weight(&self) -> Option<f64> {
+        (self.distilled > 0).then(|| self.distill_sum / self.distilled as f64)
+    }
 }
 
 /// What one online batch did besides the student's step.
@@ -170,6 +187,8 @@ pub trait Recipe {
             replay,
             pending: 0,
             announces_drift: false,
+            distill_sum: 0.0,
+            distilled: 0,
         })
     }
 
@@ -271,6 +290,7 @@ impl Recipe for Baseline {
         let mut done = 0u64;
         for _ in 0..epochs {
             for (i, b) in pool.chunks(batch_size).enumerate() {
+                let b = b?;
                 host.poll(&Position {
                     stage: Stage::OfflineTrain,
                     arm: Some(name.clone()),
@@ -307,7 +327,7 @@ impl Recipe for Baseline {
         &self,
         host: &mut dyn Host,
         arm: &mut Arm,
-        _: &mut DayState,
+        state: &mut DayState,
         batch: &Batch,
         _: u32,
         _: &DayInput,
@@ -316,6 +336,7 @@ impl Recipe for Baseline {
         let loss = if self.distil {
             let t = host.teacher()?.predict_logits(batch)?;
             let m = host.arm_settings(ArmKind::Kd).method;
+            state.note_distill_weight(m.distill_weight);
             arm.student
                 .train_batch(batch, distill_target(m, &t, m.distill_weight, 0.0))
         } else {
@@ -445,6 +466,8 @@ impl Recipe for CrossAdapt {
             replay,
             pending: 0,
             announces_drift,
+            distill_sum: 0.0,
+            distilled: 0,
         })
     }
 
@@ -497,7 +520,7 @@ impl Recipe for CrossAdapt {
             };
             let n = (ratio * b.rows() as f64).round() as usize;
             let pool = host.retained_pool()?;
-            draw_replay(&pool, n, &mut state.replay)
+            draw_replay(&pool, n, &mut state.replay)?
         } else {
             Batch::empty(b.num_cat, b.num_num)
         };
@@ -513,6 +536,7 @@ impl Recipe for CrossAdapt {
         } else {
             p.distill_max
         };
+        state.note_distill_weight(a);
         let target = distill_target(host.arm_settings(self.kind()).method, &t, a, 0.0);
         check_loss(arm.student.train_batch(&x, target), &name)?;
         let mut work = BatchWork::default();
@@ -672,7 +696,7 @@ pub fn distill_pass(
         if sampler.config().ratio != ratio {
             sampler.set_ratio(ratio)?;
         }
-        let Some(sample) = sampler.next_batch(&pool) else {
+        let Some(sample) = sampler.next_batch(&pool)? else {
             break;
         };
         fallbacks += sample.fell_back as u32;

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data::pool::Pool;
 use crate::data::Batch;
 
 /// Which rows a window contributes.
@@ -129,11 +130,12 @@ impl StrategicSampler {
         }
     }
 
-    /// The next batch of the pass, or `None` when the pool is exhausted.
-    pub fn next_batch(&mut self, pool: &Batch) -> Option<SampledBatch> {
+    /// The next batch of the pass, or `None` when the pool is exhausted; an error when the
+    /// pool's file cannot be read.
+    pub fn next_batch(&mut self, pool: &Pool) -> anyhow::Result<Option<SampledBatch>> {
         let n = pool.rows();
         if self.cursor >= n {
-            return None;
+            return Ok(None);
         }
         let window = self.cursor..(self.cursor + self.window_rows()).min(n);
         self.cursor = window.end;
@@ -155,15 +157,15 @@ impl StrategicSampler {
         );
         let (rows, fell_back, logit_offset) = match self.cfg.strategy {
             Strategy::All => (window.clone().collect(), false, 0.0),
-            _ if biased => self.draw_biased(pool, window.clone(), draw),
+            _ if biased => self.draw_biased(pool.labels(), window.clone(), draw),
             _ => (self.draw_uniform(window.clone(), draw), false, 0.0),
         };
-        Some(SampledBatch {
-            batch: pool.gather(&rows),
+        Ok(Some(SampledBatch {
+            batch: pool.gather(&rows)?,
             window,
             fell_back,
             logit_offset,
-        })
+        }))
     }
 
     fn draw_uniform(&mut self, window: Range<usize>, draw: usize) -> Vec<usize> {
@@ -181,12 +183,11 @@ impl StrategicSampler {
 
     fn draw_biased(
         &mut self,
-        pool: &Batch,
+        labels: &[f32],
         window: Range<usize>,
         draw: usize,
     ) -> (Vec<usize>, bool, f32) {
-        let (pos, neg): (Vec<usize>, Vec<usize>) =
-            window.clone().partition(|&r| pool.label[r] >= 0.5);
+        let (pos, neg): (Vec<usize>, Vec<usize>) = window.clone().partition(|&r| labels[r] >= 0.5);
         if pos.is_empty() || neg.is_empty() {
             return (self.draw_uniform(window, draw), true, 0.0);
         }
@@ -215,15 +216,16 @@ mod tests {
     use super::*;
 
     /// `n` rows, one field holding the row index, positives where `is_pos(row)`.
-    fn pool(n: usize, is_pos: impl Fn(usize) -> bool) -> Batch {
-        Batch {
+    fn pool(n: usize, is_pos: impl Fn(usize) -> bool) -> Pool {
+        Pool::from_batch(&Batch {
             num_cat: 1,
             num_num: 0,
             cat: (0..n as u32).collect(),
             num: vec![],
             label: (0..n).map(|r| if is_pos(r) { 1.0 } else { 0.0 }).collect(),
             users: Vec::new(),
-        }
+        })
+        .unwrap()
     }
 
     fn cfg(strategy: Strategy, ratio: f64) -> SamplerConfig {
@@ -241,7 +243,7 @@ mod tests {
         let p = pool(10_000, |r| r % 20 == 0); // 5% positives
         let mut s = StrategicSampler::new(cfg(Strategy::Biased, 0.1), 1).unwrap();
         let mut windows = 0;
-        while let Some(b) = s.next_batch(&p) {
+        while let Some(b) = s.next_batch(&p).unwrap() {
             windows += 1;
             assert_eq!(b.window.len(), 1000);
             assert_eq!(b.batch.rows(), 100);
@@ -262,23 +264,23 @@ mod tests {
     fn a_window_without_positives_falls_back_to_uniform() {
         let p = pool(2_000, |r| r >= 1_000 && r % 10 == 0);
         let mut s = StrategicSampler::new(cfg(Strategy::Biased, 0.1), 2).unwrap();
-        let first = s.next_batch(&p).unwrap();
+        let first = s.next_batch(&p).unwrap().unwrap();
         assert!(first.fell_back);
         assert_eq!(first.batch.rows(), 100);
         assert_eq!(first.batch.positive_rate(), 0.0);
         assert_eq!(first.logit_offset, 0.0);
-        let second = s.next_batch(&p).unwrap();
+        let second = s.next_batch(&p).unwrap().unwrap();
         assert!(!second.fell_back);
-        assert!(s.next_batch(&p).is_none());
+        assert!(s.next_batch(&p).unwrap().is_none());
     }
 
     #[test]
     fn a_new_ratio_takes_effect_from_the_next_window() {
         let p = pool(10_000, |r| r % 7 == 0);
         let mut s = StrategicSampler::new(cfg(Strategy::Uniform, 0.1), 3).unwrap();
-        assert_eq!(s.next_batch(&p).unwrap().window, 0..1000);
+        assert_eq!(s.next_batch(&p).unwrap().unwrap().window, 0..1000);
         s.set_ratio(0.5).unwrap();
-        assert_eq!(s.next_batch(&p).unwrap().window, 1000..1200);
+        assert_eq!(s.next_batch(&p).unwrap().unwrap().window, 1000..1200);
         assert!(s.set_ratio(0.0).is_err());
         assert!(s.set_ratio(1.5).is_err());
         assert!(StrategicSampler::new(cfg(Strategy::Uniform, -0.1), 0).is_err());
@@ -288,7 +290,7 @@ mod tests {
     fn uniform_draws_are_distinct_rows_in_time_order() {
         let p = pool(1_000, |r| r % 3 == 0);
         let mut s = StrategicSampler::new(cfg(Strategy::Uniform, 0.5), 4).unwrap();
-        let b = s.next_batch(&p).unwrap();
+        let b = s.next_batch(&p).unwrap().unwrap();
         let ids: Vec<u32> = b.batch.cat.clone();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
@@ -298,7 +300,7 @@ mod tests {
         let p = pool(250, |r| r % 2 == 0);
         let mut s = StrategicSampler::new(cfg(Strategy::All, 0.1), 5).unwrap();
         let mut seen = vec![];
-        while let Some(b) = s.next_batch(&p) {
+        while let Some(b) = s.next_batch(&p).unwrap() {
             seen.extend(b.batch.cat);
         }
         assert_eq!(seen, (0..250).collect::<Vec<u32>>());
@@ -309,7 +311,7 @@ mod tests {
     fn recency_draws_more_from_recent_windows_and_keeps_the_total() {
         let p = pool(20_000, |r| r % 10 == 0);
         let mut s = StrategicSampler::new(cfg(Strategy::Recency, 0.1), 6).unwrap();
-        let sizes: Vec<usize> = std::iter::from_fn(|| s.next_batch(&p))
+        let sizes: Vec<usize> = std::iter::from_fn(|| s.next_batch(&p).unwrap())
             .map(|b| b.batch.rows())
             .collect();
         assert!(sizes.first() < sizes.last());
@@ -332,7 +334,7 @@ mod tests {
         let p = pool(5_000, |r| r % 9 == 0);
         let draw = |seed| {
             let mut s = StrategicSampler::new(cfg(Strategy::BiasedRecency, 0.2), seed).unwrap();
-            std::iter::from_fn(|| s.next_batch(&p))
+            std::iter::from_fn(|| s.next_batch(&p).unwrap())
                 .flat_map(|b| b.batch.cat)
                 .collect::<Vec<_>>()
         };

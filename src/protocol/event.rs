@@ -356,6 +356,11 @@ pub enum EngineEvent {
         samples_per_sec: f64,
         student_updates: u32,
         teacher_updates: u32,
+        /// The distillation weight `a` the arm trained with that day, averaged over its
+        /// batches (it moves within a day when drift is re-measured); none for an arm that
+        /// trains on labels alone. The matched ablation's weight is read here.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+        distill_weight: Option<f64>,
     },
     /// The migration gate's evidence for one student arm on one online day: its AUC and
     /// LogLoss differences to the incumbent (student minus incumbent) on the day's rows, scored
@@ -624,6 +629,7 @@ mod tests {
                 samples_per_sec: nan,
                 student_updates: 0,
                 teacher_updates: 0,
+                distill_weight: None,
             },
             EngineEvent::Operator {
                 command: EngineCommand::SetParams {

@@ -147,6 +147,9 @@ pub struct DayEntry {
     pub samples_per_sec: f64,
     pub student_updates: u32,
     pub teacher_updates: u32,
+    /// The day's mean distillation weight (`DayMetrics::distill_weight`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub distill_weight: Option<f64>,
     /// The parameters in effect when the day's metrics came in.
     pub params: Option<Params>,
 }
@@ -438,6 +441,7 @@ impl Ledger {
                 samples_per_sec,
                 student_updates,
                 teacher_updates,
+                distill_weight,
             } => {
                 let params = self.params.clone();
                 self.arm_mut(arm).days.insert(
@@ -449,6 +453,7 @@ impl Ledger {
                         samples_per_sec: *samples_per_sec,
                         student_updates: *student_updates,
                         teacher_updates: *teacher_updates,
+                        distill_weight: *distill_weight,
                         params,
                     },
                 );
@@ -704,6 +709,7 @@ mod tests {
             samples_per_sec: 10.0,
             student_updates: 2,
             teacher_updates: 1,
+            distill_weight: None,
         }
     }
 
@@ -807,6 +813,7 @@ mod tests {
                 samples_per_sec: 40.0,
                 student_updates: 2,
                 teacher_updates: 1,
+                distill_weight: None,
             },
         ));
         let l = Ledger::of(&records);
@@ -865,6 +872,7 @@ mod tests {
                 samples_per_sec: 10.0,
                 student_updates: 2,
                 teacher_updates: 1,
+                distill_weight: None,
             },
         ));
         let v = Ledger::of(&records).verdict(None);

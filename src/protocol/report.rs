@@ -78,6 +78,9 @@ pub struct DayRow {
     pub samples_per_sec: f64,
     pub student_updates: u32,
     pub teacher_updates: u32,
+    /// The day's mean distillation weight `a` (arms that distil).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub distill_weight: Option<f64>,
     /// The day's gate evidence against the incumbent (student arms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateDay>,
@@ -123,6 +126,7 @@ impl Report {
                         samples_per_sec: d.samples_per_sec,
                         student_updates: d.student_updates,
                         teacher_updates: d.teacher_updates,
+                        distill_weight: d.distill_weight,
                         gate: a.gate.get(day).cloned(),
                     })
                     .collect(),
@@ -346,6 +350,7 @@ mod tests {
                         samples_per_sec: 100.0 * (i + 1) as f64,
                         student_updates: 10,
                         teacher_updates: 1,
+                        distill_weight: None,
                     },
                 ));
             }

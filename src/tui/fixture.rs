@@ -493,6 +493,7 @@ fn arm_day(log: &mut Log, arm: usize, day: u32, batches: u32) {
             } else {
                 0
             },
+            distill_weight: None,
         },
     );
 }

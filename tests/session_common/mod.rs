@@ -46,6 +46,7 @@ pub fn known_events() -> Vec<EngineEvent> {
         samples_per_sec: 800.0,
         student_updates: 10,
         teacher_updates: t,
+        distill_weight: None,
     };
     let drift = |day: u32, w: f64| EngineEvent::Drift {
         day,

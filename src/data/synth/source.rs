@@ -12,6 +12,9 @@ use crate::data::source::{DaySource, RawDay};
 
 /// Rows generated per independent random stream (fixed, so output does not depend on threads).
 const CHUNK_ROWS: usize = 4096;
+/// Chunks generated in parallel before they are appended to the day (enough to keep every
+/// thread busy, few enough that the day is not held twice).
+const GROUP_CHUNKS: usize = 64;
 /// Rows drawn to calibrate each day's intercept.
 const CALIBRATION_ROWS: usize = 4096;
 /// Stream tag of the calibration sample (rows chunks use their index).
@@ -205,18 +208,23 @@ impl DaySource for SyntheticSource {
         let rows = self.cfg.rows_per_day;
         let truth = DayTruth::new(&self.cfg, day);
         let intercept = self.intercept(day);
-        let chunks: Vec<RawDay> = (0..rows.div_ceil(CHUNK_ROWS))
-            .into_par_iter()
-            .map(|c| self.chunk(&truth, day, c, rows, intercept))
-            .collect();
         let mut out = RawDay::empty(self.cfg.fields.len(), self.cfg.numeric_fields.len());
         out.cat.reserve(rows * out.num_cat);
         out.num.reserve(rows * out.num_num);
         out.label.reserve(rows);
-        for c in chunks {
-            out.cat.extend_from_slice(&c.cat);
-            out.num.extend_from_slice(&c.num);
-            out.label.extend_from_slice(&c.label);
+        // Chunks are generated in parallel a group at a time and appended as each group is
+        // done, so the day is held once, not twice (every chunk, then their concatenation).
+        let n_chunks = rows.div_ceil(CHUNK_ROWS);
+        for group in (0..n_chunks).step_by(GROUP_CHUNKS) {
+            let chunks: Vec<RawDay> = (group..(group + GROUP_CHUNKS).min(n_chunks))
+                .into_par_iter()
+                .map(|c| self.chunk(&truth, day, c, rows, intercept))
+                .collect();
+            for c in chunks {
+                out.cat.extend_from_slice(&c.cat);
+                out.num.extend_from_slice(&c.num);
+                out.label.extend_from_slice(&c.label);
+            }
         }
         Ok(out)
     }
