@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
@@ -45,11 +45,22 @@ impl Pool {
         dir: Option<&Path>,
         days: impl IntoIterator<Item = Result<Batch>>,
     ) -> Result<Pool> {
-        let dir: PathBuf = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating {} for the retained pool", dir.display()))?;
-        let file = tempfile::tempfile_in(&dir)
-            .with_context(|| format!("creating the retained pool's file in {}", dir.display()))?;
+        // A cache folder that cannot be written (read-only, a file in its place) costs the
+        // pool its location, not the run: the system's temporary folder takes it.
+        let file = match dir {
+            Some(d) => std::fs::create_dir_all(d)
+                .and_then(|()| tempfile::tempfile_in(d))
+                .or_else(|e| {
+                    tracing::warn!(
+                        "the retained pool cannot go to {} ({e}); using {}",
+                        d.display(),
+                        std::env::temp_dir().display()
+                    );
+                    tempfile::tempfile()
+                }),
+            None => tempfile::tempfile(),
+        }
+        .context("creating the retained pool's file in the temporary folder")?;
         let mut pool = Pool {
             num_cat,
             num_num,
@@ -273,6 +284,15 @@ mod tests {
             pool.gather(&rows).unwrap(),
             big.without_users().gather(&rows)
         );
+    }
+
+    #[test]
+    fn an_unwritable_folder_falls_back_to_the_temporary_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, b"x").unwrap();
+        let pool = Pool::build(3, 2, Some(&not_a_dir), [Ok(day(5, 0))]).unwrap();
+        assert_eq!(pool.slice(0, 5).unwrap(), day(5, 0).without_users());
     }
 
     #[test]
