@@ -49,6 +49,41 @@ pub(super) fn contiguous<'a>(
     }
 }
 
+/// `x w + b` (then ReLU when `relu`) of a fused op's inputs `[x, w, b]` (`rows x inp`,
+/// `inp x out`, `out`), checked; the output with its `rows` and `out`. The linear ops and
+/// AutoInt's projection share it.
+pub(super) fn affine(
+    op: &str,
+    [(s1, l1), (s2, l2), (s3, l3)]: [(&CpuStorage, &Layout); 3],
+    relu: bool,
+) -> candle_core::Result<(Vec<f32>, usize, usize)> {
+    let x = Operand::new(s1, l1)?;
+    let w = Operand::new(s2, l2)?;
+    let b = contiguous(op, s3, l3)?;
+    let ((rows, inp), (w_rows, out)) = (x.shape(), w.shape());
+    if inp != w_rows || l3.dims() != [out] {
+        candle_core::bail!(
+            "{op}: x {:?}, w {:?} and b {:?} do not match",
+            l1.dims(),
+            l2.dims(),
+            l3.dims()
+        );
+    }
+    let mut y = product(x, w);
+    par_row_blocks(&mut y, out, |_, block| {
+        for row in block.chunks_exact_mut(out.max(1)) {
+            for (v, &bias) in row.iter_mut().zip(b) {
+                *v = if relu {
+                    (*v + bias).max(0.0)
+                } else {
+                    *v + bias
+                };
+            }
+        }
+    });
+    Ok((y, rows, out))
+}
+
 /// Calls `f(first_row, block)` on blocks of [`ROWS_PER_TASK`] rows of `width` values, in
 /// parallel.
 pub(super) fn par_row_blocks(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
@@ -168,32 +203,7 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = Operand::new(s1, l1)?;
-        let w = Operand::new(s2, l2)?;
-        let b = contiguous(self.name(), s3, l3)?;
-        let ((rows, inp), (w_rows, out)) = (x.shape(), w.shape());
-        if inp != w_rows || l3.dims() != [out] {
-            candle_core::bail!(
-                "{}: x {:?}, w {:?} and b {:?} do not match",
-                self.name(),
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            );
-        }
-        let mut y = product(x, w);
-        let relu = self.relu;
-        par_row_blocks(&mut y, out, |_, block| {
-            for row in block.chunks_exact_mut(out.max(1)) {
-                for (v, &bias) in row.iter_mut().zip(b) {
-                    *v = if relu {
-                        (*v + bias).max(0.0)
-                    } else {
-                        *v + bias
-                    };
-                }
-            }
-        });
+        let (y, rows, out) = affine(self.name(), [(s1, l1), (s2, l2), (s3, l3)], self.relu)?;
         Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
 

@@ -19,11 +19,9 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, St
 use rayon::prelude::*;
 
 use super::fused::{
-    column_sums, contiguous, par_fill, par_fill_pair, par_row_blocks, Filler, ROWS_PER_TASK,
+    affine, column_sums, contiguous, par_fill, par_fill_pair, Filler, ROWS_PER_TASK,
 };
-use super::matmul::{
-    gemm_add, gemm_into, matrix, product as matmul_product, product_no_grad, Operand,
-};
+use super::matmul::{gemm_add, gemm_into, matrix, product_no_grad, Operand};
 use super::small::{product, softmax_backward_rows, softmax_rows, transpose, View};
 
 type Res<T> = candle_core::Result<T>;
@@ -706,27 +704,8 @@ impl CustomOp3 for ProjectedAttention {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Res<(CpuStorage, Shape)> {
-        let x = Operand::new(s1, l1)?;
-        let w = Operand::new(s2, l2)?;
-        let bias = contiguous(self.name(), s3, l3)?;
-        let ((rows, inp), (w_rows, out)) = (x.shape(), w.shape());
-        if inp != w_rows || l3.dims() != [out] {
-            candle_core::bail!(
-                "projected-attention: x {:?}, w {:?} and b {:?} do not match",
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
-            );
-        }
+        let (p, rows, out) = affine(self.name(), [(s1, l1), (s2, l2), (s3, l3)], false)?;
         let (b, sh) = self.att.shape(&Layout::contiguous((rows, out)))?;
-        let mut p = matmul_product(x, w);
-        par_row_blocks(&mut p, out, |_, block| {
-            for row in block.chunks_exact_mut(out.max(1)) {
-                for (v, &bv) in row.iter_mut().zip(bias) {
-                    *v += bv;
-                }
-            }
-        });
         let (y, weights) = self.att.attend(&p, b, sh);
         // The first forward of this op instance: neither `set` can fail.
         let _ = self.att.weights.set(weights);
