@@ -1,12 +1,18 @@
 //! [`Dataset`]: what the engine holds, a source plus its vocabulary, encoding days on demand.
 
+use std::ops::ControlFlow;
+use std::path::Path;
+
 use anyhow::{Context, Result};
 
 use super::batch::{Batch, FeatureSpec};
-use super::source::{DaySource, RawDay};
+use super::pool::{Pool, PoolWriter};
+use super::sketch::{DaySketch, DaySketcher};
+use super::source::{DaySource, RawDay, Visit};
 use super::vocab::Vocabulary;
 
-/// A day source with the vocabulary that encodes it. Only one day is in memory at a time.
+/// A day source with the vocabulary that encodes it. A day is read a chunk at a time and only
+/// its encoded rows are held whole.
 pub struct Dataset {
     source: Box<dyn DaySource>,
     vocab: Vocabulary,
@@ -46,15 +52,110 @@ impl Dataset {
 
     /// Day `d`, encoded, rows in time order.
     pub fn day(&self, d: usize) -> Result<Batch> {
-        Ok(self.day_with(d, |_| ())?.0)
+        self.day_with(d, |_| ())
     }
 
-    /// Day `d` encoded, and what `look` computes from its raw keys before they are dropped
-    /// (the drift sketches: one read of the day serves both).
-    pub fn day_with<T>(&self, d: usize, look: impl FnOnce(&RawDay) -> T) -> Result<(Batch, T)> {
-        let raw = self.raw_day(d)?;
-        let seen = look(&raw);
-        Ok((self.vocab.encode(&raw), seen))
+    /// Day `d` encoded, after `look` has seen each chunk of its raw keys (the drift
+    /// measures): one streamed read serves both, and the raw keys are dropped a chunk at a time.
+    pub fn day_with(&self, d: usize, mut look: impl FnMut(&RawDay)) -> Result<Batch> {
+        let rows = self.rows(d)?;
+        let mut out = Batch::empty(self.spec.num_cat(), self.spec.num_num());
+        out.cat.reserve(rows * out.num_cat);
+        out.num.reserve(rows * out.num_num);
+        out.label.reserve(rows);
+        self.stream(d, |raw| {
+            look(raw);
+            self.vocab.encode_into(raw, &mut out);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    /// Day `d` encoded into an unlinked file in `dir` (else the temporary folder), a chunk at
+    /// a time, after `look` has seen each chunk's raw keys: the day is never whole in memory,
+    /// raw or encoded; its labels and users are (the day's metrics need them).
+    pub fn day_on_disk(
+        &self,
+        d: usize,
+        dir: Option<&Path>,
+        mut look: impl FnMut(&RawDay),
+    ) -> Result<Pool> {
+        let (nc, nn) = (self.spec.num_cat(), self.spec.num_num());
+        let mut writer = PoolWriter::create(nc, nn, dir, true, &format!("day {d}"))?;
+        self.write_day(d, &mut writer, &mut look)?;
+        writer.finish()
+    }
+
+    /// Appends day `d`, encoded a chunk at a time, to `writer` (after `look` has seen each
+    /// chunk's raw keys).
+    pub fn write_day(
+        &self,
+        d: usize,
+        writer: &mut PoolWriter,
+        mut look: impl FnMut(&RawDay),
+    ) -> Result<()> {
+        let (nc, nn) = (self.spec.num_cat(), self.spec.num_num());
+        self.stream(d, |raw| {
+            look(raw);
+            let mut encoded = Batch::empty(nc, nn);
+            self.vocab.encode_into(raw, &mut encoded);
+            writer.push(&encoded)?;
+            Ok(ControlFlow::Continue(()))
+        })
+    }
+
+    /// The first `rows` rows of day `d`, encoded (reads no further than it needs).
+    pub fn head(&self, d: usize, rows: usize) -> Result<Batch> {
+        let mut out = Batch::empty(self.spec.num_cat(), self.spec.num_num());
+        self.stream(d, |raw| {
+            let take = rows.saturating_sub(out.rows()).min(raw.rows());
+            self.vocab.encode_into(&raw.head(take), &mut out);
+            Ok(if out.rows() >= rows {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// Number of rows of day `d`.
+    pub fn rows(&self, d: usize) -> Result<usize> {
+        self.source
+            .day_rows(d)
+            .with_context(|| format!("counting the rows of day {d} of {}", self.source.describe()))
+    }
+
+    /// Day `d`'s raw rows a chunk at a time, in time order, each checked against the
+    /// vocabulary's fields, until `visit` answers `Break`.
+    pub fn stream(&self, d: usize, mut visit: impl FnMut(&RawDay) -> Visit) -> Result<()> {
+        self.source
+            .day_chunks(d, &mut |raw| {
+                self.check_fields(d, &raw)?;
+                visit(&raw)
+            })
+            .with_context(|| format!("loading day {d} of {}", self.source.describe()))
+    }
+
+    /// Day `d`'s drift sketch: two streamed reads (the candidates, then their exact counts).
+    pub fn sketch(&self, d: usize, capacity: usize) -> Result<DaySketch> {
+        let mut sketcher = DaySketcher::new(self.spec.num_cat(), capacity);
+        self.stream(d, |raw| {
+            sketcher.first_pass(raw);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        self.finish_sketch(d, sketcher)
+    }
+
+    /// Completes a sketch whose first pass saw all of day `d` (during [`Dataset::day_with`]):
+    /// its counting pass reads the day again, a chunk at a time.
+    pub fn finish_sketch(&self, d: usize, mut sketcher: DaySketcher) -> Result<DaySketch> {
+        sketcher.start_second_pass();
+        self.stream(d, |raw| {
+            sketcher.second_pass(raw);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(sketcher.finish())
     }
 
     /// Day `d` as the source holds it (raw keys), checked against the vocabulary's fields.
@@ -63,6 +164,11 @@ impl Dataset {
             .source
             .raw_day(d)
             .with_context(|| format!("loading day {d} of {}", self.source.describe()))?;
+        self.check_fields(d, &raw)?;
+        Ok(raw)
+    }
+
+    fn check_fields(&self, d: usize, raw: &RawDay) -> Result<()> {
         anyhow::ensure!(
             raw.num_cat == self.spec.num_cat() && raw.num_num == self.spec.num_num(),
             "day {d} has {} categorical and {} numeric fields, the vocabulary expects {} and {}",
@@ -71,7 +177,7 @@ impl Dataset {
             self.spec.num_cat(),
             self.spec.num_num()
         );
-        Ok(raw)
+        Ok(())
     }
 
     /// Several days concatenated, in the given order.

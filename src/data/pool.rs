@@ -27,24 +27,41 @@ const SPAN_BYTES: usize = 4 << 20;
 /// Rows encoded per write while the pool is built.
 const WRITE_ROWS: usize = 65_536;
 
-/// The encoded retained rows, in time order, on disk; labels in memory.
+/// Encoded rows in order, on disk; labels (and, when asked for, users) in memory.
 pub struct Pool {
     num_cat: usize,
     num_num: usize,
     label: Vec<f32>,
+    /// Each row's user key, when kept and known for every row (empty otherwise).
+    users: Vec<u64>,
     file: File,
+    /// What the rows are, for error messages (`the retained pool`, `day 12`).
+    name: String,
 }
 
-impl Pool {
-    /// Writes `days` (each an encoded day, in order) into a new pool whose file lives in `dir`
-    /// (the day cache's folder when there is one, else the system's temporary folder). The file
-    /// is unlinked at once: it disappears with the process, even one that crashes.
-    pub fn build(
+/// Builds a [`Pool`] from batches pushed in order: a day read a chunk at a time is written as
+/// it arrives and never held whole.
+pub struct PoolWriter {
+    num_cat: usize,
+    num_num: usize,
+    label: Vec<f32>,
+    users: Option<Vec<u64>>,
+    out: BufWriter<File>,
+    bytes: Vec<u8>,
+    name: String,
+}
+
+impl PoolWriter {
+    /// A writer whose unlinked file lives in `dir` (the day cache's folder when there is one,
+    /// else the system's temporary folder). `keep_users` keeps each row's user key in memory
+    /// (for gAUC) while every pushed batch has them.
+    pub fn create(
         num_cat: usize,
         num_num: usize,
         dir: Option<&Path>,
-        days: impl IntoIterator<Item = Result<Batch>>,
-    ) -> Result<Pool> {
+        keep_users: bool,
+        name: &str,
+    ) -> Result<PoolWriter> {
         // A cache folder that cannot be written (read-only, a file in its place) costs the
         // pool its location, not the run: the system's temporary folder takes it.
         let file = match dir {
@@ -52,7 +69,7 @@ impl Pool {
                 .and_then(|()| tempfile::tempfile_in(d))
                 .or_else(|e| {
                     tracing::warn!(
-                        "the retained pool cannot go to {} ({e}); using {}",
+                        "{name} cannot go to {} ({e}); using {}",
                         d.display(),
                         std::env::temp_dir().display()
                     );
@@ -60,39 +77,86 @@ impl Pool {
                 }),
             None => tempfile::tempfile(),
         }
-        .context("creating the retained pool's file in the temporary folder")?;
-        let mut pool = Pool {
+        .with_context(|| format!("creating the file of {name} in the temporary folder"))?;
+        Ok(PoolWriter {
             num_cat,
             num_num,
             label: Vec::new(),
-            file,
-        };
-        let mut out = BufWriter::with_capacity(1 << 20, &pool.file);
-        let mut bytes = Vec::new();
-        for day in days {
-            let day = day?;
-            anyhow::ensure!(
-                day.num_cat == num_cat && day.num_num == num_num,
-                "a retained day has {} categorical and {} numeric fields, the pool {num_cat} and \
-                 {num_num}",
-                day.num_cat,
-                day.num_num
-            );
-            for start in (0..day.rows()).step_by(WRITE_ROWS) {
-                let end = (start + WRITE_ROWS).min(day.rows());
-                bytes.clear();
-                for r in start..end {
-                    encode_row(&day, r, &mut bytes);
-                }
-                out.write_all(&bytes)
-                    .context("writing the retained pool (is the disk full?)")?;
+            users: keep_users.then(Vec::new),
+            out: BufWriter::with_capacity(1 << 20, file),
+            bytes: Vec::new(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Appends the rows of `batch`.
+    pub fn push(&mut self, batch: &Batch) -> Result<()> {
+        anyhow::ensure!(
+            batch.num_cat == self.num_cat && batch.num_num == self.num_num,
+            "rows with {} categorical and {} numeric fields cannot join {}, which has {} and {}",
+            batch.num_cat,
+            batch.num_num,
+            self.name,
+            self.num_cat,
+            self.num_num
+        );
+        for start in (0..batch.rows()).step_by(WRITE_ROWS) {
+            let end = (start + WRITE_ROWS).min(batch.rows());
+            self.bytes.clear();
+            for r in start..end {
+                encode_row(batch, r, &mut self.bytes);
             }
-            pool.label.extend_from_slice(&day.label);
+            self.out
+                .write_all(&self.bytes)
+                .with_context(|| format!("writing {} (is the disk full?)", self.name))?;
         }
-        out.flush()
-            .context("writing the retained pool (is the disk full?)")?;
-        drop(out);
-        Ok(pool)
+        self.label.extend_from_slice(&batch.label);
+        // Users stay known only while every row's user is known.
+        if let Some(users) = &mut self.users {
+            if batch.users.len() == batch.rows() {
+                users.extend_from_slice(&batch.users);
+            } else {
+                self.users = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The finished pool.
+    pub fn finish(self) -> Result<Pool> {
+        let name = self.name;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {name} (is the disk full?)"))?;
+        Ok(Pool {
+            num_cat: self.num_cat,
+            num_num: self.num_num,
+            label: self.label,
+            users: self.users.unwrap_or_default(),
+            file,
+            name,
+        })
+    }
+}
+
+impl Pool {
+    /// Writes `days` (each an encoded day, in order) into a new pool whose file lives in `dir`
+    /// (the day cache's folder when there is one, else the system's temporary folder). The file
+    /// is unlinked at once: it disappears with the process, even one that crashes. Users are
+    /// not kept (a training pool never groups by user).
+    pub fn build(
+        num_cat: usize,
+        num_num: usize,
+        dir: Option<&Path>,
+        days: impl IntoIterator<Item = Result<Batch>>,
+    ) -> Result<Pool> {
+        let mut writer = PoolWriter::create(num_cat, num_num, dir, false, "the retained pool")?;
+        for day in days {
+            writer.push(&day?)?;
+        }
+        writer.finish()
     }
 
     /// A pool of one batch's rows in the system's temporary folder (tests, small tools).
@@ -119,6 +183,11 @@ impl Pool {
     /// Every row's label, in pool order (resident: the sampler stratifies on them).
     pub fn labels(&self) -> &[f32] {
         &self.label
+    }
+
+    /// Every row's user key when they were kept and known for every row.
+    pub fn users(&self) -> Option<&[u64]> {
+        (self.users.len() == self.rows() && !self.users.is_empty()).then_some(&self.users[..])
     }
 
     /// Bytes of the pool's file.
@@ -152,7 +221,8 @@ impl Pool {
         };
         anyhow::ensure!(
             hi < self.rows(),
-            "row {hi} is outside the retained pool of {} rows",
+            "row {hi} is outside {} of {} rows",
+            self.name,
             self.rows()
         );
         let rb = self.row_bytes();
@@ -192,7 +262,7 @@ impl Pool {
     fn read_at(&self, row: usize, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, (row * self.row_bytes()) as u64)
-            .with_context(|| format!("reading row {row} of the retained pool's file"))
+            .with_context(|| format!("reading row {row} of the file of {}", self.name))
     }
 
     fn decode_row(&self, rec: &[u8], out: &mut Batch) {
@@ -293,6 +363,26 @@ mod tests {
         std::fs::write(&not_a_dir, b"x").unwrap();
         let pool = Pool::build(3, 2, Some(&not_a_dir), [Ok(day(5, 0))]).unwrap();
         assert_eq!(pool.slice(0, 5).unwrap(), day(5, 0).without_users());
+    }
+
+    #[test]
+    fn a_writer_keeps_users_only_when_asked_and_known_for_every_row() {
+        let mut w = PoolWriter::create(3, 2, None, true, "day 3").unwrap();
+        w.push(&day(4, 0)).unwrap();
+        w.push(&day(2, 1)).unwrap();
+        let kept = w.finish().unwrap();
+        assert_eq!(kept.users(), Some(&[9u64; 6][..]));
+        assert_eq!(kept.labels().len(), 6);
+        let mut w = PoolWriter::create(3, 2, None, true, "day 3").unwrap();
+        w.push(&day(4, 0)).unwrap();
+        w.push(&day(2, 1).without_users()).unwrap();
+        w.push(&day(1, 0)).unwrap();
+        assert_eq!(w.finish().unwrap().users(), None);
+        let (_, retained) = both_days();
+        assert_eq!(retained.users(), None, "a training pool keeps no users");
+        // Errors name what the rows are.
+        let err = kept.gather(&[6]).unwrap_err().to_string();
+        assert!(err.contains("outside day 3 of 6 rows"), "{err}");
     }
 
     #[test]

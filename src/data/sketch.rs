@@ -32,34 +32,11 @@ pub struct HeavyHitters {
 impl HeavyHitters {
     /// Summarises the keys `keys()` yields (called twice: candidates, then exact counts).
     pub fn of_keys<I: Iterator<Item = u64>>(keys: impl Fn() -> I, capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        let mut candidates: KeyMap<u64> = KeyMap::default();
-        candidates.reserve(capacity + 1);
-        let mut rows = 0u64;
-        for k in keys() {
-            rows += 1;
-            if let Some(c) = candidates.get_mut(&k) {
-                *c += 1;
-            } else if candidates.len() < capacity {
-                candidates.insert(k, 1);
-            } else {
-                // Misra-Gries: the new key and one of each candidate cancel out. Each such step
-                // consumes `capacity + 1` arrivals, so the retains cost O(rows) in all.
-                candidates.retain(|_, c| {
-                    *c -= 1;
-                    *c > 0
-                });
-            }
-        }
-        let mut exact: KeyMap<u64> = candidates.keys().map(|&k| (k, 0)).collect();
-        for k in keys() {
-            if let Some(c) = exact.get_mut(&k) {
-                *c += 1;
-            }
-        }
-        let mut counts: Vec<(u64, u64)> = exact.into_iter().collect();
-        counts.sort_unstable_by_key(|&(k, c)| (Reverse(c), k));
-        HeavyHitters { counts, rows }
+        let mut pass = HeavyHittersPass::new(capacity);
+        pass.candidates(keys());
+        pass.start_counting();
+        pass.count(keys());
+        pass.finish()
     }
 
     /// Rows summarised.
@@ -70,6 +47,75 @@ impl HeavyHitters {
     /// The kept keys with their exact counts, most frequent first.
     pub fn counts(&self) -> &[(u64, u64)] {
         &self.counts
+    }
+}
+
+/// [`HeavyHitters`] built over keys that arrive in pieces (a day read a chunk at a time): the
+/// candidate pass sees every piece, then the counting pass sees them again in the same order.
+/// Fed the same keys, it gives exactly what [`HeavyHitters::of_keys`] gives.
+#[derive(Clone, Debug)]
+struct HeavyHittersPass {
+    capacity: usize,
+    candidates: KeyMap<u64>,
+    /// The candidates' exact counts, once counting has started.
+    exact: Option<KeyMap<u64>>,
+    rows: u64,
+}
+
+impl HeavyHittersPass {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let mut candidates: KeyMap<u64> = KeyMap::default();
+        candidates.reserve(capacity + 1);
+        HeavyHittersPass {
+            capacity,
+            candidates,
+            exact: None,
+            rows: 0,
+        }
+    }
+
+    fn candidates(&mut self, keys: impl Iterator<Item = u64>) {
+        let candidates = &mut self.candidates;
+        for k in keys {
+            self.rows += 1;
+            if let Some(c) = candidates.get_mut(&k) {
+                *c += 1;
+            } else if candidates.len() < self.capacity {
+                candidates.insert(k, 1);
+            } else {
+                // Misra-Gries: the new key and one of each candidate cancel out. Each such step
+                // consumes `capacity + 1` arrivals, so the retains cost O(rows) in all.
+                candidates.retain(|_, c| {
+                    *c -= 1;
+                    *c > 0
+                });
+            }
+        }
+    }
+
+    fn start_counting(&mut self) {
+        self.exact = Some(self.candidates.keys().map(|&k| (k, 0)).collect());
+    }
+
+    fn count(&mut self, keys: impl Iterator<Item = u64>) {
+        let Some(exact) = self.exact.as_mut() else {
+            return;
+        };
+        for k in keys {
+            if let Some(c) = exact.get_mut(&k) {
+                *c += 1;
+            }
+        }
+    }
+
+    fn finish(self) -> HeavyHitters {
+        let mut counts: Vec<(u64, u64)> = self.exact.unwrap_or_default().into_iter().collect();
+        counts.sort_unstable_by_key(|&(k, c)| (Reverse(c), k));
+        HeavyHitters {
+            counts,
+            rows: self.rows,
+        }
     }
 }
 
@@ -84,13 +130,73 @@ pub struct DaySketch {
 impl DaySketch {
     /// Summarises `raw` keeping at most `capacity` keys per field.
     pub fn of(raw: &RawDay, capacity: usize) -> DaySketch {
-        let fields = (0..raw.num_cat)
-            .map(|f| HeavyHitters::of_keys(|| raw.field_keys(f), capacity))
-            .collect();
+        let mut sketcher = DaySketcher::new(raw.num_cat, capacity);
+        sketcher.first_pass(raw);
+        sketcher.start_second_pass();
+        sketcher.second_pass(raw);
+        sketcher.finish()
+    }
+}
+
+/// A [`DaySketch`] made over a day read a chunk at a time, in two passes over the chunks (the
+/// candidates, then their exact counts), so the day's raw keys are never held whole. Fed the
+/// whole day as one chunk it is [`DaySketch::of`].
+#[derive(Clone, Debug)]
+pub struct DaySketcher {
+    fields: Vec<HeavyHittersPass>,
+    rows: u64,
+    positives: f64,
+}
+
+impl DaySketcher {
+    /// A sketcher of days with `num_cat` categorical fields, keeping `capacity` keys each.
+    pub fn new(num_cat: usize, capacity: usize) -> Self {
+        DaySketcher {
+            fields: (0..num_cat)
+                .map(|_| HeavyHittersPass::new(capacity))
+                .collect(),
+            rows: 0,
+            positives: 0.0,
+        }
+    }
+
+    /// The candidate pass over the next chunk of the day.
+    pub fn first_pass(&mut self, chunk: &RawDay) {
+        for (f, field) in self.fields.iter_mut().enumerate() {
+            field.candidates(chunk.field_keys(f));
+        }
+        self.rows += chunk.rows() as u64;
+        for &y in &chunk.label {
+            self.positives += y as f64;
+        }
+    }
+
+    /// Ends the candidate pass: from here on the chunks, fed again from the day's start, are
+    /// counted.
+    pub fn start_second_pass(&mut self) {
+        self.fields
+            .iter_mut()
+            .for_each(HeavyHittersPass::start_counting);
+    }
+
+    /// The counting pass over the next chunk of the day.
+    pub fn second_pass(&mut self, chunk: &RawDay) {
+        for (f, field) in self.fields.iter_mut().enumerate() {
+            field.count(chunk.field_keys(f));
+        }
+    }
+
+    /// The day's sketch.
+    pub fn finish(self) -> DaySketch {
+        let rows = self.rows;
         DaySketch {
-            fields,
-            rows: raw.rows() as u64,
-            positives: raw.label.iter().map(|&y| y as f64).sum(),
+            fields: self
+                .fields
+                .into_iter()
+                .map(HeavyHittersPass::finish)
+                .collect(),
+            rows,
+            positives: self.positives,
         }
     }
 }

@@ -4,8 +4,17 @@
 //! day at a time; the [`Vocabulary`](super::vocab::Vocabulary) turns them into encoded
 //! [`Batch`](super::batch::Batch)es.
 
+use std::ops::ControlFlow;
+
 /// Raw key of a missing categorical value (null in a file).
 pub const NULL_KEY: u64 = u64::MAX;
+
+/// Rows per chunk of a streamed day read ([`DaySource::day_chunks`]): enough that per-chunk
+/// costs vanish, few enough that a chunk stays small beside the encoded day at wide schemas.
+pub const STREAM_ROWS: usize = 1 << 18;
+
+/// What a chunk visitor of [`DaySource::day_chunks`] answers: go on, or stop reading the day.
+pub type Visit = anyhow::Result<ControlFlow<()>>;
 
 /// One day of raw rows, row-major like [`Batch`](super::batch::Batch) but with raw keys.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,6 +43,26 @@ impl RawDay {
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.label.len()
+    }
+
+    /// Appends the rows of `other` (same field counts).
+    pub fn extend(&mut self, other: &RawDay) {
+        debug_assert_eq!((self.num_cat, self.num_num), (other.num_cat, other.num_num));
+        self.cat.extend_from_slice(&other.cat);
+        self.num.extend_from_slice(&other.num);
+        self.label.extend_from_slice(&other.label);
+    }
+
+    /// Its first `rows` rows (all of them when it has fewer).
+    pub fn head(&self, rows: usize) -> RawDay {
+        let n = rows.min(self.rows());
+        RawDay {
+            num_cat: self.num_cat,
+            num_num: self.num_num,
+            cat: self.cat[..n * self.num_cat].to_vec(),
+            num: self.num[..n * self.num_num].to_vec(),
+            label: self.label[..n].to_vec(),
+        }
     }
 
     /// Raw keys of one categorical field, one per row.
@@ -69,6 +98,25 @@ pub trait DaySource: Send + Sync {
     fn user_field(&self) -> Option<String>;
     /// The rows of day `day`, in time order.
     fn raw_day(&self, day: usize) -> anyhow::Result<RawDay>;
+    /// The rows of day `day` in time order, a chunk of whole rows at a time, until `visit`
+    /// answers `Break`. A reader that encodes or summarises a day needs only this, so the day's
+    /// raw keys are never all in memory at once. The default hands over [`DaySource::raw_day`]
+    /// as one chunk; the generator and the day cache produce [`STREAM_ROWS`]-row chunks.
+    fn day_chunks(&self, day: usize, visit: &mut dyn FnMut(RawDay) -> Visit) -> anyhow::Result<()> {
+        // One chunk: there is nothing left to stop reading.
+        let _ = visit(self.raw_day(day)?)?;
+        Ok(())
+    }
+    /// Number of rows of day `day`. The default reads the day (a chunk at a time); sources
+    /// that know it without reading override it.
+    fn day_rows(&self, day: usize) -> anyhow::Result<usize> {
+        let mut rows = 0;
+        self.day_chunks(day, &mut |chunk| {
+            rows += chunk.rows();
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(rows)
+    }
     /// Fails (one sentence naming the label rule and the days) when the labels of the training
     /// days (history and retained) are all negative or all positive, so the run stops before
     /// training on nothing. Sources that cannot be one-class (the synthetic stream) keep the

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -198,10 +199,12 @@ impl Vocabulary {
     pub fn fit(source: &dyn DaySource, days: &[usize], min_count: u32) -> Result<Vocabulary> {
         let mut counts = KeyCounts::new(source.cat_fields().len(), source.num_fields().len());
         for &d in days {
-            let raw = source
-                .raw_day(d)
+            source
+                .day_chunks(d, &mut |raw| {
+                    counts.add(&raw)?;
+                    Ok(ControlFlow::Continue(()))
+                })
                 .with_context(|| format!("fitting the vocabulary on day {d}"))?;
-            counts.add(&raw).with_context(|| format!("day {d}"))?;
         }
         Ok(counts.into_vocabulary(source, min_count))
     }
@@ -218,45 +221,47 @@ impl Vocabulary {
     /// Encodes a raw day: keys not in the vocabulary become [`OOV_ID`], numeric values are
     /// scaled by [`Vocabulary::num_scale`] (non-finite ones become 0, the training mean).
     pub fn encode(&self, raw: &RawDay) -> Batch {
+        let mut out = Batch::empty(raw.num_cat, raw.num_num);
+        self.encode_into(raw, &mut out);
+        out
+    }
+
+    /// Encodes `raw` like [`Vocabulary::encode`] and appends its rows to `out` (a day read a
+    /// chunk at a time is encoded without ever being whole in raw form).
+    pub fn encode_into(&self, raw: &RawDay, out: &mut Batch) {
         let nc = self.fields.len();
         debug_assert_eq!(raw.num_cat, nc);
-        let cat = raw
-            .cat
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| self.fields[i % nc.max(1)].id(k))
-            .collect();
-        let nn = raw.num_num;
-        let num = if self.num_scale.len() == nn && nn > 0 {
-            raw.num
+        debug_assert_eq!((out.num_cat, out.num_num), (raw.num_cat, raw.num_num));
+        // Users stay known only while every row's user is known.
+        let had_users = out.users.len() == out.rows();
+        out.cat.extend(
+            raw.cat
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| {
-                    let x = self.num_scale[i % nn].apply(v);
-                    if x.is_finite() {
-                        x
-                    } else {
-                        0.0
-                    }
-                })
-                .collect()
+                .map(|(i, &k)| self.fields[i % nc.max(1)].id(k)),
+        );
+        let nn = raw.num_num;
+        if self.num_scale.len() == nn && nn > 0 {
+            out.num.extend(raw.num.iter().enumerate().map(|(i, &v)| {
+                let x = self.num_scale[i % nn].apply(v);
+                if x.is_finite() {
+                    x
+                } else {
+                    0.0
+                }
+            }));
         } else {
-            raw.num.clone()
-        };
-        let users = self
+            out.num.extend_from_slice(&raw.num);
+        }
+        let user = self
             .user_field
             .as_ref()
-            .and_then(|u| self.fields.iter().position(|f| &f.name == u))
-            .map(|f| raw.field_keys(f).collect())
-            .unwrap_or_default();
-        Batch {
-            num_cat: raw.num_cat,
-            num_num: raw.num_num,
-            cat,
-            num,
-            label: raw.label.clone(),
-            users,
+            .and_then(|u| self.fields.iter().position(|f| &f.name == u));
+        match user {
+            Some(f) if had_users => out.users.extend(raw.field_keys(f)),
+            _ => out.users.clear(),
         }
+        out.label.extend_from_slice(&raw.label);
     }
 
     /// Field names and table sizes (entries + padding + OOV) for the models.

@@ -5,7 +5,7 @@
 //! (`protocol::gate`); the console, the report and `list` only show what it folded.
 
 use super::run::Engine;
-use crate::data::Batch;
+use crate::data::pool::Pool;
 use crate::protocol::{ArmKind, EngineEvent};
 use crate::train::loss::sigmoid;
 use crate::train::stats::{paired_auc, paired_logloss, Interval};
@@ -19,7 +19,7 @@ impl Engine {
     pub(crate) fn gate_day(
         &mut self,
         d: u32,
-        day: &Batch,
+        day: &Pool,
         scores: &[Option<Vec<f32>>],
     ) -> anyhow::Result<()> {
         let Some(inc) = self
@@ -36,7 +36,7 @@ impl Engine {
             Some(z) => z,
             // Without scores the incumbent predicts here, and its error is the run's.
             None => {
-                predicted = self.arms()[inc].student.predict_logits(day)?;
+                predicted = self.arms()[inc].student.predict_pool(day)?;
                 &predicted
             }
         };
@@ -52,10 +52,10 @@ impl Engine {
                 continue;
             };
             let p: Vec<f32> = z.iter().map(|&z| sigmoid(z)).collect();
-            let auc = paired_auc(z, z_inc, &day.label)
+            let auc = paired_auc(z, z_inc, day.labels())
                 .map(|r| r.diff(rule.level))
                 .filter(Interval::is_finite);
-            let logloss = paired_logloss(&p, &p_inc, &day.label)
+            let logloss = paired_logloss(&p, &p_inc, day.labels())
                 .map(|m| m.interval(rule.level))
                 .filter(Interval::is_finite);
             events.push(EngineEvent::Gate {

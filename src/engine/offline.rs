@@ -64,7 +64,7 @@ impl Engine {
         let spec = self.teacher_spec().clone();
         let mut teacher = self.new_trainer(&spec, derive(self.config().seed, "teacher", 0, 0))?;
         let epochs = self.config().teacher.epochs;
-        let first_rows = self.day(days[0])?.rows() as u64;
+        let first_rows = self.dataset().rows(days[0] as usize)? as u64;
         let total = first_rows * days.len() as u64 * epochs as u64;
         self.emit(EngineEvent::StageStarted {
             stage: Stage::TeacherPretrain,
@@ -77,8 +77,9 @@ impl Engine {
         let mut batch_index = 0u64;
         for _ in 0..epochs {
             for &d in &days {
-                let day = self.day(d)?;
+                let day = self.day_on_disk(d, |_| ())?;
                 for b in day.chunks(self.config().batch_size) {
+                    let b = b?;
                     self.poll_commands(&Position {
                         stage: Stage::TeacherPretrain,
                         arm: None,
@@ -112,8 +113,7 @@ impl Engine {
         let Some(&d) = self.plan().retained.first().or(self.plan().history.last()) else {
             return Ok(());
         };
-        let day = self.day(d)?;
-        let probe = day.slice(0, day.rows().min(self.config().batch_size));
+        let probe = self.dataset().head(d as usize, self.config().batch_size)?;
         let logits = Host::teacher(self)?.predict_logits(&probe)?;
         if let Some(z) = logits.iter().find(|z| !z.is_finite()) {
             return Err(teacher_diverged(anyhow::anyhow!(
@@ -213,7 +213,7 @@ impl Engine {
         let Some(&first) = self.plan().online.first() else {
             return Ok(());
         };
-        let day = self.day(first)?;
+        let day = self.day_on_disk(first, |_| ())?;
         let running = self
             .arms()
             .iter()
@@ -231,7 +231,8 @@ impl Engine {
             if self.arms()[i].state.failed.is_some() {
                 continue;
             }
-            let m = evaluate(&self.arms()[i].student, &day, user)?;
+            let logits = self.arms()[i].student.predict_pool(&day)?;
+            let m = metrics::evaluate_rows(&logits, day.labels(), user.and(day.users()));
             let arm = &self.arms()[i];
             let (seconds, samples) = (arm.state.offline_seconds, arm.state.offline_samples);
             let event = EngineEvent::OfflineResult {

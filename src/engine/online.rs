@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use super::run::{Engine, StopRequested};
 use super::state::ResumePoint;
-use crate::data::sketch::DaySketch;
-use crate::data::Batch;
-use crate::method::drift::{measure_drift, DayDrift, DriftReference, DRIFT_SKETCH_KEYS};
+use crate::data::pool::Pool;
+use crate::data::sketch::{DaySketch, DaySketcher};
+use crate::method::drift::{DayDrift, DriftMeter, DriftReference, DRIFT_SKETCH_KEYS};
 use crate::method::recipe::{recipe, DayInput};
 use crate::method::Arm;
 use crate::protocol::{EngineEvent, Position, Stage};
@@ -25,14 +25,17 @@ impl Engine {
             self.config().batch_size,
             self.config().adaptation.every_batches,
         );
-        // One read of the day: its drift and its sketch come from the raw keys, then it is
-        // encoded.
-        let (day, (sketch, drift)) = self.dataset().day_with(d as usize, |raw| {
-            (
-                DaySketch::of(raw, DRIFT_SKETCH_KEYS),
-                measure_drift(&reference, raw, self.features(), batch_size, every),
-            )
+        // The day is read a chunk at a time: each chunk's raw keys feed the drift and the
+        // sketch's candidates, then are encoded to the day's file and dropped. The sketch's
+        // exact counts need a second streamed read, which costs far less than holding the day.
+        let mut sketcher = DaySketcher::new(self.features().num_cat(), DRIFT_SKETCH_KEYS);
+        let mut meter = DriftMeter::new(&reference, self.features(), batch_size, every);
+        let day = self.day_on_disk(d, |raw| {
+            sketcher.first_pass(raw);
+            meter.add(raw);
         })?;
+        let drift = meter.finish();
+        let sketch = self.dataset().finish_sketch(d as usize, sketcher)?;
         self.drift_window_mut().push((d, sketch));
         self.count_online_rows(day.rows() as u64);
         let total = day.rows() as u64 * self.arms().len() as u64;
@@ -104,14 +107,14 @@ impl Engine {
 
     /// Each arm's logits on `day` in the arms' order (`None` for a failed arm, or one that
     /// cannot predict: it fails in its own evaluation, which predicts again).
-    fn day_scores(&self, day: &Batch) -> Vec<Option<Vec<f32>>> {
+    fn day_scores(&self, day: &Pool) -> Vec<Option<Vec<f32>>> {
         self.arms()
             .iter()
             .map(|a| {
                 a.state
                     .failed
                     .is_none()
-                    .then(|| a.student.predict_logits(day).ok())
+                    .then(|| a.student.predict_pool(day).ok())
                     .flatten()
             })
             .collect()
@@ -125,7 +128,7 @@ impl Engine {
         &mut self,
         arm: &mut Arm,
         d: u32,
-        day: &Batch,
+        day: &Pool,
         drift: &DayDrift,
         announces_drift: bool,
         logits: Option<Vec<f32>>,
@@ -135,9 +138,9 @@ impl Engine {
         let user = self.features().user_index();
         let logits = match logits {
             Some(z) => z,
-            None => arm.student.predict_logits(day)?,
+            None => arm.student.predict_pool(day)?,
         };
-        let metrics = metrics::evaluate(&logits, day, user);
+        let metrics = metrics::evaluate_rows(&logits, day.labels(), user.and(day.users()));
         let input = DayInput {
             day: d,
             rows: day,
@@ -155,6 +158,7 @@ impl Engine {
         let (mut student_updates, mut teacher_updates) = (0u32, 0u32);
         let mut samples = 0u64;
         for (bi, b) in day.chunks(batch_size).enumerate() {
+            let b = b?;
             let bi = bi as u32;
             self.poll_commands(&Position {
                 stage: Stage::Online,
@@ -226,9 +230,8 @@ impl Engine {
         self.drift_window_mut().retain(|(d, _)| window.contains(d));
         for &d in window {
             if !self.drift_window_mut().iter().any(|(w, _)| *w == d) {
-                let raw = self.dataset().raw_day(d as usize)?;
-                self.drift_window_mut()
-                    .push((d, DaySketch::of(&raw, DRIFT_SKETCH_KEYS)));
+                let sketch = self.dataset().sketch(d as usize, DRIFT_SKETCH_KEYS)?;
+                self.drift_window_mut().push((d, sketch));
             }
         }
         let num_cat = self.features().num_cat();

@@ -13,7 +13,7 @@ use super::emitter::Emitter;
 use super::pending::Recovery;
 use super::state::{ArmState, CheckpointState, ResumePoint, STATE_SCHEMA_VERSION};
 use crate::data::dataset::Dataset;
-use crate::data::pool::Pool;
+use crate::data::pool::{Pool, PoolWriter};
 use crate::data::vocab::Vocabulary;
 use crate::data::{Batch, FeatureSpec};
 use crate::method::recipe::{Host, Settings};
@@ -383,18 +383,25 @@ impl Engine {
     }
 
     /// The encoded retained days in time order (the sampler's, the baselines' and replay's
-    /// pool), written once to a file in the day cache's folder and shared; one day is in memory
-    /// while it is built.
+    /// pool), written once to a file in the day cache's folder and shared; a chunk of a day is
+    /// in memory while it is built.
     pub(crate) fn retained_pool(&mut self) -> anyhow::Result<Arc<Pool>> {
         if let Some(pool) = &self.retained_pool {
             return Ok(pool.clone());
         }
         let spec = self.data.spec();
         let dir = crate::data::table::cache::root();
-        let data = &self.data;
-        let days = self.plan.retained.iter().map(|&d| data.day(d as usize));
-        let pool = Pool::build(spec.num_cat(), spec.num_num(), dir.as_deref(), days)?;
-        let pool = Arc::new(pool);
+        let mut writer = PoolWriter::create(
+            spec.num_cat(),
+            spec.num_num(),
+            dir.as_deref(),
+            false,
+            "the retained pool",
+        )?;
+        for &d in &self.plan.retained {
+            self.data.write_day(d as usize, &mut writer, |_| ())?;
+        }
+        let pool = Arc::new(writer.finish()?);
         self.retained_pool = Some(pool.clone());
         Ok(pool)
     }
@@ -424,6 +431,18 @@ impl Engine {
     /// The encoded rows of day `d`.
     pub(crate) fn day(&self, d: u32) -> anyhow::Result<Batch> {
         self.data.day(d as usize)
+    }
+
+    /// Day `d` encoded into an unlinked file beside the retained pool's and read back by batch
+    /// (`look` sees its raw keys a chunk at a time): the training and evaluation passes over a
+    /// day hold a few batches of it, not the day.
+    pub(crate) fn day_on_disk(
+        &self,
+        d: u32,
+        look: impl FnMut(&crate::data::RawDay),
+    ) -> anyhow::Result<Pool> {
+        let dir = crate::data::table::cache::root();
+        self.data.day_on_disk(d as usize, dir.as_deref(), look)
     }
 
     pub(crate) fn vocabulary(&self) -> &Vocabulary {

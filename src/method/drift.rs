@@ -67,35 +67,70 @@ pub fn draw_replay(pool: &Pool, n: usize, rng: &mut ChaCha8Rng) -> anyhow::Resul
     pool.gather(&rows)
 }
 
-/// Per-field PSI and Jensen-Shannon of the raw day against `reference` (top keys + "other"
-/// buckets) and the two label rates; with `every_batches > 0` also over the rows before every
-/// `every_batches`-th batch (`DayDrift::within`). One pass over the day.
-pub fn measure_drift(
-    reference: &DriftReference,
-    raw: &RawDay,
-    spec: &FeatureSpec,
+/// Per-field PSI and Jensen-Shannon of a day against `reference` (top keys + "other" buckets)
+/// and the two label rates; with `every_batches > 0` also over the rows before every
+/// `every_batches`-th batch (`DayDrift::within`). One pass over the day's raw keys, which may
+/// arrive a chunk at a time: the counts, hence the result, do not depend on the chunking.
+pub struct DriftMeter<'a> {
+    reference: &'a DriftReference,
+    spec: &'a FeatureSpec,
     batch_size: usize,
-    every_batches: u32,
-) -> DayDrift {
-    let nf = raw.num_cat;
-    let mut counts: Vec<Vec<u64>> = reference.fields.iter().map(|r| vec![0; r.len()]).collect();
-    let mut positives = 0.0f64;
-    let step = (every_batches as usize).saturating_mul(batch_size);
-    let mut within = Vec::new();
-    for r in 0..raw.rows() {
-        if step > 0 && r > 0 && r % step == 0 {
-            let rate = positives / r as f64;
-            let at = (r / batch_size) as u32;
-            within.push((at, drift_of(reference, &counts, spec, rate)));
+    /// Rows between re-measurements inside the day (0: none).
+    step: usize,
+    counts: Vec<Vec<u64>>,
+    positives: f64,
+    rows: usize,
+    within: Vec<(u32, DayDrift)>,
+}
+
+impl<'a> DriftMeter<'a> {
+    pub fn new(
+        reference: &'a DriftReference,
+        spec: &'a FeatureSpec,
+        batch_size: usize,
+        every_batches: u32,
+    ) -> Self {
+        DriftMeter {
+            reference,
+            spec,
+            batch_size,
+            step: (every_batches as usize).saturating_mul(batch_size),
+            counts: reference.fields.iter().map(|r| vec![0; r.len()]).collect(),
+            positives: 0.0,
+            rows: 0,
+            within: Vec::new(),
         }
-        for (f, field) in reference.fields.iter().enumerate() {
-            counts[f][field.bucket_of(raw.cat[r * nf + f])] += 1;
-        }
-        positives += raw.label[r] as f64;
     }
-    let mut drift = drift_of(reference, &counts, spec, raw.positive_rate());
-    drift.within = within;
-    drift
+
+    /// The day's next rows.
+    pub fn add(&mut self, chunk: &RawDay) {
+        let nf = chunk.num_cat;
+        for r in 0..chunk.rows() {
+            let at = self.rows;
+            if self.step > 0 && at > 0 && at.is_multiple_of(self.step) {
+                let rate = self.positives / at as f64;
+                let drift = drift_of(self.reference, &self.counts, self.spec, rate);
+                self.within.push(((at / self.batch_size) as u32, drift));
+            }
+            for (f, field) in self.reference.fields.iter().enumerate() {
+                self.counts[f][field.bucket_of(chunk.cat[r * nf + f])] += 1;
+            }
+            self.positives += chunk.label[r] as f64;
+            self.rows += 1;
+        }
+    }
+
+    /// The day's drift over every row added.
+    pub fn finish(self) -> DayDrift {
+        let rate = if self.rows == 0 {
+            f64::NAN
+        } else {
+            self.positives / self.rows as f64
+        };
+        let mut drift = drift_of(self.reference, &self.counts, self.spec, rate);
+        drift.within = self.within;
+        drift
+    }
 }
 
 fn drift_of(

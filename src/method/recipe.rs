@@ -80,7 +80,8 @@ pub trait Host {
 /// An online day as every arm sees it.
 pub struct DayInput<'a> {
     pub day: u32,
-    pub rows: &'a Batch,
+    /// The day's rows, on disk (read back by batch).
+    pub rows: &'a Pool,
     /// The day's drift against its reference window, measured once for all arms.
     pub drift: &'a DayDrift,
     /// The student's log-loss on the day before training on it (test-then-train).
@@ -434,10 +435,10 @@ impl Recipe for CrossAdapt {
         day: &DayInput,
     ) -> anyhow::Result<DayState> {
         let (seed, adaptation) = (host.settings().seed, host.settings().adaptation.clone());
-        let user = host.features().user_index();
         let teacher = Self::teacher(host, arm)?;
         let teacher_loss =
-            metrics::evaluate(&teacher.predict_logits(day.rows)?, day.rows, user).logloss;
+            metrics::evaluate_rows(&teacher.predict_pool(day.rows)?, day.rows.labels(), None)
+                .logloss;
         let signals = DriftSignals {
             field_psi: day.drift.fields.iter().map(|f| f.psi).collect(),
             label_rate: day.drift.label_rate,

@@ -81,6 +81,12 @@ impl EmbeddingTable {
     /// Table row of every (row, field) of `b`, row-major, after checking the batch shape
     /// and that every id is inside its field's vocabulary.
     pub fn batch_rows(&self, b: &Batch) -> Result<Vec<u32>> {
+        self.check_shape(b)?;
+        self.rows_of(b, 0..b.rows())
+    }
+
+    /// Fails unless `b` has this table's fields and one id per row and field.
+    pub fn check_shape(&self, b: &Batch) -> Result<()> {
         if b.num_cat != self.num_fields() {
             bail!(
                 "batch has {} categorical fields, the model was built for {}",
@@ -96,13 +102,21 @@ impl EmbeddingTable {
                 b.num_cat
             );
         }
-        let mut out = Vec::with_capacity(b.cat.len());
-        for (i, &id) in b.cat.iter().enumerate() {
-            let f = i % b.num_cat;
+        Ok(())
+    }
+
+    /// [`batch_rows`](Self::batch_rows) of rows `range` of `b` only (a long day is looked up a
+    /// chunk at a time rather than all at once); `b`'s shape must already have been checked.
+    pub fn rows_of(&self, b: &Batch, range: std::ops::Range<usize>) -> Result<Vec<u32>> {
+        let nc = b.num_cat;
+        let ids = &b.cat[range.start * nc..range.end * nc];
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            let f = i % nc;
             if id as usize >= self.vocab[f] {
                 bail!(
                     "batch row {} field {f}: id {id} is outside the field's {} table rows",
-                    i / b.num_cat,
+                    range.start + i / nc,
                     self.vocab[f]
                 );
             }

@@ -153,21 +153,26 @@ pub fn ne(p: &[f32], y: &[f32]) -> f64 {
 /// when it has them (`Batch::users`), else by the ids of `user_field`, where every user the
 /// vocabulary has not seen falls into one OOV group.
 pub fn evaluate(logits: &[f32], b: &Batch, user_field: Option<usize>) -> EvalMetrics {
+    if !b.users.is_empty() && b.users.len() == b.rows() {
+        return evaluate_rows(logits, &b.label, user_field.map(|_| &b.users[..]));
+    }
+    let column: Option<Vec<u64>> = user_field
+        .filter(|&f| f < b.num_cat)
+        .map(|f| b.field_column(f).map(u64::from).collect());
+    evaluate_rows(logits, &b.label, column.as_deref())
+}
+
+/// [`evaluate`] from the labels and, for gAUC, each row's user (a day kept on disk holds
+/// only these in memory).
+pub fn evaluate_rows(logits: &[f32], labels: &[f32], users: Option<&[u64]>) -> EvalMetrics {
     let p: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
-    let gauc = if !b.users.is_empty() && b.users.len() == b.rows() {
-        user_field.and_then(|_| gauc(logits, &b.label, &b.users))
-    } else {
-        user_field
-            .filter(|&f| f < b.num_cat)
-            .and_then(|f| gauc(logits, &b.label, &b.field_column(f).collect::<Vec<_>>()))
-    };
     EvalMetrics {
-        auc: auc(logits, &b.label),
-        logloss: logloss(&p, &b.label),
-        bias: bias(&p, &b.label),
-        ne: ne(&p, &b.label),
-        gauc,
-        rows: b.rows() as u64,
+        auc: auc(logits, labels),
+        logloss: logloss(&p, labels),
+        bias: bias(&p, labels),
+        ne: ne(&p, labels),
+        gauc: users.and_then(|u| gauc(logits, labels, u)),
+        rows: labels.len() as u64,
     }
 }
 

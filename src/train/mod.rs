@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::data::pool::Pool;
 use crate::data::Batch;
 use crate::model::CtrModel;
 
@@ -229,6 +230,12 @@ impl Trainer {
     }
 
     fn check_batch(&self, b: &Batch) -> Result<Vec<u32>> {
+        self.check_shape(b)?;
+        self.model.embeddings().rows_of(b, 0..b.rows())
+    }
+
+    /// [`check_batch`](Self::check_batch) without the table rows.
+    fn check_shape(&self, b: &Batch) -> Result<()> {
         let want = self.model.features().num_num();
         if b.num_num != want || b.num.len() != b.rows() * want {
             bail!(
@@ -238,12 +245,13 @@ impl Trainer {
                 b.rows()
             );
         }
-        self.model.embeddings().batch_rows(b)
+        self.model.embeddings().check_shape(b)
     }
 
     /// Logits of every row (no gradients kept), in chunks of `predict_chunk` rows.
     pub fn predict_logits(&self, b: &Batch) -> Result<Vec<f32>> {
-        let rows = self.check_batch(b)?;
+        // The table rows are looked up a chunk at a time: a whole day's worth never exists.
+        self.check_shape(b)?;
         let table = self.model.embeddings();
         let (fc, nn, d) = (b.num_cat, b.num_num, table.dim);
         let chunk = self.cfg.predict_chunk.max(1);
@@ -251,13 +259,24 @@ impl Trainer {
         self.pool.install(|| -> Result<()> {
             for start in (0..b.rows()).step_by(chunk) {
                 let end = (start + chunk).min(b.rows());
-                let emb = table.gather(&rows[start * fc..end * fc]);
+                let rows = table.rows_of(b, start..end)?;
+                let emb = table.gather(&rows);
                 let emb = Tensor::from_vec(emb, (end - start, fc, d), &Device::Cpu)?;
                 let z = self.model.forward(&emb, &b.num[start * nn..end * nn])?;
                 out.extend(z.detach().to_vec1::<f32>()?);
             }
             Ok(())
         })?;
+        Ok(out)
+    }
+
+    /// Logits of every row of `pool` (a day kept on disk), read back `predict_chunk` rows at a
+    /// time: the same numbers as [`predict_logits`](Self::predict_logits) on the rows in memory.
+    pub fn predict_pool(&self, pool: &Pool) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(pool.rows());
+        for b in pool.chunks(self.cfg.predict_chunk.max(1)) {
+            out.extend(self.predict_logits(&b?)?);
+        }
         Ok(out)
     }
 
@@ -455,5 +474,24 @@ mod tests {
         let tr = Trainer::new(model, &cfg).unwrap();
         let flushed = tr.pool.broadcast(|_| crate::fpenv::denormals_flushed());
         assert_eq!(flushed, vec![true; 3]);
+    }
+
+    /// A day kept on disk is predicted chunk by chunk from its file: the same logits, bit for
+    /// bit, as the rows in memory, whatever the chunk size against the day's length.
+    #[test]
+    fn predicting_a_day_on_disk_is_predicting_its_rows() {
+        let world = ToyWorld::new(3, 10, 1);
+        let model =
+            build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
+        let cfg = TrainConfig {
+            predict_chunk: 7,
+            ..TrainConfig::default()
+        };
+        let tr = Trainer::new(model, &cfg).unwrap();
+        let rows = world.batch(30, 5);
+        let pool = crate::data::pool::Pool::from_batch(&rows).unwrap();
+        let want = tr.predict_logits(&rows).unwrap();
+        assert_eq!(want.len(), 30);
+        assert_eq!(tr.predict_pool(&pool).unwrap(), want);
     }
 }

@@ -1,5 +1,7 @@
 //! [`SyntheticSource`]: the generator as a [`DaySource`].
 
+use std::ops::ControlFlow;
+
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -8,13 +10,13 @@ use rayon::prelude::*;
 
 use super::truth::{calibrate_intercept, hash, target_rate, DayTruth, MAX_DIM};
 use super::{FieldKind, SynthConfig};
-use crate::data::source::{DaySource, RawDay};
+use crate::data::source::{DaySource, RawDay, Visit, STREAM_ROWS};
 
 /// Rows generated per independent random stream (fixed, so output does not depend on threads).
 const CHUNK_ROWS: usize = 4096;
-/// Chunks generated in parallel before they are appended to the day (enough to keep every
-/// thread busy, few enough that the day is not held twice).
-const GROUP_CHUNKS: usize = 64;
+/// Chunks generated in parallel and handed over together (enough to keep every thread busy;
+/// a group is the streamed read's chunk, `STREAM_ROWS` rows).
+const GROUP_CHUNKS: usize = STREAM_ROWS / CHUNK_ROWS;
 /// Rows drawn to calibrate each day's intercept.
 const CALIBRATION_ROWS: usize = 4096;
 /// Stream tag of the calibration sample (rows chunks use their index).
@@ -200,32 +202,51 @@ impl DaySource for SyntheticSource {
     }
 
     fn raw_day(&self, day: usize) -> Result<RawDay> {
-        anyhow::ensure!(
-            day < self.cfg.days,
-            "day {day} does not exist: the synthetic stream has {} days",
-            self.cfg.days
-        );
-        let rows = self.cfg.rows_per_day;
-        let truth = DayTruth::new(&self.cfg, day);
-        let intercept = self.intercept(day);
         let mut out = RawDay::empty(self.cfg.fields.len(), self.cfg.numeric_fields.len());
+        let rows = self.day_rows(day)?;
         out.cat.reserve(rows * out.num_cat);
         out.num.reserve(rows * out.num_num);
         out.label.reserve(rows);
-        // Chunks are generated in parallel a group at a time and appended as each group is
-        // done, so the day is held once, not twice (every chunk, then their concatenation).
+        self.day_chunks(day, &mut |chunk| {
+            out.extend(&chunk);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    fn day_chunks(&self, day: usize, visit: &mut dyn FnMut(RawDay) -> Visit) -> Result<()> {
+        let rows = self.day_rows(day)?;
+        let truth = DayTruth::new(&self.cfg, day);
+        let intercept = self.intercept(day);
+        // Chunks are generated in parallel a group at a time and handed over as one piece per
+        // group: the day is never held whole, and each generated row exists once.
         let n_chunks = rows.div_ceil(CHUNK_ROWS);
         for group in (0..n_chunks).step_by(GROUP_CHUNKS) {
             let chunks: Vec<RawDay> = (group..(group + GROUP_CHUNKS).min(n_chunks))
                 .into_par_iter()
                 .map(|c| self.chunk(&truth, day, c, rows, intercept))
                 .collect();
+            let mut piece = RawDay::empty(self.cfg.fields.len(), self.cfg.numeric_fields.len());
+            let n: usize = chunks.iter().map(RawDay::rows).sum();
+            piece.cat.reserve(n * piece.num_cat);
+            piece.num.reserve(n * piece.num_num);
+            piece.label.reserve(n);
             for c in chunks {
-                out.cat.extend_from_slice(&c.cat);
-                out.num.extend_from_slice(&c.num);
-                out.label.extend_from_slice(&c.label);
+                piece.extend(&c);
+            }
+            if visit(piece)?.is_break() {
+                break;
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    fn day_rows(&self, day: usize) -> Result<usize> {
+        anyhow::ensure!(
+            day < self.cfg.days,
+            "day {day} does not exist: the synthetic stream has {} days",
+            self.cfg.days
+        );
+        Ok(self.cfg.rows_per_day)
     }
 }

@@ -20,6 +20,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -28,7 +29,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::data::source::RawDay;
+use crate::data::source::{RawDay, Visit};
 
 /// Bumped whenever what a cached day holds or how it is encoded changes: older entries miss.
 const FORMAT: u32 = 1;
@@ -204,26 +205,36 @@ impl DayCache {
 
     /// Day `d` read back from its file.
     pub fn day(&self, d: usize) -> Result<RawDay> {
+        let mut day = RawDay::empty(self.manifest.num_cat, self.manifest.num_num);
+        self.day_chunks(d, usize::MAX, &mut |chunk| {
+            day.extend(&chunk);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(day)
+    }
+
+    /// Day `d` read back from its file `chunk_rows` rows at a time, until `visit` answers
+    /// `Break`: one column of one chunk is read at a time, so neither the day's frame nor the
+    /// whole day is ever in memory.
+    pub fn day_chunks(
+        &self,
+        d: usize,
+        chunk_rows: usize,
+        visit: &mut dyn FnMut(RawDay) -> Visit,
+    ) -> Result<()> {
         let meta =
             self.manifest.days.get(d).with_context(|| {
                 format!("day {d} is not in the day cache {}", self.dir.display())
             })?;
         let path = self.dir.join(day_file(d));
-        // One column at a time: the day's frame is never held beside the whole day.
-        let column = |name: String| -> Result<Column> {
+        let open = || -> Result<ParquetReader<File>> {
             let file =
                 File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let df = ParquetReader::new(file)
-                .with_columns(Some(vec![name.clone()]))
-                .finish()
-                .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
-            df.column(&name)
-                .cloned()
-                .map_err(|e| anyhow!("{}: {e}", path.display()))
+            Ok(ParquetReader::new(file))
         };
-        let label = column("label".to_string())?;
-        let (nc, nn) = (self.manifest.num_cat, self.manifest.num_num);
-        let rows = label.len();
+        let rows = open()?
+            .num_rows()
+            .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
         if rows != meta.rows {
             bail!(
                 "{} holds {rows} rows, its manifest says {}: delete {} to ingest again",
@@ -232,46 +243,64 @@ impl DayCache {
                 self.dir.display()
             );
         }
-        let same_rows = |col: &Column| {
-            if col.len() == rows {
-                Ok(())
-            } else {
-                Err(anyhow!(
-                    "{}: column `{}` holds {} rows, `label` {rows}: delete {} to ingest again",
+        let column = |name: String, offset: usize, len: usize| -> Result<Column> {
+            let df = open()?
+                .with_columns(Some(vec![name.clone()]))
+                .with_slice(Some((offset, len)))
+                .finish()
+                .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+            let col = df
+                .column(&name)
+                .cloned()
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            if col.len() != len {
+                bail!(
+                    "{}: column `{name}` holds {} rows from row {offset}, {len} were expected: \
+                     delete {} to ingest again",
                     path.display(),
-                    col.name(),
                     col.len(),
                     self.dir.display()
-                ))
+                );
             }
-        };
-        let mut day = RawDay {
-            num_cat: nc,
-            num_num: nn,
-            cat: vec![0; rows * nc],
-            num: vec![0.0; rows * nn],
-            label: Vec::with_capacity(rows),
+            Ok(col)
         };
         let bad = |e: PolarsError| anyhow!("{}: {e}", path.display());
-        for f in 0..nc {
-            let col = column(format!("c{f}"))?;
-            same_rows(&col)?;
-            let col = col.u64().map_err(bad)?;
-            for (r, v) in col.iter().take(rows).enumerate() {
-                day.cat[r * nc + f] = v.unwrap_or(crate::data::source::NULL_KEY);
+        let (nc, nn) = (self.manifest.num_cat, self.manifest.num_num);
+        let step = chunk_rows.max(1);
+        let mut offset = 0;
+        while offset < rows {
+            let len = step.min(rows - offset);
+            let label = column("label".to_string(), offset, len)?;
+            let mut chunk = RawDay {
+                num_cat: nc,
+                num_num: nn,
+                cat: vec![0; len * nc],
+                num: vec![0.0; len * nn],
+                label: Vec::with_capacity(len),
+            };
+            for f in 0..nc {
+                let col = column(format!("c{f}"), offset, len)?;
+                let col = col.u64().map_err(bad)?;
+                for (r, v) in col.iter().enumerate() {
+                    chunk.cat[r * nc + f] = v.unwrap_or(crate::data::source::NULL_KEY);
+                }
+            }
+            for j in 0..nn {
+                let col = column(format!("n{j}"), offset, len)?;
+                let col = col.f32().map_err(bad)?;
+                for (r, v) in col.iter().enumerate() {
+                    chunk.num[r * nn + j] = v.unwrap_or(0.0);
+                }
+            }
+            chunk
+                .label
+                .extend(label.f32().map_err(bad)?.iter().map(|v| v.unwrap_or(0.0)));
+            offset += len;
+            if visit(chunk)?.is_break() {
+                break;
             }
         }
-        for j in 0..nn {
-            let col = column(format!("n{j}"))?;
-            same_rows(&col)?;
-            let col = col.f32().map_err(bad)?;
-            for (r, v) in col.iter().take(rows).enumerate() {
-                day.num[r * nn + j] = v.unwrap_or(0.0);
-            }
-        }
-        day.label
-            .extend(label.f32().map_err(bad)?.iter().map(|v| v.unwrap_or(0.0)));
-        Ok(day)
+        Ok(())
     }
 }
 
@@ -689,6 +718,37 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("f00d")]);
+    }
+
+    #[test]
+    fn a_day_read_in_chunks_is_the_day_and_stops_when_asked() {
+        let root = tempfile::tempdir().unwrap();
+        let names = vec!["a".to_string(), "b".to_string()];
+        let days = [day(23, 1), day(0, 2)];
+        let c = DayCache::write(root.path(), "e3", "t", &days, &names).unwrap();
+        let mut sizes = Vec::new();
+        let mut joined = RawDay::empty(3, 2);
+        c.day_chunks(0, 5, &mut |chunk| {
+            sizes.push(chunk.rows());
+            joined.extend(&chunk);
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+        assert_eq!(sizes, [5, 5, 5, 5, 3]);
+        assert_eq!(joined, days[0]);
+        // `Break` ends the read: no further chunk is read.
+        let mut seen = 0;
+        c.day_chunks(0, 5, &mut |_| {
+            seen += 1;
+            Ok(ControlFlow::Break(()))
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+        // An empty day hands over nothing; a day the manifest does not list is an error.
+        c.day_chunks(1, 5, &mut |_| panic!("no rows")).unwrap();
+        assert!(c
+            .day_chunks(2, 5, &mut |_| Ok(ControlFlow::Continue(())))
+            .is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use polars::prelude::*;
 use super::cache::{self, DayCache, DayColumns, DayWriter, IngestOptions};
 use super::columns::{self, ColumnSite, Locate};
 use super::schema::{PositiveRule, TableFormat, TableSchema, TimeUnit};
-use crate::data::source::{DaySource, RawDay};
+use crate::data::source::{DaySource, RawDay, Visit, STREAM_ROWS};
 
 const ROW: &str = "__row";
 const FILE: &str = "__file";
@@ -1000,6 +1000,28 @@ impl DaySource for TableSource {
         match &self.days {
             Days::Memory(days) => Ok(days[day].clone()),
             Days::Cached(c) => c.day(day),
+        }
+    }
+
+    fn day_chunks(&self, day: usize, visit: &mut dyn FnMut(RawDay) -> Visit) -> Result<()> {
+        match &self.days {
+            Days::Cached(c) if day < self.day_names.len() => c.day_chunks(day, STREAM_ROWS, visit),
+            _ => {
+                let _ = visit(self.raw_day(day)?)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn day_rows(&self, day: usize) -> Result<usize> {
+        match &self.days {
+            Days::Memory(days) if day < days.len() => Ok(days[day].rows()),
+            Days::Cached(c) if day < self.day_names.len() => c
+                .days()
+                .get(day)
+                .map(|d| d.rows)
+                .with_context(|| format!("day {day} is not in the day cache")),
+            _ => Ok(self.raw_day(day)?.rows()),
         }
     }
 
