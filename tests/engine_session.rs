@@ -153,12 +153,23 @@ fn the_same_seed_gives_the_same_numbers_and_another_seed_does_not() {
 
 #[test]
 fn resuming_from_any_checkpoint_reaches_the_uninterrupted_numbers() {
+    resumes_reach_the_uninterrupted_numbers(&[]);
+}
+
+/// The served intercept of `online.calibrate` is part of each arm's checkpointed state: a run
+/// resumed from a day checkpoint serves the next day with the intercept fitted before it.
+#[test]
+fn resuming_with_calibration_reaches_the_uninterrupted_numbers() {
+    resumes_reach_the_uninterrupted_numbers(&["online.calibrate=true"]);
+}
+
+fn resumes_reach_the_uninterrupted_numbers(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let store = Folders {
         root: dir.path().to_path_buf(),
         saved: Arc::default(),
     };
-    let (_, full) = run(tiny(&[]), Some(store.clone()));
+    let (_, full) = run(tiny(extra), Some(store.clone()));
     let expected = day_metrics(&full);
     let saved = store.saved.lock().unwrap().clone();
     let labels: Vec<&str> = saved.iter().map(|(l, _)| l.as_str()).collect();
@@ -171,7 +182,7 @@ fn resuming_from_any_checkpoint_reaches_the_uninterrupted_numbers() {
             checkpoints: None,
         };
         let mut engine = Engine::resume(
-            tiny(&[]),
+            tiny(extra),
             "test",
             "tiny",
             &dir.path().join(label),

@@ -229,6 +229,12 @@ pub struct OnlineConfig {
     pub distill_max: f64,
     /// Emit an `Updates` event every this many batches.
     pub updates_every: u32,
+    /// After each online day, refit every arm's served intercept on the day's rows with the
+    /// model that ends the day (`method::calibration`); the next day is scored with it. Off by
+    /// default: a default chosen by its effect on the online days would break the rule that
+    /// no default is chosen on evaluation days.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub calibrate: bool,
 }
 
 impl Default for SessionConfig {
@@ -307,6 +313,7 @@ impl Default for OnlineConfig {
             distill_min: 0.2,
             distill_max: 0.7,
             updates_every: 5,
+            calibrate: false,
         }
     }
 }

@@ -31,15 +31,14 @@ impl Engine {
         };
         let rule = self.config().gate;
         let incumbent = self.arms()[inc].name();
-        let predicted;
-        let z_inc = match scores.get(inc).and_then(Option::as_ref) {
-            Some(z) => z,
+        // What each arm serves (its calibration intercept added, `online.calibrate`): the
+        // logits its `DayMetrics` evaluate.
+        let z_inc = self.arms()[inc].served(match scores.get(inc).and_then(Option::as_ref) {
+            Some(z) => z.clone(),
             // Without scores the incumbent predicts here, and its error is the run's.
-            None => {
-                predicted = self.arms()[inc].student.predict_pool(day)?;
-                &predicted
-            }
-        };
+            None => self.arms()[inc].student.predict_pool(day)?,
+        });
+        let z_inc = &z_inc;
         let p_inc: Vec<f32> = z_inc.iter().map(|&z| sigmoid(z)).collect();
         let mut events = Vec::new();
         for (i, arm) in self.arms().iter().enumerate() {
@@ -51,6 +50,7 @@ impl Engine {
             let Some(z) = scores.get(i).and_then(Option::as_ref) else {
                 continue;
             };
+            let z = &arm.served(z.clone());
             let p: Vec<f32> = z.iter().map(|&z| sigmoid(z)).collect();
             let auc = paired_auc(z, z_inc, day.labels())
                 .map(|r| r.diff(rule.level))

@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
-use super::offline::evaluate;
 use super::run::Engine;
 use crate::data::Batch;
 use crate::protocol::EngineEvent;
+use crate::train::metrics;
 
 impl Engine {
     /// One `Holdout` record per running arm (none when the split holds nothing out).
@@ -31,7 +31,8 @@ impl Engine {
                 continue;
             }
             let started = Instant::now();
-            let metrics = evaluate(&arm.student, &rows, user)?;
+            let logits = arm.served(arm.student.predict_logits(&rows)?);
+            let metrics = metrics::evaluate(&logits, &rows, user);
             let event = EngineEvent::Holdout {
                 arm: arm.name(),
                 days: days.clone(),

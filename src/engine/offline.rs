@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use super::run::{Engine, StopRequested};
 use super::state::ResumePoint;
-use crate::data::Batch;
 use crate::method::arm::clone_trainer;
 use crate::method::recipe::{check_loss, recipe, Host};
 use crate::method::seeds::derive;
@@ -252,16 +251,6 @@ impl Engine {
             samples: day.rows() as u64 * running,
         })
     }
-}
-
-/// Test-then-train evaluation of one model on one day.
-pub(crate) fn evaluate(
-    model: &Trainer,
-    day: &Batch,
-    user: Option<usize>,
-) -> anyhow::Result<crate::protocol::EvalMetrics> {
-    let logits = model.predict_logits(day)?;
-    Ok(metrics::evaluate(&logits, day, user))
 }
 
 /// The run's error when the shared teacher diverged: no arm can be compared without it.

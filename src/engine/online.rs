@@ -9,10 +9,12 @@ use super::run::{Engine, StopRequested};
 use super::state::ResumePoint;
 use crate::data::pool::Pool;
 use crate::data::sketch::{DaySketch, DaySketcher};
+use crate::method::calibration;
 use crate::method::drift::{DayDrift, DriftMeter, DriftReference, DRIFT_SKETCH_KEYS};
 use crate::method::recipe::{recipe, DayInput};
 use crate::method::Arm;
 use crate::protocol::{EngineEvent, Position, Stage};
+use crate::train::loss::sigmoid;
 use crate::train::metrics;
 
 impl Engine {
@@ -105,8 +107,9 @@ impl Engine {
         })
     }
 
-    /// Each arm's logits on `day` in the arms' order (`None` for a failed arm, or one that
-    /// cannot predict: it fails in its own evaluation, which predicts again).
+    /// Each arm's raw logits on `day` in the arms' order (`None` for a failed arm, or one that
+    /// cannot predict: it fails in its own evaluation, which predicts again); what an arm
+    /// serves is [`Arm::served`] of them.
     fn day_scores(&self, day: &Pool) -> Vec<Option<Vec<f32>>> {
         self.arms()
             .iter()
@@ -140,12 +143,19 @@ impl Engine {
             Some(z) => z,
             None => arm.student.predict_pool(day)?,
         };
-        let metrics = metrics::evaluate_rows(&logits, day.labels(), user.and(day.users()));
+        // The drift signal reads the student's own loss (the raw logits), so calibration
+        // (`online.calibrate`) changes what is scored and nothing the arm trains with.
+        let raw_loss = (arm.state.calibration != 0.0).then(|| {
+            let p: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
+            metrics::logloss(&p, day.labels())
+        });
+        let metrics =
+            metrics::evaluate_rows(&arm.served(logits), day.labels(), user.and(day.users()));
         let input = DayInput {
             day: d,
             rows: day,
             drift,
-            student_loss: metrics.logloss,
+            student_loss: raw_loss.unwrap_or(metrics.logloss),
             announces_drift,
         };
         let mut state = recipe.begin_day(self, arm, &input)?;
@@ -195,6 +205,15 @@ impl Engine {
             )?;
         }
         let train_seconds = started.elapsed().as_secs_f64();
+        if self.config().online.calibrate {
+            // The model that ends the day scores the day it has just trained on; the next day
+            // is served with the intercept that makes it calibrated there. A day of one class
+            // keeps the previous intercept.
+            let z = arm.student.predict_pool(day)?;
+            if let Some(c) = calibration::fit_intercept(&z, day.labels()) {
+                arm.state.calibration = c;
+            }
+        }
         self.emit(EngineEvent::DayMetrics {
             arm: name,
             day: d,

@@ -30,6 +30,12 @@ impl Arm {
     pub fn name(&self) -> String {
         self.state.name()
     }
+
+    /// The arm's served logits from its student's raw `logits`: shifted by its calibration
+    /// intercept (`online.calibrate`), unchanged without one.
+    pub fn served(&self, logits: Vec<f32>) -> Vec<f32> {
+        super::calibration::served(logits, self.state.calibration)
+    }
 }
 
 /// The state of one arm carried between stages and across a resume (a checkpoint's
@@ -59,6 +65,15 @@ pub struct ArmState {
     /// taken. Empty for every other arm.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_weights: Vec<DayWeight>,
+    /// `online.calibrate`: the intercept added to the student's logit when it is scored (fitted
+    /// on the last online day it trained on, `method::calibration`); 0 without calibration and
+    /// before the first online day.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub calibration: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// The adaptive rule's drift weight of one online day.
@@ -100,6 +115,7 @@ impl ArmState {
             last_teacher_loss: None,
             last_student_loss: None,
             rule_weights: Vec::new(),
+            calibration: 0.0,
         }
     }
 

@@ -1,9 +1,10 @@
 //! The CrossAdapt method and the baselines it is compared with: embedding transfer (1A),
 //! strategic sampling for progressive distillation (1B/1C), the drift-aware weighting of the
-//! online stage, and each arm's recipe (`recipe`), which the engine runs.
+//! online stage, the served-intercept calibration, and each arm's recipe (`recipe`), which the engine runs.
 
 pub mod adaptation;
 pub mod arm;
+pub mod calibration;
 pub mod config;
 pub mod drift;
 pub mod projection;
