@@ -147,7 +147,7 @@ impl Dataset {
         self.finish_sketch(d, sketcher)
     }
 
-    /// Completes a sketch whose first pass saw all of day `d` (during [`Dataset::day_with`]):
+    /// Completes a sketch whose first pass saw all of day `d` (during [`Dataset::day_on_disk`]):
     /// its counting pass reads the day again, a chunk at a time.
     pub fn finish_sketch(&self, d: usize, mut sketcher: DaySketcher) -> Result<DaySketch> {
         sketcher.start_second_pass();
