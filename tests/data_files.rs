@@ -219,6 +219,25 @@ fn synthetic_export_reads_back_identically() {
     assert!(leftovers.is_empty());
 }
 
+/// A day longer than one streamed chunk is written a chunk at a time (a row group each) and
+/// still reads back as the generated day, its times in order within the day.
+#[test]
+fn a_synthetic_day_longer_than_a_chunk_exports_and_reads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows = crossadapt::data::source::STREAM_ROWS + 1_000;
+    let (source, out) = tiny_export(dir.path(), 1, rows);
+    let back = TableSource::open(
+        &out,
+        TableSchema::load(&out.join("schema.toml")).expect("schema"),
+        "table",
+    )
+    .expect("open");
+    assert_eq!(back.num_days(), 1);
+    let day = back.raw_day(0).expect("back");
+    assert_eq!(day.rows(), rows);
+    assert_eq!(day, source.raw_day(0).expect("gen"));
+}
+
 #[test]
 fn malformed_inputs_fail_with_one_sentence_naming_file_column_row() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,6 +1,7 @@
 //! Writing the synthetic stream to disk as day-partitioned Parquet plus the schema that reads
 //! it back as a generic table (`data synth`).
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -36,14 +37,20 @@ pub fn synthetic_schema(source: &SyntheticSource) -> TableSchema {
     }
 }
 
-/// One day as a polars frame: `ts` (seconds), `click`, the categorical fields (Int64 ids) and
-/// the numeric fields (Float32).
-pub fn day_frame(source: &dyn DaySource, day: usize, raw: &RawDay) -> Result<DataFrame> {
+/// Rows `first_row..` of day `day` (which has `day_rows` rows) as a polars frame: `ts`
+/// (seconds), `click`, the categorical fields (Int64 ids) and the numeric fields (Float32).
+pub fn day_frame(
+    source: &dyn DaySource,
+    day: usize,
+    raw: &RawDay,
+    first_row: usize,
+    day_rows: usize,
+) -> Result<DataFrame> {
     let n = raw.rows();
     let mut cols: Vec<Column> = Vec::new();
     let base = DAY0_EPOCH_SECONDS + day as i64 * 86_400;
-    let ts: Vec<i64> = (0..n)
-        .map(|r| base + (r as u64 * 86_400 / n.max(1) as u64) as i64)
+    let ts: Vec<i64> = (first_row..first_row + n)
+        .map(|r| base + (r as u64 * 86_400 / day_rows.max(1) as u64) as i64)
         .collect();
     cols.push(Column::new("ts".into(), ts));
     let click: Vec<i64> = raw.label.iter().map(|&y| y as i64).collect();
@@ -87,15 +94,41 @@ pub fn write_synthetic(source: &SyntheticSource, out: &Path) -> Result<()> {
         .prefix(".synth-")
         .tempdir_in(parent)
         .with_context(|| format!("cannot create a temporary folder in {}", parent.display()))?;
+    // A day is written a chunk at a time (one row group each), never held whole.
     for day in 0..source.num_days() {
-        let raw = source.raw_day(day)?;
-        let mut df = day_frame(source, day, &raw)?;
         let path = tmp.path().join(format!("day-{day:03}.parquet"));
         let file = std::fs::File::create(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
-        ParquetWriter::new(file)
-            .finish(&mut df)
-            .map_err(|e| anyhow::anyhow!("writing day {day} as Parquet: {e}"))?;
+        let day_rows = source.day_rows(day)?;
+        let bad = |e: PolarsError| anyhow::anyhow!("writing day {day} as Parquet: {e}");
+        let mut writer = None;
+        let mut first_row = 0;
+        source.day_chunks(day, &mut |raw| {
+            let df = day_frame(source, day, &raw, first_row, day_rows)?;
+            first_row += raw.rows();
+            if writer.is_none() {
+                writer = Some(
+                    ParquetWriter::new(&file)
+                        .batched(df.schema())
+                        .map_err(bad)?,
+                );
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write_batch(&df).map_err(bad)?;
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        match writer {
+            Some(w) => {
+                w.finish().map_err(bad)?;
+            }
+            // A day of no rows is still a file, with the columns.
+            None => {
+                let empty = RawDay::empty(source.cat_fields().len(), source.num_fields().len());
+                let mut df = day_frame(source, day, &empty, 0, 0)?;
+                ParquetWriter::new(&file).finish(&mut df).map_err(bad)?;
+            }
+        }
     }
     let schema = toml::to_string(&synthetic_schema(source)).context("serialising the schema")?;
     let header =

@@ -617,7 +617,8 @@ pub fn transfer(
     let to = student.model().embeddings().dim;
     let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, "project", 0, 0));
     let mut fields = Vec::new();
-    let mut tables = Vec::new();
+    // One field at a time: a field's projection (a few f64 copies of its table) is written
+    // into the student before the next is computed, so 1A never holds every field's.
     for (f, field) in host.features().cat.iter().enumerate() {
         let p = project_table(teacher.field(f), field.vocab, from, to, &mut rng)
             .with_context(|| format!("projecting field {}", field.name))?;
@@ -628,11 +629,10 @@ pub fn transfer(
             to_dim: to,
             rel_error: p.rel_error,
         });
-        tables.push(p.table);
-    }
-    let emb = student.model_mut().embeddings_mut();
-    for (f, table) in tables.iter().enumerate() {
-        emb.set_field(f, table)?;
+        student
+            .model_mut()
+            .embeddings_mut()
+            .set_field(f, &p.table)?;
     }
     student.reset_optimizer_state();
     host.emit(EngineEvent::Projection {
