@@ -178,17 +178,22 @@ fn tiny_export(dir: &Path, days: usize, rows_per_day: usize) -> (SyntheticSource
     (source, out)
 }
 
+/// A folder written by `tiny_export`, opened as a table with its own schema.
+fn open_export(out: &Path) -> TableSource {
+    TableSource::open(
+        out,
+        TableSchema::load(&out.join("schema.toml")).expect("schema"),
+        "table",
+    )
+    .expect("open")
+}
+
 #[test]
 fn synthetic_export_reads_back_identically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (source, out) = tiny_export(dir.path(), 2, 300);
     assert!(out.join("schema.toml").exists() && out.join("synth.toml").exists());
-    let back = TableSource::open(
-        &out,
-        TableSchema::load(&out.join("schema.toml")).expect("schema"),
-        "table",
-    )
-    .expect("open");
+    let back = open_export(&out);
     assert_eq!(back.num_days(), 2);
     assert_eq!(back.cat_fields(), source.cat_fields());
     for d in 0..2 {
@@ -226,12 +231,7 @@ fn a_synthetic_day_longer_than_a_chunk_exports_and_reads_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rows = crossadapt::data::source::STREAM_ROWS + 1_000;
     let (source, out) = tiny_export(dir.path(), 1, rows);
-    let back = TableSource::open(
-        &out,
-        TableSchema::load(&out.join("schema.toml")).expect("schema"),
-        "table",
-    )
-    .expect("open");
+    let back = open_export(&out);
     assert_eq!(back.num_days(), 1);
     let day = back.raw_day(0).expect("back");
     assert_eq!(day.rows(), rows);

@@ -460,18 +460,22 @@ mod tests {
     use crate::model::build_model;
     use crate::train::toy::ToyWorld;
 
+    /// A small MLP on a toy world, trained with `cfg`.
+    fn toy_trainer(cfg: TrainConfig) -> (ToyWorld, Trainer) {
+        let world = ToyWorld::new(3, 10, 1);
+        let model =
+            build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
+        (world, Trainer::new(model, &cfg).unwrap())
+    }
+
     /// The pool the model computes on flushes denormals on every worker, even when the
     /// creating thread (a test thread here, where `main` never ran) does not.
     #[test]
     fn the_training_pool_flushes_denormals() {
-        let world = ToyWorld::new(3, 10, 1);
-        let model =
-            build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
-        let cfg = TrainConfig {
+        let (_, tr) = toy_trainer(TrainConfig {
             threads: 3,
             ..TrainConfig::default()
-        };
-        let tr = Trainer::new(model, &cfg).unwrap();
+        });
         let flushed = tr.pool.broadcast(|_| crate::fpenv::denormals_flushed());
         assert_eq!(flushed, vec![true; 3]);
     }
@@ -480,14 +484,10 @@ mod tests {
     /// bit, as the rows in memory, whatever the chunk size against the day's length.
     #[test]
     fn predicting_a_day_on_disk_is_predicting_its_rows() {
-        let world = ToyWorld::new(3, 10, 1);
-        let model =
-            build_model(&"mlp:emb=2,hidden=4".parse().unwrap(), &world.features, 1).unwrap();
-        let cfg = TrainConfig {
+        let (world, tr) = toy_trainer(TrainConfig {
             predict_chunk: 7,
             ..TrainConfig::default()
-        };
-        let tr = Trainer::new(model, &cfg).unwrap();
+        });
         let rows = world.batch(30, 5);
         let pool = crate::data::pool::Pool::from_batch(&rows).unwrap();
         let want = tr.predict_logits(&rows).unwrap();
