@@ -11,8 +11,9 @@ use super::sketch::{DaySketch, DaySketcher};
 use super::source::{DaySource, RawDay, Visit};
 use super::vocab::Vocabulary;
 
-/// A day source with the vocabulary that encodes it. A day is read a chunk at a time and only
-/// its encoded rows are held whole.
+/// A day source with the vocabulary that encodes it. A day is read a chunk at a time:
+/// [`Dataset::day`] holds its encoded rows whole (tools, small validation days),
+/// [`Dataset::day_on_disk`] keeps them in a file (what a run trains and evaluates on).
 pub struct Dataset {
     source: Box<dyn DaySource>,
     vocab: Vocabulary,
@@ -55,8 +56,8 @@ impl Dataset {
         self.day_with(d, |_| ())
     }
 
-    /// Day `d` encoded, after `look` has seen each chunk of its raw keys (the drift
-    /// measures): one streamed read serves both, and the raw keys are dropped a chunk at a time.
+    /// Day `d` encoded, after `look` has seen each chunk of its raw keys: one streamed read
+    /// serves both, and the raw keys are dropped a chunk at a time.
     pub fn day_with(&self, d: usize, mut look: impl FnMut(&RawDay)) -> Result<Batch> {
         let rows = self.rows(d)?;
         let mut out = Batch::empty(self.spec.num_cat(), self.spec.num_num());

@@ -1,11 +1,14 @@
-//! [`Pool`]: the retained days, encoded once into a file and read back by row index.
+//! [`Pool`]: encoded rows written once into a file and read back by row index: the retained
+//! days, and each day a run reads.
 //!
 //! The strategic sampler (1B/1C), the baselines' offline epochs and the online replay all read
 //! the retained days. Held in memory they cost every retained row at once, which at two million
 //! rows a day is more than the whole session may use. The pool instead keeps only the labels
 //! resident (the sampler stratifies on them) and writes the encoded rows to an unlinked file in
 //! the day cache's folder, so a sample or a replay draw costs the rows it reads and the operating
-//! system's page cache, not the process, holds the rest.
+//! system's page cache, not the process, holds the rest. A day a run trains or evaluates on is
+//! kept the same way ([`PoolWriter`], written a chunk at a time as the day is read, with each
+//! row's user kept beside its label for the day's gAUC).
 //!
 //! A record is one row: its categorical ids (`u32`), its numeric values (`f32`) and its label
 //! (`f32`), little-endian, so row `r` sits at `r * row_bytes`.
