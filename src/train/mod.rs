@@ -460,7 +460,7 @@ mod tests {
     use crate::model::build_model;
     use crate::train::toy::ToyWorld;
 
-    /// A small MLP on a toy world, trained with `cfg`.
+    /// A small MLP on a toy world, with a trainer built from `cfg`.
     fn toy_trainer(cfg: TrainConfig) -> (ToyWorld, Trainer) {
         let world = ToyWorld::new(3, 10, 1);
         let model =
