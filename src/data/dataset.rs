@@ -51,21 +51,14 @@ impl Dataset {
         self.source.as_ref()
     }
 
-    /// Day `d`, encoded, rows in time order.
+    /// Day `d`, encoded, rows in time order (its raw keys read and dropped a chunk at a time).
     pub fn day(&self, d: usize) -> Result<Batch> {
-        self.day_with(d, |_| ())
-    }
-
-    /// Day `d` encoded, after `look` has seen each chunk of its raw keys: one streamed read
-    /// serves both, and the raw keys are dropped a chunk at a time.
-    pub fn day_with(&self, d: usize, mut look: impl FnMut(&RawDay)) -> Result<Batch> {
         let rows = self.rows(d)?;
         let mut out = Batch::empty(self.spec.num_cat(), self.spec.num_num());
         out.cat.reserve(rows * out.num_cat);
         out.num.reserve(rows * out.num_num);
         out.label.reserve(rows);
         self.stream(d, |raw| {
-            look(raw);
             self.vocab.encode_into(raw, &mut out);
             Ok(ControlFlow::Continue(()))
         })?;
@@ -157,16 +150,6 @@ impl Dataset {
             Ok(ControlFlow::Continue(()))
         })?;
         Ok(sketcher.finish())
-    }
-
-    /// Day `d` as the source holds it (raw keys), checked against the vocabulary's fields.
-    pub fn raw_day(&self, d: usize) -> Result<RawDay> {
-        let raw = self
-            .source
-            .raw_day(d)
-            .with_context(|| format!("loading day {d} of {}", self.source.describe()))?;
-        self.check_fields(d, &raw)?;
-        Ok(raw)
     }
 
     fn check_fields(&self, d: usize, raw: &RawDay) -> Result<()> {

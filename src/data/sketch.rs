@@ -31,6 +31,7 @@ pub struct HeavyHitters {
 
 impl HeavyHitters {
     /// Summarises the keys `keys()` yields (called twice: candidates, then exact counts).
+    #[cfg(test)]
     pub fn of_keys<I: Iterator<Item = u64>>(keys: impl Fn() -> I, capacity: usize) -> Self {
         let mut pass = HeavyHittersPass::new(capacity);
         pass.candidates(keys());

@@ -40,6 +40,17 @@ impl RawDay {
         }
     }
 
+    /// An empty day with room for `rows` rows.
+    pub fn with_capacity(num_cat: usize, num_num: usize, rows: usize) -> Self {
+        RawDay {
+            num_cat,
+            num_num,
+            cat: Vec::with_capacity(rows * num_cat),
+            num: Vec::with_capacity(rows * num_num),
+            label: Vec::with_capacity(rows),
+        }
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.label.len()

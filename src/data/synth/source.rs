@@ -138,10 +138,7 @@ impl SyntheticSource {
         let nn = self.cfg.numeric_fields.len();
         let start = chunk * CHUNK_ROWS;
         let end = (start + CHUNK_ROWS).min(rows);
-        let mut out = RawDay::empty(nc, nn);
-        out.cat.reserve((end - start) * nc);
-        out.num.reserve((end - start) * nn);
-        out.label.reserve(end - start);
+        let mut out = RawDay::with_capacity(nc, nn, end - start);
         let mut rng = self.rng(day, chunk as u64);
         for r in start..end {
             let second = (r as u64 * 86_400) / rows as u64;
@@ -202,11 +199,8 @@ impl DaySource for SyntheticSource {
     }
 
     fn raw_day(&self, day: usize) -> Result<RawDay> {
-        let mut out = RawDay::empty(self.cfg.fields.len(), self.cfg.numeric_fields.len());
-        let rows = self.day_rows(day)?;
-        out.cat.reserve(rows * out.num_cat);
-        out.num.reserve(rows * out.num_num);
-        out.label.reserve(rows);
+        let (nc, nn) = (self.cfg.fields.len(), self.cfg.numeric_fields.len());
+        let mut out = RawDay::with_capacity(nc, nn, self.day_rows(day)?);
         self.day_chunks(day, &mut |chunk| {
             out.extend(&chunk);
             Ok(ControlFlow::Continue(()))
@@ -226,11 +220,9 @@ impl DaySource for SyntheticSource {
                 .into_par_iter()
                 .map(|c| self.chunk(&truth, day, c, rows, intercept))
                 .collect();
-            let mut piece = RawDay::empty(self.cfg.fields.len(), self.cfg.numeric_fields.len());
             let n: usize = chunks.iter().map(RawDay::rows).sum();
-            piece.cat.reserve(n * piece.num_cat);
-            piece.num.reserve(n * piece.num_num);
-            piece.label.reserve(n);
+            let (nc, nn) = (self.cfg.fields.len(), self.cfg.numeric_fields.len());
+            let mut piece = RawDay::with_capacity(nc, nn, n);
             for c in chunks {
                 piece.extend(&c);
             }
