@@ -220,11 +220,21 @@ impl CustomOp3 for Linear {
         } else {
             grad_res.contiguous()?
         };
-        let gx = product_no_grad(&gz, &w.t()?)?;
-        let gw = product_no_grad(&x.t()?, &gz)?;
-        let gb = gz.apply_op1_no_bwd(&ColumnSum)?;
-        Ok((Some(gx), Some(gw), Some(gb)))
+        affine_grads(x, w, &gz)
     }
+}
+
+/// The gradients of `x w + b` for `x`, `w` and `b`, from the gradient `gz` (contiguous
+/// `(rows, out)`) of its output: the backward pass of every op whose forward is [`affine`].
+pub(super) fn affine_grads(
+    x: &Tensor,
+    w: &Tensor,
+    gz: &Tensor,
+) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let gx = product_no_grad(gz, &w.t()?)?;
+    let gw = product_no_grad(&x.t()?, gz)?;
+    let gb = gz.apply_op1_no_bwd(&ColumnSum)?;
+    Ok((Some(gx), Some(gw), Some(gb)))
 }
 
 /// The column sums of a contiguous `(rows, h)` matrix: `(h,)`. Each block of rows adds row

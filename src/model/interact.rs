@@ -19,9 +19,9 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, St
 use rayon::prelude::*;
 
 use super::fused::{
-    affine, column_sums, contiguous, par_fill, par_fill_pair, Filler, ROWS_PER_TASK,
+    affine, affine_grads, contiguous, par_fill, par_fill_pair, Filler, ROWS_PER_TASK,
 };
-use super::matmul::{gemm_add, gemm_into, matrix, product_no_grad, Operand};
+use super::matmul::{gemm_add, gemm_into, matrix, Operand};
 use super::small::{product, softmax_backward_rows, softmax_rows, transpose, View};
 
 type Res<T> = candle_core::Result<T>;
@@ -729,12 +729,7 @@ impl CustomOp3 for ProjectedAttention {
         let gp = with_values(self.name(), &[res, grad_res], |v| {
             self.att.attend_grad(p, weights, v[0], v[1], b, sh)
         })?;
-        // As `fused::linear`'s backward pass.
-        let gb = column_sums(&gp, out);
-        let gp = tensor(gp, &[rows, out])?;
-        let gx = product_no_grad(&gp, &w.t()?)?;
-        let gw = product_no_grad(&x.t()?, &gp)?;
-        Ok((Some(gx), Some(gw), Some(tensor(gb, &[out])?)))
+        affine_grads(x, w, &tensor(gp, &[rows, out])?)
     }
 }
 
