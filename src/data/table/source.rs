@@ -194,8 +194,9 @@ impl TableSource {
         })
     }
 
-    /// Streams the table into a new day cache entry: polars' streaming engine hands the rows
-    /// over `ingest.chunk_rows` at a time in scan order; each chunk is converted (errors name
+    /// Streams the table into a new day cache entry: the rows come `ingest.chunk_rows` at a
+    /// time in scan order (Parquet by row slices, CSV from polars' streaming engine); each
+    /// chunk is converted (errors name
     /// file, column and row as [`read`](Self::read)'s do) and its rows appended to their day.
     /// The days come out as [`read`](Self::read) cuts them, rows in the same order.
     fn ingest(
@@ -211,9 +212,11 @@ impl TableSource {
         let scan = reader.scan()?;
         let selected = reader.selected(&scan)?;
         let timed = schema.time.is_some();
-        // Row blocks are cut by the row count, so it is counted first (polars counts the rows
-        // of a CSV without parsing its cells, and reads a Parquet file's from its footer).
-        let blocks: Option<Vec<u64>> = if !timed && !reader.folder {
+        let parquet = reader.format == TableFormat::Parquet;
+        // Row blocks are cut by the row count, and Parquet is read by row slices up to it, so
+        // it is counted first (polars counts the rows of a CSV without parsing its cells, and
+        // reads a Parquet file's from its footer).
+        let counted: Option<u64> = if parquet || (!timed && !reader.folder) {
             let counted = scan
                 .clone()
                 .select([len().alias("n")])
@@ -230,13 +233,19 @@ impl TableSource {
             if n == 0 {
                 bail!("{name} is empty (no rows to read)");
             }
-            let days = schema.days as u64;
-            if n < days {
-                bail!("{name} has {n} rows, fewer than the {days} days asked for");
-            }
-            Some((0..=days).map(|d| d * n / days).collect())
+            Some(n)
         } else {
             None
+        };
+        let blocks: Option<Vec<u64>> = match counted {
+            Some(n) if !timed && !reader.folder => {
+                let days = schema.days as u64;
+                if n < days {
+                    bail!("{name} has {n} rows, fewer than the {days} days asked for");
+                }
+                Some((0..=days).map(|d| d * n / days).collect())
+            }
+            _ => None,
         };
         let (num_cat, num_num) = (schema.cat_fields().len(), schema.numeric.len());
         let mut out = match DayWriter::begin(root, fingerprint, num_cat, num_num, timed, ingest) {
@@ -259,7 +268,7 @@ impl TableSource {
         let mut files = Files::default();
         let mut block = 0usize;
         let (started, mut rows_read, mut next_report) = (Instant::now(), 0u64, PROGRESS_ROWS);
-        let streamed = for_each_chunk(selected, ingest.chunk_rows, |df| {
+        let each = |df: DataFrame| {
             let known_files = files.names.len();
             let origins = files.add(&df, reader.folder).map_err(Fault::Source)?;
             for f in &origins.files.names[known_files..] {
@@ -332,7 +341,11 @@ impl TableSource {
                 );
             }
             Ok(())
-        });
+        };
+        let streamed = match counted {
+            Some(n) if parquet => for_each_slice(&selected, n, ingest.chunk_rows, each),
+            _ => for_each_chunk(selected, ingest.chunk_rows, each),
+        };
         match streamed {
             Ok(()) => {}
             Err(Fault::Polars(e)) => return Err(reader.diagnosed(&scan, e)),
@@ -806,6 +819,35 @@ enum Fault {
 enum StreamMsg {
     Rows(DataFrame),
     End(PolarsResult<()>),
+}
+
+/// Reads the first `rows` rows of `lf` (a Parquet scan) a slice of `chunk_rows` at a time and
+/// hands them to `each`, in scan order. Each slice is its own in-memory query, which polars
+/// narrows to the row groups the slice overlaps, so at most one slice's row groups are decoded
+/// at once. polars' streaming engine is not used for Parquet: its reader decodes row groups
+/// ahead of a slow consumer, up to the whole file.
+fn for_each_slice(
+    lf: &LazyFrame,
+    rows: u64,
+    chunk_rows: usize,
+    mut each: impl FnMut(DataFrame) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    let step = chunk_rows.max(1) as u64;
+    let mut offset = 0u64;
+    while offset < rows {
+        let len = step.min(rows - offset);
+        let df = lf
+            .clone()
+            .slice(offset as i64, len as IdxSize)
+            .collect()
+            .map_err(Fault::Polars)?;
+        if df.height() == 0 {
+            break;
+        }
+        offset += df.height() as u64;
+        each(df)?;
+    }
+    Ok(())
 }
 
 /// Runs `lf` on polars' streaming engine and hands its rows to `each`, in scan order,
