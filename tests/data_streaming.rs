@@ -158,3 +158,54 @@ fn a_streamed_day_is_encoded_sketched_and_measured_as_the_whole_day() {
     assert_eq!(format!("{one:?}"), format!("{streamed:?}"));
     assert!(one.fields.iter().any(|f| f.psi > 0.0));
 }
+
+/// `data inspect` reads each day a chunk at a time and counts ids instead of holding the day:
+/// its figures equal those measured on the whole days, field by field.
+#[test]
+fn inspect_of_chunked_days_gives_the_whole_days_figures() {
+    use crossadapt::data::inspect::inspect;
+    use crossadapt::data::{jensen_shannon, psi, IdDistribution};
+    let src = source();
+    let top_k = 10;
+    let report = inspect(&src, top_k).expect("inspect");
+    let days: Vec<RawDay> = (0..src.num_days())
+        .map(|d| src.raw_day(d).expect("day"))
+        .collect();
+    assert_eq!(report.days.len(), days.len());
+    for (d, raw) in days.iter().enumerate() {
+        let got = &report.days[d];
+        assert_eq!(got.rows, raw.rows(), "day {d}: rows");
+        assert_eq!(got.positive_rate, raw.positive_rate(), "day {d}: rate");
+        for (f, field) in got.fields.iter().enumerate() {
+            let what = format!("day {d}, field {}", field.field);
+            let ref0 = IdDistribution::reference(days[0].field_keys(f), top_k);
+            let q0 = ref0.bucket(raw.field_keys(f));
+            let distinct: std::collections::HashSet<u64> = raw.field_keys(f).collect();
+            let unseen = raw.field_keys(f).filter(|&k| !ref0.has_seen(k)).count();
+            assert_eq!(field.cardinality, distinct.len(), "{what}: distinct");
+            assert_eq!(
+                field.unseen_share,
+                unseen as f64 / raw.rows() as f64,
+                "{what}: unseen"
+            );
+            let (psi0, js0, psi_prev) = if d == 0 {
+                (0.0, 0.0, 0.0)
+            } else {
+                let prev = IdDistribution::reference(days[d - 1].field_keys(f), top_k);
+                (
+                    psi(ref0.probabilities(), &q0),
+                    jensen_shannon(ref0.probabilities(), &q0),
+                    psi(prev.probabilities(), &prev.bucket(raw.field_keys(f))),
+                )
+            };
+            assert_eq!(field.psi_day0, psi0, "{what}: psi against day 0");
+            assert_eq!(field.js_day0, js0, "{what}: js against day 0");
+            assert_eq!(
+                field.psi_prev, psi_prev,
+                "{what}: psi against the day before"
+            );
+        }
+    }
+    // The drift of day 2 is not all zero, so the comparison above means something.
+    assert!(report.days[2].fields.iter().any(|f| f.psi_day0 > 0.0));
+}

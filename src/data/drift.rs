@@ -26,9 +26,13 @@ impl IdDistribution {
     /// Builds the buckets from the reference ids.
     pub fn reference<T: Into<u64>>(ids: impl IntoIterator<Item = T>, top_k: usize) -> Self {
         let mut counts: HashMap<u64, u64> = HashMap::new();
-        for id in ids {
-            *counts.entry(id.into()).or_insert(0) += 1;
-        }
+        count_into(&mut counts, ids);
+        Self::from_counts(counts, top_k)
+    }
+
+    /// Builds the buckets from the reference's count of each id (what [`count_into`] gathers
+    /// a chunk at a time).
+    pub fn from_counts(counts: HashMap<u64, u64>, top_k: usize) -> Self {
         let total: u64 = counts.values().sum();
         let mut by_count: Vec<(u64, u64)> = counts.iter().map(|(&k, &c)| (k, c)).collect();
         by_count.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -72,25 +76,54 @@ impl IdDistribution {
         self.probs.is_empty()
     }
 
+    /// Whether `id` occurred in the reference.
+    pub fn has_seen(&self, id: u64) -> bool {
+        self.seen.contains(&id)
+    }
+
+    /// The bucket of one id.
+    fn bucket_of(&self, id: u64) -> usize {
+        let n = self.probs.len();
+        match self.top.get(&id) {
+            Some(&i) => i,
+            None if self.seen.contains(&id) => n - 2,
+            None => n - 1,
+        }
+    }
+
     /// Probabilities of the same buckets for other ids (all zero when `ids` is empty).
     pub fn bucket<T: Into<u64>>(&self, ids: impl IntoIterator<Item = T>) -> Vec<f64> {
-        let n = self.probs.len();
-        let mut counts = vec![0u64; n];
+        let mut counts = vec![0u64; self.probs.len()];
         for id in ids {
-            let id = id.into();
-            let b = match self.top.get(&id) {
-                Some(&i) => i,
-                None if self.seen.contains(&id) => n - 2,
-                None => n - 1,
-            };
-            counts[b] += 1;
+            counts[self.bucket_of(id.into())] += 1;
         }
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return vec![0.0; n];
-        }
-        counts.iter().map(|&c| c as f64 / total as f64).collect()
+        shares(&counts)
     }
+
+    /// [`bucket`](Self::bucket) of the ids counted in `counts` (id -> occurrences).
+    pub fn bucket_counts(&self, counts: &HashMap<u64, u64>) -> Vec<f64> {
+        let mut buckets = vec![0u64; self.probs.len()];
+        for (&id, &c) in counts {
+            buckets[self.bucket_of(id)] += c;
+        }
+        shares(&buckets)
+    }
+}
+
+/// Adds each id's occurrences to `counts`.
+pub fn count_into<T: Into<u64>>(counts: &mut HashMap<u64, u64>, ids: impl IntoIterator<Item = T>) {
+    for id in ids {
+        *counts.entry(id.into()).or_insert(0) += 1;
+    }
+}
+
+/// Each bucket's share of the total (all zero when the total is).
+fn shares(counts: &[u64]) -> Vec<f64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return vec![0.0; counts.len()];
+    }
+    counts.iter().map(|&c| c as f64 / total as f64).collect()
 }
 
 /// Population stability index `sum (q - p) ln(q / p)`, each probability floored at

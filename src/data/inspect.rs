@@ -1,13 +1,14 @@
 //! `data inspect`: per day rows, positive rate, and per field cardinality, unseen share and
 //! drift (PSI / Jensen-Shannon) against day 0 and against the previous day.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::drift::{jensen_shannon, psi, IdDistribution};
+use super::drift::{count_into, jensen_shannon, psi, IdDistribution};
 use super::source::DaySource;
 
 /// Top ids per field kept as their own buckets in the drift measures.
@@ -46,52 +47,73 @@ pub struct InspectReport {
     pub days: Vec<DayReport>,
 }
 
-/// Reads every day once, in order, holding one day plus the references in memory.
+/// Reads every day once, in order, a chunk at a time: what is held is each field's count of
+/// every id of the day being read, plus day 0's and the previous day's buckets and ids.
 pub fn inspect(source: &dyn DaySource, top_k: usize) -> Result<InspectReport> {
     let names = source.cat_fields();
-    let mut day0: Vec<(IdDistribution, HashSet<u64>)> = Vec::new();
+    let mut day0: Vec<IdDistribution> = Vec::new();
     let mut prev: Vec<IdDistribution> = Vec::new();
     let mut days = Vec::new();
     for d in 0..source.num_days() {
-        let raw = source.raw_day(d)?;
+        let mut counts: Vec<HashMap<u64, u64>> = vec![HashMap::new(); names.len()];
+        let (mut rows, mut positives) = (0usize, 0.0f64);
+        source.day_chunks(d, &mut |chunk| {
+            for (f, c) in counts.iter_mut().enumerate() {
+                count_into(c, chunk.field_keys(f));
+            }
+            rows += chunk.rows();
+            for &y in &chunk.label {
+                positives += f64::from(y);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
         let mut fields = Vec::with_capacity(names.len());
         let mut current = Vec::with_capacity(names.len());
-        for (f, name) in names.iter().enumerate() {
-            let dist = IdDistribution::reference(raw.field_keys(f), top_k);
-            let distinct: HashSet<u64> = raw.field_keys(f).collect();
-            if d == 0 {
-                day0.push((dist.clone(), distinct.clone()));
-            }
-            let (ref0, seen0) = &day0[f];
-            let q0 = ref0.bucket(raw.field_keys(f));
-            let unseen = raw.field_keys(f).filter(|k| !seen0.contains(k)).count();
-            let psi_prev = match prev.get(f) {
-                Some(p) => psi(p.probabilities(), &p.bucket(raw.field_keys(f))),
-                None => 0.0,
+        for (f, (name, c)) in names.iter().zip(counts).enumerate() {
+            let (cardinality, psi_prev) = (
+                c.len(),
+                prev.get(f)
+                    .map_or(0.0, |p| psi(p.probabilities(), &p.bucket_counts(&c))),
+            );
+            let (unseen, psi_day0, js_day0) = match day0.get(f) {
+                Some(ref0) => {
+                    let q0 = ref0.bucket_counts(&c);
+                    let unseen: u64 = c
+                        .iter()
+                        .filter(|(&k, _)| !ref0.has_seen(k))
+                        .map(|(_, &n)| n)
+                        .sum();
+                    (
+                        unseen,
+                        psi(ref0.probabilities(), &q0),
+                        jensen_shannon(ref0.probabilities(), &q0),
+                    )
+                }
+                // Day 0 is its own reference.
+                None => (0, 0.0, 0.0),
             };
             fields.push(FieldDay {
                 field: name.clone(),
-                cardinality: distinct.len(),
-                unseen_share: unseen as f64 / raw.rows().max(1) as f64,
-                psi_day0: if d == 0 {
-                    0.0
-                } else {
-                    psi(ref0.probabilities(), &q0)
-                },
-                js_day0: if d == 0 {
-                    0.0
-                } else {
-                    jensen_shannon(ref0.probabilities(), &q0)
-                },
+                cardinality,
+                unseen_share: unseen as f64 / rows.max(1) as f64,
+                psi_day0,
+                js_day0,
                 psi_prev,
             });
-            current.push(dist);
+            current.push(IdDistribution::from_counts(c, top_k));
+        }
+        if d == 0 {
+            day0 = current.clone();
         }
         prev = current;
         days.push(DayReport {
             day: d,
-            rows: raw.rows(),
-            positive_rate: raw.positive_rate(),
+            rows,
+            positive_rate: if rows == 0 {
+                f64::NAN
+            } else {
+                positives / rows as f64
+            },
             fields,
         });
     }
