@@ -21,13 +21,37 @@ pub fn write_atomic_with(
     bytes: &[u8],
     write: &mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>,
 ) -> Result<()> {
+    replace_with(path, &mut |file| {
+        write(file, bytes).with_context(|| format!("cannot write {}", path.display()))
+    })
+}
+
+/// [`write_atomic`] for output made a piece at a time (too large to hold whole): `produce`
+/// writes through a buffer into the temporary file, which replaces `path` only when
+/// `produce` succeeded.
+pub fn write_atomic_streamed(
+    path: &Path,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    replace_with(path, &mut |file| {
+        let mut out = io::BufWriter::new(file);
+        produce(&mut out)?;
+        out.flush()
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
+}
+
+/// The temporary file, filled by `fill`, synced and renamed over `path`; on any error it is
+/// removed and `path` is left untouched.
+fn replace_with(path: &Path, fill: &mut dyn FnMut(&mut File) -> Result<()>) -> Result<()> {
     let dir = parent_dir(path);
     let mut temp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    write(temp.as_file_mut(), bytes)
-        .and_then(|()| temp.as_file().sync_all())
+    fill(temp.as_file_mut())?;
+    temp.as_file()
+        .sync_all()
         .with_context(|| format!("cannot write {}", path.display()))?;
     temp.persist(path)
         .map_err(|e| e.error)
@@ -89,6 +113,29 @@ mod tests {
             "{msg}"
         );
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn streamed_output_replaces_the_file_only_when_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("predictions.csv");
+        write_atomic_streamed(&path, &mut |out| {
+            for r in 0..3 {
+                writeln!(out, "{r}")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"0\n1\n2\n");
+        // A producer failing half way through leaves the previous file and no temporary.
+        let err = write_atomic_streamed(&path, &mut |out| {
+            writeln!(out, "partial")?;
+            anyhow::bail!("day 3 could not be read")
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("day 3"), "{err:#}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"0\n1\n2\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -259,3 +259,43 @@ fn a_teacher_checkpoint_of_another_vocabulary_is_refused_even_with_equal_sizes()
     let e = fails(&store, &args);
     assert!(e.contains("does not record its vocabulary"), "{e}");
 }
+
+/// `predict` reads, scores and writes a day a chunk at a time: a day longer than one chunk
+/// comes out whole, rows numbered in order across the chunk edge, to a file written only at
+/// the end.
+#[test]
+fn predict_writes_a_day_longer_than_a_chunk_row_by_row() {
+    use crossadapt::data::source::STREAM_ROWS;
+    let tmp = tempfile::tempdir().unwrap();
+    let b = train_bundle(tmp.path(), &[]);
+    let rows = STREAM_ROWS + 10;
+    let out = tmp.path().join("day6.csv");
+    let done = ok(
+        tmp.path(),
+        &[
+            "predict",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--day",
+            "6",
+            "--set",
+            "data.preset=tiny",
+            "--set",
+            &format!("data.rows_per_day={rows}"),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(stderr.contains(&format!("rows={rows} ")), "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("row,label,logit,prob"));
+    let mut n = 0;
+    for (i, line) in lines.enumerate() {
+        let row = line.split(',').next().unwrap();
+        assert_eq!(row, i.to_string(), "line {}: {line}", i + 2);
+        n += 1;
+    }
+    assert_eq!(n, rows);
+}

@@ -13,7 +13,7 @@ use crate::bundle::{self, Bundle, BundleContent, DataSchema, Provenance, Role, W
 use crate::data::DataConfig;
 use crate::engine::SessionConfig;
 use crate::session::Store;
-use crate::train::metrics::evaluate;
+use crate::train::metrics::evaluate_rows;
 use crate::train::TrainConfig;
 
 #[derive(Debug, Args)]
@@ -76,50 +76,74 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     let trainer = b.trainer(&vocab, &cfg)?;
-    let raw = source
-        .raw_day(args.day as usize)
-        .with_context(|| format!("loading day {} of {}", args.day, source.describe()))?;
-    let batch = vocab.encode(&raw);
-    let logits = trainer.predict_logits(&batch)?;
-    let mut text = String::with_capacity(batch.rows() * 48);
-    text.push_str("row,label,logit,prob");
-    if args.inputs {
-        for f in &vocab.fields {
-            text.push_str(&format!(",cat.{}", f.name));
-        }
-        for n in &vocab.num_fields {
-            text.push_str(&format!(",num.{n}"));
-        }
-    }
-    text.push('\n');
-    let (nc, nn) = (raw.num_cat, raw.num_num);
-    for (r, &z) in logits.iter().enumerate() {
-        let p = 1.0 / (1.0 + (-(z as f64)).exp());
-        text.push_str(&format!("{r},{},{z},{p}", raw.label[r]));
+    let user_field = trainer.model().features().user_index();
+    // The day is read, encoded, scored and written a chunk at a time; only each row's logit,
+    // label and user stay for the day's metrics.
+    let (mut logits, mut labels, mut users) = (Vec::new(), Vec::new(), Vec::new());
+    let day = args.day as usize;
+    let mut produce = |out: &mut dyn Write| -> Result<()> {
+        let mut head = String::from("row,label,logit,prob");
         if args.inputs {
-            for k in &raw.cat[r * nc..(r + 1) * nc] {
-                text.push_str(&format!(",{k}"));
+            for f in &vocab.fields {
+                head.push_str(&format!(",cat.{}", f.name));
             }
-            for v in &raw.num[r * nn..(r + 1) * nn] {
-                text.push_str(&format!(",{v}"));
+            for n in &vocab.num_fields {
+                head.push_str(&format!(",num.{n}"));
             }
         }
-        text.push('\n');
-    }
+        writeln!(out, "{head}")?;
+        source
+            .day_chunks(day, &mut |raw| {
+                let batch = vocab.encode(&raw);
+                let z = trainer.predict_logits(&batch)?;
+                let (nc, nn) = (raw.num_cat, raw.num_num);
+                let mut text = String::with_capacity(z.len() * 48);
+                for (i, &z) in z.iter().enumerate() {
+                    let p = 1.0 / (1.0 + (-(z as f64)).exp());
+                    let r = logits.len() + i;
+                    text.push_str(&format!("{r},{},{z},{p}", raw.label[i]));
+                    if args.inputs {
+                        for k in &raw.cat[i * nc..(i + 1) * nc] {
+                            text.push_str(&format!(",{k}"));
+                        }
+                        for v in &raw.num[i * nn..(i + 1) * nn] {
+                            text.push_str(&format!(",{v}"));
+                        }
+                    }
+                    text.push('\n');
+                }
+                out.write_all(text.as_bytes())?;
+                if let Some(f) = user_field {
+                    if batch.users.len() == batch.rows() {
+                        users.extend_from_slice(&batch.users);
+                    } else if f < batch.num_cat {
+                        users.extend(batch.field_column(f).map(u64::from));
+                    }
+                }
+                logits.extend_from_slice(&z);
+                labels.extend_from_slice(&batch.label);
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+            .with_context(|| format!("predicting day {day} of {}", source.describe()))
+    };
     match &args.out {
-        Some(path) => crate::atomic::write_atomic(path, text.as_bytes())?,
-        None => std::io::stdout()
-            .lock()
-            .write_all(text.as_bytes())
-            .context("cannot write the predictions to stdout")?,
+        Some(path) => crate::atomic::write_atomic_streamed(path, &mut produce)?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            produce(&mut out)
+                .and_then(|()| Ok(out.flush()?))
+                .context("cannot write the predictions to stdout")?;
+        }
     }
-    let m = evaluate(&logits, &batch, trainer.model().features().user_index());
+    let users = (user_field.is_some() && users.len() == labels.len()).then_some(&users[..]);
+    let m = evaluate_rows(&logits, &labels, users);
     eprintln!(
         "predicted day {} of {} with `{}`: rows={} auc={} logloss={:.4}",
         args.day,
         source.describe(),
         b.spec,
-        batch.rows(),
+        labels.len(),
         m.auc.map_or("n/a".into(), |a| format!("{a:.4}")),
         m.logloss
     );
