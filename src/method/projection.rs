@@ -56,37 +56,68 @@ pub fn project_table(
         from_dim > 0 && to_dim > 0,
         "embedding sizes must be positive"
     );
-    let e_t = DMatrix::from_row_slice(rows, from_dim, &to_f64(teacher));
-    let (e_s, rec, method) = if to_dim == from_dim {
-        (e_t.clone(), e_t.clone(), ProjectionMethod::Copy)
-    } else if to_dim > from_dim {
-        let w = orthonormal_rows(from_dim, to_dim, rng);
-        let e_s = &e_t * &w;
-        let rec = &e_s * w.transpose();
-        (e_s, rec, ProjectionMethod::OrthogonalUp)
+    if to_dim == from_dim {
+        return Ok(Projected {
+            table: teacher.to_vec(),
+            method: ProjectionMethod::Copy,
+            rel_error: 0.0,
+        });
+    }
+    // Both projections are `E_s = (E_t - mean) B` with a `from x to` basis `B` of orthonormal
+    // rows (up) or columns (down), reconstructed as `E_s B^T + mean`. They run a row at a
+    // time, so a field's table is held once, in f32, whatever its number of ids.
+    let (basis, mean, method) = if to_dim > from_dim {
+        (
+            orthonormal_rows(from_dim, to_dim, rng),
+            vec![0.0; from_dim],
+            ProjectionMethod::OrthogonalUp,
+        )
     } else {
-        let (e_s, rec) = pca_down(&e_t, to_dim);
-        (e_s, rec, ProjectionMethod::PcaDown)
+        let (basis, mean) = pca_basis(teacher, rows, from_dim, to_dim);
+        (basis, mean, ProjectionMethod::PcaDown)
     };
-    let norm = e_t.norm();
-    let rel_error = if norm > 0.0 {
-        (&e_t - &rec).norm() / norm
+    let mut table = vec![0f32; rows * to_dim];
+    let (mut energy, mut lost) = (0.0f64, 0.0f64);
+    let mut x = vec![0.0f64; from_dim];
+    let mut e_s = vec![0.0f64; to_dim];
+    for (row, out) in teacher
+        .chunks_exact(from_dim)
+        .zip(table.chunks_exact_mut(to_dim))
+    {
+        for (i, &v) in row.iter().enumerate() {
+            x[i] = f64::from(v) - mean[i];
+            energy += f64::from(v) * f64::from(v);
+        }
+        for (j, e) in e_s.iter_mut().enumerate() {
+            *e = x
+                .iter()
+                .enumerate()
+                .map(|(i, &xi)| xi * basis[(i, j)])
+                .sum();
+        }
+        for (i, &v) in row.iter().enumerate() {
+            let rec: f64 = e_s
+                .iter()
+                .enumerate()
+                .map(|(j, &e)| e * basis[(i, j)])
+                .sum::<f64>()
+                + mean[i];
+            lost += (f64::from(v) - rec).powi(2);
+        }
+        for (o, &e) in out.iter_mut().zip(&e_s) {
+            *o = e as f32;
+        }
+    }
+    let rel_error = if energy > 0.0 {
+        (lost / energy).sqrt()
     } else {
         0.0
     };
-    let mut table = Vec::with_capacity(rows * to_dim);
-    for r in 0..rows {
-        table.extend(e_s.row(r).iter().map(|&v| v as f32));
-    }
     Ok(Projected {
         table,
         method,
         rel_error,
     })
-}
-
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
 }
 
 /// `W` (`from x to`, from < to) with orthonormal rows: the first `from` rows of `Q` from the QR
@@ -97,14 +128,30 @@ fn orthonormal_rows(from: usize, to: usize, rng: &mut impl Rng) -> DMatrix<f64> 
     q.rows(0, from).into_owned()
 }
 
-/// Centres the rows, keeps the top `k` principal directions; returns the projected table (zero
-/// padded when the rank is below `k`) and its reconstruction in the teacher's space.
-fn pca_down(e_t: &DMatrix<f64>, k: usize) -> (DMatrix<f64>, DMatrix<f64>) {
-    let rows = e_t.nrows();
-    let d = e_t.ncols();
-    let mean = e_t.row_mean();
-    let centred = DMatrix::from_fn(rows, d, |r, c| e_t[(r, c)] - mean[c]);
-    let cov = centred.transpose() * &centred;
+/// The top `k` principal directions of the table's centred rows (`d x k`, a zero column where
+/// the rank is below `k`) and the row mean. Mean and covariance are summed a row at a time.
+fn pca_basis(table: &[f32], rows: usize, d: usize, k: usize) -> (DMatrix<f64>, Vec<f64>) {
+    let mut mean = vec![0.0f64; d];
+    for row in table.chunks_exact(d) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += f64::from(v);
+        }
+    }
+    if rows > 0 {
+        mean.iter_mut().for_each(|m| *m /= rows as f64);
+    }
+    let mut cov = DMatrix::<f64>::zeros(d, d);
+    let mut x = vec![0.0f64; d];
+    for row in table.chunks_exact(d) {
+        for (i, &v) in row.iter().enumerate() {
+            x[i] = f64::from(v) - mean[i];
+        }
+        for a in 0..d {
+            for b in 0..d {
+                cov[(a, b)] += x[a] * x[b];
+            }
+        }
+    }
     let eig = SymmetricEigen::new(cov);
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
@@ -116,14 +163,7 @@ fn pca_down(e_t: &DMatrix<f64>, k: usize) -> (DMatrix<f64>, DMatrix<f64>) {
             v_k.set_column(j, &eig.eigenvectors.column(i));
         }
     }
-    let e_s = &centred * &v_k;
-    let mut rec = &e_s * v_k.transpose();
-    for r in 0..rows {
-        for c in 0..d {
-            rec[(r, c)] += mean[c];
-        }
-    }
-    (e_s, rec)
+    (v_k, mean)
 }
 
 #[cfg(test)]
