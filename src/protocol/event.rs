@@ -369,10 +369,11 @@ pub enum EngineEvent {
         arm: String,
         day: u32,
         incumbent: String,
-        /// DeLong; absent when the day has fewer than two rows of a class.
+        /// DeLong (clustered by user when `rule.cluster` is `users`); absent when the day has
+        /// fewer than two rows, or users, of a class.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auc: Option<Interval>,
-        /// Mean of per-row differences; absent below two rows.
+        /// Mean of per-row differences; absent below two rows (users).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         logloss: Option<Interval>,
         rule: GateRule,
