@@ -10,6 +10,7 @@ use crossadapt::engine::events::{DayPlan, EngineEvent};
 use crossadapt::engine::{
     Engine, EngineIo, Outcome, Prepared, Record, SavedCheckpoint, SessionConfig,
 };
+use crossadapt::protocol::GateCluster;
 
 fn repo(p: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -227,6 +228,26 @@ fn untimed_csv_and_csv_gz_run_with_the_default_split() {
             .collect()
     };
     assert_eq!(metrics(&records_gz), metrics(&records), ".csv.gz vs .csv");
+    // No user field: the gate's intervals count rows (`gate.cluster` auto), and asking for
+    // users fails before any session exists.
+    let units: Vec<GateCluster> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::Gate { rule, .. } => Some(rule.cluster),
+            _ => None,
+        })
+        .collect();
+    assert!(!units.is_empty() && units.iter().all(|&u| u == GateCluster::Rows));
+    let mut sets = table(&path, &schema);
+    sets.push("gate.cluster=users".into());
+    let e = Prepared::new(&config(&sets))
+        .err()
+        .map(|e| format!("{e:#}"))
+        .expect("no user field to cluster by");
+    assert!(
+        e.contains("gate.cluster") && e.contains("user field") && e.contains("clicks.csv"),
+        "{e}"
+    );
     check("untimed csv", 6, (plan, records));
     // More row blocks through `data.days`.
     let mut sets = table(&path, &schema);

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use crossadapt::engine::events::{EngineEvent, EventSink};
 use crossadapt::engine::report::Report;
+use crossadapt::engine::Record;
 use crossadapt::engine::SessionConfig;
-use crossadapt::protocol::{GateDecision, Ledger};
+use crossadapt::protocol::{GateCluster, GateDecision, Ledger};
 use crossadapt::session::DayTablePrinter;
+use crossadapt::train::stats::Interval;
 
 mod engine_common;
 use engine_common::run_tiny as run;
@@ -142,6 +144,80 @@ fn the_configured_rule_decides_switch_or_not_yet() {
     }
 }
 
+/// (arm, day) -> (AUC, LogLoss) intervals and the units of every `Gate` record.
+type Evidence = BTreeMap<(String, u32), (Interval, Interval, GateCluster)>;
+
+fn evidence(records: &[Record]) -> Evidence {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::Gate {
+                arm,
+                day,
+                auc,
+                logloss,
+                rule,
+                ..
+            } => Some((
+                (arm.clone(), *day),
+                (auc.expect("auc"), logloss.expect("logloss"), rule.cluster),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_gate_counts_users_as_units_when_the_data_names_them() {
+    // The synthetic source has a user field, so `auto` clusters by user; `rows` is the
+    // unclustered statistics. Same models, same rows: the estimates agree, the widths do not.
+    let by_users = run(&[]);
+    let (users, rows) = (
+        evidence(&by_users),
+        evidence(&run(&["gate.cluster=\"rows\""])),
+    );
+    assert_eq!(
+        users.keys().collect::<Vec<_>>(),
+        rows.keys().collect::<Vec<_>>()
+    );
+    let width = |i: &Interval| i.hi - i.lo;
+    let (mut auc_ratio, mut ll_ratio) = (Vec::new(), Vec::new());
+    for (key, (ua, ul, uc)) in &users {
+        let (ra, rl, rc) = &rows[key];
+        assert_eq!(
+            (*uc, *rc),
+            (GateCluster::Users, GateCluster::Rows),
+            "{key:?}"
+        );
+        assert_eq!(
+            (ua.estimate, ul.estimate),
+            (ra.estimate, rl.estimate),
+            "{key:?}"
+        );
+        auc_ratio.push(width(ua) / width(ra));
+        ll_ratio.push(width(ul) / width(rl));
+    }
+    // Repeated users on a tiny day: the clustered intervals differ from the row ones.
+    assert!(
+        auc_ratio
+            .iter()
+            .chain(&ll_ratio)
+            .all(|r| (r - 1.0).abs() > 1e-6),
+        "{auc_ratio:?} {ll_ratio:?}"
+    );
+    // The report says which units the gate used, per day and in its status.
+    let report = Report::from_records(serde_json::Value::Null, &by_users, None);
+    for a in report.arms.iter().filter(|a| a.name != "incumbent") {
+        assert_eq!(a.gate.as_ref().expect("gate").cluster, GateCluster::Users);
+        for d in &a.online {
+            assert_eq!(
+                d.gate.as_ref().expect("day").rule.cluster,
+                GateCluster::Users
+            );
+        }
+    }
+}
+
 #[test]
 fn a_bad_rule_fails_naming_the_key() {
     for (set, key) in [
@@ -152,6 +228,12 @@ fn a_bad_rule_fails_naming_the_key() {
         let err = SessionConfig::tiny(&[set]).expect_err("invalid rule");
         assert!(format!("{err:#}").contains(key), "{set}: {err:#}");
     }
+    let err = SessionConfig::tiny(&["gate.cluster=sessions"]).expect_err("unknown units");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("gate.cluster") && msg.contains("sessions") && msg.contains("users"),
+        "{msg}"
+    );
     let err = SessionConfig::tiny(&["gate.dayz=2"]).expect_err("unknown key");
     assert!(format!("{err:#}").contains("dayz"), "{err:#}");
 }

@@ -1,14 +1,20 @@
 //! The migration gate's evidence, computed once where the predictions exist: at the start of
 //! each online day, before any arm trains on it, the incumbent and every student arm score the
 //! day's rows, and each student's AUC and LogLoss differences to the incumbent, with their
-//! intervals, go out as one `Gate` event. The ledger folds them into SWITCH / NOT YET
-//! (`protocol::gate`); the console, the report and `list` only show what it folded.
+//! intervals, go out as one `Gate` event. The intervals take each user's rows of the day as one
+//! independent unit when the data names users, each row otherwise (`gate.cluster`). The ledger
+//! folds the events into SWITCH / NOT YET (`protocol::gate`); the console, the report and
+//! `list` only show what it folded.
+
+use anyhow::Context;
 
 use super::run::Engine;
 use crate::data::pool::Pool;
-use crate::protocol::{ArmKind, EngineEvent};
+use crate::protocol::{ArmKind, EngineEvent, GateCluster};
 use crate::train::loss::sigmoid;
-use crate::train::stats::{paired_auc, paired_logloss, Interval};
+use crate::train::stats::{
+    paired_auc, paired_auc_clustered, paired_logloss, paired_logloss_clustered, Interval,
+};
 
 impl Engine {
     /// Emits one `Gate` event per running student arm for online day `d` (nothing without a
@@ -29,7 +35,17 @@ impl Engine {
         else {
             return Ok(());
         };
-        let rule = self.config().gate;
+        let mut rule = self.config().gate;
+        // The day's user keys, when the source names a user field (the same keys gAUC groups
+        // by); the event records the units actually used.
+        let users = self.features().user_index().and(day.users());
+        rule.cluster = rule.cluster.resolve(users.is_some());
+        let clusters = match rule.cluster {
+            GateCluster::Users => Some(users.with_context(|| {
+                format!("gate.cluster = \"users\", but day {d} has no user key on every row")
+            })?),
+            _ => None,
+        };
         let incumbent = self.arms()[inc].name();
         // What each arm serves (its calibration intercept added, `online.calibrate`): the
         // logits its `DayMetrics` evaluate.
@@ -52,10 +68,16 @@ impl Engine {
             };
             let z = &arm.served(z.clone());
             let p: Vec<f32> = z.iter().map(|&z| sigmoid(z)).collect();
-            let auc = paired_auc(z, z_inc, day.labels())
-                .map(|r| r.diff(rule.level))
-                .filter(Interval::is_finite);
-            let logloss = paired_logloss(&p, &p_inc, day.labels())
+            let y = day.labels();
+            let (auc, logloss) = match clusters {
+                Some(u) => (
+                    paired_auc_clustered(z, z_inc, y, u),
+                    paired_logloss_clustered(&p, &p_inc, y, u),
+                ),
+                None => (paired_auc(z, z_inc, y), paired_logloss(&p, &p_inc, y)),
+            };
+            let auc = auc.map(|r| r.diff(rule.level)).filter(Interval::is_finite);
+            let logloss = logloss
                 .map(|m| m.interval(rule.level))
                 .filter(Interval::is_finite);
             events.push(EngineEvent::Gate {

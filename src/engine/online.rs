@@ -149,6 +149,8 @@ impl Engine {
             let p: Vec<f32> = logits.iter().map(|&z| sigmoid(z)).collect();
             metrics::logloss(&p, day.labels())
         });
+        // The intercept the day is served with, fitted on the day before (the report's record).
+        let served_with = arm.state.calibration;
         let metrics =
             metrics::evaluate_rows(&arm.served(logits), day.labels(), user.and(day.users()));
         let input = DayInput {
@@ -224,6 +226,8 @@ impl Engine {
             student_updates,
             teacher_updates,
             distill_weight: state.mean_distill_weight(),
+            calibration: self.config().online.calibrate.then_some(served_with),
+            matched_weight: state.matched_weight(),
         })
     }
 

@@ -20,8 +20,8 @@ use crate::method::recipe::{Host, Settings};
 use crate::method::Arm;
 use crate::model::{build_model, ModelSpec};
 use crate::protocol::{
-    ArmInfo, ArmKind, DayPlan, EngineCommand, EngineEvent, EventSink, ParamPatch, Params, Position,
-    Stage,
+    ArmInfo, ArmKind, DayPlan, EngineCommand, EngineEvent, EventSink, GateCluster, ParamPatch,
+    Params, Position, Stage,
 };
 use crate::train::Trainer;
 
@@ -166,11 +166,13 @@ impl Prepared {
             source.as_ref(),
             &plan,
         )?;
-        Ok(Prepared {
-            data: Dataset::new(source, vocab),
-            plan,
-            bundle,
-        })
+        let what = source.describe();
+        let data = Dataset::new(source, vocab);
+        anyhow::ensure!(
+            cfg.gate.cluster != GateCluster::Users || data.spec().user_index().is_some(),
+            "gate.cluster = \"users\" needs a data source with a user field, and {what} has none: use \"rows\" (or \"auto\")",
+        );
+        Ok(Prepared { data, plan, bundle })
     }
 
     pub fn plan(&self) -> &DayPlan {

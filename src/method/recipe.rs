@@ -106,6 +106,8 @@ pub struct DayState {
     /// The distillation weights of the day's batches so far, summed, and their count.
     distill_sum: f64,
     distilled: u32,
+    /// The matched ablation's drift weight, fixed for the day (`None` for other arms).
+    matched: Option<f64>,
 }
 
 impl DayState {
@@ -118,6 +120,12 @@ impl DayState {
     /// The day's mean distillation weight so far; none when no batch distilled.
     pub fn mean_distill_weight(&self) -> Option<f64> {
         (self.distilled > 0).then(|| self.distill_sum / self.distilled as f64)
+    }
+
+    /// The drift weight the matched ablation trains with all day (the mean of its past rule
+    /// weights); `None` for every other arm.
+    pub fn matched_weight(&self) -> Option<f64> {
+        self.matched
     }
 }
 
@@ -190,6 +198,7 @@ pub trait Recipe {
             announces_drift: false,
             distill_sum: 0.0,
             distilled: 0,
+            matched: None,
         })
     }
 
@@ -469,6 +478,7 @@ impl Recipe for CrossAdapt {
             announces_drift,
             distill_sum: 0.0,
             distilled: 0,
+            matched: (self.0.weight == WeightRule::Matched).then_some(weight),
         })
     }
 

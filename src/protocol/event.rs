@@ -361,6 +361,15 @@ pub enum EngineEvent {
         /// trains on labels alone. The matched ablation's weight is read here.
         #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
         distill_weight: Option<f64>,
+        /// The served-logit intercept the day was scored with (`online.calibrate`: fitted on
+        /// the day before; 0 on the first online day); absent when calibration is off.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+        calibration: Option<f64>,
+        /// `crossadapt-matched`'s fixed drift weight of the day: the mean of the adaptive
+        /// rule's weights over its past online days (0 before it has one); absent for other
+        /// arms.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+        matched_weight: Option<f64>,
     },
     /// The migration gate's evidence for one student arm on one online day: its AUC and
     /// LogLoss differences to the incumbent (student minus incumbent) on the day's rows, scored
@@ -369,10 +378,11 @@ pub enum EngineEvent {
         arm: String,
         day: u32,
         incumbent: String,
-        /// DeLong; absent when the day has fewer than two rows of a class.
+        /// DeLong (clustered by user when `rule.cluster` is `users`); absent when the day has
+        /// fewer than two rows, or users, of a class.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auc: Option<Interval>,
-        /// Mean of per-row differences; absent below two rows.
+        /// Mean of per-row differences; absent below two rows (users).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         logloss: Option<Interval>,
         rule: GateRule,
@@ -630,6 +640,8 @@ mod tests {
                 student_updates: 0,
                 teacher_updates: 0,
                 distill_weight: None,
+                calibration: Some(nan),
+                matched_weight: Some(nan),
             },
             EngineEvent::Operator {
                 command: EngineCommand::SetParams {

@@ -3,7 +3,8 @@
 //! Per online day the engine scores the day's rows with every arm before any of them trains on
 //! it and emits, per student arm, its AUC and LogLoss differences to the incumbent with
 //! two-sided intervals ([`crate::train::stats`]: DeLong for the AUC, per-row differences for
-//! the LogLoss), together with the [`GateRule`] in force. The ledger folds those days into a
+//! the LogLoss, each user's rows one unit when the data names users: [`GateCluster`]),
+//! together with the [`GateRule`] in force. The ledger folds those days into a
 //! [`GateStatus`]: **SWITCH** once the student has been "not worse than the incumbent by more
 //! than δ" with the rule's confidence for `days` consecutive online days, **NOT YET**
 //! otherwise, each with its reason.
@@ -31,6 +32,12 @@ pub struct GateRule {
     pub days: u32,
     /// Confidence level of the two-sided intervals.
     pub level: f64,
+    /// What the intervals count as independent evidence (`gate.cluster`). In the config,
+    /// `auto` by default; in a `Gate` event, the units the engine used. Missing, as in
+    /// configs and logs written before the key existed, it reads as `rows`: what those
+    /// sessions computed, so a resumed one stays consistent with its log.
+    #[serde(default = "GateCluster::before_clustering")]
+    pub cluster: GateCluster,
 }
 
 impl Default for GateRule {
@@ -40,6 +47,52 @@ impl Default for GateRule {
             logloss_delta: 0.002,
             days: 3,
             level: 0.95,
+            cluster: GateCluster::Auto,
+        }
+    }
+}
+
+/// The independent units of the gate's intervals (`gate.cluster`).
+///
+/// One user's rows on a day are correlated (the same person, the same tastes), so counting
+/// each row as independent evidence makes the intervals too narrow when users come back: the
+/// gate would switch on evidence it does not have. Clustering by user is the statistically
+/// correct choice whenever the data says whose each row is; it is not a tuned one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateCluster {
+    /// `users` when the data source has a user field, `rows` otherwise (the engine resolves
+    /// it; an event always carries one of the other two).
+    #[default]
+    Auto,
+    /// Each user's rows of the day form one unit: the clustered DeLong variance and the
+    /// cluster-robust standard error of the LogLoss difference (`train::stats`).
+    Users,
+    /// Every row is its own unit: DeLong's variance and `sd / sqrt(n)`.
+    Rows,
+}
+
+impl GateCluster {
+    /// What a rule without the key means: rows, the only units before the key existed.
+    fn before_clustering() -> GateCluster {
+        GateCluster::Rows
+    }
+
+    /// The units to use on data that has (`true`) or lacks a user key per row.
+    pub fn resolve(self, has_users: bool) -> GateCluster {
+        match self {
+            GateCluster::Auto if has_users => GateCluster::Users,
+            GateCluster::Auto => GateCluster::Rows,
+            units => units,
+        }
+    }
+
+    /// The config's word for it.
+    pub fn label(self) -> &'static str {
+        match self {
+            GateCluster::Auto => "auto",
+            GateCluster::Users => "users",
+            GateCluster::Rows => "rows",
         }
     }
 }
@@ -187,6 +240,9 @@ pub struct GateStatus {
     /// The same in a few words, for narrow displays (the console's gate rows).
     #[serde(default)]
     pub brief: String,
+    /// The independent units of the latest judged day's intervals (users or rows).
+    #[serde(default = "GateCluster::before_clustering")]
+    pub cluster: GateCluster,
 }
 
 /// Folds an arm's judged days, walking the plan's online days in order: a day without
@@ -250,6 +306,7 @@ pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatu
         day: Some(last),
         reason,
         brief,
+        cluster: last_day.rule.cluster,
     })
 }
 

@@ -150,6 +150,12 @@ pub struct DayEntry {
     /// The day's mean distillation weight (`DayMetrics::distill_weight`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub distill_weight: Option<f64>,
+    /// The served intercept of the day (`DayMetrics::calibration`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub calibration: Option<f64>,
+    /// The matched ablation's fixed drift weight of the day (`DayMetrics::matched_weight`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub matched_weight: Option<f64>,
     /// The parameters in effect when the day's metrics came in.
     pub params: Option<Params>,
 }
@@ -442,6 +448,8 @@ impl Ledger {
                 student_updates,
                 teacher_updates,
                 distill_weight,
+                calibration,
+                matched_weight,
             } => {
                 let params = self.params.clone();
                 self.arm_mut(arm).days.insert(
@@ -454,6 +462,8 @@ impl Ledger {
                         student_updates: *student_updates,
                         teacher_updates: *teacher_updates,
                         distill_weight: *distill_weight,
+                        calibration: *calibration,
+                        matched_weight: *matched_weight,
                         params,
                     },
                 );
@@ -710,6 +720,8 @@ mod tests {
             student_updates: 2,
             teacher_updates: 1,
             distill_weight: None,
+            calibration: None,
+            matched_weight: None,
         }
     }
 
@@ -814,6 +826,8 @@ mod tests {
                 student_updates: 2,
                 teacher_updates: 1,
                 distill_weight: None,
+                calibration: None,
+                matched_weight: None,
             },
         ));
         let l = Ledger::of(&records);
@@ -873,6 +887,8 @@ mod tests {
                 student_updates: 2,
                 teacher_updates: 1,
                 distill_weight: None,
+                calibration: None,
+                matched_weight: None,
             },
         ));
         let v = Ledger::of(&records).verdict(None);

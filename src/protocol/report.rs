@@ -81,6 +81,12 @@ pub struct DayRow {
     /// The day's mean distillation weight `a` (arms that distil).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub distill_weight: Option<f64>,
+    /// The served-logit intercept the day was scored with (`online.calibrate` on).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub calibration: Option<f64>,
+    /// `crossadapt-matched`'s fixed drift weight of the day (the mean of its past rule weights).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub matched_weight: Option<f64>,
     /// The day's gate evidence against the incumbent (student arms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateDay>,
@@ -127,6 +133,8 @@ impl Report {
                         student_updates: d.student_updates,
                         teacher_updates: d.teacher_updates,
                         distill_weight: d.distill_weight,
+                        calibration: d.calibration,
+                        matched_weight: d.matched_weight,
                         gate: a.gate.get(day).cloned(),
                     })
                     .collect(),
@@ -351,6 +359,8 @@ mod tests {
                         student_updates: 10,
                         teacher_updates: 1,
                         distill_weight: None,
+                        calibration: None,
+                        matched_weight: None,
                     },
                 ));
             }

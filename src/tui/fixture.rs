@@ -494,6 +494,8 @@ fn arm_day(log: &mut Log, arm: usize, day: u32, batches: u32) {
                 0
             },
             distill_weight: None,
+            calibration: None,
+            matched_weight: None,
         },
     );
 }

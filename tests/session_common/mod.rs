@@ -47,6 +47,8 @@ pub fn known_events() -> Vec<EngineEvent> {
         student_updates: 10,
         teacher_updates: t,
         distill_weight: None,
+        calibration: None,
+        matched_weight: None,
     };
     let drift = |day: u32, w: f64| EngineEvent::Drift {
         day,

@@ -122,6 +122,145 @@ fn degenerate_inputs_are_refused() {
 }
 
 #[test]
+fn clustered_delong_matches_a_hand_computed_case() {
+    // The rows of the hand-computed DeLong case, grouped into three users: user 1 holds the
+    // positive 0 and the negative 4, user 2 the positive 1 and the negative 3, user 3 the
+    // positive 2 alone (M = 3, N = 2; I10 = 3, I01 = 2, I = 3).
+    // Placements: A pos (1, 1, 1/2), neg (2/3, 1); B pos (1, 1/2, 1/2), neg (1/3, 1).
+    // Per user, (V10_k - m_k AUC, V01_k - n_k AUC):
+    //   A (AUC 5/6): (1/6, 1/6), (1/6, -1/6), (-1/3, 0)
+    //   B (AUC 2/3): (1/3, 1/3), (-1/6, -1/3), (-1/6, 0)
+    //   A - B (1/6): (-1/6, -1/6), (1/3, 1/6), (-1/6, 0)
+    // Var = 3/2 / M^2 * sum u^2 + 2 / N^2 * sum v^2 + 2 * 3/2 / (M N) * sum u v:
+    //   A - B: 3/2 / 9 * 1/6 + 2/4 * 1/18 + 1/2 * 1/12 = 1/36 + 1/36 + 1/24 = 7/72
+    //   A:     1/36 + 1/36 + 0 = 1/18;  B: 1/36 + 2/4 * 2/9 + 1/2 * 1/6 = 8/36 = 2/9.
+    // The unclustered difference has variance 1/18: each user's positive and negative move
+    // the same way here, which rows counted as independent cannot see.
+    let y = [1.0, 1.0, 1.0, 0.0, 0.0];
+    let a = [0.9, 0.8, 0.3, 0.5, 0.2];
+    let b = [0.7, 0.4, 0.45, 0.5, 0.1];
+    let users = [1, 2, 3, 2, 1];
+    let r = paired_auc_clustered(&a, &b, &y, &users).expect("two users of each class");
+    assert!(close(r.auc_a, 5.0 / 6.0, 1e-12), "{r:?}");
+    assert!(close(r.auc_b, 2.0 / 3.0, 1e-12), "{r:?}");
+    assert!(close(r.se_diff, (7.0f64 / 72.0).sqrt(), 1e-12), "{r:?}");
+    assert!(close(r.se_a, (1.0f64 / 18.0).sqrt(), 1e-12), "{r:?}");
+    assert!(close(r.se_b, (2.0f64 / 9.0).sqrt(), 1e-12), "{r:?}");
+    // Keys are only labels: renaming the users changes nothing.
+    let renamed = [70, 9, u64::MAX, 9, 70];
+    assert_eq!(paired_auc_clustered(&a, &b, &y, &renamed), Some(r));
+}
+
+#[test]
+fn clustered_delong_matches_an_independent_numpy_implementation() {
+    // An O(m n) kernel with explicit per-user sums in numpy, on the cross-check rows with
+    // 12 users (`i * i % 23`); the script is quoted in docs/verdict.md.
+    let (a, b, y) = crosscheck_rows();
+    let users: Vec<u64> = (0..300u64).map(|i| i * i % 23).collect();
+    let r = paired_auc_clustered(&a, &b, &y, &users).expect("both classes");
+    assert!(close(r.auc_a, 0.667_301_587_301_587_3, 1e-12), "{r:?}");
+    assert!(close(r.auc_b, 0.693_148_148_148_148_2, 1e-12), "{r:?}");
+    assert!(close(r.se_a, 0.018_340_923_348_910_104, 1e-12), "{r:?}");
+    assert!(close(r.se_b, 0.054_714_391_296_482_92, 1e-12), "{r:?}");
+    assert!(close(r.se_diff, 0.051_828_064_163_529_69, 1e-12), "{r:?}");
+}
+
+#[test]
+fn one_row_per_user_is_the_unclustered_case() {
+    // Every row its own cluster: no cluster holds both classes (S11 = 0) and the K / (K - 1)
+    // factors are DeLong's m / (m - 1), so the clustered variances are DeLong's.
+    let (a, b, y) = crosscheck_rows();
+    let users: Vec<u64> = (0..300u64).map(|i| 1_000 + 7 * i).collect();
+    let (c, r) = (
+        paired_auc_clustered(&a, &b, &y, &users).expect("both classes"),
+        paired_auc(&a, &b, &y).expect("both classes"),
+    );
+    assert_eq!((c.auc_a, c.auc_b), (r.auc_a, r.auc_b));
+    for (x, z) in [(c.se_a, r.se_a), (c.se_b, r.se_b), (c.se_diff, r.se_diff)] {
+        assert!(close(x, z, 1e-12), "{c:?} vs {r:?}");
+    }
+    let p =
+        |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| 1.0 / (1.0 + (-x / 40.0).exp())).collect() };
+    let (pa, pb) = (p(&a), p(&b));
+    let (c, r) = (
+        paired_logloss_clustered(&pa, &pb, &y, &users).expect("rows"),
+        paired_logloss(&pa, &pb, &y).expect("rows"),
+    );
+    assert_eq!((c.mean, c.n), (r.mean, r.n));
+    assert!(close(c.se, r.se, 1e-12), "{c:?} vs {r:?}");
+}
+
+#[test]
+fn duplicating_rows_within_users_narrows_rows_but_not_users() {
+    // Every row twice, under the same user (a user who comes back with the same behaviour):
+    // no new evidence. Counted as rows, the intervals narrow by about sqrt(2); counted as
+    // users, nothing changes (cluster sums and class totals both double), so the clustered
+    // interval ends up about sqrt(2) wider than the row one.
+    let (a, b, y) = crosscheck_rows();
+    let users: Vec<u64> = (0..300u64).collect();
+    let twice = |v: &[f32]| -> Vec<f32> { v.iter().chain(v).copied().collect() };
+    let (a2, b2, y2) = (twice(&a), twice(&b), twice(&y));
+    let users2: Vec<u64> = users.iter().chain(&users).copied().collect();
+    let rows = |a: &[f32], b: &[f32], y: &[f32]| paired_auc(a, b, y).expect("auc").se_diff;
+    let clustered = |a: &[f32], b: &[f32], y: &[f32], u: &[u64]| {
+        paired_auc_clustered(a, b, y, u).expect("auc").se_diff
+    };
+    let (r1, r2) = (rows(&a, &b, &y), rows(&a2, &b2, &y2));
+    let (c1, c2) = (
+        clustered(&a, &b, &y, &users),
+        clustered(&a2, &b2, &y2, &users2),
+    );
+    assert!(close(r2 / r1, 0.5f64.sqrt(), 0.01), "rows: {r1} -> {r2}");
+    assert!(close(c2, c1, 1e-12), "users: {c1} -> {c2}");
+    assert!(c2 > 1.4 * r2, "users {c2} vs rows {r2}");
+    // The same for the LogLoss difference.
+    let p =
+        |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| 1.0 / (1.0 + (-x / 40.0).exp())).collect() };
+    let (pa, pb, pa2, pb2) = (p(&a), p(&b), p(&a2), p(&b2));
+    let (r1, r2) = (
+        paired_logloss(&pa, &pb, &y).expect("rows").se,
+        paired_logloss(&pa2, &pb2, &y2).expect("rows").se,
+    );
+    let (c1, c2) = (
+        paired_logloss_clustered(&pa, &pb, &y, &users)
+            .expect("rows")
+            .se,
+        paired_logloss_clustered(&pa2, &pb2, &y2, &users2)
+            .expect("rows")
+            .se,
+    );
+    assert!(close(r2 / r1, 0.5f64.sqrt(), 0.01), "rows: {r1} -> {r2}");
+    assert!(close(c2, c1, 1e-12), "users: {c1} -> {c2}");
+    assert!(c2 > 1.4 * r2, "users {c2} vs rows {r2}");
+}
+
+#[test]
+fn clustered_mean_matches_a_hand_computed_case() {
+    // d = (1, 2, 3, 6), users (a, a, b, c): mean 3, residuals (-2, -1, 0, 3), per-user sums
+    // (-3, 0, 3); se^2 = 3/2 * 18 / 16 = 27/16. As rows: 14 / 3 / 4 = 7/6.
+    let d = [1.0, 2.0, 3.0, 6.0];
+    let c = PairedMean::of_clustered(&d, &[5, 5, 8, 9]).expect("three users");
+    assert_eq!((c.mean, c.n), (3.0, 4));
+    assert!(close(c.se, (27.0f64 / 16.0).sqrt(), 1e-12), "{c:?}");
+    let r = PairedMean::of(&d).expect("four values");
+    assert!(close(r.se, (7.0f64 / 6.0).sqrt(), 1e-12), "{r:?}");
+}
+
+#[test]
+fn clustered_statistics_refuse_what_they_cannot_estimate() {
+    let y = [1.0, 1.0, 0.0, 0.0];
+    let s = [0.9, 0.6, 0.5, 0.1];
+    // Every positive in one user: one unit of positive evidence, no variance.
+    assert!(paired_auc_clustered(&s, &s, &y, &[1, 1, 2, 3]).is_none());
+    assert!(paired_auc_clustered(&s, &s, &y, &[1, 2, 3, 3]).is_none());
+    assert!(paired_auc_clustered(&s, &s, &y, &[1, 2, 1, 2]).is_some());
+    assert!(paired_auc_clustered(&s, &s, &y, &[1, 2, 1]).is_none());
+    assert!(PairedMean::of_clustered(&[1.0, 2.0], &[4, 4]).is_none());
+    assert!(PairedMean::of_clustered(&[1.0, 2.0], &[4]).is_none());
+    assert!(PairedMean::of_clustered(&[1.0, f64::NAN], &[4, 5]).is_none());
+}
+
+#[test]
 fn logloss_difference_matches_hand_computation_and_numpy() {
     // Three rows: y = (1, 0, 1), A = (0.8, 0.4, 0.5), B = (0.6, 0.1, 0.5).
     // Differences: ln(0.6/0.8), ln(0.9/0.6), 0: mean = (ln 0.75 + ln 1.5) / 3 = ln(1.125) / 3.
