@@ -177,15 +177,21 @@ enum Miss {
 impl Miss {
     fn sentence(&self, r: &GateRule) -> String {
         let pct = r.level * 100.0;
+        // The interval's units, so a reader knows whether repeated users were accounted for.
+        let pct = match r.cluster {
+            GateCluster::Users => format!("{pct:.0}%, by user"),
+            GateCluster::Rows => format!("{pct:.0}%, by row"),
+            GateCluster::Auto => format!("{pct:.0}%"),
+        };
         match self {
             Miss::AucUndefined => "the AUC difference is undefined (a single class)".into(),
             Miss::Auc(auc) => format!(
-                "AUC {:+.4} [{:+.4}, {:+.4}] may be more than {} below the incumbent's ({pct:.0}%)",
+                "AUC {:+.4} [{:+.4}, {:+.4}] may be more than {} below the incumbent's ({pct})",
                 auc.estimate, auc.lo, auc.hi, r.delta
             ),
             Miss::LogLossUndefined => "the LogLoss difference is undefined".into(),
             Miss::LogLoss(ll) => format!(
-                "LogLoss {:+.4} [{:+.4}, {:+.4}] may be more than {} above the incumbent's ({pct:.0}%)",
+                "LogLoss {:+.4} [{:+.4}, {:+.4}] may be more than {} above the incumbent's ({pct})",
                 ll.estimate, ll.lo, ll.hi, r.logloss_delta
             ),
             Miss::NotJudged => "no evidence (the arm was not judged)".into(),
@@ -342,6 +348,22 @@ mod tests {
             .check()
             .expect_err("LogLoss end above 0.002");
         assert!(ll.contains("LogLoss") && ll.contains("above"), "{ll}");
+        // The sentence names the interval's units.
+        for (cluster, units) in [
+            (GateCluster::Users, "(95%, by user)"),
+            (GateCluster::Rows, "(95%, by row)"),
+        ] {
+            let said = GateDay {
+                rule: GateRule {
+                    cluster,
+                    ..GateRule::default()
+                },
+                ..day(-0.003, 0.001)
+            }
+            .check()
+            .expect_err("AUC end below -0.002");
+            assert!(said.ends_with(units), "{said}");
+        }
         let none = GateDay {
             auc: None,
             ..day(0.0, 0.0)

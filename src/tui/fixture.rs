@@ -3,7 +3,7 @@
 
 use crate::protocol::{
     ArmInfo, DayPlan, EngineCommand, EngineEvent, EvalMetrics, FieldDrift, FieldProjection,
-    GateRule, ParamPatch, Params, Position, Record, Stage, EVENT_SCHEMA_VERSION,
+    GateCluster, GateRule, ParamPatch, Params, Position, Record, Stage, EVENT_SCHEMA_VERSION,
 };
 use crate::train::stats::Interval;
 
@@ -110,7 +110,11 @@ fn gate_events(log: &mut Log, day: u32) {
                 incumbent: ARMS[0].0.into(),
                 auc: m.auc.zip(inc.auc).map(|(s, i)| iv(s - i, 0.0035)),
                 logloss: Some(iv(m.logloss - inc.logloss, 0.003)),
-                rule: GateRule::default(),
+                // As a session resolves it on a source that names its users.
+                rule: GateRule {
+                    cluster: GateCluster::Users,
+                    ..GateRule::default()
+                },
             },
         );
     }
