@@ -196,9 +196,9 @@ impl TableSource {
 
     /// Streams the table into a new day cache entry: the rows come `ingest.chunk_rows` at a
     /// time in scan order (Parquet by row slices, CSV from polars' streaming engine); each
-    /// chunk is converted (errors name
-    /// file, column and row as [`read`](Self::read)'s do) and its rows appended to their day.
-    /// The days come out as [`read`](Self::read) cuts them, rows in the same order.
+    /// chunk is converted (errors name file, column and row as [`read`](Self::read)'s do) and
+    /// its rows appended to their day. The days come out as [`read`](Self::read) cuts them,
+    /// rows in the same order.
     fn ingest(
         path: &Path,
         schema: &TableSchema,
