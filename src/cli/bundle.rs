@@ -131,8 +131,8 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            produce(&mut out)
-                .and_then(|()| Ok(out.flush()?))
+            produce(&mut out)?;
+            out.flush()
                 .context("cannot write the predictions to stdout")?;
         }
     }
