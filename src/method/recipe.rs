@@ -627,8 +627,8 @@ pub fn transfer(
     let to = student.model().embeddings().dim;
     let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, "project", 0, 0));
     let mut fields = Vec::new();
-    // One field at a time: a field's projection (a few f64 copies of its table) is written
-    // into the student before the next is computed, so 1A never holds every field's.
+    // One field at a time: a field's projection is written into the student before the next
+    // is computed, so 1A never holds every field's projected table.
     for (f, field) in host.features().cat.iter().enumerate() {
         let p = project_table(teacher.field(f), field.vocab, from, to, &mut rng)
             .with_context(|| format!("projecting field {}", field.name))?;
