@@ -1,6 +1,8 @@
 //! [`SyntheticSource`]: the generator as a [`DaySource`].
 
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
@@ -21,14 +23,71 @@ const GROUP_CHUNKS: usize = STREAM_ROWS / CHUNK_ROWS;
 const CALIBRATION_ROWS: usize = 4096;
 /// Stream tag of the calibration sample (rows chunks use their index).
 const CALIBRATION_STREAM: u64 = u64::MAX;
+/// Bytes of generated days kept for re-reads ([`DayMemo`]).
+const MEMO_BYTES: usize = 64 << 20;
 
-/// The synthetic drifting stream. Cheap to build; every day is generated on demand.
+/// The synthetic drifting stream. Cheap to build; every day is generated on demand, and the
+/// most recently read days are kept within a byte budget for the reads that follow.
 #[derive(Clone, Debug)]
 pub struct SyntheticSource {
     cfg: SynthConfig,
     zipf: Vec<Option<Zipf<f64>>>,
     item: usize,
     user: usize,
+    /// Shared by clones: they generate the same days.
+    memo: Arc<Mutex<DayMemo>>,
+}
+
+/// Generated days, whole and as the pieces their streamed read handed over, least recently
+/// read first. A run reads each day several times (the teacher's training, every arm's
+/// offline passes, the drift sketch's two passes, the evaluation), and generating a row (a
+/// Zipf draw and the truth's effects per field) costs far more than copying it; a day larger
+/// than the budget is regenerated on every read, so a day of millions of rows is never held.
+#[derive(Debug)]
+struct DayMemo {
+    budget: usize,
+    bytes: usize,
+    days: VecDeque<(usize, Arc<Vec<RawDay>>)>,
+}
+
+impl DayMemo {
+    fn new(budget: usize) -> Self {
+        DayMemo {
+            budget,
+            bytes: 0,
+            days: VecDeque::new(),
+        }
+    }
+
+    fn get(&mut self, day: usize) -> Option<Arc<Vec<RawDay>>> {
+        let at = self.days.iter().position(|(d, _)| *d == day)?;
+        let entry = self.days.remove(at)?;
+        let pieces = entry.1.clone();
+        self.days.push_back(entry);
+        Some(pieces)
+    }
+
+    fn put(&mut self, day: usize, pieces: Vec<RawDay>, bytes: usize) {
+        if self.days.iter().any(|(d, _)| *d == day) {
+            return; // another reader generated it meanwhile
+        }
+        while self.bytes + bytes > self.budget {
+            let Some((_, old)) = self.days.pop_front() else {
+                break;
+            };
+            self.bytes -= day_bytes(&old);
+        }
+        self.bytes += bytes;
+        self.days.push_back((day, Arc::new(pieces)));
+    }
+}
+
+/// Bytes held by a day's pieces.
+fn day_bytes(pieces: &[RawDay]) -> usize {
+    pieces
+        .iter()
+        .map(|p| p.cat.len() * 8 + (p.num.len() + p.label.len()) * 4)
+        .sum()
 }
 
 /// One generated row's fields before the label draw.
@@ -58,7 +117,24 @@ impl SyntheticSource {
             item,
             user,
             cfg,
+            memo: Arc::new(Mutex::new(DayMemo::new(MEMO_BYTES))),
         })
+    }
+
+    /// The same source keeping at most `bytes` of generated days (0: none).
+    pub fn with_memo_budget(mut self, bytes: usize) -> Self {
+        self.memo = Arc::new(Mutex::new(DayMemo::new(bytes)));
+        self
+    }
+
+    /// The days kept for re-reads, least recently read first.
+    pub fn memo_days(&self) -> Vec<usize> {
+        self.memo().days.iter().map(|(d, _)| *d).collect()
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, DayMemo> {
+        // The memo is only ever a cache: one left by a panicking reader is still consistent.
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The config this source generates from.
@@ -210,10 +286,22 @@ impl DaySource for SyntheticSource {
 
     fn day_chunks(&self, day: usize, visit: &mut dyn FnMut(RawDay) -> Visit) -> Result<()> {
         let rows = self.day_rows(day)?;
+        let kept = self.memo().get(day);
+        if let Some(pieces) = kept {
+            for piece in pieces.iter() {
+                if visit(piece.clone())?.is_break() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let truth = DayTruth::new(&self.cfg, day);
         let intercept = self.intercept(day);
+        let (nc, nn) = (self.cfg.fields.len(), self.cfg.numeric_fields.len());
+        let bytes = rows * (nc * 8 + nn * 4 + 4);
+        let mut keep = (bytes <= self.memo().budget).then(Vec::new);
         // Chunks are generated in parallel a group at a time and handed over as one piece per
-        // group: the day is never held whole, and each generated row exists once.
+        // group: unless it fits the memo, the day is never held whole.
         let n_chunks = rows.div_ceil(CHUNK_ROWS);
         for group in (0..n_chunks).step_by(GROUP_CHUNKS) {
             let chunks: Vec<RawDay> = (group..(group + GROUP_CHUNKS).min(n_chunks))
@@ -221,14 +309,20 @@ impl DaySource for SyntheticSource {
                 .map(|c| self.chunk(&truth, day, c, rows, intercept))
                 .collect();
             let n: usize = chunks.iter().map(RawDay::rows).sum();
-            let (nc, nn) = (self.cfg.fields.len(), self.cfg.numeric_fields.len());
             let mut piece = RawDay::with_capacity(nc, nn, n);
             for c in chunks {
                 piece.extend(&c);
             }
-            if visit(piece)?.is_break() {
-                break;
+            if let Some(kept) = keep.as_mut() {
+                kept.push(piece.clone());
             }
+            if visit(piece)?.is_break() {
+                // Only whole days are kept.
+                return Ok(());
+            }
+        }
+        if let Some(pieces) = keep {
+            self.memo().put(day, pieces, bytes);
         }
         Ok(())
     }

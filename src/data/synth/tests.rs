@@ -231,3 +231,79 @@ fn scenario_keys_parse_and_bad_values_name_the_key() {
     let err = parse("drift_days = 0\n").expect_err("zero days");
     assert!(err.contains("drift_days"), "{err}");
 }
+
+/// Every piece a streamed read of `day` hands over, and whether `stop_after` pieces stopped it.
+fn pieces(s: &SyntheticSource, day: usize, stop_after: Option<usize>) -> Vec<RawDay> {
+    let mut out = Vec::new();
+    s.day_chunks(day, &mut |piece| {
+        out.push(piece);
+        Ok(if Some(out.len()) == stop_after {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        })
+    })
+    .expect("a day of a valid config");
+    out
+}
+
+#[test]
+fn a_day_read_again_comes_from_the_memo_piece_for_piece() {
+    // Two pieces per day, so the memo must keep the streamed read's boundaries.
+    let cfg = SynthConfig {
+        rows_per_day: crate::data::source::STREAM_ROWS + 100,
+        ..config(DriftScenario::None)
+    };
+    let fresh = SyntheticSource::new(cfg.clone())
+        .unwrap()
+        .with_memo_budget(0);
+    let memo = SyntheticSource::new(cfg).unwrap();
+    let want = pieces(&fresh, 2, None);
+    assert_eq!(want.len(), 2);
+    assert!(fresh.memo_days().is_empty(), "a zero budget keeps nothing");
+    assert_eq!(pieces(&memo, 2, None), want);
+    assert_eq!(memo.memo_days(), [2]);
+    assert_eq!(
+        pieces(&memo, 2, None),
+        want,
+        "the second read, from the memo"
+    );
+    assert_eq!(
+        pieces(&memo, 2, Some(1)),
+        want[..1],
+        "a stopped read of a kept day"
+    );
+    assert_eq!(memo.raw_day(2).unwrap(), fresh.raw_day(2).unwrap());
+}
+
+#[test]
+fn the_memo_keeps_whole_days_within_its_budget_least_recent_out() {
+    let cfg = config(DriftScenario::None);
+    let one_day = {
+        let s = SyntheticSource::new(cfg.clone()).unwrap();
+        let day = s.raw_day(0).unwrap();
+        day.cat.len() * 8 + (day.num.len() + day.label.len()) * 4
+    };
+    let s = SyntheticSource::new(cfg)
+        .unwrap()
+        .with_memo_budget(2 * one_day);
+    pieces(&s, 0, Some(1));
+    assert!(
+        s.memo_days().is_empty(),
+        "a read stopped early keeps nothing"
+    );
+    for d in [0, 1, 2] {
+        pieces(&s, d, None);
+    }
+    assert_eq!(s.memo_days(), [1, 2], "two days fit: the oldest went");
+    pieces(&s, 1, None);
+    assert_eq!(s.memo_days(), [2, 1], "a re-read day is the most recent");
+    let small = SyntheticSource::new(config(DriftScenario::None))
+        .unwrap()
+        .with_memo_budget(one_day - 1);
+    pieces(&small, 0, None);
+    assert!(
+        small.memo_days().is_empty(),
+        "a day over the budget is regenerated"
+    );
+}
