@@ -13,7 +13,8 @@ use crate::data::pool::Pool;
 use crate::protocol::{ArmKind, EngineEvent, GateCluster};
 use crate::train::loss::sigmoid;
 use crate::train::stats::{
-    paired_auc, paired_auc_clustered, paired_logloss, paired_logloss_clustered, Interval,
+    paired_auc_clustered_ranked, paired_auc_ranked, paired_logloss, paired_logloss_clusters,
+    Clusters, Interval, Ranked,
 };
 
 impl Engine {
@@ -56,6 +57,11 @@ impl Engine {
         });
         let z_inc = &z_inc;
         let p_inc: Vec<f32> = z_inc.iter().map(|&z| sigmoid(z)).collect();
+        // What every comparison of the day shares: the incumbent's ranking and the users'
+        // index, each built once rather than once per student.
+        let y = day.labels();
+        let ranked_inc = Ranked::of(z_inc, y);
+        let clusters = clusters.map(Clusters::of);
         let mut events = Vec::new();
         for (i, arm) in self.arms().iter().enumerate() {
             if i == inc || arm.state.failed.is_some() {
@@ -68,13 +74,17 @@ impl Engine {
             };
             let z = &arm.served(z.clone());
             let p: Vec<f32> = z.iter().map(|&z| sigmoid(z)).collect();
-            let y = day.labels();
-            let (auc, logloss) = match clusters {
-                Some(u) => (
-                    paired_auc_clustered(z, z_inc, y, u),
-                    paired_logloss_clustered(&p, &p_inc, y, u),
+            let ranked = Ranked::of(z, y);
+            let pair = ranked.as_ref().zip(ranked_inc.as_ref());
+            let (auc, logloss) = match &clusters {
+                Some(c) => (
+                    pair.and_then(|(a, b)| paired_auc_clustered_ranked(a, b, y, c)),
+                    paired_logloss_clusters(&p, &p_inc, y, c),
                 ),
-                None => (paired_auc(z, z_inc, y), paired_logloss(&p, &p_inc, y)),
+                None => (
+                    pair.and_then(|(a, b)| paired_auc_ranked(a, b, y)),
+                    paired_logloss(&p, &p_inc, y),
+                ),
             };
             let auc = auc.map(|r| r.diff(rule.level)).filter(Interval::is_finite);
             let logloss = logloss

@@ -133,23 +133,10 @@ struct Placements {
     neg: Vec<f64>,
 }
 
-/// One sort, then one pass over groups of tied scores. Rows keep their order within each
-/// class, so the placements of two models line up row by row.
-fn placements(scores: &[f32], labels: &[f32]) -> Placements {
-    let place = row_placements(scores, labels);
-    let (mut pos, mut neg) = (Vec::new(), Vec::new());
-    for (&p, &y) in place.iter().zip(labels) {
-        if y > 0.5 {
-            pos.push(p);
-        } else {
-            neg.push(p);
-        }
-    }
-    Placements { pos, neg }
-}
-
 /// The placement value of every row, by row index (a positive's share of negatives below it,
-/// a negative's share of positives above it, ties one half).
+/// a negative's share of positives above it, ties one half): one sort, then one pass over
+/// groups of tied scores. Rows keep their order within each class, so the placements of two
+/// models line up row by row.
 fn row_placements(scores: &[f32], labels: &[f32]) -> Vec<f64> {
     let is_pos: Vec<bool> = labels.iter().map(|&y| y > 0.5).collect();
     let m = is_pos.iter().filter(|&&p| p).count();
@@ -216,14 +203,53 @@ impl PairedAuc {
     }
 }
 
+/// One model's scores ranked against a day's labels: every row's placement value (see
+/// [`Placements`]), computed once, so a model compared with several others (the incumbent,
+/// against each student) is sorted once.
+#[derive(Clone, Debug)]
+pub struct Ranked {
+    place: Vec<f64>,
+}
+
+impl Ranked {
+    /// `None` when the lengths differ or a score is NaN (no order to rank by).
+    pub fn of(scores: &[f32], labels: &[f32]) -> Option<Ranked> {
+        if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+            return None;
+        }
+        Some(Ranked {
+            place: row_placements(scores, labels),
+        })
+    }
+
+    /// The placements split by class, rows in order within each.
+    fn by_class(&self, labels: &[f32]) -> Placements {
+        let (mut pos, mut neg) = (Vec::new(), Vec::new());
+        for (&p, &y) in self.place.iter().zip(labels) {
+            if y > 0.5 {
+                pos.push(p);
+            } else {
+                neg.push(p);
+            }
+        }
+        Placements { pos, neg }
+    }
+}
+
 /// DeLong's paired comparison of models `a` and `b` scored on the same rows (scores may be
 /// logits or probabilities: only their order matters). `None` when the lengths differ, a
 /// score is NaN, or either class has fewer than two rows (the variance needs two).
 pub fn paired_auc(scores_a: &[f32], scores_b: &[f32], labels: &[f32]) -> Option<PairedAuc> {
-    if scores_a.len() != labels.len() || scores_b.len() != labels.len() {
-        return None;
-    }
-    if scores_a.iter().chain(scores_b).any(|s| s.is_nan()) {
+    paired_auc_ranked(
+        &Ranked::of(scores_a, labels)?,
+        &Ranked::of(scores_b, labels)?,
+        labels,
+    )
+}
+
+/// [`paired_auc`] of two models already ranked on `labels`.
+pub fn paired_auc_ranked(a: &Ranked, b: &Ranked, labels: &[f32]) -> Option<PairedAuc> {
+    if a.place.len() != labels.len() || b.place.len() != labels.len() {
         return None;
     }
     let m = labels.iter().filter(|&&y| y > 0.5).count();
@@ -231,7 +257,7 @@ pub fn paired_auc(scores_a: &[f32], scores_b: &[f32], labels: &[f32]) -> Option<
     if m < 2 || n < 2 {
         return None;
     }
-    let (a, b) = (placements(scores_a, labels), placements(scores_b, labels));
+    let (a, b) = (a.by_class(labels), b.by_class(labels));
     // S = S10 / m + S01 / n, entry by entry (DeLong's eq. for the covariance of the AUCs).
     let s = |x: &Placements, y: &Placements| {
         covariance(&x.pos, &y.pos) / m as f64 + covariance(&x.neg, &y.neg) / n as f64
@@ -248,17 +274,30 @@ pub fn paired_auc(scores_a: &[f32], scores_b: &[f32], labels: &[f32]) -> Option<
 }
 
 /// Each row's cluster as a dense index (in order of first appearance, so the same keys give
-/// the same indices on every run) and the number of clusters.
-fn cluster_index(keys: &[u64]) -> (Vec<usize>, usize) {
-    let mut seen = std::collections::HashMap::with_capacity(keys.len() / 4 + 1);
-    let index = keys
-        .iter()
-        .map(|&k| {
-            let next = seen.len();
-            *seen.entry(k).or_insert(next)
-        })
-        .collect();
-    (index, seen.len())
+/// the same indices on every run) and the number of clusters: built once per day and shared by
+/// every comparison on it (a hash over every row).
+#[derive(Clone, Debug)]
+pub struct Clusters {
+    index: Vec<usize>,
+    count: usize,
+}
+
+impl Clusters {
+    /// The clusters of `keys` (`keys[i]` is row `i`'s, e.g. its user).
+    pub fn of(keys: &[u64]) -> Clusters {
+        let mut seen = std::collections::HashMap::with_capacity(keys.len() / 4 + 1);
+        let index = keys
+            .iter()
+            .map(|&k| {
+                let next = seen.len();
+                *seen.entry(k).or_insert(next)
+            })
+            .collect();
+        Clusters {
+            index,
+            count: seen.len(),
+        }
+    }
 }
 
 /// [`paired_auc`] with rows grouped into independent clusters (`clusters[i]` is row `i`'s
@@ -290,16 +329,28 @@ pub fn paired_auc_clustered(
     labels: &[f32],
     clusters: &[u64],
 ) -> Option<PairedAuc> {
-    if clusters.len() != labels.len() {
+    paired_auc_clustered_ranked(
+        &Ranked::of(scores_a, labels)?,
+        &Ranked::of(scores_b, labels)?,
+        labels,
+        &Clusters::of(clusters),
+    )
+}
+
+/// [`paired_auc_clustered`] of two models already ranked on `labels`, with the day's clusters.
+pub fn paired_auc_clustered_ranked(
+    a: &Ranked,
+    b: &Ranked,
+    labels: &[f32],
+    clusters: &Clusters,
+) -> Option<PairedAuc> {
+    if clusters.index.len() != labels.len() {
         return None;
     }
-    // The same refusals as the unclustered comparison (lengths, NaN, a class below two rows).
-    let plain = paired_auc(scores_a, scores_b, labels)?;
-    let (index, k) = cluster_index(clusters);
-    let (pa, pb) = (
-        row_placements(scores_a, labels),
-        row_placements(scores_b, labels),
-    );
+    // The same refusals as the unclustered comparison (lengths, a class below two rows).
+    let plain = paired_auc_ranked(a, b, labels)?;
+    let (index, k) = (&clusters.index, clusters.count);
+    let (pa, pb) = (&a.place, &b.place);
     // Per cluster: positives, negatives, and the placement sums of each class under a and b.
     let mut c = vec![[0f64; 6]; k];
     for (r, &ci) in index.iter().enumerate() {
@@ -384,16 +435,21 @@ impl PairedMean {
     /// (the same algebra, summed in another order). `None` below two clusters, on a length
     /// mismatch, or when a value is not finite.
     pub fn of_clustered(d: &[f64], clusters: &[u64]) -> Option<PairedMean> {
-        if clusters.len() != d.len() || d.iter().any(|x| !x.is_finite()) {
+        PairedMean::of_clusters(d, &Clusters::of(clusters))
+    }
+
+    /// [`PairedMean::of_clustered`] with the clusters already indexed.
+    pub fn of_clusters(d: &[f64], clusters: &Clusters) -> Option<PairedMean> {
+        if clusters.index.len() != d.len() || d.iter().any(|x| !x.is_finite()) {
             return None;
         }
-        let (index, k) = cluster_index(clusters);
+        let (index, k) = (&clusters.index, clusters.count);
         if k < 2 {
             return None;
         }
         let m = mean(d);
         let mut sums = vec![0f64; k];
-        for (&x, &ci) in d.iter().zip(&index) {
+        for (&x, &ci) in d.iter().zip(index) {
             sums[ci] += x - m;
         }
         let n = d.len() as f64;
@@ -436,6 +492,16 @@ pub fn paired_logloss_clustered(
     clusters: &[u64],
 ) -> Option<PairedMean> {
     PairedMean::of_clustered(&logloss_differences(p_a, p_b, labels)?, clusters)
+}
+
+/// [`paired_logloss_clustered`] with the day's clusters already indexed.
+pub fn paired_logloss_clusters(
+    p_a: &[f32],
+    p_b: &[f32],
+    labels: &[f32],
+    clusters: &Clusters,
+) -> Option<PairedMean> {
+    PairedMean::of_clusters(&logloss_differences(p_a, p_b, labels)?, clusters)
 }
 
 /// Per-row LogLoss of `a` minus that of `b`; `None` when the lengths differ.

@@ -371,3 +371,40 @@ fn clustered_bootstrap_widens_when_groups_move_together() {
     assert_eq!((one.lo, one.hi), (0.3, 0.3));
     assert!(bootstrap_clustered(&[vec![1.0], vec![]], 0.95, 100, 1).is_none());
 }
+
+#[test]
+fn ranked_and_indexed_once_is_the_same_as_from_the_scores_each_time() {
+    // The gate ranks the incumbent once and indexes the day's users once, then compares each
+    // student with them: the same numbers, to the bit, as each comparison from scratch.
+    let (a, b, y) = crosscheck_rows();
+    let c: Vec<f32> = a.iter().zip(&b).map(|(x, z)| 0.5 * x - z).collect();
+    let users: Vec<u64> = (0..a.len() as u64).map(|r| r % 37 * 1_000_003).collect();
+    let (ra, rb, rc) = (
+        Ranked::of(&a, &y).expect("a"),
+        Ranked::of(&b, &y).expect("b"),
+        Ranked::of(&c, &y).expect("c"),
+    );
+    let clusters = Clusters::of(&users);
+    for (s, r) in [(&a, &ra), (&c, &rc)] {
+        assert_eq!(paired_auc_ranked(r, &rb, &y), paired_auc(s, &b, &y));
+        assert_eq!(
+            paired_auc_clustered_ranked(r, &rb, &y, &clusters),
+            paired_auc_clustered(s, &b, &y, &users)
+        );
+        let (p, q): (Vec<f32>, Vec<f32>) = (s.iter().map(|v| v / 9.0).collect(), b.clone());
+        let q: Vec<f32> = q.iter().map(|v| 0.5 + v / 99.0).collect();
+        let p: Vec<f32> = p.iter().map(|v| 0.5 + v.clamp(-4.0, 4.0) / 9.0).collect();
+        assert_eq!(
+            paired_logloss_clusters(&p, &q, &y, &clusters),
+            paired_logloss_clustered(&p, &q, &y, &users)
+        );
+    }
+    // The refusals carry over: NaN scores, and rankings or clusters of another day's length.
+    assert!(Ranked::of(&[0.1, f32::NAN], &[1.0, 0.0]).is_none());
+    assert!(Ranked::of(&a[1..], &y).is_none());
+    let short = Ranked::of(&a[1..], &y[1..]).expect("short");
+    assert!(paired_auc_ranked(&short, &rb, &y).is_none());
+    let fewer = Clusters::of(&users[1..]);
+    assert!(paired_auc_clustered_ranked(&ra, &rb, &y, &fewer).is_none());
+    assert!(paired_logloss_clusters(&a, &b, &y, &fewer).is_none());
+}
