@@ -232,7 +232,8 @@ fn scenario_keys_parse_and_bad_values_name_the_key() {
     assert!(err.contains("drift_days"), "{err}");
 }
 
-/// Every piece a streamed read of `day` hands over, and whether `stop_after` pieces stopped it.
+/// Every piece a streamed read of `day` hands over (the read stopped after `stop_after` pieces
+/// when set).
 fn pieces(s: &SyntheticSource, day: usize, stop_after: Option<usize>) -> Vec<RawDay> {
     let mut out = Vec::new();
     s.day_chunks(day, &mut |piece| {
