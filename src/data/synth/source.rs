@@ -82,11 +82,16 @@ impl DayMemo {
     }
 }
 
+/// Bytes a raw row of `nc` categorical and `nn` numeric fields holds (keys, values, label).
+fn row_bytes(nc: usize, nn: usize) -> usize {
+    nc * 8 + nn * 4 + 4
+}
+
 /// Bytes held by a day's pieces.
 fn day_bytes(pieces: &[RawDay]) -> usize {
     pieces
         .iter()
-        .map(|p| p.cat.len() * 8 + (p.num.len() + p.label.len()) * 4)
+        .map(|p| p.rows() * row_bytes(p.num_cat, p.num_num))
         .sum()
 }
 
@@ -298,7 +303,7 @@ impl DaySource for SyntheticSource {
         let truth = DayTruth::new(&self.cfg, day);
         let intercept = self.intercept(day);
         let (nc, nn) = (self.cfg.fields.len(), self.cfg.numeric_fields.len());
-        let bytes = rows * (nc * 8 + nn * 4 + 4);
+        let bytes = rows * row_bytes(nc, nn);
         let mut keep = (bytes <= self.memo().budget).then(Vec::new);
         // Chunks are generated in parallel a group at a time and handed over as one piece per
         // group: unless it fits the memo, the day is never held whole.
