@@ -203,6 +203,113 @@ fn resumes_reach_the_uninterrupted_numbers(extra: &[&str]) {
     }
 }
 
+/// Checkpoints into plain folders; the first day checkpoint is written only once the engine has
+/// logged a day's metrics after it (or fails after a minute), and `fail` makes it fail instead.
+struct Overlapped {
+    root: PathBuf,
+    after: Mutex<std::sync::mpsc::Receiver<Record>>,
+    fail: bool,
+    waited: Arc<Mutex<bool>>,
+}
+
+impl CheckpointStore for Overlapped {
+    fn save(
+        &mut self,
+        label: &str,
+        seq: u64,
+        write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<SavedCheckpoint> {
+        let dir = self.root.join(label);
+        let gated = label.starts_with("day-") && !*self.waited.lock().unwrap();
+        if gated {
+            anyhow::ensure!(!self.fail, "the disk is full (injected)");
+            let after = self.after.lock().unwrap();
+            loop {
+                let r = after
+                    .recv_timeout(std::time::Duration::from_secs(60))
+                    .map_err(|_| anyhow::anyhow!("the engine waited for checkpoint {label}"))?;
+                if r.seq > seq && matches!(r.event, EngineEvent::DayMetrics { .. }) {
+                    break;
+                }
+            }
+            *self.waited.lock().unwrap() = true;
+        }
+        std::fs::create_dir_all(&dir)?;
+        write(&dir)?;
+        Ok(SavedCheckpoint {
+            shown: label.to_string(),
+            dir,
+        })
+    }
+}
+
+fn run_overlapped(fail: bool) -> (anyhow::Result<Outcome>, Vec<Record>, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = Shared::default();
+    let waited = Arc::new(Mutex::new(false));
+    let store = Overlapped {
+        root: dir.path().to_path_buf(),
+        after: Mutex::new(rx),
+        fail,
+        waited: waited.clone(),
+    };
+    let io = EngineIo {
+        sinks: vec![Box::new(sink.clone()), Box::new(tx)],
+        commands: None,
+        checkpoints: Some(Box::new(store)),
+    };
+    let mut engine = Engine::new(tiny(&[]), "test", "tiny", io).expect("engine starts");
+    let outcome = engine.run();
+    let records = sink.lock().unwrap().clone();
+    let waited = *waited.lock().unwrap();
+    (outcome, records, waited)
+}
+
+/// A day checkpoint is written while the run goes on: its store sees a later day's metrics
+/// before it writes (a synchronous write would wait for itself a minute and fail). Every
+/// checkpoint is still logged, after the records it covers, and the numbers are the run's.
+#[test]
+fn checkpoints_are_written_while_the_run_goes_on_and_logged_when_on_disk() {
+    let (outcome, records, waited) = run_overlapped(false);
+    assert_eq!(outcome.expect("run completes"), Outcome::Finished);
+    assert!(waited, "the gated checkpoint was written");
+    let logged: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::Checkpointed { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logged.first(), Some(&"teacher"));
+    assert_eq!(logged.last(), Some(&"done"));
+    assert_eq!(logged.iter().filter(|p| p.starts_with("day-")).count(), 5);
+    assert!(matches!(
+        records.last().map(|r| &r.event),
+        Some(EngineEvent::Finished { .. })
+    ));
+    assert_eq!(day_metrics(&records), day_metrics(&run(tiny(&[]), None).1));
+}
+
+/// A checkpoint that fails on its writer thread fails the run with its label, as a
+/// synchronous one did; nothing after it claims the run finished.
+#[test]
+fn a_checkpoint_failing_in_the_background_fails_the_run_with_its_label() {
+    let (outcome, records, _) = run_overlapped(true);
+    let err = format!("{:#}", outcome.expect_err("the run fails"));
+    assert!(
+        err.contains("cannot write checkpoint `day-") && err.contains("the disk is full"),
+        "{err}"
+    );
+    assert!(matches!(
+        records.last().map(|r| &r.event),
+        Some(EngineEvent::Error { .. })
+    ));
+    assert!(!records
+        .iter()
+        .any(|r| matches!(r.event, EngineEvent::Finished { .. })));
+}
+
 #[test]
 fn the_co_distilled_teacher_steps_every_n_batches_and_at_the_end_of_the_day() {
     let (_, records) = run(tiny(&[]), None);

@@ -106,18 +106,19 @@ impl CheckpointStore for SharedSession {
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<SavedCheckpoint> {
         let keep = self.keep_day_checkpoints;
-        self.with(|s, _| {
-            let dir = s.write_checkpoint(label, seq, |staging| write(staging))?;
-            if keep > 0 && label.starts_with("day-") {
-                s.prune_day_checkpoints(keep)?;
-            }
-            let shown = dir
-                .strip_prefix(s.dir())
-                .unwrap_or(&dir)
-                .display()
-                .to_string();
-            Ok(SavedCheckpoint { shown, dir })
-        })
+        // Only the log's sync holds the session: the engine goes on appending records while
+        // the checkpoint's files are written (it saves on a thread of its own).
+        let writer = self.with(|s, _| s.checkpoint_writer())?;
+        let dir = writer.write(label, seq, |staging| write(staging))?;
+        if keep > 0 && label.starts_with("day-") {
+            writer.prune_day_checkpoints(keep)?;
+        }
+        let shown = dir
+            .strip_prefix(writer.dir())
+            .unwrap_or(&dir)
+            .display()
+            .to_string();
+        Ok(SavedCheckpoint { shown, dir })
     }
 }
 

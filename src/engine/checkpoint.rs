@@ -1,7 +1,7 @@
 //! Checkpoint content: `state.json` plus every model with its optimiser state. The store
 //! (`session`) makes the folder appear atomically and verifies it; this file decides what is in it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -21,48 +21,68 @@ fn arm_teacher_file(i: usize) -> String {
     format!("arm-{i}-teacher.safetensors")
 }
 
-/// Writes the run's state and models into `dir` (a staging folder) and returns the bytes it
-/// wrote there.
-///
-/// The run's teacher is frozen once trained, so after the first checkpoint that holds it, later
-/// ones hard-link that file (`teacher_from`) instead of writing it again: a session stores the
-/// teacher once however many day checkpoints it keeps, and each checkpoint folder still reads
-/// on its own. A failed link (another filesystem, the file gone) falls back to writing it.
-pub(crate) fn write(
-    dir: &Path,
+/// A checkpoint's content taken at one moment of the run: every file as bytes, except the
+/// frozen teacher when an earlier checkpoint already holds it. Taking it costs one copy of the
+/// models in memory; putting it on disk ([`Snapshot::write`]) can then happen on another
+/// thread while the run goes on.
+pub(crate) struct Snapshot {
+    files: Vec<(String, Content)>,
+}
+
+enum Content {
+    Bytes(Vec<u8>),
+    /// The run's teacher is frozen once trained, so after the first checkpoint that holds it,
+    /// later ones hard-link that file instead of writing it again: a session stores the teacher
+    /// once however many day checkpoints it keeps, and each checkpoint folder still reads on
+    /// its own. A failed link (another filesystem, the file replaced meanwhile) falls back to
+    /// writing the bytes, which the snapshot therefore keeps.
+    Link(PathBuf, Vec<u8>),
+}
+
+/// Takes the run's state and models (`teacher_from`: the teacher's file in the newest
+/// checkpoint, to link rather than encode again).
+pub(crate) fn snapshot(
     state: &CheckpointState,
     teacher: Option<&Trainer>,
     teacher_from: Option<&Path>,
     arms: &[Arm],
-) -> anyhow::Result<u64> {
-    let mut written = 0u64;
-    let mut add = |path: &Path| -> anyhow::Result<()> {
-        written += std::fs::metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .len();
-        Ok(())
-    };
+) -> anyhow::Result<Snapshot> {
     let json = serde_json::to_vec_pretty(state).context("cannot serialise the run state")?;
-    std::fs::write(dir.join(STATE_FILE), json)
-        .with_context(|| format!("cannot write {}", dir.join(STATE_FILE).display()))?;
-    add(&dir.join(STATE_FILE))?;
+    let mut files = vec![(STATE_FILE.to_string(), Content::Bytes(json))];
     if let Some(t) = teacher {
-        let path = dir.join(TEACHER_FILE);
-        let linked = teacher_from.is_some_and(|from| std::fs::hard_link(from, &path).is_ok());
-        if !linked {
-            t.save(&path)?;
-            add(&path)?;
-        }
+        let bytes = t.encode()?;
+        let content = match teacher_from {
+            Some(from) => Content::Link(from.to_path_buf(), bytes),
+            None => Content::Bytes(bytes),
+        };
+        files.push((TEACHER_FILE.to_string(), content));
     }
     for (i, arm) in arms.iter().enumerate() {
-        arm.student.save(&dir.join(student_file(i)))?;
-        add(&dir.join(student_file(i)))?;
+        files.push((student_file(i), Content::Bytes(arm.student.encode()?)));
         if let Some(t) = &arm.teacher {
-            t.save(&dir.join(arm_teacher_file(i)))?;
-            add(&dir.join(arm_teacher_file(i)))?;
+            files.push((arm_teacher_file(i), Content::Bytes(t.encode()?)));
         }
     }
-    Ok(written)
+    Ok(Snapshot { files })
+}
+
+impl Snapshot {
+    /// Writes the snapshot into `dir` (a staging folder, which the store syncs, checksums and
+    /// renames into place) and returns the bytes written there (a linked teacher counts none).
+    pub(crate) fn write(&self, dir: &Path) -> anyhow::Result<u64> {
+        let mut written = 0u64;
+        for (name, content) in &self.files {
+            let path = dir.join(name);
+            let bytes = match content {
+                Content::Link(from, _) if std::fs::hard_link(from, &path).is_ok() => continue,
+                Content::Link(_, bytes) | Content::Bytes(bytes) => bytes,
+            };
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written += bytes.len() as u64;
+        }
+        Ok(written)
+    }
 }
 
 /// The teacher's file inside a checkpoint folder (what later checkpoints link to).

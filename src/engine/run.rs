@@ -110,6 +110,23 @@ pub struct Engine {
     arm_cfgs: Vec<ArmCfg>,
     /// The validation protocol's choice (`run --tune`), announced after `SessionStarted`.
     tuned: Option<EngineEvent>,
+    /// The checkpoint being written in the background (`checkpoint_in_background`).
+    in_flight: Option<InFlight>,
+}
+
+/// What a checkpoint writer hands back: the store it borrowed, and where the checkpoint landed
+/// with the bytes it wrote (or why it did not).
+type Written = (
+    Box<dyn CheckpointStore>,
+    anyhow::Result<(SavedCheckpoint, u64)>,
+);
+
+/// A checkpoint handed to its writer thread, which owns the store until it is joined.
+struct InFlight {
+    writer: std::thread::JoinHandle<Written>,
+    label: String,
+    reason: String,
+    at: Position,
 }
 
 /// One arm kind's resolved settings.
@@ -250,6 +267,7 @@ impl Engine {
             rows_since_checkpoint: 0,
             arm_cfgs: resolve_arm_cfgs(&cfg),
             tuned: None,
+            in_flight: None,
             cfg,
         })
     }
@@ -264,7 +282,14 @@ impl Engine {
 
     /// Runs from wherever the engine stands to the end (or until an operator stops it).
     pub fn run(&mut self) -> anyhow::Result<Outcome> {
-        match self.run_stages() {
+        let mut result = self.run_stages();
+        // However the stages ended, a checkpoint still being written is finished and logged (or
+        // its failure reported) before the engine returns; the stages' own error comes first.
+        let settled = self.settle_checkpoint();
+        if result.is_ok() {
+            result = settled;
+        }
+        match result {
             Ok(()) => Ok(Outcome::Finished),
             Err(e) if e.downcast_ref::<StopRequested>().is_some() => Ok(Outcome::Stopped),
             Err(e) => {
@@ -303,7 +328,7 @@ impl Engine {
             self.install_teacher(teacher, seconds);
             self.check_teacher()?;
             self.phase = Some(ResumePoint::TeacherReady);
-            self.checkpoint("teacher ready")?;
+            self.checkpoint_in_background("teacher ready")?;
         }
         if self.phase == Some(ResumePoint::TeacherReady) {
             self.phase = Some(ResumePoint::Offline { arms_done: 0 });
@@ -314,7 +339,7 @@ impl Engine {
                 next: 0,
                 arms_done: 0,
             });
-            self.checkpoint("offline stage done")?;
+            self.checkpoint_in_background("offline stage done")?;
         }
         while let Some(ResumePoint::Online { next, arms_done }) = self.phase {
             if next >= self.plan.online.len() {
@@ -329,10 +354,11 @@ impl Engine {
             // days are checkpointed together (see `checkpoint_min_rows`); the last is `done`.
             let last = next + 1 >= self.plan.online.len();
             if last || self.rows_since_checkpoint >= self.cfg.checkpoint_min_rows {
-                self.checkpoint("day boundary")?;
+                self.checkpoint_in_background("day boundary")?;
             }
         }
         self.holdout_eval()?;
+        self.settle_checkpoint()?;
         self.phase = Some(ResumePoint::Done);
         self.emit(EngineEvent::StageStarted {
             stage: Stage::Done,
@@ -663,8 +689,21 @@ impl Engine {
         })
     }
 
-    /// Writes a checkpoint (if the run has a store) covering every event so far.
+    /// Writes a checkpoint (if the run has a store) covering every event so far, and waits
+    /// until it is on disk.
     pub(crate) fn checkpoint(&mut self, reason: &str) -> anyhow::Result<()> {
+        self.checkpoint_in_background(reason)?;
+        self.settle_checkpoint()
+    }
+
+    /// Takes a checkpoint covering every event so far and leaves its writing (the files, their
+    /// fsyncs and checksums) to a thread while the run goes on; the `checkpointed` record
+    /// follows when [`settle_checkpoint`](Self::settle_checkpoint) finds it on disk: at the next
+    /// checkpoint, a stop or the end of the run, so its place in the log does not depend on the
+    /// disk's speed. A crash before then resumes from the checkpoint before, as a crash during
+    /// a synchronous write would.
+    pub(crate) fn checkpoint_in_background(&mut self, reason: &str) -> anyhow::Result<()> {
+        self.settle_checkpoint()?;
         self.checkpoint_requested = false;
         self.rows_since_checkpoint = 0;
         let label = self.phase_label();
@@ -673,33 +712,32 @@ impl Engine {
         };
         // The checkpoint covers every record emitted so far; a resume continues after it.
         let seq = self.emitter.next_seq().saturating_sub(1);
-        let state = CheckpointState {
-            schema_version: STATE_SCHEMA_VERSION,
-            phase: self
-                .phase
-                .context("checkpoint before the teacher is ready")?,
-            params: self.params.clone(),
-            arms: self.arm_states(),
-            clock: self.emitter.clock(),
-            teacher_seconds: self.teacher_seconds,
+        let snapshot = self
+            .phase
+            .context("checkpoint before the teacher is ready")
+            .and_then(|phase| {
+                let state = CheckpointState {
+                    schema_version: STATE_SCHEMA_VERSION,
+                    phase,
+                    params: self.params.clone(),
+                    arms: self.arm_states(),
+                    clock: self.emitter.clock(),
+                    teacher_seconds: self.teacher_seconds,
+                };
+                super::checkpoint::snapshot(
+                    &state,
+                    self.teacher.as_ref(),
+                    self.teacher_file.as_deref(),
+                    &self.arms,
+                )
+            });
+        let snapshot = match snapshot {
+            Ok(s) => s,
+            Err(e) => {
+                self.checkpoints = Some(store);
+                return Err(e.context(format!("cannot write checkpoint `{label}`")));
+            }
         };
-        let mut bytes = 0;
-        let teacher_from = self.teacher_file.clone();
-        let result = store.save(&label, seq, &mut |dir| {
-            bytes = super::checkpoint::write(
-                dir,
-                &state,
-                self.teacher.as_ref(),
-                teacher_from.as_deref(),
-                &self.arms,
-            )?;
-            Ok(())
-        });
-        self.checkpoints = Some(store);
-        let saved = result.with_context(|| format!("cannot write checkpoint `{label}`"))?;
-        if self.teacher.is_some() {
-            self.teacher_file = Some(super::checkpoint::teacher_file(&saved.dir));
-        }
         let (day, stage) = match self.phase {
             Some(ResumePoint::Online { next, .. }) => {
                 (self.plan.online.get(next).copied(), Stage::Online)
@@ -707,15 +745,54 @@ impl Engine {
             Some(ResumePoint::Offline { .. }) => (None, Stage::OfflineTrain),
             _ => (None, Stage::TeacherPretrain),
         };
-        self.emit(EngineEvent::Checkpointed {
-            at: Position {
-                stage,
-                arm: None,
-                day,
-                batch: 0,
-            },
-            path: saved.shown,
+        let at = Position {
+            stage,
+            arm: None,
+            day,
+            batch: 0,
+        };
+        let thread_label = label.clone();
+        let writer = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                let mut bytes = 0;
+                let saved = store.save(&thread_label, seq, &mut |dir| {
+                    bytes = snapshot.write(dir)?;
+                    Ok(())
+                });
+                (store, saved.map(|saved| (saved, bytes)))
+            })
+            .context("cannot start the checkpoint writer")?;
+        self.in_flight = Some(InFlight {
+            writer,
+            label,
             reason: reason.to_string(),
+            at,
+        });
+        Ok(())
+    }
+
+    /// Waits for the checkpoint being written, if any, and logs it (`checkpointed`); its
+    /// failure is the run's.
+    pub(crate) fn settle_checkpoint(&mut self) -> anyhow::Result<()> {
+        let Some(job) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (store, result) = job
+            .writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the checkpoint writer panicked"))
+            .with_context(|| format!("cannot write checkpoint `{}`", job.label))?;
+        self.checkpoints = Some(store);
+        let (saved, bytes) =
+            result.with_context(|| format!("cannot write checkpoint `{}`", job.label))?;
+        if self.teacher.is_some() {
+            self.teacher_file = Some(super::checkpoint::teacher_file(&saved.dir));
+        }
+        self.emit(EngineEvent::Checkpointed {
+            at: job.at,
+            path: saved.shown,
+            reason: job.reason,
             bytes: Some(bytes),
         })
     }

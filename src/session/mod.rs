@@ -21,4 +21,4 @@ pub use checkpoint::{day_label, CheckpointRef};
 pub use log::{read_log, read_log_with_warnings, EventLog, LogContents};
 pub use meta::{ArmHeadline, Parent, RunState, SessionMeta, Status};
 pub use printer::DayTablePrinter;
-pub use store::{Session, SessionSummary, SessionView, Store};
+pub use store::{CheckpointWriter, Session, SessionSummary, SessionView, Store};

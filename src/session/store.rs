@@ -438,8 +438,17 @@ impl Session {
         seq: u64,
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<PathBuf> {
+        self.checkpoint_writer()?.write(label, seq, write)
+    }
+    /// Syncs the log and hands out a writer of this session's checkpoints that holds no borrow
+    /// of it, so a checkpoint can be written on another thread while records keep being
+    /// appended. The log reaches every record appended so far; use it for checkpoints whose
+    /// `seq` is among those.
+    pub fn checkpoint_writer(&mut self) -> Result<CheckpointWriter> {
         self.log.sync()?;
-        checkpoint::write(&self.dir, label, seq, write)
+        Ok(CheckpointWriter {
+            dir: self.dir.clone(),
+        })
     }
     /// Newest checkpoint whose manifest verifies; damaged newer ones are skipped, named in
     /// `warnings`. `None` if there is no checkpoint at all.
@@ -470,6 +479,32 @@ impl Session {
         self.log = log;
         self.warnings.extend(warnings);
         Ok(())
+    }
+}
+
+/// Writes checkpoints into a session's folder ([`Session::checkpoint_writer`]).
+#[derive(Clone, Debug)]
+pub struct CheckpointWriter {
+    dir: PathBuf,
+}
+
+impl CheckpointWriter {
+    /// The session's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// See [`Session::write_checkpoint`].
+    pub fn write(
+        &self,
+        label: &str,
+        seq: u64,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
+        checkpoint::write(&self.dir, label, seq, write)
+    }
+    /// See [`Session::prune_day_checkpoints`].
+    pub fn prune_day_checkpoints(&self, keep: usize) -> Result<Vec<String>> {
+        checkpoint::prune_days(&self.dir, keep)
     }
 }
 

@@ -68,6 +68,15 @@ fn f32_entry(name: String, v: &[f32]) -> Entry {
 impl Trainer {
     /// Saves weights, optimiser state and pending gradients to `path` (safetensors), atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self
+            .encode()
+            .with_context(|| format!("encoding checkpoint {}", path.display()))?;
+        write_atomic(path, &bytes)
+    }
+
+    /// The bytes [`save`](Self::save) writes: a snapshot of the trainer that a background
+    /// writer can put on disk while training goes on.
+    pub fn encode(&self) -> Result<Vec<u8>> {
         let model = self.model.as_ref();
         let dense = model.dense();
         let header = CheckpointHeader {
@@ -120,9 +129,7 @@ impl Trainer {
             })
             .collect::<Result<Vec<_>>>()?;
         let meta = HashMap::from([(HEADER_KEY.to_string(), serde_json::to_string(&header)?)]);
-        let bytes = safetensors::serialize(views, Some(meta))
-            .with_context(|| format!("encoding checkpoint {}", path.display()))?;
-        write_atomic(path, &bytes)
+        Ok(safetensors::serialize(views, Some(meta))?)
     }
 
     /// Reads the header of a checkpoint without loading it.
