@@ -1,6 +1,7 @@
 //! The validation protocol (`crossadapt tune`, `run --tune`, issue 17.1) on the tiny preset
 //! (history 0-1, retained 2-4, online 5-9): the same budget for every arm, determinism, the
-//! validation day is the last retained day and no online day changes anything, and `run
+//! validation day is the last retained day (the one before it the online step's) and no online
+//! day changes anything, and `run
 //! --tune` runs with the choice it records (the same run as `run --config` of what `tune`
 //! wrote).
 
@@ -38,7 +39,8 @@ fn tuned(extra: &[&str]) -> Tuning {
 fn tune_scores_every_arm_on_the_last_retained_day_with_the_same_budget() {
     let t = tuned(&[]);
     assert_eq!(t.validation_day, 4);
-    assert_eq!(t.train_days, vec![2, 3]);
+    assert_eq!(t.online_day, Some(3));
+    assert_eq!(t.train_days, vec![2]);
     let names: Vec<&str> = t.arms.iter().map(|a| a.arm.as_str()).collect();
     // The default arms; crossadapt-fixed uses crossadapt's values, the incumbent is not tuned.
     assert_eq!(names, ["scratch", "kd", "crossadapt"]);

@@ -54,7 +54,8 @@ pub enum Command {
     /// Start a new session (console, or --headless).
     Run(run::RunArgs),
     /// Choose each arm's learning rates and distillation settings by one validation protocol
-    /// on the last retained day (no online day read); print the trials, write a config.
+    /// on the retained days (switch, one online day, scored on the last; no online day read);
+    /// print the trials, write a config.
     Tune(tune::TuneArgs),
     /// Continue a session from its latest checkpoint.
     Resume(sessions::ResumeArgs),

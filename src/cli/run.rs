@@ -34,8 +34,9 @@ pub struct RunArgs {
     /// Console theme: default, light, high-contrast, colorblind.
     #[arg(long)]
     pub theme: Option<String>,
-    /// First choose each arm's values by the validation protocol (`crossadapt tune`: a grid on
-    /// the last retained day, no online day read), then run with them; the choice is recorded.
+    /// First choose each arm's values by the validation protocol (`crossadapt tune`: a grid
+    /// scored on the retained days, no online day read), then run with them; the choice is
+    /// recorded.
     #[arg(long)]
     pub tune: bool,
     /// Trials per arm of `--tune`.

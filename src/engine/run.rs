@@ -199,6 +199,11 @@ impl Prepared {
     /// The plan of the validation protocol (`engine::tune`): the last retained day becomes the
     /// only day after the switch (the validation day); the online and held-out days leave the
     /// plan, so nothing built on it can read them.
+    ///
+    /// With three retained days or more, the day before the validation day becomes an online
+    /// day too (the first of `plan.online`): each trial lives through it with its online step
+    /// before it is scored, so values that win the switch and lose the days after it (kd's
+    /// weight against a frozen teacher) are seen. With two, the switch alone is validated.
     pub fn for_validation(mut self) -> anyhow::Result<Prepared> {
         anyhow::ensure!(
             self.plan.retained.len() >= 2,
@@ -207,6 +212,10 @@ impl Prepared {
         );
         let validation = self.plan.retained.pop().context("no retained day")?;
         self.plan.online = vec![validation];
+        if self.plan.retained.len() >= 2 {
+            let online = self.plan.retained.pop().context("no retained day")?;
+            self.plan.online.insert(0, online);
+        }
         self.plan.holdout.clear();
         Ok(self)
     }

@@ -2,12 +2,16 @@
 //! the same small grid, with the same number of trials, on a validation day taken from the
 //! retained days only.
 //!
-//! The switch is replayed one day early: the last retained day is the validation day, the
-//! teacher trains on the history and the other retained days, and each trial runs the arm's
-//! own offline stage (its recipe, as a session runs it) on those retained days and is scored
-//! on the validation day by AUC, LogLoss breaking near ties (`protocol::tune::choose`). The
-//! engine here is built over that shortened plan, so no online day is ever read: the online
-//! days are the test and choose nothing, defaults included.
+//! The switch is replayed two days early: the last retained day is the validation day, the one
+//! before it the online-step day; the teacher trains on the history and the other retained
+//! days, and each trial runs the arm's own offline stage (its recipe, as a session runs it) on
+//! those retained days, lives through the online-step day as a session's online day runs it
+//! (test-then-train, its own online step), and is scored on the validation day by AUC, LogLoss
+//! breaking near ties (`protocol::tune::choose`). A value that wins the switch but hurts the
+//! days after it (kd's weight against a frozen teacher) is thus scored by both. With only two
+//! retained days the online step is skipped and the switch alone is scored. The engine here is
+//! built over that shortened plan, so no online day is ever read: the online days are the test
+//! and choose nothing, defaults included.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -19,9 +23,25 @@ use rand_chacha::ChaCha8Rng;
 use super::config::{ArmOverrides, SessionConfig};
 use super::run::{Engine, EngineIo, Prepared};
 use crate::method::seeds::{arm_key, derive};
+use crate::method::Arm;
 use crate::protocol::tune::{choose, ArmTuning, TuneTrial, Tuning};
 use crate::protocol::{ArmKind, CrossAdaptVariant};
 use crate::train::metrics;
+
+impl Engine {
+    /// `arm`, just out of its offline stage, through the validation plan's online-step day (the
+    /// first of its online days) as a session's online day runs it, alone: test-then-train
+    /// with its own online step. The engine is left as before (no arm, no drift window), so
+    /// every trial starts from the same state. A failure of the arm on the day is recorded in
+    /// its state, as a session records it.
+    pub(crate) fn validation_online_step(&mut self, arm: Arm) -> anyhow::Result<Arm> {
+        self.arms_mut().push(arm);
+        let result = self.online_day(0, 0);
+        self.drift_window_mut().clear();
+        let arm = self.arms_mut().pop().context("the trial's arm is gone")?;
+        result.map(|()| arm)
+    }
+}
 
 /// Trials per arm unless told otherwise.
 pub const DEFAULT_TRIALS: usize = 8;
@@ -141,7 +161,8 @@ pub fn tune(
     anyhow::ensure!(trials >= 1, "tune needs at least one trial per arm");
     let prepared = Prepared::new(cfg)?.for_validation()?;
     let plan = prepared.plan().clone();
-    let validation_day = plan.online[0];
+    let validation_day = *plan.online.last().context("no validation day")?;
+    let online_day = (plan.online.len() == 2).then(|| plan.online[0]);
     let mut engine = Engine::start(cfg.clone(), prepared, "tune", "tune", EngineIo::default())?;
     let (teacher, seconds) = engine.prepare_teacher()?;
     engine.install_teacher(teacher, seconds);
@@ -165,9 +186,14 @@ pub fn tune(
             let mut own = cfg.per_arm.clone();
             own.insert(name.clone(), overrides(values));
             engine.set_per_arm(own);
-            let arm = engine
+            let mut arm = engine
                 .offline_arm(kind)
                 .with_context(|| format!("tuning {name}, trial {}", i + 1))?;
+            if online_day.is_some() && arm.state.failed.is_none() {
+                arm = engine
+                    .validation_online_step(arm)
+                    .with_context(|| format!("tuning {name}, trial {}", i + 1))?;
+            }
             let trial = match &arm.state.failed {
                 Some(why) => TuneTrial {
                     values: values.clone(),
@@ -209,6 +235,7 @@ pub fn tune(
         tuning: Tuning {
             train_days: plan.retained.clone(),
             validation_day,
+            online_day,
             arms,
         },
         per_arm: all,
@@ -218,6 +245,35 @@ pub fn tune(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The online-step day trains the trial's arm (its validation score moves), leaves the
+    /// engine as it found it, and gives the same arm twice from the same start.
+    #[test]
+    fn the_online_step_trains_the_arm_and_leaves_the_engine_as_it_was() {
+        let cfg = SessionConfig::tiny(&[]).unwrap();
+        let prepared = Prepared::new(&cfg).unwrap().for_validation().unwrap();
+        assert_eq!(prepared.plan().online, vec![3, 4]);
+        let mut engine = Engine::start(cfg, prepared, "t", "t", EngineIo::default()).unwrap();
+        let (teacher, seconds) = engine.prepare_teacher().unwrap();
+        engine.install_teacher(teacher, seconds);
+        let validation = engine.day(4).unwrap();
+        let score = |arm: &Arm| arm.student.predict_logits(&validation).unwrap();
+        for kind in [ArmKind::Kd, ArmKind::CrossAdapt(CrossAdaptVariant::FULL)] {
+            let switched = engine.offline_arm(kind).unwrap();
+            let before = score(&switched);
+            let stepped = engine.validation_online_step(switched).unwrap();
+            assert!(stepped.state.failed.is_none(), "{kind}");
+            assert_ne!(score(&stepped), before, "{kind}: the online day trained it");
+            assert!(engine.arms().is_empty() && engine.drift_window_mut().is_empty());
+            let again = engine.offline_arm(kind).unwrap();
+            let again = engine.validation_online_step(again).unwrap();
+            assert_eq!(
+                score(&again),
+                score(&stepped),
+                "{kind}: same start, same arm"
+            );
+        }
+    }
 
     #[test]
     fn trials_start_with_the_session_values_and_are_distinct_and_seeded() {

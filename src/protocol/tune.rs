@@ -54,6 +54,11 @@ pub struct Tuning {
     pub train_days: Vec<u32>,
     /// The last retained day: every trial is scored on it; no online day is read.
     pub validation_day: u32,
+    /// The retained day before it, which each trial lived through with its online step
+    /// (test-then-train) before being scored; absent when the split retains only two days (and
+    /// in records written before the protocol had it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_day: Option<u32>,
     pub arms: Vec<ArmTuning>,
 }
 
@@ -86,9 +91,13 @@ impl Tuning {
     /// One line per trial and the choice per arm, for the console and `crossadapt tune`.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        let step = match self.online_day {
+            Some(d) => format!(", then the online step on day {d}"),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "tuned on retained day {} (offline stages on days {}); no online day read",
+            "tuned on retained day {} (offline stages on days {}{step}); no online day read",
             self.validation_day,
             days_text(&self.train_days)
         );
