@@ -206,7 +206,7 @@ fn resumes_reach_the_uninterrupted_numbers(extra: &[&str]) {
 /// Checkpoints into plain folders; the first day checkpoint is written only once the engine has
 /// logged a day's metrics after it (or fails after a minute), and `fail` makes it fail instead.
 struct Overlapped {
-    root: PathBuf,
+    folders: Folders,
     after: Mutex<std::sync::mpsc::Receiver<Record>>,
     fail: bool,
     waited: Arc<Mutex<bool>>,
@@ -219,7 +219,6 @@ impl CheckpointStore for Overlapped {
         seq: u64,
         write: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<SavedCheckpoint> {
-        let dir = self.root.join(label);
         let gated = label.starts_with("day-") && !*self.waited.lock().unwrap();
         if gated {
             anyhow::ensure!(!self.fail, "the disk is full (injected)");
@@ -234,12 +233,7 @@ impl CheckpointStore for Overlapped {
             }
             *self.waited.lock().unwrap() = true;
         }
-        std::fs::create_dir_all(&dir)?;
-        write(&dir)?;
-        Ok(SavedCheckpoint {
-            shown: label.to_string(),
-            dir,
-        })
+        self.folders.save(label, seq, write)
     }
 }
 
@@ -249,7 +243,10 @@ fn run_overlapped(fail: bool) -> (anyhow::Result<Outcome>, Vec<Record>, bool) {
     let sink = Shared::default();
     let waited = Arc::new(Mutex::new(false));
     let store = Overlapped {
-        root: dir.path().to_path_buf(),
+        folders: Folders {
+            root: dir.path().to_path_buf(),
+            saved: Arc::default(),
+        },
         after: Mutex::new(rx),
         fail,
         waited: waited.clone(),
@@ -277,7 +274,7 @@ fn checkpoints_are_written_while_the_run_goes_on_and_logged_when_on_disk() {
     let logged: Vec<&str> = records
         .iter()
         .filter_map(|r| match &r.event {
-            EngineEvent::Checkpointed { path, .. } => Some(path.as_str()),
+            EngineEvent::Checkpointed { path, .. } => Path::new(path).file_name()?.to_str(),
             _ => None,
         })
         .collect();
