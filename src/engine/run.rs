@@ -197,8 +197,8 @@ impl Prepared {
     }
 
     /// The plan of the validation protocol (`engine::tune`): the last retained day becomes the
-    /// only day after the switch (the validation day); the online and held-out days leave the
-    /// plan, so nothing built on it can read them.
+    /// last day after the switch (the validation day, which scores the trials); the online and
+    /// held-out days leave the plan, so nothing built on it can read them.
     ///
     /// With three retained days or more, the day before the validation day becomes an online
     /// day too (the first of `plan.online`): each trial lives through it with its online step
