@@ -459,10 +459,6 @@ impl Session {
     pub fn checkpoint_for_day(&self, day: u32) -> Result<CheckpointRef> {
         checkpoint::for_day(&self.dir, day)
     }
-    /// Keeps the `keep` newest day checkpoints and deletes the older ones; returns their labels.
-    pub fn prune_day_checkpoints(&mut self, keep: usize) -> Result<Vec<String>> {
-        checkpoint::prune_days(&self.dir, keep)
-    }
     /// Empties the log (a resume with no checkpoint starts the run over).
     pub fn clear_log(&mut self) -> Result<()> {
         let path = self.dir.join(EVENTS_FILE);
@@ -502,7 +498,7 @@ impl CheckpointWriter {
     ) -> Result<PathBuf> {
         checkpoint::write(&self.dir, label, seq, write)
     }
-    /// See [`Session::prune_day_checkpoints`].
+    /// Keeps the `keep` newest day checkpoints and deletes the older ones; returns their labels.
     pub fn prune_day_checkpoints(&self, keep: usize) -> Result<Vec<String>> {
         checkpoint::prune_days(&self.dir, keep)
     }
