@@ -128,6 +128,7 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// Placement values of one model: for each positive, the share of negatives it outranks;
 /// for each negative, the share of positives that outrank it (ties count one half). Their
 /// means are both the AUC.
+#[derive(Clone, Debug)]
 struct Placements {
     pos: Vec<f64>,
     neg: Vec<f64>,
@@ -209,6 +210,8 @@ impl PairedAuc {
 #[derive(Clone, Debug)]
 pub struct Ranked {
     place: Vec<f64>,
+    /// The same placements split by class, rows in order within each.
+    split: Placements,
 }
 
 impl Ranked {
@@ -217,22 +220,19 @@ impl Ranked {
         if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
             return None;
         }
-        Some(Ranked {
-            place: row_placements(scores, labels),
-        })
-    }
-
-    /// The placements split by class, rows in order within each.
-    fn by_class(&self, labels: &[f32]) -> Placements {
+        let place = row_placements(scores, labels);
         let (mut pos, mut neg) = (Vec::new(), Vec::new());
-        for (&p, &y) in self.place.iter().zip(labels) {
+        for (&p, &y) in place.iter().zip(labels) {
             if y > 0.5 {
                 pos.push(p);
             } else {
                 neg.push(p);
             }
         }
-        Placements { pos, neg }
+        Some(Ranked {
+            place,
+            split: Placements { pos, neg },
+        })
     }
 }
 
@@ -257,12 +257,12 @@ pub fn paired_auc_ranked(a: &Ranked, b: &Ranked, labels: &[f32]) -> Option<Paire
     if m < 2 || n < 2 {
         return None;
     }
-    let (a, b) = (a.by_class(labels), b.by_class(labels));
+    let (a, b) = (&a.split, &b.split);
     // S = S10 / m + S01 / n, entry by entry (DeLong's eq. for the covariance of the AUCs).
     let s = |x: &Placements, y: &Placements| {
         covariance(&x.pos, &y.pos) / m as f64 + covariance(&x.neg, &y.neg) / n as f64
     };
-    let (saa, sbb, sab) = (s(&a, &a), s(&b, &b), s(&a, &b));
+    let (saa, sbb, sab) = (s(a, a), s(b, b), s(a, b));
     Some(PairedAuc {
         auc_a: mean(&a.pos),
         auc_b: mean(&b.pos),
