@@ -1,12 +1,18 @@
 //! `crossadapt bench suite` on the tiny preset (1 world x 1 scenario x 1 scale): the table's
-//! rows, counts and files; a second call reads the run back instead of running it again; and
-//! the claim rules on hand-made runs with known answers.
+//! rows, counts and files; a second call reads the run back instead of running it again; a
+//! tuned suite runs with each run's choice; and the claim rules and the pooled choice on
+//! hand-made runs with known answers.
+
+use std::collections::BTreeMap;
 
 use crossadapt::cli::suite::{
-    run_suite, table, ArmRun, Claim, DayRun, Outcome3, SuiteArgs, SuiteRun, CLAIMS,
+    cell_config, pooled_trials, read_runs, run_cell, run_suite, table, ArmRun, Cell, Claim, DayRun,
+    Outcome3, SuiteArgs, SuiteRun, CLAIMS,
 };
 use crossadapt::cli::ConfigArgs;
 use crossadapt::engine::config::TINY_SETS;
+use crossadapt::engine::tune::overrides;
+use crossadapt::protocol::tune::{ArmTuning, TuneTrial, Tuning};
 
 fn tiny_args(out: &std::path::Path, scenario: &str) -> SuiteArgs {
     SuiteArgs {
@@ -23,6 +29,8 @@ fn tiny_args(out: &std::path::Path, scenario: &str) -> SuiteArgs {
             .collect(),
         out: out.to_path_buf(),
         resamples: 200,
+        tune: false,
+        tune_trials: 8,
     }
 }
 
@@ -126,6 +134,8 @@ fn known_run(world: u64, shift_day: Option<u32>) -> SuiteRun {
                 0.20,
             ),
         ],
+        tuning: None,
+        tune_seconds: 0.0,
     }
 }
 
@@ -191,4 +201,155 @@ fn the_claim_rules_give_known_answers() {
     assert_eq!(row("adaptive_shift", "all").runs, 2);
     assert_eq!(row("adaptive_shift", "none").verdict, "not run");
     assert_eq!(row("no_harm", "none").runs, 1);
+}
+
+/// `--tune`: every arm is tuned on the run's own retained days with the same budget, and the run
+/// uses the choice (its figures are an untuned run's with the chosen values as config); an
+/// untuned suite of the same cell does not take the tuned run as its own.
+#[test]
+fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = tiny_args(dir.path(), "none");
+    args.tune = true;
+    args.tune_trials = 3;
+    run_suite(&args).expect("tuned suite runs");
+    let log = dir.path().join("runs.jsonl");
+    let runs = read_runs(&log).expect("runs");
+    assert_eq!(runs.len(), 1);
+    let tuned = runs[0].clone();
+    let tuning = tuned.tuning.as_ref().expect("the run was tuned");
+    let names: Vec<&str> = tuning.arms.iter().map(|a| a.arm.as_str()).collect();
+    assert_eq!(
+        names,
+        ["scratch", "kd", "crossadapt"],
+        "ablations share crossadapt's"
+    );
+    assert!(
+        tuning.arms.iter().all(|a| a.trials.len() == 3),
+        "same budget"
+    );
+    assert!(
+        tuning.validation_day < 6,
+        "a retained day: tiny's online days are 6-10"
+    );
+    assert!(tuned.tune_seconds > 0.0 && tuned.tune_seconds < tuned.seconds);
+    assert!(
+        tuning.arms.iter().any(|a| a.chosen != 0),
+        "some arm's choice differs from its defaults, so the check below can fail"
+    );
+
+    // The same cell untuned, with the choice as config, gives the tuned run's figures.
+    let cell = Cell {
+        world: 3,
+        scenario: "none".into(),
+        rows_per_day: 1000,
+        tuned: false,
+    };
+    let mut cfg = cell_config(&args, &cell).expect("config");
+    cfg.per_arm = tuning
+        .arms
+        .iter()
+        .map(|a| {
+            (
+                a.arm.clone(),
+                overrides(&a.choice().expect("a choice").values),
+            )
+        })
+        .collect();
+    let replay = run_cell(cfg, &cell, 0).expect("replay");
+    let figures = |r: &SuiteRun| -> Vec<(String, Option<f64>, Vec<Option<f64>>)> {
+        r.arms
+            .iter()
+            .map(|a| {
+                let days = a.days.iter().map(|d| d.auc).collect();
+                (a.name.clone(), a.offline_auc, days)
+            })
+            .collect()
+    };
+    assert_eq!(figures(&replay), figures(&tuned));
+
+    // Untuned, the suite runs the cell again; the arms whose choice moved now differ.
+    args.tune = false;
+    run_suite(&args).expect("untuned suite runs");
+    let runs = read_runs(&log).expect("runs");
+    assert_eq!(runs.len(), 2, "the tuned run is not the untuned cell's");
+    let plain = runs
+        .iter()
+        .find(|r| r.tuning.is_none())
+        .expect("untuned run");
+    for arm in &tuning.arms {
+        let of = |r: &SuiteRun| {
+            r.arms
+                .iter()
+                .find(|a| a.name == arm.arm)
+                .map(|a| a.offline_auc)
+        };
+        assert_eq!(
+            of(plain) == of(&tuned),
+            arm.chosen == 0,
+            "{}: chose trial {}",
+            arm.arm,
+            arm.chosen
+        );
+    }
+    let md = std::fs::read_to_string(dir.path().join("suite.md")).expect("md");
+    assert!(
+        !md.contains("mean validation AUC"),
+        "the untuned table has no pooled choice"
+    );
+}
+
+fn trial(values: &[(&str, f64)], auc: f64) -> TuneTrial {
+    TuneTrial {
+        values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        auc: Some(auc),
+        logloss: 0.5,
+        seconds: 1.0,
+        failed: None,
+    }
+}
+
+/// The pooled choice on hand-made tunings: the highest mean over the runs, among the sets every
+/// run scored; a set only one run tried cannot win however well it scored.
+#[test]
+fn the_pooled_choice_is_the_best_mean_over_every_run() {
+    let a = [("emb_lr", 0.02)];
+    let b = [("emb_lr", 0.01)];
+    let c = [("emb_lr", 0.1)];
+    let tuning = |trials: Vec<TuneTrial>, chosen: usize| Tuning {
+        train_days: vec![1, 2],
+        validation_day: 4,
+        online_day: Some(3),
+        arms: vec![ArmTuning {
+            arm: "kd".into(),
+            trials,
+            chosen,
+        }],
+    };
+    let mut one = known_run(1, None);
+    one.tuning = Some(tuning(
+        vec![trial(&a, 0.70), trial(&b, 0.66), trial(&c, 0.90)],
+        2,
+    ));
+    let mut two = known_run(2, None);
+    two.tuning = Some(tuning(vec![trial(&a, 0.60), trial(&b, 0.66)], 1));
+    let pooled = pooled_trials(&[one.clone(), two]);
+    let row = |v: &[(&str, f64)]| {
+        let values: BTreeMap<String, f64> = v.iter().map(|(k, x)| (k.to_string(), *x)).collect();
+        pooled
+            .iter()
+            .find(|p| p.values == values)
+            .cloned()
+            .expect("row")
+    };
+    assert_eq!(pooled.len(), 3);
+    let (ra, rb, rc) = (row(&a), row(&b), row(&c));
+    assert!((ra.mean_auc.unwrap() - 0.65).abs() < 1e-12 && !ra.best);
+    assert!((rb.mean_auc.unwrap() - 0.66).abs() < 1e-12 && rb.best);
+    assert_eq!((rb.runs, rb.chosen), (2, 1));
+    assert_eq!((rc.runs, rc.chosen, rc.best), (1, 1, false));
+    // One run alone: its best scored set wins.
+    let alone = pooled_trials(&[one]);
+    assert_eq!(alone.iter().filter(|p| p.best).count(), 1);
+    assert!(alone.iter().any(|p| p.best && p.mean_auc == Some(0.90)));
 }

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigArgs;
 use crate::engine::config::shock_day;
+use crate::engine::tune::{tune, DEFAULT_TRIALS};
 use crate::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
+use crate::protocol::tune::{trial_line, Tuning, AUC_TIE as TUNE_TIE};
 use crate::protocol::{ArmKind, CrossAdaptVariant, Ledger, WeightRule};
 use crate::train::stats::{bootstrap_clustered, bootstrap_mean, Interval};
 
@@ -61,6 +63,14 @@ pub struct SuiteArgs {
     /// Bootstrap resamples per interval.
     #[arg(long, default_value_t = 2000, value_parser = super::ranges::count(1, 1_000_000))]
     pub resamples: usize,
+    /// Tune every arm first, in every run, by the validation protocol of `crossadapt tune` on
+    /// that run's own retained days, then run with the choice. A tuned run and an untuned one
+    /// of the same cell are different cells (one `runs.jsonl` may hold both).
+    #[arg(long)]
+    pub tune: bool,
+    /// Trials per arm of `--tune` (the same budget for every arm).
+    #[arg(long, default_value_t = DEFAULT_TRIALS, value_parser = super::ranges::count(1, 10_000))]
+    pub tune_trials: usize,
 }
 
 /// One cell of the matrix.
@@ -69,6 +79,8 @@ pub struct Cell {
     pub world: u64,
     pub scenario: String,
     pub rows_per_day: usize,
+    /// Whether the arms were tuned on the run's retained days first (`--tune`).
+    pub tuned: bool,
 }
 
 /// What the suite keeps of one run.
@@ -84,6 +96,13 @@ pub struct SuiteRun {
     /// Mean distillation weight of the adaptive arm over the online days.
     pub mean_distill_weight: Option<f64>,
     pub arms: Vec<ArmRun>,
+    /// The validation protocol's record when the run was tuned (`--tune`): every arm's trials on
+    /// the run's retained days and its choice, which the run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<Tuning>,
+    /// Wall seconds of the tuning, included in `seconds`.
+    #[serde(default)]
+    pub tune_seconds: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +127,7 @@ impl SuiteRun {
             world: self.world,
             scenario: self.scenario.clone(),
             rows_per_day: self.rows_per_day,
+            tuned: self.tuning.is_some(),
         }
     }
 
@@ -411,6 +431,7 @@ pub fn cells(args: &SuiteArgs) -> Vec<Cell> {
                     world,
                     scenario: scenario.clone(),
                     rows_per_day,
+                    tuned: args.tune,
                 });
             }
         }
@@ -454,10 +475,30 @@ pub fn run_records(cfg: SessionConfig) -> anyhow::Result<Vec<Record>> {
     Ok(records)
 }
 
-/// Runs one cell and keeps its figures.
-pub fn run_cell(cfg: SessionConfig, cell: &Cell) -> anyhow::Result<SuiteRun> {
+/// Runs one cell and keeps its figures. A tuned cell first runs the validation protocol with
+/// `tune_trials` trials per arm (one progress line per trial on stderr), then the session with
+/// its choice.
+pub fn run_cell(cfg: SessionConfig, cell: &Cell, tune_trials: usize) -> anyhow::Result<SuiteRun> {
     let started = Instant::now();
     let shift = shock_day(&cfg.data);
+    let (cfg, tuning) = if cell.tuned {
+        let outcome = tune(&cfg, tune_trials, &mut |arm, i, n, t| {
+            eprintln!(
+                "  world {} · {} · {}",
+                cell.world,
+                cell.scenario,
+                trial_line(arm, i, n, t)
+            )
+        })
+        .with_context(|| format!("tuning world {} · {}", cell.world, cell.scenario))?;
+        (
+            super::tune::with_choice(cfg, &outcome),
+            Some(outcome.tuning),
+        )
+    } else {
+        (cfg, None)
+    };
+    let tune_seconds = started.elapsed().as_secs_f64();
     let records = run_records(cfg)?;
     let ledger = Ledger::of(&records);
     let arms = ledger
@@ -490,6 +531,8 @@ pub fn run_cell(cfg: SessionConfig, cell: &Cell) -> anyhow::Result<SuiteRun> {
         mean_distill_weight: (!weights.is_empty())
             .then(|| weights.iter().sum::<f64>() / weights.len() as f64),
         arms,
+        tuning,
+        tune_seconds,
     })
 }
 
@@ -533,15 +576,20 @@ pub fn run_suite(args: &SuiteArgs) -> anyhow::Result<Vec<ClaimRow>> {
         .filter(|&i| !runs.iter().any(|r| r.cell() == cells[i]))
         .collect();
     eprintln!(
-        "suite: {} cells, {} on file, {} to run, arms {}",
+        "suite: {} cells, {} on file, {} to run, arms {}{}",
         cells.len(),
         cells.len() - todo.len(),
         todo.len(),
-        args.arms.join(",")
+        args.arms.join(","),
+        if args.tune {
+            format!(", each tuned first ({} trials per arm)", args.tune_trials)
+        } else {
+            String::new()
+        }
     );
     for (k, &i) in todo.iter().enumerate() {
         let cell = &cells[i];
-        let run = run_cell(configs[i].clone(), cell)?;
+        let run = run_cell(configs[i].clone(), cell, args.tune_trials)?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -572,6 +620,111 @@ pub fn run_suite(args: &SuiteArgs) -> anyhow::Result<Vec<ClaimRow>> {
     let rows = table(&runs, args.resamples);
     write_outputs(args, &runs, &rows)?;
     Ok(rows)
+}
+
+/// One value set of one arm, pooled over the tuned runs of one scale: how the retained days of
+/// every world and scenario score it. The best of an arm is the value set the protocol would
+/// choose for all of them at once (a default chosen on retained days only).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PooledTrial {
+    pub rows_per_day: usize,
+    pub arm: String,
+    pub values: BTreeMap<String, f64>,
+    /// Tuned runs of the scale that tried this value set, and how many of them chose it.
+    pub runs: usize,
+    pub chosen: usize,
+    /// Mean validation AUC over the runs that scored it (`None` if none did).
+    pub mean_auc: Option<f64>,
+    /// The highest mean among the value sets every tuned run of the scale scored; within the
+    /// protocol's tie band the earlier set wins (the session's values first).
+    pub best: bool,
+}
+
+/// Every arm's value sets pooled over the tuned runs, per scale, in the order the runs tried
+/// them. Empty without tuned runs.
+pub fn pooled_trials(runs: &[SuiteRun]) -> Vec<PooledTrial> {
+    let mut out: Vec<PooledTrial> = Vec::new();
+    let mut scales: Vec<usize> = runs.iter().map(|r| r.rows_per_day).collect();
+    scales.sort_unstable();
+    scales.dedup();
+    for scale in scales {
+        let tuned: Vec<&Tuning> = runs
+            .iter()
+            .filter(|r| r.rows_per_day == scale)
+            .filter_map(|r| r.tuning.as_ref())
+            .collect();
+        // Each value set of each arm with the AUCs it scored, in first-seen order.
+        let mut sets: Vec<(PooledTrial, Vec<f64>)> = Vec::new();
+        for tuning in &tuned {
+            for arm in &tuning.arms {
+                for (i, t) in arm.trials.iter().enumerate() {
+                    let k = match sets
+                        .iter()
+                        .position(|(p, _)| p.arm == arm.arm && p.values == t.values)
+                    {
+                        Some(k) => k,
+                        None => {
+                            let row = PooledTrial {
+                                rows_per_day: scale,
+                                arm: arm.arm.clone(),
+                                values: t.values.clone(),
+                                runs: 0,
+                                chosen: 0,
+                                mean_auc: None,
+                                best: false,
+                            };
+                            sets.push((row, Vec::new()));
+                            sets.len() - 1
+                        }
+                    };
+                    let (row, aucs) = &mut sets[k];
+                    if let Some(auc) = t.auc.filter(|a| a.is_finite() && t.failed.is_none()) {
+                        aucs.push(auc);
+                    }
+                    row.runs += 1;
+                    row.chosen += usize::from(i == arm.chosen);
+                }
+            }
+        }
+        let start = out.len();
+        for (mut row, aucs) in sets {
+            row.mean_auc = (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
+            out.push(row);
+        }
+        let block = &mut out[start..];
+        let arms: Vec<String> = block.iter().fold(Vec::new(), |mut v, p| {
+            if !v.contains(&p.arm) {
+                v.push(p.arm.clone());
+            }
+            v
+        });
+        for arm in arms {
+            // Eligible: scored by every tuned run of the scale.
+            let eligible = |p: &PooledTrial| {
+                p.arm == arm
+                    && p.mean_auc.is_some()
+                    && tuned.iter().all(|t| {
+                        t.arms.iter().filter(|a| a.arm == arm).all(|a| {
+                            a.trials.iter().any(|x| {
+                                x.values == p.values && x.auc.is_some() && x.failed.is_none()
+                            })
+                        })
+                    })
+            };
+            let top = block
+                .iter()
+                .filter(|p| eligible(p))
+                .filter_map(|p| p.mean_auc)
+                .fold(f64::NEG_INFINITY, f64::max);
+            if let Some(p) = block
+                .iter_mut()
+                .find(|p| eligible(p) && p.mean_auc.is_some_and(|m| m >= top - TUNE_TIE))
+            {
+                p.best = true;
+            }
+        }
+    }
+    out
 }
 
 fn fmt_interval(i: &Option<Interval>, digits: usize) -> String {
@@ -684,6 +837,37 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
     for c in CLAIMS {
         let _ = writeln!(s, "- {}: {}", c.text(), c.value());
     }
+    let pooled = pooled_trials(runs);
+    if !pooled.is_empty() {
+        let tuned = runs.iter().filter(|r| r.tuning.is_some()).count();
+        let _ = writeln!(
+            s,
+            "\nEvery arm was tuned first in {tuned} of the {} runs, on each run's own retained \
+             days (`--tune`). Each value set tried, per arm and scale: how many runs chose it \
+             and its mean validation AUC over them; `*` marks the highest mean among the sets \
+             every run scored (ties within {TUNE_TIE} go to the earlier set, the session's \
+             values first): the values one choice on the retained days of every run gives.\n",
+            runs.len()
+        );
+        let _ = writeln!(
+            s,
+            "| arm | rows/day | values | chosen by | mean validation AUC | best |"
+        );
+        let _ = writeln!(s, "|---|---:|---|---:|---:|---|");
+        for p in &pooled {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {}/{} | {} | {} |",
+                p.arm,
+                p.rows_per_day,
+                crate::protocol::tune::values_text(&p.values),
+                p.chosen,
+                p.runs,
+                p.mean_auc.map_or("-".into(), |m| format!("{m:.4}")),
+                if p.best { "*" } else { "" }
+            );
+        }
+    }
     s
 }
 
@@ -725,6 +909,7 @@ struct SuiteJson<'a> {
     resamples: usize,
     run_seconds: f64,
     rows: &'a [ClaimRow],
+    pooled_trials: Vec<PooledTrial>,
     runs: &'a [SuiteRun],
 }
 
@@ -739,6 +924,7 @@ fn write_outputs(args: &SuiteArgs, runs: &[SuiteRun], rows: &[ClaimRow]) -> anyh
         resamples: args.resamples,
         run_seconds: runs.iter().map(|r| r.seconds).sum(),
         rows,
+        pooled_trials: pooled_trials(runs),
         runs,
     };
     let files: [(&str, String); 3] = [
