@@ -88,6 +88,7 @@ fn each_arm_logs_the_distillation_weight_it_trained_with() {
     let records = run(&[
         &names,
         "method.distill_weight=0.6",
+        "per_arm.kd.distill_weight=0.6",
         "online.distill_min=0.2",
         "online.distill_max=0.7",
     ]);
@@ -124,7 +125,7 @@ fn each_arm_logs_the_distillation_weight_it_trained_with() {
         assert_eq!(a("scratch", day), None, "labels only");
         assert!(
             near(a("kd", day), 0.6),
-            "kd distils at method.distill_weight"
+            "kd distils at its own distill_weight"
         );
         assert!(
             near(a("crossadapt-fixed", day), 0.7),

@@ -473,6 +473,7 @@ mod isolation_tests {
         SessionConfig::tiny(&[
             "arms=[\"scratch\", \"kd\", \"crossadapt\", \"crossadapt-fixed\"]",
             "method.temperature=1e-40",
+            "per_arm.kd.temperature=1e-40",
         ])
         .unwrap()
     }

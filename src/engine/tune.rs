@@ -281,8 +281,9 @@ mod tests {
         let kd = ArmKind::Kd;
         let a = trial_values(&cfg, kd, 8);
         assert_eq!(a.len(), 8);
-        assert_eq!(a[0]["emb_lr"], cfg.train.emb_lr);
-        assert_eq!(a[0]["distill_weight"], cfg.method.distill_weight);
+        let (train, method) = cfg.for_arm(kd);
+        assert_eq!(a[0]["emb_lr"], train.emb_lr);
+        assert_eq!(a[0]["distill_weight"], method.distill_weight);
         assert_eq!(a[0].len(), 4, "kd tunes 4 keys");
         for (i, x) in a.iter().enumerate() {
             assert!(!a[..i].contains(x), "trial {i} repeats");
