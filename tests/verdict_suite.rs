@@ -277,6 +277,7 @@ fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
         .iter()
         .find(|r| r.tuning.is_none())
         .expect("untuned run");
+    assert_eq!(plain.tune_seconds, 0.0);
     for arm in &tuning.arms {
         let of = |r: &SuiteRun| {
             r.arms

@@ -481,7 +481,7 @@ pub fn run_records(cfg: SessionConfig) -> anyhow::Result<Vec<Record>> {
 pub fn run_cell(cfg: SessionConfig, cell: &Cell, tune_trials: usize) -> anyhow::Result<SuiteRun> {
     let started = Instant::now();
     let shift = shock_day(&cfg.data);
-    let (cfg, tuning) = if cell.tuned {
+    let (cfg, tuning, tune_seconds) = if cell.tuned {
         let outcome = tune(&cfg, tune_trials, &mut |arm, i, n, t| {
             eprintln!(
                 "  world {} · {} · {}",
@@ -494,11 +494,11 @@ pub fn run_cell(cfg: SessionConfig, cell: &Cell, tune_trials: usize) -> anyhow::
         (
             super::tune::with_choice(cfg, &outcome),
             Some(outcome.tuning),
+            started.elapsed().as_secs_f64(),
         )
     } else {
-        (cfg, None)
+        (cfg, None, 0.0)
     };
-    let tune_seconds = started.elapsed().as_secs_f64();
     let records = run_records(cfg)?;
     let ledger = Ledger::of(&records);
     let arms = ledger

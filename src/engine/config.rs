@@ -801,7 +801,6 @@ mod tests {
         // An ablation without an entry of its own uses crossadapt's.
         let fixed = ArmKind::parse("crossadapt-fixed").unwrap();
         assert_eq!(cfg.for_arm(fixed).1.temperature, 2.0);
-        // The saved config reads back with its per-arm values.
         assert_eq!(load(&[]).unwrap().per_arm, default_per_arm());
         // A session stored before the built-in entries has no `[per_arm]`: it reads back with
         // none, so it resumes on the values it ran with.
@@ -811,6 +810,7 @@ mod tests {
         assert!(!text.contains("per_arm"), "{text}");
         let back = SessionConfig::from_toml(&text, Path::new("config.toml")).unwrap();
         assert!(back.per_arm.is_empty());
+        // The saved config reads back with its per-arm values.
         let text = cfg.to_toml().unwrap();
         let path = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(path.path(), text).unwrap();
