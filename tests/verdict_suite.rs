@@ -136,6 +136,8 @@ fn known_run(world: u64, shift_day: Option<u32>) -> SuiteRun {
         ],
         tuning: None,
         tune_seconds: 0.0,
+        tune_key: None,
+        tune_reused: false,
     }
 }
 
@@ -210,13 +212,27 @@ fn the_claim_rules_give_known_answers() {
 fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut args = tiny_args(dir.path(), "none");
+    // `label` shifts after the retained days: the same retained days as `none`, so the same
+    // tuning, taken from the first run instead of being run again.
+    args.scenarios.push("label".into());
     args.tune = true;
     args.tune_trials = 3;
     run_suite(&args).expect("tuned suite runs");
     let log = dir.path().join("runs.jsonl");
     let runs = read_runs(&log).expect("runs");
-    assert_eq!(runs.len(), 1);
-    let tuned = runs[0].clone();
+    assert_eq!(runs.len(), 2);
+    let tuned = runs
+        .iter()
+        .find(|r| r.scenario == "none")
+        .expect("none")
+        .clone();
+    let label = runs.iter().find(|r| r.scenario == "label").expect("label");
+    assert!(!tuned.tune_reused && label.tune_reused);
+    assert!(tuned.tune_key.is_some() && label.tune_key == tuned.tune_key);
+    assert_eq!(label.tuning, tuned.tuning);
+    assert!(label.tune_seconds < tuned.tune_seconds);
+    let md = std::fs::read_to_string(dir.path().join("suite.md")).expect("md");
+    assert!(md.contains("(the protocol ran once)"), "{md}");
     let tuning = tuned.tuning.as_ref().expect("the run was tuned");
     let names: Vec<&str> = tuning.arms.iter().map(|a| a.arm.as_str()).collect();
     assert_eq!(
@@ -256,7 +272,7 @@ fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
             )
         })
         .collect();
-    let replay = run_cell(cfg, &cell, 0).expect("replay");
+    let replay = run_cell(cfg, &cell, 0, &mut Default::default()).expect("replay");
     let figures = |r: &SuiteRun| -> Vec<(String, Option<f64>, Vec<Option<f64>>)> {
         r.arms
             .iter()
@@ -270,9 +286,10 @@ fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
 
     // Untuned, the suite runs the cell again; the arms whose choice moved now differ.
     args.tune = false;
+    args.scenarios.pop();
     run_suite(&args).expect("untuned suite runs");
     let runs = read_runs(&log).expect("runs");
-    assert_eq!(runs.len(), 2, "the tuned run is not the untuned cell's");
+    assert_eq!(runs.len(), 3, "the tuned run is not the untuned cell's");
     let plain = runs
         .iter()
         .find(|r| r.tuning.is_none())

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigArgs;
 use crate::engine::config::shock_day;
-use crate::engine::tune::{tune, DEFAULT_TRIALS};
+use crate::engine::tune::{tune, tune_key, TuneOutcome, DEFAULT_TRIALS};
 use crate::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
 use crate::protocol::tune::{trial_line, Tuning, AUC_TIE as TUNE_TIE};
 use crate::protocol::{ArmKind, CrossAdaptVariant, Ledger, WeightRule};
@@ -103,6 +103,14 @@ pub struct SuiteRun {
     /// Wall seconds of the tuning, included in `seconds`.
     #[serde(default)]
     pub tune_seconds: f64,
+    /// [`tune_key`] of the run's tuning: runs with the same key tuned on the same retained
+    /// days with the same config and budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune_key: Option<String>,
+    /// The tuning was an earlier run's with the same key (on file or in this call), not run
+    /// again; `tune_seconds` is then the time to compute the key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tune_reused: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -475,29 +483,67 @@ pub fn run_records(cfg: SessionConfig) -> anyhow::Result<Vec<Record>> {
     Ok(records)
 }
 
+/// Tunings already made, by [`tune_key`]: a tuned cell whose key is here takes the record
+/// instead of running the protocol again.
+pub type TuneCache = BTreeMap<String, Tuning>;
+
+/// The tunings of the runs on file, by key.
+pub fn tune_cache(runs: &[SuiteRun]) -> TuneCache {
+    runs.iter()
+        .filter_map(|r| Some((r.tune_key.clone()?, r.tuning.clone()?)))
+        .collect()
+}
+
 /// Runs one cell and keeps its figures. A tuned cell first runs the validation protocol with
-/// `tune_trials` trials per arm (one progress line per trial on stderr), then the session with
-/// its choice.
-pub fn run_cell(cfg: SessionConfig, cell: &Cell, tune_trials: usize) -> anyhow::Result<SuiteRun> {
+/// `tune_trials` trials per arm (one progress line per trial on stderr), or takes the record
+/// of an earlier run from `cache` when the protocol would read the same retained days with the
+/// same config ([`tune_key`]), then runs the session with the choice.
+pub fn run_cell(
+    cfg: SessionConfig,
+    cell: &Cell,
+    tune_trials: usize,
+    cache: &mut TuneCache,
+) -> anyhow::Result<SuiteRun> {
     let started = Instant::now();
     let shift = shock_day(&cfg.data);
-    let (cfg, tuning, tune_seconds) = if cell.tuned {
-        let outcome = tune(&cfg, tune_trials, &mut |arm, i, n, t| {
-            eprintln!(
-                "  world {} · {} · {}",
-                cell.world,
-                cell.scenario,
-                trial_line(arm, i, n, t)
-            )
-        })
-        .with_context(|| format!("tuning world {} · {}", cell.world, cell.scenario))?;
+    let (cfg, tuning, key, reused) = if cell.tuned {
+        let context = || format!("tuning world {} · {}", cell.world, cell.scenario);
+        let key = tune_key(&cfg, tune_trials).with_context(context)?;
+        let (outcome, reused) = match cache.get(&key) {
+            Some(tuning) => {
+                eprintln!(
+                    "  world {} · {} · the retained days are an earlier run's: its tuning is reused",
+                    cell.world, cell.scenario
+                );
+                (TuneOutcome::of_record(&cfg, tuning.clone()), true)
+            }
+            None => {
+                let outcome = tune(&cfg, tune_trials, &mut |arm, i, n, t| {
+                    eprintln!(
+                        "  world {} · {} · {}",
+                        cell.world,
+                        cell.scenario,
+                        trial_line(arm, i, n, t)
+                    )
+                })
+                .with_context(context)?;
+                cache.insert(key.clone(), outcome.tuning.clone());
+                (outcome, false)
+            }
+        };
         (
             super::tune::with_choice(cfg, &outcome),
             Some(outcome.tuning),
-            started.elapsed().as_secs_f64(),
+            Some(key),
+            reused,
         )
     } else {
-        (cfg, None, 0.0)
+        (cfg, None, None, false)
+    };
+    let tune_seconds = if cell.tuned {
+        started.elapsed().as_secs_f64()
+    } else {
+        0.0
     };
     let records = run_records(cfg)?;
     let ledger = Ledger::of(&records);
@@ -533,6 +579,8 @@ pub fn run_cell(cfg: SessionConfig, cell: &Cell, tune_trials: usize) -> anyhow::
         arms,
         tuning,
         tune_seconds,
+        tune_key: key,
+        tune_reused: reused,
     })
 }
 
@@ -587,9 +635,10 @@ pub fn run_suite(args: &SuiteArgs) -> anyhow::Result<Vec<ClaimRow>> {
             String::new()
         }
     );
+    let mut cache = tune_cache(&runs);
     for (k, &i) in todo.iter().enumerate() {
         let cell = &cells[i];
-        let run = run_cell(configs[i].clone(), cell, args.tune_trials)?;
+        let run = run_cell(configs[i].clone(), cell, args.tune_trials, &mut cache)?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -653,14 +702,17 @@ pub fn pooled_trials(runs: &[SuiteRun]) -> Vec<PooledTrial> {
             .filter(|r| r.rows_per_day == scale)
             .filter_map(|r| r.tuning.as_ref())
             .collect();
-        // Each value set of each arm with the AUCs it scored, in first-seen order.
-        let mut sets: Vec<(PooledTrial, Vec<f64>)> = Vec::new();
-        for tuning in &tuned {
+        // Each value set of each arm with the AUCs it scored and the runs that scored it, in
+        // first-seen order; and the runs that tuned each arm.
+        let mut sets: Vec<(PooledTrial, Vec<f64>, Vec<usize>)> = Vec::new();
+        let mut tuned_by: BTreeMap<&str, usize> = BTreeMap::new();
+        for (r, tuning) in tuned.iter().enumerate() {
             for arm in &tuning.arms {
+                *tuned_by.entry(arm.arm.as_str()).or_default() += 1;
                 for (i, t) in arm.trials.iter().enumerate() {
                     let k = match sets
                         .iter()
-                        .position(|(p, _)| p.arm == arm.arm && p.values == t.values)
+                        .position(|(p, _, _)| p.arm == arm.arm && p.values == t.values)
                     {
                         Some(k) => k,
                         None => {
@@ -673,53 +725,46 @@ pub fn pooled_trials(runs: &[SuiteRun]) -> Vec<PooledTrial> {
                                 mean_auc: None,
                                 best: false,
                             };
-                            sets.push((row, Vec::new()));
+                            sets.push((row, Vec::new(), Vec::new()));
                             sets.len() - 1
                         }
                     };
-                    let (row, aucs) = &mut sets[k];
+                    let (row, aucs, scored_by) = &mut sets[k];
                     if let Some(auc) = t.auc.filter(|a| a.is_finite() && t.failed.is_none()) {
                         aucs.push(auc);
+                        if !scored_by.contains(&r) {
+                            scored_by.push(r);
+                        }
                     }
                     row.runs += 1;
                     row.chosen += usize::from(i == arm.chosen);
                 }
             }
         }
+        // Eligible for best: scored by every tuned run of the scale that tuned the arm.
         let start = out.len();
-        for (mut row, aucs) in sets {
+        let mut eligible = Vec::new();
+        for (mut row, aucs, scored_by) in sets {
             row.mean_auc = (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
+            eligible.push(
+                row.mean_auc.is_some()
+                    && scored_by.len() == tuned_by.get(row.arm.as_str()).copied().unwrap_or(0),
+            );
             out.push(row);
         }
         let block = &mut out[start..];
-        let arms: Vec<String> = block.iter().fold(Vec::new(), |mut v, p| {
-            if !v.contains(&p.arm) {
-                v.push(p.arm.clone());
-            }
-            v
-        });
-        for arm in arms {
-            // Eligible: scored by every tuned run of the scale.
-            let eligible = |p: &PooledTrial| {
-                p.arm == arm
-                    && p.mean_auc.is_some()
-                    && tuned.iter().all(|t| {
-                        t.arms.iter().filter(|a| a.arm == arm).all(|a| {
-                            a.trials.iter().any(|x| {
-                                x.values == p.values && x.auc.is_some() && x.failed.is_none()
-                            })
-                        })
-                    })
+        for (arm, _) in tuned_by {
+            let candidates = || {
+                block
+                    .iter()
+                    .zip(&eligible)
+                    .filter(|(p, &e)| e && p.arm == arm)
+                    .filter_map(|(p, _)| p.mean_auc)
             };
-            let top = block
-                .iter()
-                .filter(|p| eligible(p))
-                .filter_map(|p| p.mean_auc)
-                .fold(f64::NEG_INFINITY, f64::max);
-            if let Some(p) = block
-                .iter_mut()
-                .find(|p| eligible(p) && p.mean_auc.is_some_and(|m| m >= top - TUNE_TIE))
-            {
+            let top = candidates().fold(f64::NEG_INFINITY, f64::max);
+            if let Some((p, _)) = block.iter_mut().zip(&eligible).find(|(p, &e)| {
+                e && p.arm == arm && p.mean_auc.is_some_and(|m| m >= top - TUNE_TIE)
+            }) {
                 p.best = true;
             }
         }
@@ -840,13 +885,27 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
     let pooled = pooled_trials(runs);
     if !pooled.is_empty() {
         let tuned = runs.iter().filter(|r| r.tuning.is_some()).count();
+        let reused = runs.iter().filter(|r| r.tune_reused).count();
+        let shared = if reused > 0 {
+            let times = match tuned - reused {
+                1 => "once".to_string(),
+                n => format!("{n} times"),
+            };
+            format!(
+                " {reused} of them read the same retained days with the same config as an \
+                 earlier run and took its tuning (the protocol ran {times})."
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
             "\nEvery arm was tuned first in {tuned} of the {} runs, on each run's own retained \
-             days (`--tune`). Each value set tried, per arm and scale: how many runs chose it \
-             and its mean validation AUC over them; `*` marks the highest mean among the sets \
-             every run scored (ties within {TUNE_TIE} go to the earlier set, the session's \
-             values first): the values one choice on the retained days of every run gives.\n",
+             days (`--tune`).{shared} Each value set tried, per arm and scale: how many runs \
+             chose it and its mean validation AUC over them; `*` marks the highest mean among \
+             the sets every run scored (ties within {TUNE_TIE} go to the earlier set, the \
+             session's values first): the values one choice on the retained days of every run \
+             gives.\n",
             runs.len()
         );
         let _ = writeln!(

@@ -150,6 +150,62 @@ pub struct TuneOutcome {
     pub per_arm: BTreeMap<String, ArmOverrides>,
 }
 
+impl TuneOutcome {
+    /// The outcome a record stands for under `cfg`: each tuned arm's chosen values; the arms
+    /// the protocol did not tune keep whatever the config gave them.
+    pub fn of_record(cfg: &SessionConfig, tuning: Tuning) -> TuneOutcome {
+        let mut per_arm = cfg.per_arm.clone();
+        for arm in &tuning.arms {
+            if let Some(chosen) = arm.trials.get(arm.chosen) {
+                per_arm.insert(arm.arm.clone(), overrides(&chosen.values));
+            }
+        }
+        TuneOutcome { tuning, per_arm }
+    }
+}
+
+/// A digest of everything the protocol's outcome depends on: the config with the synthetic
+/// stream's drift scenario left out, the trial budget, and the rows of every day the protocol
+/// reads (the history and the retained days, the validation day among them). Two configs with
+/// the same key tune to the same record, so a caller may run the protocol once for both: the
+/// suite's drift scenarios differ only after the shock, which in the default split falls on an
+/// online day, so their retained days (and their tunings) are the same. The rows are hashed,
+/// not the scenario's promise, so a scenario whose drift reaches the retained days (the
+/// background drift of `shock` and `gradual`) gets a key of its own.
+pub fn tune_key(cfg: &SessionConfig, trials: usize) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut canonical = cfg.clone();
+    if let crate::data::DataConfig::Synthetic(s) = &mut canonical.data {
+        let default = crate::data::synth::SynthConfig::default();
+        s.drift = default.drift;
+        s.drift_days = default.drift_days;
+    }
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&canonical).context("cannot encode the config")?);
+    h.update((trials as u64).to_le_bytes());
+    let source = cfg.data.open().context("cannot open the data source")?;
+    let plan = cfg
+        .split
+        .resolve(source.num_days())
+        .with_context(|| format!("cannot split {}", source.describe()))?;
+    for &day in plan.history.iter().chain(&plan.retained) {
+        h.update(u64::from(day).to_le_bytes());
+        let mut rows = 0u64;
+        source.day_chunks(day as usize, &mut |chunk| {
+            rows += chunk.rows() as u64;
+            for k in &chunk.cat {
+                h.update(k.to_le_bytes());
+            }
+            for x in chunk.num.iter().chain(&chunk.label) {
+                h.update(x.to_bits().to_le_bytes());
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
+        h.update(rows.to_le_bytes());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Runs the protocol for every student arm of `cfg` (once per tuned arm: crossadapt's
 /// ablations share crossadapt's values), `trials` trials each. `on_trial` sees each trial as
 /// it ends. Deterministic given the config's seeds.
@@ -176,7 +232,6 @@ pub fn tune(
         }
     }
     let mut arms = Vec::new();
-    let mut per_arm = BTreeMap::new();
     for kind in kinds {
         let name = kind.to_string();
         let sets = trial_values(cfg, kind, trials);
@@ -221,25 +276,21 @@ pub fn tune(
             scored.push(trial);
         }
         let chosen = choose(&scored).unwrap_or(0);
-        per_arm.insert(name.clone(), overrides(&scored[chosen].values));
         arms.push(ArmTuning {
             arm: name,
             trials: scored,
             chosen,
         });
     }
-    // Arms the protocol did not tune keep whatever the config gave them.
-    let mut all = cfg.per_arm.clone();
-    all.extend(per_arm);
-    Ok(TuneOutcome {
-        tuning: Tuning {
+    Ok(TuneOutcome::of_record(
+        cfg,
+        Tuning {
             train_days: plan.retained.clone(),
             validation_day,
             online_day,
             arms,
         },
-        per_arm: all,
-    })
+    ))
 }
 
 #[cfg(test)]
@@ -273,6 +324,49 @@ mod tests {
                 "{kind}: same start, same arm"
             );
         }
+    }
+
+    /// The key sees the retained days' rows, not the scenario's name: the isolating scenarios
+    /// shift after the retained days and share a key, and their tunings are the same record;
+    /// the background drift of `shock` changes the retained days and the key; so do the
+    /// budget and the world.
+    #[test]
+    fn the_tune_key_is_shared_exactly_when_the_protocol_reads_the_same_days() {
+        let cfg = |extra: &[&str]| SessionConfig::tiny(extra).unwrap();
+        let key = |c: &SessionConfig, trials| tune_key(c, trials).unwrap();
+        let none = cfg(&["data.drift=\"none\""]);
+        let label = cfg(&["data.drift=\"label\""]);
+        assert_eq!(key(&none, 2), key(&label, 2));
+        assert_eq!(key(&none, 2), key(&cfg(&["data.drift=\"concept\""]), 2));
+        assert_ne!(key(&none, 2), key(&cfg(&["data.drift=\"shock\""]), 2));
+        assert_ne!(key(&none, 2), key(&none, 3));
+        assert_ne!(
+            key(&none, 2),
+            key(&cfg(&["data.drift=\"none\"", "data.seed=9"]), 2)
+        );
+        assert_ne!(
+            key(&none, 2),
+            key(&cfg(&["data.drift=\"none\"", "seed=9"]), 2)
+        );
+        // A shock early enough to reach the retained days separates the scenarios again.
+        let early = |d: &str| cfg(&[&format!("data.drift=\"{d}\""), "data.shock_day=3"]);
+        assert_ne!(key(&early("none"), 2), key(&early("label"), 2));
+
+        // Each arm's choice and its trials' scores (their wall times differ).
+        type Scores = Vec<(usize, Vec<(Option<f64>, u64)>)>;
+        let scores = |c: &SessionConfig| -> Scores {
+            let outcome = tune(c, 2, &mut |_, _, _, _| {}).unwrap();
+            outcome
+                .tuning
+                .arms
+                .iter()
+                .map(|a| {
+                    let t = a.trials.iter().map(|t| (t.auc, t.logloss.to_bits()));
+                    (a.chosen, t.collect())
+                })
+                .collect()
+        };
+        assert_eq!(scores(&none), scores(&label), "same key, same tuning");
     }
 
     #[test]
