@@ -8,7 +8,8 @@
 //! - [`scale_fields`]: FiBiNET's SENET re-weighting of the fields;
 //! - [`self_attention`]: one AutoInt layer's multi-head attention, residual and ReLU, per sample
 //!   (its attention weights kept from the forward pass for the backward pass);
-//! - [`cross_vector`] / [`cross_mix`]: DCN's vector cross layer and DCNv2's cross update.
+//! - [`cross_vector`] / [`cross_mix`]: DCN's vector cross layer and DCNv2's cross update;
+//!   [`cross_stack`]: DCN's whole stack of vector cross layers.
 //!
 //! Every sum over rows (a weight's gradient) is taken in fixed blocks of rows added in block
 //! order, so results do not depend on the number of threads.
@@ -858,6 +859,146 @@ impl CustomOp3 for CrossVector {
     }
 }
 
+/// DCN's whole stack of vector cross layers in one op: `x_{l+1} = x0 * (x_l . w_l) + b_l + x_l`
+/// from `x_0 = x0 (N, D)`, with `wbs (2L, D)` holding `w_0, b_0, w_1, b_1, ...` as rows; the
+/// output is `x_L`. Each row's values are [`cross_vector`]'s, bit for bit. What the stack saves
+/// is memory traffic on the way back: layer by layer, every layer writes two `(N, D)` gradients
+/// and candle adds each gradient of `x0` into a running sum (a fresh tensor per add); here the
+/// backward pass recomputes each row's `x_l` in a scratch row (a few dot products) and writes
+/// one gradient of `x0`, summed across the layers inside the row.
+pub fn cross_stack(x0: &Tensor, wbs: &Tensor) -> Res<Tensor> {
+    x0.contiguous()?.apply_op2(&wbs.contiguous()?, CrossStack)
+}
+
+struct CrossStack;
+
+impl CrossStack {
+    /// `(n, d, layers)`.
+    fn shapes(l1: &Layout, l2: &Layout) -> Res<(usize, usize, usize)> {
+        let [n, d] = dims("cross-stack", "x0", l1)?;
+        let [rows, dw] = dims("cross-stack", "wbs", l2)?;
+        if dw != d || rows % 2 != 0 {
+            candle_core::bail!(
+                "cross-stack: x0 {:?} and wbs {:?} do not match (wbs is (2 * layers, D))",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        Ok((n, d, rows / 2))
+    }
+
+    /// Row `x0r` through the stack: `xs` gets `x_0 .. x_{L-1}` (`L * d` values), `s` the
+    /// layers' dot products and `out` the output `x_L`.
+    fn row(x0r: &[f32], wbs: &[f32], xs: &mut [f32], s: &mut [f32], out: &mut [f32]) {
+        let d = x0r.len();
+        out.copy_from_slice(x0r);
+        for (l, sl) in s.iter_mut().enumerate() {
+            let (w, b) = (
+                &wbs[2 * l * d..(2 * l + 1) * d],
+                &wbs[(2 * l + 1) * d..(2 * l + 2) * d],
+            );
+            xs[l * d..(l + 1) * d].copy_from_slice(out);
+            let sv = dot(out, w);
+            *sl = sv;
+            for ((o, &u), &bv) in out.iter_mut().zip(x0r).zip(b) {
+                // `x_l + (x0 * s + b)`: cross_vector's `x0 * s + b + x_l`, the same bits
+                // (one addition, commuted).
+                *o += u * sv + bv;
+            }
+        }
+    }
+}
+
+impl CustomOp2 for CrossStack {
+    fn name(&self) -> &'static str {
+        "cross-stack"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Res<(CpuStorage, Shape)> {
+        let (n, d, layers) = Self::shapes(l1, l2)?;
+        let x0 = contiguous(self.name(), s1, l1)?;
+        let wbs = contiguous(self.name(), s2, l2)?;
+        let out = if d == 0 {
+            Vec::new()
+        } else {
+            par_fill(n, d, |r0, out| {
+                let (mut xs, mut s, mut row) = (
+                    vec![0.0f32; layers * d],
+                    vec![0.0f32; layers],
+                    vec![0.0f32; d],
+                );
+                for r in r0..r0 + out.block.len() / d {
+                    Self::row(&x0[r * d..(r + 1) * d], wbs, &mut xs, &mut s, &mut row);
+                    out.extend(row.iter().copied());
+                }
+            })
+        };
+        Ok((CpuStorage::F32(out), Shape::from((n, d))))
+    }
+
+    fn bwd(
+        &self,
+        x0: &Tensor,
+        wbs: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Res<(Option<Tensor>, Option<Tensor>)> {
+        let (n, d, layers) = Self::shapes(x0.layout(), wbs.layout())?;
+        let (gx0, gwbs) = with_values(self.name(), &[x0, wbs, grad_res], |v| {
+            let (x0, wbs, g) = (v[0], v[1], v[2]);
+            let mut gx0 = vec![0.0f32; n * d];
+            if d == 0 {
+                return (gx0, Vec::new());
+            }
+            // Per block: its rows of d x0, and its part of every layer's (d w, d b).
+            let partials: Vec<Vec<f32>> = gx0
+                .par_chunks_mut(ROWS_PER_TASK * d)
+                .enumerate()
+                .map(|(blk, gx0_b)| {
+                    let mut gwbs = vec![0.0f32; 2 * layers * d];
+                    let (mut xs, mut s, mut top) = (
+                        vec![0.0f32; layers * d],
+                        vec![0.0f32; layers],
+                        vec![0.0f32; d],
+                    );
+                    let mut gcur = vec![0.0f32; d];
+                    for (rr, gx0r) in gx0_b.chunks_exact_mut(d).enumerate() {
+                        let r = blk * ROWS_PER_TASK + rr;
+                        let x0r = &x0[r * d..(r + 1) * d];
+                        Self::row(x0r, wbs, &mut xs, &mut s, &mut top);
+                        gcur.copy_from_slice(&g[r * d..(r + 1) * d]);
+                        // gx0r sums x0's gradient from every layer's `x0 * s` term; `gcur` is
+                        // the gradient of x_l, which becomes x0's own at l = 0.
+                        for l in (0..layers).rev() {
+                            let w = &wbs[2 * l * d..(2 * l + 1) * d];
+                            let xl = &xs[l * d..(l + 1) * d];
+                            let gs = dot(&gcur, x0r);
+                            axpy(gx0r, s[l], &gcur);
+                            let (gw, gb) = gwbs[2 * l * d..(2 * l + 2) * d].split_at_mut(d);
+                            axpy(gw, gs, xl);
+                            axpy(gb, 1.0, &gcur);
+                            axpy(&mut gcur, gs, w);
+                        }
+                        axpy(gx0r, 1.0, &gcur);
+                    }
+                    gwbs
+                })
+                .collect();
+            (gx0, sum_in_order(partials, 2 * layers * d))
+        })?;
+        Ok((
+            Some(tensor(gx0, &[n, d])?),
+            Some(tensor(gwbs, &[2 * layers, d])?),
+        ))
+    }
+}
+
 /// DCNv2's cross update after the layer's linear map `u = x W + b`: `x0 * u + x`, all `(N, D)`.
 pub fn cross_mix(x0: &Tensor, u: &Tensor, x: &Tensor) -> Res<Tensor> {
     x0.contiguous()?
@@ -1200,6 +1341,40 @@ mod tests {
         assert_eq!(flat(&y.unwrap()), vec![6.5, 10.5]);
     }
 
+    /// The stack gives the layers one by one: the same values bit for bit, the same gradients
+    /// up to the order of the sums.
+    #[test]
+    fn cross_stack_matches_the_layers_one_by_one() {
+        let (n, d, layers) = (2 * ROWS_PER_TASK + 3, 7, 3);
+        let x0 = var(&[n, d], 16);
+        let wbs = var(&[2 * layers, d], 17);
+        let fused = || cross_stack(x0.as_tensor(), wbs.as_tensor()).unwrap();
+        let by_layer = || {
+            let mut x = x0.as_tensor().clone();
+            for l in 0..layers {
+                let wb = wbs.as_tensor().narrow(0, 2 * l, 2).unwrap();
+                x = cross_vector(x0.as_tensor(), &x, &wb).unwrap();
+            }
+            x
+        };
+        check(fused, by_layer, &[&x0, &wbs], 1e-5);
+        assert_eq!(flat(&fused()), flat(&by_layer()), "forward bit for bit");
+        // By hand, two layers: x0 = (1, 2); w0 = (1, 0), b0 = (0, 0): s0 = 1, x1 = (2, 4);
+        // w1 = (0, 1), b1 = (1, 1): s1 = 4, x2 = (1*4 + 1 + 2, 2*4 + 1 + 4) = (7, 13).
+        let t = |v: Vec<f32>, s: (usize, usize)| Tensor::from_vec(v, s, &Device::Cpu).unwrap();
+        let y = cross_stack(
+            &t(vec![1., 2.], (1, 2)),
+            &t(vec![1., 0., 0., 0., 0., 1., 1., 1.], (4, 2)),
+        );
+        assert_eq!(flat(&y.unwrap()), vec![7.0, 13.0]);
+        // No layer: the input itself.
+        let y = cross_stack(
+            &t(vec![1., 2.], (1, 2)),
+            &Tensor::zeros((0, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
+        assert_eq!(flat(&y.unwrap()), vec![1.0, 2.0]);
+    }
+
     #[test]
     fn cross_mix_and_linear_match_the_generic_layer() {
         let (n, d) = (2 * ROWS_PER_TASK + 3, 6);
@@ -1235,6 +1410,8 @@ mod tests {
         assert!(self_attention(&z(&[7, 8]), 3, 1).is_err());
         assert!(self_attention(&z(&[6, 8]), 0, 1).is_err());
         assert!(cross_vector(&z(&[2, 3]), &z(&[2, 3]), &z(&[1, 3])).is_err());
+        assert!(cross_stack(&z(&[2, 3]), &z(&[3, 3])).is_err());
+        assert!(cross_stack(&z(&[2, 3]), &z(&[2, 4])).is_err());
         assert!(cross_mix(&z(&[2, 3]), &z(&[2, 4]), &z(&[2, 3])).is_err());
     }
 }

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::core_access;
 use crate::model::blocks::{flatten, Linear, Logit, Mlp};
-use crate::model::interact::{cross_mix, cross_vector};
+use crate::model::interact::{cross_mix, cross_stack};
 use crate::model::{Arch, CtrModel, ModelCore};
 
 enum Cross {
@@ -70,15 +70,17 @@ impl CtrModel for Dcn {
         let x0 = flatten(fields)?;
         let mut x = x0.clone();
         match &self.cross {
-            Cross::Vector(layers) => {
+            Cross::Vector(layers) if !layers.is_empty() => {
+                // The whole stack is one op (`interact.rs`); every layer's `w` and `b` go in as
+                // the rows of one `(2L, D)` operand.
                 let dim = x0.dim(1)?;
-                for (w, b) in layers {
-                    // One op per layer (`interact.rs`); `w` and `b` go in as the rows of one
-                    // `(2, D)` operand.
-                    let wb = Tensor::cat(&[&w.reshape((1, dim))?, &b.reshape((1, dim))?], 0)?;
-                    x = cross_vector(&x0, &x, &wb)?;
-                }
+                let rows = layers
+                    .iter()
+                    .flat_map(|(w, b)| [w.reshape((1, dim)), b.reshape((1, dim))])
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                x = cross_stack(&x0, &Tensor::cat(&rows, 0)?)?;
             }
+            Cross::Vector(_) => {}
             Cross::Matrix(layers) => {
                 for l in layers {
                     x = cross_mix(&x0, &l.forward(&x)?, &x)?;
