@@ -8,8 +8,8 @@
 //! - [`scale_fields`]: FiBiNET's SENET re-weighting of the fields;
 //! - [`self_attention`]: one AutoInt layer's multi-head attention, residual and ReLU, per sample
 //!   (its attention weights kept from the forward pass for the backward pass);
-//! - [`cross_vector`] / [`cross_mix`]: DCN's vector cross layer and DCNv2's cross update;
-//!   [`cross_stack`]: DCN's whole stack of vector cross layers.
+//! - [`cross_stack`] / [`cross_mix`]: DCN's stack of vector cross layers (one op) and DCNv2's
+//!   cross update.
 //!
 //! Every sum over rows (a weight's gradient) is taken in fixed blocks of rows added in block
 //! order, so results do not depend on the number of threads.
@@ -738,14 +738,18 @@ impl CustomOp3 for ProjectedAttention {
 // DCN's and DCNv2's cross layers
 
 /// DCN's vector cross layer: `x0 * (x . w) + b + x` for `x0`, `x (N, D)` and `wb (2, D)`
-/// holding `w` and `b` as rows.
+/// holding `w` and `b` as rows. DCN runs the whole stack as [`cross_stack`]; this one layer is
+/// the reference the stack is tested against, so it is built for tests only.
+#[cfg(test)]
 pub fn cross_vector(x0: &Tensor, x: &Tensor, wb: &Tensor) -> Res<Tensor> {
     x0.contiguous()?
         .apply_op3(&x.contiguous()?, &wb.contiguous()?, CrossVector)
 }
 
+#[cfg(test)]
 struct CrossVector;
 
+#[cfg(test)]
 impl CrossVector {
     fn shapes(l1: &Layout, l2: &Layout, l3: &Layout) -> Res<(usize, usize)> {
         let [n, d] = dims("cross-vector", "x0", l1)?;
@@ -761,6 +765,7 @@ impl CrossVector {
     }
 }
 
+#[cfg(test)]
 impl CustomOp3 for CrossVector {
     fn name(&self) -> &'static str {
         "cross-vector"
@@ -861,7 +866,8 @@ impl CustomOp3 for CrossVector {
 
 /// DCN's whole stack of vector cross layers in one op: `x_{l+1} = x0 * (x_l . w_l) + b_l + x_l`
 /// from `x_0 = x0 (N, D)`, with `wbs (2L, D)` holding `w_0, b_0, w_1, b_1, ...` as rows; the
-/// output is `x_L`. Each row's values are [`cross_vector`]'s, bit for bit. What the stack saves
+/// output is `x_L`. Each row's values are those of the layers one by one (`cross_vector`, in
+/// tests), bit for bit. What the stack saves
 /// is memory traffic on the way back: layer by layer, every layer writes two `(N, D)` gradients
 /// and candle adds each gradient of `x0` into a running sum (a fresh tensor per add); here the
 /// backward pass recomputes each row's `x_l` in a scratch row (a few dot products) and writes
