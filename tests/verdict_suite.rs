@@ -11,7 +11,7 @@ use crossadapt::cli::suite::{
 };
 use crossadapt::cli::ConfigArgs;
 use crossadapt::engine::config::TINY_SETS;
-use crossadapt::engine::tune::overrides;
+use crossadapt::engine::tune::{overrides, TuneBudget};
 use crossadapt::protocol::tune::{ArmTuning, TuneTrial, Tuning};
 
 fn tiny_args(out: &std::path::Path, scenario: &str) -> SuiteArgs {
@@ -31,6 +31,7 @@ fn tiny_args(out: &std::path::Path, scenario: &str) -> SuiteArgs {
         resamples: 200,
         tune: false,
         tune_trials: 8,
+        tune_online_days: 0,
     }
 }
 
@@ -260,6 +261,7 @@ fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
         scenario: "none".into(),
         rows_per_day: 1000,
         tuned: false,
+        online_days: 0,
     };
     let mut cfg = cell_config(&args, &cell).expect("config");
     cfg.per_arm = tuning
@@ -272,7 +274,8 @@ fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
             )
         })
         .collect();
-    let replay = run_cell(cfg, &cell, 0, &mut Default::default()).expect("replay");
+    let replay =
+        run_cell(cfg, &cell, TuneBudget::trials(0), &mut Default::default()).expect("replay");
     let figures = |r: &SuiteRun| -> Vec<(String, Option<f64>, Vec<Option<f64>>)> {
         r.arms
             .iter()
@@ -343,6 +346,7 @@ fn the_pooled_choice_is_the_best_mean_over_every_run() {
             trials,
             chosen,
         }],
+        online: None,
     };
     let mut one = known_run(1, None);
     one.tuning = Some(tuning(
@@ -370,4 +374,39 @@ fn the_pooled_choice_is_the_best_mean_over_every_run() {
     let alone = pooled_trials(&[one]);
     assert_eq!(alone.iter().filter(|p| p.best).count(), 1);
     assert!(alone.iter().any(|p| p.best && p.mean_auc == Some(0.90)));
+}
+
+/// `--tune-online-days` adds the online stage to every tuning: a run tuned with it is a cell of
+/// its own (a run tuned without it is not taken for it, nor its tuning), its record holds the
+/// stage, and the pooled choice lists the online values beside the arms'.
+#[test]
+fn the_online_stage_of_a_tuned_suite_is_a_cell_of_its_own_and_pooled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = tiny_args(dir.path(), "none");
+    args.arms = vec!["crossadapt".into()];
+    args.tune = true;
+    args.tune_trials = 2;
+    run_suite(&args).expect("tuned suite runs");
+    args.tune_online_days = 2;
+    run_suite(&args).expect("tuned suite with the online stage runs");
+    let runs = read_runs(&dir.path().join("runs.jsonl")).expect("runs");
+    assert_eq!(runs.len(), 2, "the online stage makes another cell");
+    let (plain, online) = (&runs[0], &runs[1]);
+    assert!(plain.tuning.as_ref().expect("tuned").online.is_none());
+    let stage = online
+        .tuning
+        .as_ref()
+        .and_then(|t| t.online.as_ref())
+        .expect("the online stage ran");
+    assert_eq!(stage.days, vec![3, 4], "the last two retained days of tiny");
+    assert_eq!(stage.tuning.trials.len(), 2, "the same budget");
+    assert!(!online.tune_reused && online.tune_key != plain.tune_key);
+    let pooled = pooled_trials(&runs);
+    assert_eq!(
+        pooled.iter().filter(|p| p.arm == "online").count(),
+        2,
+        "{pooled:?}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("suite.md")).expect("md");
+    assert!(md.contains("| online |"), "{md}");
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use crossadapt::engine::config::TINY_SETS;
 use crossadapt::engine::events::{EngineEvent, EvalMetrics};
 use crossadapt::engine::report::Report;
-use crossadapt::engine::tune::tune;
+use crossadapt::engine::tune::{apply_online, tune, TuneBudget};
 use crossadapt::engine::SessionConfig;
 use crossadapt::protocol::tune::Tuning;
 
@@ -24,7 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 /// figures a seed does not fix).
 fn tuned(extra: &[&str]) -> Tuning {
     let cfg = SessionConfig::tiny(extra).expect("tiny config");
-    let mut t = tune(&cfg, 4, &mut |_, _, _, _| {})
+    let mut t = tune(&cfg, TuneBudget::trials(4), &mut |_, _, _, _| {})
         .expect("tune runs")
         .tuning;
     for a in &mut t.arms {
@@ -215,4 +215,143 @@ fn run_tune_records_its_choice_and_runs_with_it() {
         };
         assert_ne!(of(&a), of(&c), "{name} ran with its defaults");
     }
+}
+
+/// A session's records on `cfg`.
+fn run_cfg(cfg: SessionConfig) -> Vec<crossadapt::engine::Record> {
+    use std::sync::{Arc, Mutex};
+    let sink: Arc<Mutex<Vec<crossadapt::engine::Record>>> = Arc::default();
+    let io = crossadapt::engine::EngineIo {
+        sinks: vec![Box::new(sink.clone())],
+        commands: None,
+        checkpoints: None,
+    };
+    let mut engine = crossadapt::engine::Engine::new(cfg, "test", "tiny", io).expect("starts");
+    assert_eq!(
+        engine.run().expect("run completes"),
+        crossadapt::engine::Outcome::Finished
+    );
+    let records = sink.lock().expect("sink").clone();
+    records
+}
+
+/// The online stage replays a session on the retained days: each trial scores what a session
+/// split 2 / 1 / 2 (history days 0-1, retained day 2, online days 3-4) with the first stage's
+/// choice and the trial's online values scores on days 3-4, its mean test AUC and LogLoss.
+/// So the streamed days are as unseen as a session's online days (the vocabulary is fitted
+/// without them), and no later day is read.
+#[test]
+fn the_online_stage_scores_what_a_session_on_the_retained_days_scores() {
+    let cfg = SessionConfig::tiny(&[]).expect("tiny config");
+    let budget = TuneBudget {
+        trials: 3,
+        online_days: 2,
+    };
+    let outcome = tune(&cfg, budget, &mut |_, _, _, _| {}).expect("tune runs");
+    let online = outcome.tuning.online.clone().expect("the online stage ran");
+    assert_eq!(
+        (online.train_days.clone(), online.days.clone()),
+        (vec![2], vec![3, 4])
+    );
+    let trials = &online.tuning.trials;
+    assert_eq!(trials.len(), 3, "the same budget as every arm");
+    assert_eq!(
+        trials[0].values["teacher_interval"], 3.0,
+        "the session's own first"
+    );
+    assert_eq!(trials[0].values["reference_days"], 6.0);
+    for (i, trial) in trials.iter().enumerate() {
+        let mut session = SessionConfig::tiny(&[
+            "split.retained=1",
+            "split.online=2",
+            "arms=[\"crossadapt\"]",
+        ])
+        .expect("config");
+        session.per_arm = outcome.per_arm.clone();
+        apply_online(&mut session, &trial.values);
+        let days = engine_common::day_metrics(&run_cfg(session));
+        let day = |d: u32| days[&("crossadapt".to_string(), d)].clone();
+        let (three, four) = (day(3), day(4));
+        let auc = (three.auc.expect("auc") + four.auc.expect("auc")) / 2.0;
+        let logloss = (three.logloss + four.logloss) / 2.0;
+        assert!(
+            (trial.auc.expect("scored") - auc).abs() < 1e-12,
+            "trial {i}: {:?} against the session's {auc}",
+            trial.auc
+        );
+        assert!((trial.logloss - logloss).abs() < 1e-12, "trial {i}");
+    }
+    // The choice is what a run with the outcome gets.
+    let chosen = online.tuning.choice().expect("a choice").values.clone();
+    let applied = outcome.apply(cfg.clone());
+    assert_eq!(
+        f64::from(applied.online.teacher_interval),
+        chosen["teacher_interval"]
+    );
+    assert_eq!(applied.online.replay_ratio, chosen["replay_ratio"]);
+    assert_eq!(applied.online.distill_min, chosen["distill_min"]);
+    assert_eq!(applied.online.distill_max, chosen["distill_max"]);
+    assert_eq!(
+        applied.adaptation.reference_days as f64,
+        chosen["reference_days"]
+    );
+    assert_eq!(applied.per_arm, outcome.per_arm);
+}
+
+/// `tune --online-days` writes the online choice into the config it writes; a length the
+/// split cannot hold fails before any trial, and writes nothing.
+#[test]
+fn tune_online_days_writes_the_choice_and_refuses_a_stage_too_long() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, toml) = (dir.path().join("s"), dir.path().join("tuned.toml"));
+    let mut args = vec!["tune", "--trials", "2", "--online-days", "2", "--out"];
+    args.push(toml.to_str().unwrap());
+    args.extend(tiny_args());
+    let out = run_ok(&store, &args);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("then days 3-4 streamed test-then-train"),
+        "{table}"
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        progress.matches("tune [online] trial").count(),
+        2,
+        "{progress}"
+    );
+    let written = SessionConfig::load(Some(&toml), &[]).expect("the written config loads");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("chosen online:"))
+        .expect("the online choice");
+    assert!(
+        line.contains(&format!(
+            "teacher_interval={} ",
+            written.online.teacher_interval
+        )) && line.contains(&format!(
+            "reference_days={} ",
+            written.adaptation.reference_days
+        )),
+        "{line}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    let mut args = vec!["tune", "--online-days", "3", "--out"];
+    args.push(bad.to_str().unwrap());
+    args.extend(tiny_args());
+    let out = Command::new(BIN)
+        .arg("--sessions-dir")
+        .arg(&store)
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs 1 to 2 with this split"), "{err}");
+    assert!(
+        !err.contains("trial 1/"),
+        "it failed before any trial: {err}"
+    );
+    assert!(!bad.exists());
 }

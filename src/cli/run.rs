@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Trials per arm of `--tune`.
     #[arg(long, default_value_t = crate::engine::tune::DEFAULT_TRIALS, value_parser = super::ranges::count(1, 10_000))]
     pub tune_trials: usize,
+    /// With `--tune`: also choose crossadapt's shared online values on this many retained
+    /// days streamed after an earlier switch (`crossadapt tune --online-days`). 0: not tuned.
+    #[arg(long, default_value_t = 0, value_name = "DAYS", value_parser = super::ranges::count(0, 10_000))]
+    pub tune_online_days: usize,
 }
 
 /// The console unless `--headless` or there is no terminal (then headless, with a note). The
@@ -69,7 +73,11 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     let mode = launch_mode(args.headless, args.theme.clone())?;
     // Tuning reads only the history and retained days; the session then runs with its choice.
     let (cfg, tuned) = if args.tune {
-        let outcome = super::tune::protocol(&cfg, args.tune_trials)?;
+        let budget = crate::engine::tune::TuneBudget {
+            trials: args.tune_trials,
+            online_days: args.tune_online_days,
+        };
+        let outcome = super::tune::protocol(&cfg, budget)?;
         (
             super::tune::with_choice(cfg, &outcome),
             Some(outcome.tuning),

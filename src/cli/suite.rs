@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigArgs;
 use crate::engine::config::shock_day;
-use crate::engine::tune::{tune, tune_key, TuneOutcome, DEFAULT_TRIALS};
+use crate::engine::tune::{tune, tune_key, TuneBudget, TuneOutcome, DEFAULT_TRIALS};
 use crate::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
-use crate::protocol::tune::{trial_line, Tuning, AUC_TIE as TUNE_TIE};
+use crate::protocol::tune::{trial_line, Tuning, AUC_TIE as TUNE_TIE, ONLINE_TUNING};
 use crate::protocol::{ArmKind, CrossAdaptVariant, Ledger, WeightRule};
 use crate::train::stats::{bootstrap_clustered, bootstrap_mean, Interval};
 
@@ -71,6 +71,10 @@ pub struct SuiteArgs {
     /// Trials per arm of `--tune` (the same budget for every arm).
     #[arg(long, default_value_t = DEFAULT_TRIALS, value_parser = super::ranges::count(1, 10_000))]
     pub tune_trials: usize,
+    /// With `--tune`: also choose crossadapt's shared online values on this many retained
+    /// days streamed after an earlier switch (`crossadapt tune --online-days`). 0: not tuned.
+    #[arg(long, default_value_t = 0, value_name = "DAYS", value_parser = super::ranges::count(0, 10_000))]
+    pub tune_online_days: usize,
 }
 
 /// One cell of the matrix.
@@ -81,6 +85,8 @@ pub struct Cell {
     pub rows_per_day: usize,
     /// Whether the arms were tuned on the run's retained days first (`--tune`).
     pub tuned: bool,
+    /// The retained days the tuning's online stage streamed (`--tune-online-days`; 0: none).
+    pub online_days: usize,
 }
 
 /// What the suite keeps of one run.
@@ -136,6 +142,11 @@ impl SuiteRun {
             scenario: self.scenario.clone(),
             rows_per_day: self.rows_per_day,
             tuned: self.tuning.is_some(),
+            online_days: self
+                .tuning
+                .as_ref()
+                .and_then(|t| t.online.as_ref())
+                .map_or(0, |o| o.days.len()),
         }
     }
 
@@ -440,6 +451,7 @@ pub fn cells(args: &SuiteArgs) -> Vec<Cell> {
                     scenario: scenario.clone(),
                     rows_per_day,
                     tuned: args.tune,
+                    online_days: if args.tune { args.tune_online_days } else { 0 },
                 });
             }
         }
@@ -495,20 +507,20 @@ pub fn tune_cache(runs: &[SuiteRun]) -> TuneCache {
 }
 
 /// Runs one cell and keeps its figures. A tuned cell first runs the validation protocol with
-/// `tune_trials` trials per arm (one progress line per trial on stderr), or takes the record
+/// `budget` (one progress line per trial on stderr), or takes the record
 /// of an earlier run from `cache` when the protocol would read the same retained days with the
 /// same config ([`tune_key`]), then runs the session with the choice.
 pub fn run_cell(
     cfg: SessionConfig,
     cell: &Cell,
-    tune_trials: usize,
+    budget: TuneBudget,
     cache: &mut TuneCache,
 ) -> anyhow::Result<SuiteRun> {
     let started = Instant::now();
     let shift = shock_day(&cfg.data);
     let (cfg, tuning, key, reused) = if cell.tuned {
         let context = || format!("tuning world {} · {}", cell.world, cell.scenario);
-        let key = tune_key(&cfg, tune_trials).with_context(context)?;
+        let key = tune_key(&cfg, budget).with_context(context)?;
         let (outcome, reused) = match cache.get(&key) {
             Some(tuning) => {
                 eprintln!(
@@ -518,7 +530,7 @@ pub fn run_cell(
                 (TuneOutcome::of_record(&cfg, tuning.clone()), true)
             }
             None => {
-                let outcome = tune(&cfg, tune_trials, &mut |arm, i, n, t| {
+                let outcome = tune(&cfg, budget, &mut |arm, i, n, t| {
                     eprintln!(
                         "  world {} · {} · {}",
                         cell.world,
@@ -630,7 +642,14 @@ pub fn run_suite(args: &SuiteArgs) -> anyhow::Result<Vec<ClaimRow>> {
         todo.len(),
         args.arms.join(","),
         if args.tune {
-            format!(", each tuned first ({} trials per arm)", args.tune_trials)
+            let online = match args.tune_online_days {
+                0 => String::new(),
+                d => format!(", the online values on {d} streamed retained days"),
+            };
+            format!(
+                ", each tuned first ({} trials per arm{online})",
+                args.tune_trials
+            )
         } else {
             String::new()
         }
@@ -638,7 +657,11 @@ pub fn run_suite(args: &SuiteArgs) -> anyhow::Result<Vec<ClaimRow>> {
     let mut cache = tune_cache(&runs);
     for (k, &i) in todo.iter().enumerate() {
         let cell = &cells[i];
-        let run = run_cell(configs[i].clone(), cell, args.tune_trials, &mut cache)?;
+        let budget = TuneBudget {
+            trials: args.tune_trials,
+            online_days: cell.online_days,
+        };
+        let run = run_cell(configs[i].clone(), cell, budget, &mut cache)?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -707,7 +730,8 @@ pub fn pooled_trials(runs: &[SuiteRun]) -> Vec<PooledTrial> {
         let mut sets: Vec<(PooledTrial, Vec<f64>, Vec<usize>)> = Vec::new();
         let mut tuned_by: BTreeMap<&str, usize> = BTreeMap::new();
         for (r, tuning) in tuned.iter().enumerate() {
-            for arm in &tuning.arms {
+            let online = tuning.online.as_ref().map(|o| &o.tuning);
+            for arm in tuning.arms.iter().chain(online) {
                 *tuned_by.entry(arm.arm.as_str()).or_default() += 1;
                 for (i, t) in arm.trials.iter().enumerate() {
                     let k = match sets
@@ -898,6 +922,15 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
         } else {
             String::new()
         };
+        let online = if pooled.iter().any(|p| p.arm == ONLINE_TUNING) {
+            format!(
+                " The `{ONLINE_TUNING}` rows are the values crossadapt's arms share after the \
+                 switch (`--tune-online-days`), scored by their mean test AUC over the retained \
+                 days streamed after an earlier switch."
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
             "\nEvery arm was tuned first in {tuned} of the {} runs, on each run's own retained \
@@ -905,7 +938,7 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
              chose it and its mean validation AUC over them; `*` marks the highest mean among \
              the sets every run scored (ties within {TUNE_TIE} go to the earlier set, the \
              session's values first): the values one choice on the retained days of every run \
-             gives.\n",
+             gives.{online}\n",
             runs.len()
         );
         let _ = writeln!(

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::ConfigArgs;
-use crate::engine::tune::{tune, TuneOutcome, DEFAULT_TRIALS};
+use crate::engine::tune::{tune, TuneBudget, TuneOutcome, DEFAULT_TRIALS};
 use crate::engine::SessionConfig;
 use crate::protocol::tune::trial_line;
 
@@ -20,6 +20,11 @@ pub struct TuneArgs {
     /// Trials per arm (the same budget for every arm); the session's own values are the first.
     #[arg(long, default_value_t = DEFAULT_TRIALS, value_parser = super::ranges::count(1, 10_000))]
     pub trials: usize,
+    /// Also choose the online values crossadapt's arms share after the switch (`[online]`,
+    /// `[adaptation]`): replay the switch this many retained days earlier and score each
+    /// trial by its mean test AUC over those days streamed test-then-train. 0: not tuned.
+    #[arg(long, default_value_t = 0, value_name = "DAYS", value_parser = super::ranges::count(0, 10_000))]
+    pub online_days: usize,
     /// Where to write the config with the chosen values (`run --config FILE` reads it).
     #[arg(long, default_value = "tuned.toml", value_name = "FILE")]
     pub out: PathBuf,
@@ -28,7 +33,13 @@ pub struct TuneArgs {
 /// `crossadapt tune`.
 pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
-    let outcome = protocol(&cfg, args.trials)?;
+    let outcome = protocol(
+        &cfg,
+        TuneBudget {
+            trials: args.trials,
+            online_days: args.online_days,
+        },
+    )?;
     print!("{}", outcome.tuning.table());
     let tuned = with_choice(cfg, &outcome);
     let text = format!(
@@ -47,16 +58,13 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
 }
 
 /// The protocol with one progress line per trial on stderr.
-pub fn protocol(cfg: &SessionConfig, trials: usize) -> anyhow::Result<TuneOutcome> {
-    tune(cfg, trials, &mut |arm, i, n, t| {
+pub fn protocol(cfg: &SessionConfig, budget: TuneBudget) -> anyhow::Result<TuneOutcome> {
+    tune(cfg, budget, &mut |arm, i, n, t| {
         eprintln!("{}", trial_line(arm, i, n, t))
     })
 }
 
-/// `cfg` with the protocol's `per_arm` values.
+/// `cfg` with the protocol's choice: `per_arm`, and the online values when they were tuned.
 pub fn with_choice(cfg: SessionConfig, outcome: &TuneOutcome) -> SessionConfig {
-    SessionConfig {
-        per_arm: outcome.per_arm.clone(),
-        ..cfg
-    }
+    outcome.apply(cfg)
 }

@@ -168,12 +168,24 @@ impl Prepared {
     /// and fits the vocabulary on the teacher's days (history and retained), so the student
     /// inherits the teacher's feature map.
     pub fn new(cfg: &SessionConfig) -> anyhow::Result<Prepared> {
+        Prepared::with_plan(cfg, Ok)
+    }
+
+    /// [`Prepared::new`] on the plan `reshape` makes of the session's split (the validation
+    /// protocol's shortened plans). The training labels are checked and the vocabulary fitted
+    /// on that plan's history and retained days, so a day it puts after the switch is as
+    /// unseen as a session's online day: its new ids are out of vocabulary there too.
+    fn with_plan(
+        cfg: &SessionConfig,
+        reshape: impl FnOnce(DayPlan) -> anyhow::Result<DayPlan>,
+    ) -> anyhow::Result<Prepared> {
         cfg.validate()?;
         let source = cfg.data.open().context("cannot open the data source")?;
         let plan = cfg
             .split
             .resolve(source.num_days())
             .with_context(|| format!("cannot split {}", source.describe()))?;
+        let plan = reshape(plan)?;
         let training: Vec<u32> = plan.history.iter().chain(&plan.retained).copied().collect();
         source.check_training_labels(&training)?;
         // A teacher bundle brings its vocabulary and model (crate::bundle).
@@ -196,28 +208,45 @@ impl Prepared {
         &self.plan
     }
 
-    /// The plan of the validation protocol (`engine::tune`): the last retained day becomes the
-    /// last day after the switch (the validation day, which scores the trials); the online and
-    /// held-out days leave the plan, so nothing built on it can read them.
+    /// The data on the plan of the validation protocol (`engine::tune`): the last retained
+    /// day becomes the last day after the switch (the validation day, which scores the
+    /// trials); the online and held-out days leave the plan, so nothing built on it can read
+    /// them, and the vocabulary is fitted without the days after the switch.
     ///
     /// With three retained days or more, the day before the validation day becomes an online
     /// day too (the first of `plan.online`): each trial lives through it with its online step
     /// before it is scored, so values that win the switch and lose the days after it (kd's
     /// weight against a frozen teacher) are seen. With two, the switch alone is validated.
-    pub fn for_validation(mut self) -> anyhow::Result<Prepared> {
-        anyhow::ensure!(
-            self.plan.retained.len() >= 2,
-            "tune needs at least two retained days (the last one validates, the others train); the split has {}",
-            self.plan.retained.len()
-        );
-        let validation = self.plan.retained.pop().context("no retained day")?;
-        self.plan.online = vec![validation];
-        if self.plan.retained.len() >= 2 {
-            let online = self.plan.retained.pop().context("no retained day")?;
-            self.plan.online.insert(0, online);
-        }
-        self.plan.holdout.clear();
-        Ok(self)
+    pub fn for_validation(cfg: &SessionConfig) -> anyhow::Result<Prepared> {
+        Prepared::with_plan(cfg, |mut plan| {
+            anyhow::ensure!(
+                plan.retained.len() >= 2,
+                "tune needs at least two retained days (the last one validates, the others train); the split has {}",
+                plan.retained.len()
+            );
+            let validation = plan.retained.pop().context("no retained day")?;
+            plan.online = vec![validation];
+            if plan.retained.len() >= 2 {
+                let online = plan.retained.pop().context("no retained day")?;
+                plan.online.insert(0, online);
+            }
+            plan.holdout.clear();
+            Ok(plan)
+        })
+    }
+
+    /// The data on the plan of the protocol's online stage (`engine::tune`): the last `days`
+    /// retained days become the days after the switch, streamed test-then-train; the switch
+    /// trains on the retained days before them. The online and held-out days leave the plan,
+    /// and the vocabulary is fitted without the streamed days.
+    pub fn for_online_validation(cfg: &SessionConfig, days: usize) -> anyhow::Result<Prepared> {
+        Prepared::with_plan(cfg, |mut plan| {
+            super::tune::online_stage_fits(days, plan.retained.len())?;
+            let n = plan.retained.len();
+            plan.online = plan.retained.split_off(n - days);
+            plan.holdout.clear();
+            Ok(plan)
+        })
     }
 }
 
@@ -457,6 +486,14 @@ impl Engine {
     ) {
         self.cfg.per_arm = per_arm;
         self.arm_cfgs = resolve_arm_cfgs(&self.cfg);
+    }
+
+    /// Puts the session-wide online values of `cfg` (`[online]`, `[adaptation]`) in effect, as
+    /// an operator's change between days would (the protocol's online stage tries several).
+    pub(crate) fn set_online_values(&mut self, cfg: &SessionConfig) {
+        self.cfg.online = cfg.online.clone();
+        self.cfg.adaptation = cfg.adaptation.clone();
+        self.params = self.cfg.params();
     }
 
     /// The record of the validation protocol that chose this run's `per_arm` values

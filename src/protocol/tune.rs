@@ -60,7 +60,31 @@ pub struct Tuning {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_day: Option<u32>,
     pub arms: Vec<ArmTuning>,
+    /// The session-wide online values (`[online]`, `[adaptation]`), when the protocol's online
+    /// stage ran (`--online-days`); absent otherwise and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineTuning>,
 }
+
+/// The protocol's online stage: the values every crossadapt arm shares after the switch (the
+/// co-distilled teacher's interval, the replay ratio, the bounds of the online distillation
+/// weight, the drift reference window), which one validation day cannot score. The switch is
+/// replayed earlier still: crossadapt (with the values the first stage chose) switches on
+/// `train_days`, then streams `days` test-then-train, as a session streams its online days;
+/// a trial's score is its mean AUC and LogLoss over them, each day scored before the arm
+/// trains on it. Only retained days are read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OnlineTuning {
+    /// The retained days the switch trained on (the teacher also read the history).
+    pub train_days: Vec<u32>,
+    /// The retained days streamed after the switch; every trial is scored on all of them.
+    pub days: Vec<u32>,
+    /// The trials, under the arm name [`ONLINE_TUNING`].
+    pub tuning: ArmTuning,
+}
+
+/// The name the online stage's trials go by in tables and pooled choices.
+pub const ONLINE_TUNING: &str = "online";
 
 /// The trial to choose: the highest validation AUC; among those within [`AUC_TIE`] of it, the
 /// lowest LogLoss; then the earliest (the session's values first). Trials without an AUC come
@@ -97,9 +121,9 @@ impl Tuning {
         };
         let _ = writeln!(
             s,
-            "tuned on retained day {} (offline stages on days {}{step}); no online day read",
+            "tuned on retained day {} (offline stages on {}{step}); no online day read",
             self.validation_day,
-            days_text(&self.train_days)
+            days_phrase(&self.train_days)
         );
         for a in &self.arms {
             for (i, t) in a.trials.iter().enumerate() {
@@ -107,7 +131,24 @@ impl Tuning {
                 let _ = writeln!(s, "{mark} {}", trial_line(&a.arm, i, a.trials.len(), t));
             }
         }
-        for a in &self.arms {
+        if let Some(o) = &self.online {
+            let _ = writeln!(
+                s,
+                "online values: switch on retained {}, then {} streamed test-then-train (mean AUC over them)",
+                days_phrase(&o.train_days),
+                days_phrase(&o.days)
+            );
+            let a = &o.tuning;
+            for (i, t) in a.trials.iter().enumerate() {
+                let mark = if i == a.chosen { "*" } else { " " };
+                let _ = writeln!(s, "{mark} {}", trial_line(&a.arm, i, a.trials.len(), t));
+            }
+        }
+        for a in self
+            .arms
+            .iter()
+            .chain(self.online.as_ref().map(|o| &o.tuning))
+        {
             if let Some(t) = a.choice() {
                 let _ = writeln!(
                     s,
@@ -154,11 +195,12 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".to_string(), |v| num::fixed(v, digits))
 }
 
-fn days_text(days: &[u32]) -> String {
+/// `days 6-9`, `day 6`, or `no day`.
+pub fn days_phrase(days: &[u32]) -> String {
     match (days.first(), days.last()) {
-        (Some(a), Some(b)) if days.len() > 1 => format!("{a}-{b}"),
-        (Some(a), _) => a.to_string(),
-        _ => "none".to_string(),
+        (Some(a), Some(b)) if days.len() > 1 => format!("days {a}-{b}"),
+        (Some(a), _) => format!("day {a}"),
+        _ => "no day".to_string(),
     }
 }
 

@@ -358,6 +358,18 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     )?;
                 }
             }
+            let online = t.online.as_ref();
+            if let Some((o, c)) = online.and_then(|o| o.tuning.choice().map(|c| (o, c))) {
+                writeln!(
+                    self.out,
+                    "tuned the online values on retained {} after a switch on {}: {} (trial {} of {})",
+                    crate::protocol::tune::days_phrase(&o.days),
+                    crate::protocol::tune::days_phrase(&o.train_days),
+                    crate::protocol::tune::values_text(&c.values),
+                    o.tuning.chosen + 1,
+                    o.tuning.trials.len()
+                )?;
+            }
         }
         Ok(())
     }
