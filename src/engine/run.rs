@@ -241,13 +241,23 @@ impl Prepared {
     /// and the vocabulary is fitted without the streamed days.
     pub fn for_online_validation(cfg: &SessionConfig, days: usize) -> anyhow::Result<Prepared> {
         Prepared::with_plan(cfg, |mut plan| {
-            super::tune::online_stage_fits(days, plan.retained.len())?;
+            online_stage_fits(days, plan.retained.len())?;
             let n = plan.retained.len();
             plan.online = plan.retained.split_off(n - days);
             plan.holdout.clear();
             Ok(plan)
         })
     }
+}
+
+/// The online stage streams `days` retained days after a switch on the ones before them.
+pub(crate) fn online_stage_fits(days: usize, retained: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        days >= 1 && days < retained,
+        "the online stage of tune streams {days} retained day(s) after a switch on the retained days before them, so it needs 1 to {} with this split (it retains {retained})",
+        retained.saturating_sub(1)
+    );
+    Ok(())
 }
 
 impl Engine {

@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{ArmOverrides, SessionConfig};
-use super::run::{Engine, EngineIo, Prepared};
+use super::run::{online_stage_fits, Engine, EngineIo, Prepared};
 use crate::method::seeds::{arm_key, derive};
 use crate::method::Arm;
 use crate::protocol::tune::{choose, ArmTuning, OnlineTuning, TuneTrial, Tuning, ONLINE_TUNING};
@@ -463,16 +463,6 @@ pub fn tune(
         tuning.online = Some(tune_online(&chosen, budget, on_trial)?);
     }
     Ok(TuneOutcome::of_record(cfg, tuning))
-}
-
-/// The online stage streams `days` retained days after a switch on the ones before them.
-pub(crate) fn online_stage_fits(days: usize, retained: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        days >= 1 && days < retained,
-        "the online stage of tune streams {days} retained day(s) after a switch on the retained days before them, so it needs 1 to {} with this split (it retains {retained})",
-        retained.saturating_sub(1)
-    );
-    Ok(())
 }
 
 /// The online stage: crossadapt, with the values of `cfg` (the first stage's choice laid
