@@ -68,6 +68,14 @@ fn summary() {
     snapshot_both_sizes("summary", &app);
 }
 
+/// A run tuned first says, under its verdict, which trial the protocol chose for each arm and
+/// for the online values.
+#[test]
+fn summary_of_a_tuned_run() {
+    let app = app_from_records(&fixture::tuned_finished_session());
+    snapshot_both_sizes("summary_tuned", &app);
+}
+
 #[test]
 fn help() {
     let mut app = app_from_records(&fixture::session(4, true));

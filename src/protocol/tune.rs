@@ -112,6 +112,29 @@ pub fn choose(trials: &[TuneTrial]) -> Option<usize> {
 }
 
 impl Tuning {
+    /// One line for the console: `tuned on retained day 11: scratch trial 1/8 · kd 3/8 ·
+    /// crossadapt 2/8 · online values (days 8-11) 2/8`; trial 1 is the session's own values.
+    pub fn brief(&self) -> String {
+        let mut parts: Vec<String> = self
+            .arms
+            .iter()
+            .map(|a| format!("{} {}/{}", a.arm, a.chosen + 1, a.trials.len()))
+            .collect();
+        if let Some(o) = &self.online {
+            parts.push(format!(
+                "{ONLINE_TUNING} values ({}) {}/{}",
+                days_phrase(&o.days),
+                o.tuning.chosen + 1,
+                o.tuning.trials.len()
+            ));
+        }
+        format!(
+            "tuned on retained day {} (chosen trial/trials; 1 = defaults): {}",
+            self.validation_day,
+            parts.join(" · ")
+        )
+    }
+
     /// One line per trial and the choice per arm, for the console and `crossadapt tune`.
     pub fn table(&self) -> String {
         let mut s = String::new();

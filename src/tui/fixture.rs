@@ -292,6 +292,57 @@ pub fn finished_session() -> Vec<Record> {
     log.out
 }
 
+/// [`finished_session`] of a run tuned first (`run --tune --tune-online-days 2`): its `Tuned`
+/// record right after `SessionStarted`, as the engine writes it.
+pub fn tuned_finished_session() -> Vec<Record> {
+    use crate::protocol::tune::{ArmTuning, OnlineTuning, TuneTrial, Tuning, ONLINE_TUNING};
+    let trials = |aucs: &[f64]| -> Vec<TuneTrial> {
+        aucs.iter()
+            .map(|&auc| TuneTrial {
+                auc: Some(auc),
+                logloss: 0.3,
+                seconds: 2.0,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let arm = |name: &str, aucs: &[f64], chosen: usize| ArmTuning {
+        arm: name.into(),
+        trials: trials(aucs),
+        chosen,
+    };
+    let tuning = Tuning {
+        train_days: vec![4],
+        validation_day: 6,
+        online_day: Some(5),
+        arms: vec![
+            arm("scratch", &[0.661, 0.652], 0),
+            arm("kd", &[0.648, 0.655], 1),
+            arm("crossadapt", &[0.664, 0.660], 0),
+        ],
+        online: Some(OnlineTuning {
+            train_days: vec![4],
+            days: vec![5, 6],
+            tuning: arm(ONLINE_TUNING, &[0.651, 0.653], 1),
+        }),
+    };
+    let mut records = finished_session();
+    let t = records[0].t;
+    records.insert(
+        1,
+        Record {
+            v: EVENT_SCHEMA_VERSION,
+            seq: 1,
+            t,
+            event: EngineEvent::Tuned { tuning },
+        },
+    );
+    for (i, r) in records.iter_mut().enumerate() {
+        r.seq = i as u64;
+    }
+    records
+}
+
 /// A running session paused by the operator mid-day (pause taken at the arm's day end).
 pub fn paused_session() -> Vec<Record> {
     let mut records = session(4, false);

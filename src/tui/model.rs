@@ -141,6 +141,7 @@ impl Model {
             EngineEvent::ArmFailed { arm, message } => {
                 Some((LogKind::Error, format!("{arm} failed: {message}")))
             }
+            EngineEvent::Tuned { tuning } => Some((LogKind::Stage, tuning.brief())),
             EngineEvent::Finished { .. } => {
                 Some((LogKind::Stage, "finished: summary ready (v)".into()))
             }

@@ -355,3 +355,20 @@ fn rendering_never_panics_at_any_size() {
         let _ = super::render_to_string(&app, &theme, 80, 24);
     }
 }
+
+#[test]
+fn a_tuned_run_logs_the_protocols_choice() {
+    let app = live(&fixture::tuned_finished_session());
+    let line = app
+        .live()
+        .log
+        .iter()
+        .find(|l| l.text.starts_with("tuned on retained day 6"))
+        .expect("a log line for the tuning");
+    assert_eq!(line.kind, super::model::LogKind::Stage);
+    assert!(
+        line.text.contains("kd 2/2") && line.text.contains("online values (days 5-6) 2/2"),
+        "{}",
+        line.text
+    );
+}

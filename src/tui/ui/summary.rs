@@ -4,7 +4,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 use super::format;
@@ -42,12 +42,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
         return;
     };
     let table_h = arms.len() as u16 + 2;
-    let [table_area, verdict_area, notes_area] = Layout::vertical([
+    // A tuned run (`run --tune`) says which values the protocol chose, wrapped on lines of its
+    // own above the notes.
+    let tuned = m.tuning.as_ref().map(|t| t.brief());
+    let tuned_h = tuned
+        .as_ref()
+        .map_or(0, |t| wrapped_lines(t, usize::from(inner.width)));
+    let [table_area, verdict_area, tuned_area, notes_area] = Layout::vertical([
         Constraint::Length(table_h),
         Constraint::Min(0),
+        Constraint::Length(tuned_h),
         Constraint::Length(3),
     ])
     .areas(inner);
+    if let Some(t) = tuned {
+        let text = Paragraph::new(Span::styled(t, theme.text)).wrap(Wrap { trim: false });
+        frame.render_widget(text, tuned_area);
+    }
 
     let mut header = vec!["arm"];
     if wide {
@@ -160,6 +171,29 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
     frame.render_widget(Paragraph::new(notes), notes_area);
 }
 
+/// Lines `text` takes when wrapped at spaces to `width` columns (a word longer than a line
+/// is cut), as the paragraph wraps it.
+fn wrapped_lines(text: &str, width: usize) -> u16 {
+    let width = width.max(1);
+    let (mut lines, mut col) = (1usize, 0usize);
+    for word in text.split(' ') {
+        let w = word.chars().count();
+        if col > 0 && col + 1 + w <= width {
+            col += 1 + w;
+        } else {
+            if col > 0 {
+                lines += 1;
+            }
+            col = w;
+        }
+        while col > width {
+            lines += 1;
+            col -= width;
+        }
+    }
+    lines.min(usize::from(u16::MAX)) as u16
+}
+
 /// A throughput in samples per second, `-` when there is none.
 fn rate(v: Option<f64>) -> String {
     v.map_or("-".into(), format::count)
@@ -210,5 +244,22 @@ fn verdict_text(a: &ArmVerdict) -> String {
     match &a.gate {
         Some(g) => format!("{} · {text} · {}", g.decision.label(), g.reason),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_lines;
+
+    #[test]
+    fn wrapped_lines_counts_as_words_wrap() {
+        assert_eq!(wrapped_lines("", 10), 1);
+        assert_eq!(wrapped_lines("aaaa bbbb", 9), 1);
+        assert_eq!(wrapped_lines("aaaa bbbb", 8), 2);
+        // A word that does not fit the rest of a line moves down whole.
+        assert_eq!(wrapped_lines("aaaaaa bbbbbb cc", 10), 2);
+        assert_eq!(wrapped_lines("aaaaaa bbbbbb cccc", 10), 3);
+        // A word longer than the line is cut.
+        assert_eq!(wrapped_lines("aaaaaaaaaaaaaaaaaaaaaaaaa", 10), 3);
     }
 }
