@@ -73,7 +73,7 @@ pub struct SuiteArgs {
     pub tune_trials: usize,
     /// With `--tune`: also choose crossadapt's shared online values on this many retained
     /// days streamed after an earlier switch (`crossadapt tune --online-days`). 0: not tuned.
-    #[arg(long, default_value_t = 0, value_name = "DAYS", value_parser = super::ranges::count(0, 10_000))]
+    #[arg(long, default_value_t = 0, value_name = "DAYS", requires = "tune", value_parser = super::ranges::count(0, 10_000))]
     pub tune_online_days: usize,
 }
 

@@ -62,14 +62,19 @@ impl Engine {
         let mut result = Ok(());
         for index in 0..self.plan().online.len() {
             let d = self.plan().online[index];
-            let arm = &self.arms()[0];
-            if arm.state.failed.is_some() {
+            if self.arms()[0].state.failed.is_some() {
                 break;
             }
-            let day = self.day(d)?;
-            let served = arm.served(arm.student.predict_logits(&day)?);
-            days.push(metrics::evaluate(&served, &day, user));
-            result = self.online_day(index, 0);
+            // An error leaves the engine as it found it too (the arm popped, no window).
+            let scored = self.day(d).and_then(|day| {
+                let arm = &self.arms()[0];
+                let served = arm.served(arm.student.predict_logits(&day)?);
+                Ok(metrics::evaluate(&served, &day, user))
+            });
+            result = scored.and_then(|m| {
+                days.push(m);
+                self.online_day(index, 0)
+            });
             if result.is_err() {
                 break;
             }
