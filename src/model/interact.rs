@@ -893,9 +893,9 @@ impl CrossStack {
         Ok((n, d, rows / 2))
     }
 
-    /// Row `x0r` through the stack: `xs` gets `x_0 .. x_{L-1}` (`L * d` values), `s` the
-    /// layers' dot products and `out` the output `x_L`.
-    fn row(x0r: &[f32], wbs: &[f32], xs: &mut [f32], s: &mut [f32], out: &mut [f32]) {
+    /// Row `x0r` through the stack: `s` gets the layers' dot products, `out` the output `x_L`
+    /// and `xs`, when the backward pass asks for it, `x_0 .. x_{L-1}` (`L * d` values).
+    fn row(x0r: &[f32], wbs: &[f32], mut xs: Option<&mut [f32]>, s: &mut [f32], out: &mut [f32]) {
         let d = x0r.len();
         out.copy_from_slice(x0r);
         for (l, sl) in s.iter_mut().enumerate() {
@@ -903,7 +903,9 @@ impl CrossStack {
                 &wbs[2 * l * d..(2 * l + 1) * d],
                 &wbs[(2 * l + 1) * d..(2 * l + 2) * d],
             );
-            xs[l * d..(l + 1) * d].copy_from_slice(out);
+            if let Some(xs) = xs.as_deref_mut() {
+                xs[l * d..(l + 1) * d].copy_from_slice(out);
+            }
             let sv = dot(out, w);
             *sl = sv;
             for ((o, &u), &bv) in out.iter_mut().zip(x0r).zip(b) {
@@ -934,13 +936,9 @@ impl CustomOp2 for CrossStack {
             Vec::new()
         } else {
             par_fill(n, d, |r0, out| {
-                let (mut xs, mut s, mut row) = (
-                    vec![0.0f32; layers * d],
-                    vec![0.0f32; layers],
-                    vec![0.0f32; d],
-                );
+                let (mut s, mut row) = (vec![0.0f32; layers], vec![0.0f32; d]);
                 for r in r0..r0 + out.block.len() / d {
-                    Self::row(&x0[r * d..(r + 1) * d], wbs, &mut xs, &mut s, &mut row);
+                    Self::row(&x0[r * d..(r + 1) * d], wbs, None, &mut s, &mut row);
                     out.extend(row.iter().copied());
                 }
             })
@@ -977,7 +975,7 @@ impl CustomOp2 for CrossStack {
                     for (rr, gx0r) in gx0_b.chunks_exact_mut(d).enumerate() {
                         let r = blk * ROWS_PER_TASK + rr;
                         let x0r = &x0[r * d..(r + 1) * d];
-                        Self::row(x0r, wbs, &mut xs, &mut s, &mut top);
+                        Self::row(x0r, wbs, Some(&mut xs), &mut s, &mut top);
                         gcur.copy_from_slice(&g[r * d..(r + 1) * d]);
                         // gx0r sums x0's gradient from every layer's `x0 * s` term; `gcur` is
                         // the gradient of x_l, which becomes x0's own at l = 0.
