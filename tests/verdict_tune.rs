@@ -93,13 +93,19 @@ fn tiny_args() -> Vec<&'static str> {
     TINY_SETS.iter().flat_map(|s| ["--set", *s]).collect()
 }
 
-fn run_ok(store: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--sessions-dir")
+/// `crossadapt --sessions-dir STORE ARGS`, whatever it exits with.
+fn run(store: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--sessions-dir")
         .arg(store)
         .args(args)
-        .stdin(Stdio::null());
-    let out = cmd.output().expect("binary runs");
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs")
+}
+
+fn run_ok(store: &Path, args: &[&str]) -> Output {
+    let out = run(store, args);
     assert!(
         out.status.success(),
         "crossadapt {args:?} failed:\n{}",
@@ -217,24 +223,6 @@ fn run_tune_records_its_choice_and_runs_with_it() {
     }
 }
 
-/// A session's records on `cfg`.
-fn run_cfg(cfg: SessionConfig) -> Vec<crossadapt::engine::Record> {
-    use std::sync::{Arc, Mutex};
-    let sink: Arc<Mutex<Vec<crossadapt::engine::Record>>> = Arc::default();
-    let io = crossadapt::engine::EngineIo {
-        sinks: vec![Box::new(sink.clone())],
-        commands: None,
-        checkpoints: None,
-    };
-    let mut engine = crossadapt::engine::Engine::new(cfg, "test", "tiny", io).expect("starts");
-    assert_eq!(
-        engine.run().expect("run completes"),
-        crossadapt::engine::Outcome::Finished
-    );
-    let records = sink.lock().expect("sink").clone();
-    records
-}
-
 /// The online stage replays a session on the retained days: each trial scores what a session
 /// split 2 / 1 / 2 (history days 0-1, retained day 2, online days 3-4) with the first stage's
 /// choice and the trial's online values scores on days 3-4, its mean test AUC and LogLoss.
@@ -269,7 +257,7 @@ fn the_online_stage_scores_what_a_session_on_the_retained_days_scores() {
         .expect("config");
         session.per_arm = outcome.per_arm.clone();
         apply_online(&mut session, &trial.values);
-        let days = engine_common::day_metrics(&run_cfg(session));
+        let days = engine_common::day_metrics(&engine_common::run_config(session));
         let day = |d: u32| days[&("crossadapt".to_string(), d)].clone();
         let (three, four) = (day(3), day(4));
         let auc = (three.auc.expect("auc") + four.auc.expect("auc")) / 2.0;
@@ -339,13 +327,7 @@ fn tune_online_days_writes_the_choice_and_refuses_a_stage_too_long() {
     let mut args = vec!["tune", "--online-days", "3", "--out"];
     args.push(bad.to_str().unwrap());
     args.extend(tiny_args());
-    let out = Command::new(BIN)
-        .arg("--sessions-dir")
-        .arg(&store)
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs");
+    let out = run(&store, &args);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs 1 to 2 with this split"), "{err}");

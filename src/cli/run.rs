@@ -78,10 +78,7 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
             online_days: args.tune_online_days,
         };
         let outcome = super::tune::protocol(&cfg, budget)?;
-        (
-            super::tune::with_choice(cfg, &outcome),
-            Some(outcome.tuning),
-        )
+        (outcome.apply(cfg), Some(outcome.tuning))
     } else {
         (cfg, None)
     };

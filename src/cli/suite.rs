@@ -543,12 +543,7 @@ pub fn run_cell(
                 (outcome, false)
             }
         };
-        (
-            super::tune::with_choice(cfg, &outcome),
-            Some(outcome.tuning),
-            Some(key),
-            reused,
-        )
+        (outcome.apply(cfg), Some(outcome.tuning), Some(key), reused)
     } else {
         (cfg, None, None, false)
     };

@@ -41,7 +41,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         },
     )?;
     print!("{}", outcome.tuning.table());
-    let tuned = with_choice(cfg, &outcome);
+    let tuned = outcome.apply(cfg);
     let text = format!(
         "# Chosen by `crossadapt tune` on retained day {} (docs/verdict.md).\n{}",
         outcome.tuning.validation_day,
@@ -62,9 +62,4 @@ pub fn protocol(cfg: &SessionConfig, budget: TuneBudget) -> anyhow::Result<TuneO
     tune(cfg, budget, &mut |arm, i, n, t| {
         eprintln!("{}", trial_line(arm, i, n, t))
     })
-}
-
-/// `cfg` with the protocol's choice: `per_arm`, and the online values when they were tuned.
-pub fn with_choice(cfg: SessionConfig, outcome: &TuneOutcome) -> SessionConfig {
-    outcome.apply(cfg)
 }

@@ -276,12 +276,11 @@ pub fn overrides(values: &BTreeMap<String, f64>) -> ArmOverrides {
     }
 }
 
-/// The protocol's outcome: the record, the `per_arm` values it chose and, when its online
-/// stage ran, the session-wide online values it chose.
+/// The protocol's outcome: the record and the `per_arm` values it chose (the online values it
+/// chose are the record's).
 pub struct TuneOutcome {
     pub tuning: Tuning,
     pub per_arm: BTreeMap<String, ArmOverrides>,
-    pub online: Option<BTreeMap<String, f64>>,
 }
 
 impl TuneOutcome {
@@ -294,16 +293,7 @@ impl TuneOutcome {
                 per_arm.insert(arm.arm.clone(), overrides(&chosen.values));
             }
         }
-        let online = tuning
-            .online
-            .as_ref()
-            .and_then(|o| o.tuning.choice())
-            .map(|t| t.values.clone());
-        TuneOutcome {
-            tuning,
-            per_arm,
-            online,
-        }
+        TuneOutcome { tuning, per_arm }
     }
 
     /// `cfg` with the chosen values: `per_arm`, and the online stage's `[online]` and
@@ -313,8 +303,9 @@ impl TuneOutcome {
             per_arm: self.per_arm.clone(),
             ..cfg
         };
-        if let Some(values) = &self.online {
-            apply_online(&mut cfg, values);
+        let online = self.tuning.online.as_ref().and_then(|o| o.tuning.choice());
+        if let Some(chosen) = online {
+            apply_online(&mut cfg, &chosen.values);
         }
         cfg
     }

@@ -11,7 +11,12 @@ use crossadapt::protocol::EvalMetrics;
 /// The tiny session with `extra` settings, run to its end; its records in order.
 #[allow(dead_code)] // each test file compiles this module on its own; not all of them use it
 pub fn run_tiny(extra: &[&str]) -> Vec<Record> {
-    let cfg = SessionConfig::tiny(extra).expect("tiny config is valid");
+    run_config(SessionConfig::tiny(extra).expect("tiny config is valid"))
+}
+
+/// The session of `cfg`, run to its end; its records in order.
+#[allow(dead_code)]
+pub fn run_config(cfg: SessionConfig) -> Vec<Record> {
     let sink: Arc<Mutex<Vec<Record>>> = Arc::default();
     let io = EngineIo {
         sinks: vec![Box::new(sink.clone())],
