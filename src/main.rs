@@ -43,7 +43,8 @@ fn main() -> std::process::ExitCode {
     match crossadapt::cli::dispatch(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Never a panic on a dead terminal (see crossadapt::signals).
+            crossadapt::say_err!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
     }

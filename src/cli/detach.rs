@@ -53,17 +53,17 @@ pub fn spawn_detached() -> anyhow::Result<()> {
         let Ok(line) = line else { break };
         if let Some(rest) = line.strip_prefix(MARKER) {
             let (id, dir) = rest.split_once(' ').unwrap_or((rest, ""));
-            println!("{id}");
-            eprintln!(
+            crate::say_out!("{id}\n");
+            crate::say_err!(
                 "session {id} runs detached (pid {}); its output goes to {}/{}",
                 child.id(),
                 dir,
                 crate::signals::OUTPUT_FILE
             );
-            eprintln!("follow it with `crossadapt attach {id}`, command it with `crossadapt ctl {id} ...`");
+            crate::say_err!("follow it with `crossadapt attach {id}`, command it with `crossadapt ctl {id} ...`");
             return Ok(());
         }
-        eprintln!("{line}");
+        crate::say_err!("{line}");
     }
     let status = child
         .wait()
@@ -79,7 +79,7 @@ pub fn become_detached(dir: &Path, id: &str) {
     if std::env::var_os(DETACHED_ENV).is_none() || DONE.swap(true, Ordering::SeqCst) {
         return;
     }
-    eprintln!("{MARKER}{id} {}", dir.display());
+    crate::say_err!("{MARKER}{id} {}", dir.display());
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;

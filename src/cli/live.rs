@@ -130,10 +130,14 @@ struct Shown<S>(S, bool);
 impl<S: EventSink> EventSink for Shown<S> {
     fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
         if let Err(e) = self.0.emit(record) {
-            if !self.1 {
+            // A hung-up terminal: stdout goes to `output.log` from now on, where the rest of
+            // the table and the final one are printed (the printer has folded this record).
+            let lost = e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(crate::signals::terminal_lost);
+            if !lost && !self.1 {
                 self.1 = true;
-                let _ = writeln!(
-                    std::io::stderr(),
+                crate::say_err!(
                     "warning: cannot print the day table any more ({e:#}); the session log keeps every record"
                 );
             }
@@ -252,6 +256,7 @@ pub fn run_attached(
     cfg: &SessionConfig,
     report_path: Option<&Path>,
 ) -> anyhow::Result<Outcome> {
+    let mut headless = *mode == LaunchMode::Headless;
     let (engine_result, console_result) = match (mode, wiring.console) {
         (LaunchMode::Console { theme }, Some(source)) => {
             let engine_thread = std::thread::Builder::new()
@@ -264,8 +269,10 @@ pub fn run_attached(
             let opts = console_options(theme.clone(), wiring.signals.clone());
             let console = opts.and_then(|opts| run_console(source, opts));
             if let (Ok(ConsoleExit::Hangup), Some(signals)) = (&console, &wiring.signals) {
-                // The console has left the dead terminal: from here on the run is headless.
+                // The console has left the dead terminal: from here on the run is headless,
+                // and it ends as a headless run does, with its table (in `output.log`).
                 signals.detach_stdio();
+                headless = true;
             }
             let engine_result = engine_thread
                 .join()
@@ -299,7 +306,7 @@ pub fn run_attached(
     })?;
     // The engine stopped cleanly (its status is written); a console that failed says why.
     console_result?;
-    if *mode == LaunchMode::Headless {
+    if headless {
         let records = read_log(&log_path)?;
         let config = serde_json::to_value(cfg).context("cannot serialise the config")?;
         let report = Report::from_records(
@@ -307,10 +314,10 @@ pub fn run_attached(
             &records,
             crate::engine::config::shock_day(&cfg.data),
         );
-        print!("{}", report.table());
+        crate::say_out!("{}", report.table());
         if let Some(path) = report_path {
             write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;
-            eprintln!("report written to {}", path.display());
+            crate::say_err!("report written to {}", path.display());
         }
     }
     Ok(outcome)

@@ -357,7 +357,7 @@ fn follow_headless(dir: &std::path::Path, id: &str) -> anyhow::Result<()> {
     }
     printer.finish()?;
     if !ended {
-        eprintln!("the engine of session {id} is gone before the end (resume it with `crossadapt resume --detach {id}`)");
+        bail!("the engine of session {id} is gone before the end (resume it with `crossadapt resume --detach {id}`)");
     }
     Ok(())
 }

@@ -56,7 +56,9 @@ pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<Laun
         return Ok(LaunchMode::Headless);
     }
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!("note: no terminal attached: running headless (use --headless to silence this)");
+        crate::say_err!(
+            "note: no terminal attached: running headless (use --headless to silence this)"
+        );
         return Ok(LaunchMode::Headless);
     }
     crate::tui::validate_options(&super::live::console_options(theme.clone(), None)?)?;
@@ -96,7 +98,7 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
         .context("cannot create the session")?;
     let id = session.id().to_string();
     if mode == LaunchMode::Headless {
-        eprintln!("session {id} ({name}) in {}", session.dir().display());
+        crate::say_err!("session {id} ({name}) in {}", session.dir().display());
     }
     let Attached { io, shared } =
         attach(session, &cfg, &mode, args.events.as_deref(), Some(signals))?;
@@ -106,7 +108,7 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     }
     let outcome = run_attached(engine, shared, &mode, &cfg, args.report.as_deref())?;
     if outcome == Outcome::Stopped {
-        eprintln!("session {id} stopped; continue with `crossadapt resume {id}`");
+        crate::say_err!("session {id} stopped; continue with `crossadapt resume {id}`");
     }
     Ok(())
 }

@@ -69,7 +69,8 @@ where
 }
 
 /// [`run_loop`] that also closes on the process's signals: SIGTERM / SIGINT send `Stop` to a
-/// live engine; SIGHUP leaves it running headless (see `crate::signals`).
+/// live engine; SIGHUP, or a terminal that can no longer be read or drawn on, leaves it running
+/// headless (see `crate::signals`).
 pub async fn run_loop_with_signals<B, I>(
     terminal: &mut Terminal<B>,
     app: &mut App,
@@ -160,7 +161,18 @@ where
         let now = Instant::now();
         let gap = if urgent { frame_gap } else { record_gap };
         if dirty && last_draw.is_none_or(|t| now >= t + gap) {
-            terminal.draw(|f| super::ui::render(f, app, theme))?;
+            if let Err(e) = terminal.draw(|f| super::ui::render(f, app, theme)) {
+                // A terminal that cannot be drawn on is a lost terminal: the run goes on
+                // headless, as after SIGHUP, instead of stopping.
+                let e = anyhow::Error::new(e);
+                match signals {
+                    Some(s) => {
+                        s.hang_up(&format!("cannot draw the console ({e:#})"));
+                        continue;
+                    }
+                    None => return Err(e),
+                }
+            }
             if let Ok(size) = terminal.size() {
                 app.size = (size.width, size.height);
             }
@@ -192,7 +204,11 @@ where
                     dirty = true;
                     urgent = true;
                 }
-                Some(Err(e)) => return Err(anyhow::anyhow!("cannot read the terminal: {e}")),
+                Some(Err(e)) => match signals {
+                    // As a failed draw: the terminal is lost, the run goes on headless.
+                    Some(s) => s.hang_up(&format!("cannot read the terminal ({e})")),
+                    None => return Err(anyhow::anyhow!("cannot read the terminal: {e}")),
+                },
                 None => input_open = false,
             },
             rec = recv(feed), if live_open => {
