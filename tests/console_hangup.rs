@@ -142,6 +142,12 @@ fn everything_written(run: &Run) -> String {
     text
 }
 
+/// The end of what was written, for a failure message (the terminal part is escape codes).
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -166,8 +172,12 @@ fn hang_up_mid_run(headless: bool, controlling: bool) {
     run.pty.close();
     let status = wait_exit(&mut run.pty.child, Duration::from_secs(120));
     let written = everything_written(&run);
-    assert!(!written.contains("panicked at"), "a panic:\n{written}");
-    assert!(status.success(), "{status:?}\n{written}");
+    assert!(
+        !written.contains("panicked at"),
+        "a panic:\n{}",
+        tail(&written)
+    );
+    assert!(status.success(), "{status:?}\n{}", tail(&written));
     let dir = session_dir(run.store.path()).unwrap();
     let log = log_text(run.store.path());
     assert!(log.contains("\"finished\""), "the run did not finish");
@@ -216,6 +226,10 @@ fn a_console_showing_a_finished_run_exits_when_its_terminal_closes() {
     run.pty.close();
     let status = wait_exit(&mut run.pty.child, Duration::from_secs(5));
     let written = everything_written(&run);
-    assert!(!written.contains("panicked at"), "a panic:\n{written}");
-    assert!(status.success(), "{status:?}\n{written}");
+    assert!(
+        !written.contains("panicked at"),
+        "a panic:\n{}",
+        tail(&written)
+    );
+    assert!(status.success(), "{status:?}\n{}", tail(&written));
 }

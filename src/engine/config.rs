@@ -255,9 +255,11 @@ impl Default for SessionConfig {
             split: SplitConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentConfig::default(),
+            // `retrain` leaves the default list of a run without history (see `load`).
             arms: vec![
                 ArmKind::Incumbent,
                 ArmKind::Scratch,
+                ArmKind::Retrain,
                 ArmKind::Kd,
                 ArmKind::CrossAdapt(CrossAdaptVariant::FULL),
                 ArmKind::CrossAdapt(CrossAdaptVariant {
@@ -395,17 +397,24 @@ impl SessionConfig {
         for set in sets {
             apply_set(&mut doc, set)?;
         }
+        let arms_given = doc.contains_key("arms");
         default_source(&mut doc);
         let doc = over_defaults(doc)?;
         let what = file.map_or("the built-in defaults".to_string(), |p| {
             p.display().to_string()
         });
-        let cfg: SessionConfig = toml::Value::Table(doc).try_into().map_err(|e| {
+        let mut cfg: SessionConfig = toml::Value::Table(doc).try_into().map_err(|e| {
             anyhow::anyhow!(
                 "invalid session config ({what} with --set overrides): {}",
                 toml_sentence("", &e)
             )
         })?;
+        // The default arms compare against the full retraining where there is a history to
+        // retrain on; a run without one (a teacher bundle, `split.history = 0`) just has no
+        // such arm. Asked for by name, it is refused below.
+        if !arms_given && cfg.history_gone().is_some() {
+            cfg.arms.retain(|&k| k != ArmKind::Retrain);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -493,7 +502,25 @@ impl SessionConfig {
         self.validate_adaptation()?;
         self.gate.validate()?;
         self.validate_per_arm()?;
+        if let Some(why) = self.history_gone() {
+            anyhow::ensure!(
+                !self.arms.contains(&ArmKind::Retrain),
+                "arm `retrain` retrains the student on the history, and this run has none ({why}): remove it from `arms`"
+            );
+        }
         Ok(())
+    }
+
+    /// Why this run has no history to retrain on, if it has none: the teacher comes as a
+    /// bundle (its history stayed with whoever trained it) or `split.history` is 0 days.
+    pub fn history_gone(&self) -> Option<&'static str> {
+        if self.teacher.bundle.is_some() {
+            Some("the teacher comes from teacher.bundle")
+        } else if self.split.history == DayCount::Days(0) {
+            Some("split.history = 0")
+        } else {
+            None
+        }
     }
 
     /// Day counts small enough to add up without overflow (the data decides the rest).
@@ -599,6 +626,8 @@ impl SessionConfig {
             ArmKind::CrossAdapt(_) => self
                 .per_arm
                 .get(&ArmKind::CrossAdapt(CrossAdaptVariant::FULL).to_string()),
+            // retrain is scratch on more days: scratch's values unless it has its own.
+            ArmKind::Retrain => self.per_arm.get(&ArmKind::Scratch.to_string()),
             _ => None,
         })
     }

@@ -482,6 +482,35 @@ impl Engine {
         Ok(pool)
     }
 
+    /// The history and retained days encoded into one pool, in time order (`retrain`). Not
+    /// kept: only one arm reads it, and it is the largest pool a session makes.
+    pub(crate) fn history_and_retained_pool(&mut self) -> anyhow::Result<Arc<Pool>> {
+        let days: Vec<u32> = self
+            .plan
+            .history
+            .iter()
+            .chain(&self.plan.retained)
+            .copied()
+            .collect();
+        anyhow::ensure!(
+            !self.plan.history.is_empty(),
+            "arm `retrain` trains on the history, and this run has no history days"
+        );
+        let spec = self.data.spec();
+        let dir = crate::data::table::cache::root();
+        let mut writer = PoolWriter::create(
+            spec.num_cat(),
+            spec.num_num(),
+            dir.as_deref(),
+            false,
+            "the history and retained pool",
+        )?;
+        for d in days {
+            self.data.write_day(d as usize, &mut writer, |_| ())?;
+        }
+        Ok(Arc::new(writer.finish()?))
+    }
+
     // What the stage files (`offline.rs`, `online.rs`, `gate.rs`, `recovery.rs`) may read and
     // change; the fields themselves stay private to this file.
 
@@ -978,6 +1007,10 @@ impl Host for Engine {
 
     fn retained_pool(&mut self) -> anyhow::Result<Arc<Pool>> {
         Engine::retained_pool(self)
+    }
+
+    fn history_and_retained_pool(&mut self) -> anyhow::Result<Arc<Pool>> {
+        Engine::history_and_retained_pool(self)
     }
 
     fn poll(&mut self, at: &Position) -> anyhow::Result<()> {

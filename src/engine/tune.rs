@@ -182,6 +182,9 @@ pub fn tuned_arm(kind: ArmKind) -> Option<ArmKind> {
     match kind {
         ArmKind::Incumbent => None,
         ArmKind::CrossAdapt(_) => Some(ArmKind::CrossAdapt(CrossAdaptVariant::FULL)),
+        // The same procedure as scratch on more days: it takes scratch's values (tuning it
+        // would train on the history once per trial, the very cost it stands for).
+        ArmKind::Retrain => Some(ArmKind::Scratch),
         other => Some(other),
     }
 }

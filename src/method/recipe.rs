@@ -62,6 +62,9 @@ pub trait Host {
     fn new_trainer(&self, spec: &ModelSpec, seed: u64) -> anyhow::Result<Trainer>;
     /// The encoded retained days in time order (offline training and replay draw from it).
     fn retained_pool(&mut self) -> anyhow::Result<Arc<Pool>>;
+    /// The encoded history and retained days in time order, for the full retraining (`retrain`),
+    /// written when first asked for and not kept after (one arm reads it, once).
+    fn history_and_retained_pool(&mut self) -> anyhow::Result<Arc<Pool>>;
     /// Between batches: applies operator commands (a stop comes back as an error to pass on).
     fn poll(&mut self, at: &Position) -> anyhow::Result<()>;
     fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()>;
@@ -219,8 +222,18 @@ pub trait Recipe {
 pub fn recipe(kind: ArmKind) -> Box<dyn Recipe> {
     match kind {
         ArmKind::Incumbent => Box::new(Incumbent),
-        ArmKind::Scratch => Box::new(Baseline { distil: false }),
-        ArmKind::Kd => Box::new(Baseline { distil: true }),
+        ArmKind::Scratch => Box::new(Baseline {
+            distil: false,
+            history: false,
+        }),
+        ArmKind::Retrain => Box::new(Baseline {
+            distil: false,
+            history: true,
+        }),
+        ArmKind::Kd => Box::new(Baseline {
+            distil: true,
+            history: false,
+        }),
         ArmKind::CrossAdapt(v) => Box::new(CrossAdapt(v)),
     }
 }
@@ -261,17 +274,19 @@ impl Recipe for Incumbent {
 
 /// scratch (`distil: false`): a fresh student on labels, offline over every retained row and
 /// online on each batch. kd (`distil: true`): the same with standard distillation from the
-/// frozen shared teacher.
+/// frozen shared teacher. retrain (`history: true`): scratch over the history and the retained
+/// rows, the full retraining a switch costs without the method.
 struct Baseline {
     distil: bool,
+    history: bool,
 }
 
 impl Recipe for Baseline {
     fn kind(&self) -> ArmKind {
-        if self.distil {
-            ArmKind::Kd
-        } else {
-            ArmKind::Scratch
+        match (self.distil, self.history) {
+            (true, _) => ArmKind::Kd,
+            (false, true) => ArmKind::Retrain,
+            (false, false) => ArmKind::Scratch,
         }
     }
 
@@ -288,7 +303,11 @@ impl Recipe for Baseline {
         let name = arm.name();
         let s = host.settings();
         let (epochs, batch_size) = (s.method.baseline_epochs, s.batch_size);
-        let pool = host.retained_pool()?;
+        let pool = if self.history {
+            host.history_and_retained_pool()?
+        } else {
+            host.retained_pool()?
+        };
         let total = pool.rows() as u64 * epochs as u64;
         host.emit(EngineEvent::StageStarted {
             stage: Stage::OfflineTrain,

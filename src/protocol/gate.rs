@@ -6,8 +6,19 @@
 //! the LogLoss, each user's rows one unit when the data names users: [`GateCluster`]),
 //! together with the [`GateRule`] in force. The ledger folds those days into a
 //! [`GateStatus`]: **SWITCH** once the student has been "not worse than the incumbent by more
-//! than δ" with the rule's confidence for `days` consecutive online days, **NOT YET**
+//! than δ" with the rule's confidence for `days` consecutive online days (the per-day rule), or
+//! over the pooled evidence of the last `window` online days (the pooled rule), **NOT YET**
 //! otherwise, each with its reason.
+//!
+//! The pooled rule exists because one small day cannot show a difference of δ: with a thousand
+//! rows a day the AUC interval is about ±0.1 wide, so the per-day rule can never pass whatever
+//! the models do. Pooling `window` days adds their evidence up: each day is a stratum (its own
+//! rows, its own base rate) and the days' differences are pooled by inverse variance
+//! ([`crate::train::stats::pooled`]), so a day with more rows weighs more. The pooled interval
+//! treats the days as independent: within a day each user's rows are one unit (the per-day
+//! intervals are clustered), across days a returning user is not, which makes the pooled
+//! interval somewhat narrower than a user-clustered pool of the same rows would be. The
+//! simulation in docs/verdict.md measures how often that lets the gate switch wrongly.
 //!
 //! "Not worse by more than δ with 95% confidence" reads the end of the two-sided 95% interval
 //! (the lower end for the AUC difference, the upper end for the LogLoss difference): a
@@ -18,7 +29,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::stats::Interval;
+use crate::train::stats::{self, Interval};
 
 /// The `[gate]` section: the switch rule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,7 +49,16 @@ pub struct GateRule {
     /// sessions computed, so a resumed one stays consistent with its log.
     #[serde(default = "GateCluster::before_clustering")]
     pub cluster: GateCluster,
+    /// Online days the pooled rule pools (0: no pooled rule). Missing, as in logs written
+    /// before the key existed, it reads as 0: what those sessions judged by.
+    #[serde(default)]
+    pub window: u32,
 }
+
+/// Online days the pooled rule pools by default: a working week of evidence, long enough for
+/// small days to add up, short enough that a student that was behind a week ago does not
+/// drag on the verdict for long.
+pub const DEFAULT_WINDOW: u32 = 5;
 
 impl Default for GateRule {
     fn default() -> Self {
@@ -48,6 +68,7 @@ impl Default for GateRule {
             days: 3,
             level: 0.95,
             cluster: GateCluster::Auto,
+            window: DEFAULT_WINDOW,
         }
     }
 }
@@ -119,6 +140,11 @@ impl GateRule {
             "gate.level must be in (0.5, 1), got {}",
             self.level
         );
+        anyhow::ensure!(
+            self.window <= 100_000,
+            "gate.window must be in 0..=100000 (0: no pooled rule), got {}",
+            self.window
+        );
         Ok(())
     }
 }
@@ -159,6 +185,51 @@ impl GateDay {
             return Some(Miss::LogLoss(*ll));
         }
         None
+    }
+}
+
+/// The pooled rule's evidence on one day: the last `window` online days' differences, pooled.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PooledEvidence {
+    /// First and last online day of the window.
+    pub from: u32,
+    pub to: u32,
+    pub auc: Interval,
+    pub logloss: Interval,
+}
+
+impl PooledEvidence {
+    /// The window ending at `online[end]`, when it is full and every day in it has both
+    /// intervals (a day without evidence leaves the window unpooled).
+    fn of(
+        days: &BTreeMap<u32, GateDay>,
+        online: &[u32],
+        end: usize,
+        rule: &GateRule,
+    ) -> Option<Self> {
+        let w = rule.window as usize;
+        if w == 0 || end + 1 < w {
+            return None;
+        }
+        let window = &online[end + 1 - w..=end];
+        let mut aucs = Vec::with_capacity(w);
+        let mut lls = Vec::with_capacity(w);
+        for d in window {
+            let g = days.get(d)?;
+            aucs.push(g.auc?);
+            lls.push(g.logloss?);
+        }
+        Some(PooledEvidence {
+            from: window[0],
+            to: window[w - 1],
+            auc: stats::pooled(&aucs, rule.level)?,
+            logloss: stats::pooled(&lls, rule.level)?,
+        })
+    }
+
+    /// The rule's two clauses on the pooled intervals.
+    fn passes(&self, rule: &GateRule) -> bool {
+        self.auc.not_below(rule.delta) && self.logloss.not_above(rule.logloss_delta)
     }
 }
 
@@ -249,26 +320,52 @@ pub struct GateStatus {
     /// The independent units of the latest judged day's intervals (users or rows).
     #[serde(default = "GateCluster::before_clustering")]
     pub cluster: GateCluster,
+    /// The pooled rule's evidence on the latest judged day, when its window is full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<PooledEvidence>,
+    /// Which rule met the gate first (`first_met`): `day` or `pooled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub met_by: Option<MetBy>,
+}
+
+impl GateStatus {
+    /// Online days until the gate first said SWITCH, the switch day included (1: on the first
+    /// online day of `online`, the plan's); `None` when it has not.
+    pub fn days_to_switch(&self, online: &[u32]) -> Option<u32> {
+        let day = self.first_met?;
+        online.iter().position(|&o| o == day).map(|i| i as u32 + 1)
+    }
+}
+
+/// Which of the gate's rules was met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetBy {
+    /// `days` consecutive passing days.
+    Days,
+    /// The pooled window.
+    Pooled,
 }
 
 /// Folds an arm's judged days, walking the plan's online days in order: a day without
-/// evidence (the arm failed or was not judged) breaks the streak. The rule of the latest day
-/// decides how many days are needed. `None` when no day was judged.
+/// evidence (the arm failed or was not judged) breaks the streak and leaves its pooled windows
+/// unpooled. The rule of the latest day decides how many days are needed and how many the
+/// window pools. A day meets the gate when either rule holds on it. `None` when no day was
+/// judged.
 pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatus> {
     let (&last, last_day) = days.iter().next_back()?;
-    let needed = last_day.rule.days;
-    let (mut streak, mut first_met, mut since) = (0u32, None, None);
+    let rule = last_day.rule;
+    let needed = rule.days;
+    let (mut streak, mut first_met, mut met_by, mut since) = (0u32, None, None, None);
     let mut last_failure = None;
-    for &d in online.iter().take_while(|&&d| d <= last) {
+    let mut pooled_now = None;
+    for (i, &d) in online.iter().enumerate().take_while(|(_, &d)| d <= last) {
         match days.get(&d).map(|g| (g.miss(), g.rule)) {
             Some((None, _)) => {
                 if streak == 0 {
                     since = Some(d);
                 }
                 streak += 1;
-                if streak >= needed && first_met.is_none() {
-                    first_met = Some(d);
-                }
             }
             Some((Some(miss), rule)) => {
                 streak = 0;
@@ -276,30 +373,59 @@ pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatu
             }
             None => {
                 streak = 0;
-                last_failure = Some((d, Miss::NotJudged, last_day.rule));
+                last_failure = Some((d, Miss::NotJudged, rule));
             }
         }
+        let pooled = PooledEvidence::of(days, online, i, &rule);
+        let by = if streak >= needed {
+            Some(MetBy::Days)
+        } else if pooled.is_some_and(|p| p.passes(&rule)) {
+            Some(MetBy::Pooled)
+        } else {
+            None
+        };
+        if first_met.is_none() && by.is_some() {
+            first_met = Some(d);
+            met_by = by;
+        }
+        if d == last {
+            pooled_now = pooled.map(|p| (p, by));
+        }
     }
-    let decision = if streak >= needed {
+    let pooled = pooled_now.map(|(p, _)| p);
+    let now_by = pooled_now
+        .and_then(|(_, by)| by)
+        .or((streak >= needed).then_some(MetBy::Days));
+    let decision = if now_by.is_some() {
         GateDecision::Switch
     } else {
         GateDecision::NotYet
     };
-    let pct = last_day.rule.level * 100.0;
+    let pct = rule.level * 100.0;
     let since = since.unwrap_or(last);
-    let (reason, brief) = match (decision, &last_failure) {
-        (GateDecision::Switch, _) => (
+    let (reason, brief) = match (now_by, &last_failure) {
+        (Some(MetBy::Days), _) => (
             format!(
                 "not worse than the incumbent by more than {} AUC / {} LogLoss at {pct:.0}% for {streak} consecutive days (from day {since})",
-                last_day.rule.delta, last_day.rule.logloss_delta,
+                rule.delta, rule.logloss_delta,
             ),
             format!("passing since day {since}"),
         ),
-        (GateDecision::NotYet, Some((d, miss, rule))) if *d == last => (
+        (Some(MetBy::Pooled), _) => {
+            let p = pooled.expect("met by the pooled rule");
+            (
+                format!(
+                    "not worse than the incumbent by more than {} AUC / {} LogLoss at {pct:.0}% over days {}-{} pooled (AUC {:+.4} [{:+.4}, {:+.4}])",
+                    rule.delta, rule.logloss_delta, p.from, p.to, p.auc.estimate, p.auc.lo, p.auc.hi,
+                ),
+                format!("pooled days {}-{} pass", p.from, p.to),
+            )
+        }
+        (None, Some((d, miss, rule))) if *d == last => (
             format!("day {d}: {}", miss.sentence(rule)),
             format!("day {d}: {}", miss.brief(rule)),
         ),
-        (GateDecision::NotYet, _) => (
+        (None, _) => (
             format!("{streak} of {needed} days so far"),
             format!("{} more passing day(s) needed", needed - streak),
         ),
@@ -312,7 +438,9 @@ pub fn status(days: &BTreeMap<u32, GateDay>, online: &[u32]) -> Option<GateStatu
         day: Some(last),
         reason,
         brief,
-        cluster: last_day.rule.cluster,
+        cluster: rule.cluster,
+        pooled,
+        met_by,
     })
 }
 
@@ -426,6 +554,57 @@ mod tests {
     }
 
     #[test]
+    fn small_days_that_each_fail_can_pass_pooled() {
+        // Each day: AUC +0.001 and LogLoss -0.001, both with se 0.002. One day's 95% ends are
+        // 0.001 - 1.96 * 0.002 = -0.0029 < -0.002 (fails) and -0.001 + 0.0039 = 0.0029 > 0.002.
+        // Three days pooled: se 0.002 / sqrt(3) = 0.0011547, ends -0.00126 and +0.00126: pass.
+        let small = |rule: GateRule| GateDay {
+            auc: Some(Interval::normal(0.001, 0.002, 0.95)),
+            logloss: Some(Interval::normal(-0.001, 0.002, 0.95)),
+            rule,
+        };
+        let rule = GateRule {
+            window: 3,
+            ..GateRule::default()
+        };
+        assert!(small(rule).check().is_err(), "one day alone fails");
+        let online = [1, 2, 3, 4, 5, 6];
+        let mut days = BTreeMap::from([(1, small(rule)), (2, small(rule))]);
+        let s = status(&days, &online).expect("judged");
+        assert_eq!((s.decision, s.pooled), (GateDecision::NotYet, None));
+        days.insert(3, small(rule));
+        let s = status(&days, &online).expect("judged");
+        assert_eq!(s.decision, GateDecision::Switch);
+        assert_eq!((s.first_met, s.met_by), (Some(3), Some(MetBy::Pooled)));
+        let p = s.pooled.expect("a full window");
+        assert_eq!((p.from, p.to), (1, 3));
+        let se = 0.002 / 3f64.sqrt();
+        let z = stats::normal_quantile(0.975);
+        assert!((p.auc.lo - (0.001 - z * se)).abs() < 1e-12, "{p:?}");
+        assert!((p.logloss.hi - (-0.001 + z * se)).abs() < 1e-12, "{p:?}");
+        assert!(s.reason.contains("over days 1-3 pooled"), "{}", s.reason);
+        assert_eq!(s.brief, "pooled days 1-3 pass");
+        // A missing day leaves its windows unpooled: day 5 without day 4 cannot pool 3-5.
+        days.insert(5, small(rule));
+        let s = status(&days, &online).expect("judged");
+        assert_eq!(
+            (s.decision, s.pooled, s.first_met),
+            (GateDecision::NotYet, None, Some(3))
+        );
+        // Without the pooled rule (window 0, as in logs from before it), small days never pass.
+        let off = GateRule { window: 0, ..rule };
+        let days: BTreeMap<u32, GateDay> = (1..=6).map(|d| (d, small(off))).collect();
+        let s = status(&days, &online).expect("judged");
+        assert_eq!((s.decision, s.first_met), (GateDecision::NotYet, None));
+        // A log written before the key existed reads as window 0.
+        let old: GateRule = serde_json::from_str(
+            r#"{"delta":0.002,"logloss_delta":0.002,"days":3,"level":0.95,"cluster":"users"}"#,
+        )
+        .expect("an old rule");
+        assert_eq!(old.window, 0);
+    }
+
+    #[test]
     fn bad_rules_name_the_key() {
         let bad = |r: GateRule| r.validate().expect_err("invalid").to_string();
         let d = GateRule::default();
@@ -437,6 +616,11 @@ mod tests {
         .contains("gate.logloss_delta"));
         assert!(bad(GateRule { days: 0, ..d }).contains("gate.days"));
         assert!(bad(GateRule { level: 1.0, ..d }).contains("gate.level"));
+        assert!(bad(GateRule {
+            window: 100_001,
+            ..d
+        })
+        .contains("gate.window"));
         assert!(d.validate().is_ok());
     }
 }

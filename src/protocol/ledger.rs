@@ -235,6 +235,29 @@ pub struct ArmVerdict {
     /// The migration gate (student arms, when the session has an incumbent arm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateStatus>,
+    /// The first online day the gate said SWITCH (`None`: never in the window, or no gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_day: Option<u32>,
+    /// Online days until the gate said SWITCH, the switch day included (1: on the first
+    /// online day). `None`: never in the window, or no gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_to_switch: Option<u32>,
+    /// Training seconds spent until the switch: offline, plus online training on the days
+    /// before the switch day (a day is scored before the arm trains on it).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub seconds_to_switch: Option<f64>,
+    /// The AUC degradation against the incumbent before the switch: the sum over the online
+    /// days before the switch day (every online day when it never switched) of
+    /// `max(0, incumbent AUC - arm AUC)`. What an early switch would have cost in ranking
+    /// quality, day by day; the paper's deployment claim is about mitigating it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub degradation_area: Option<f64>,
+    /// Offline seconds as a fraction of retrain's (the full retraining the method avoids).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub time_vs_retrain: Option<f64>,
+    /// Total compute as a fraction of retrain's.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub total_vs_retrain: Option<f64>,
     /// The score on the final test slice (`split.holdout`), beside the daily means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<HoldoutEntry>,
@@ -242,6 +265,24 @@ pub struct ArmVerdict {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub holdout_auc_vs_kd: Option<f64>,
     pub failed: Option<String>,
+}
+
+impl ArmVerdict {
+    /// Days to switch, the compute until then and the degradation before it, in one sentence
+    /// (student arms judged by the gate; `None` otherwise).
+    pub fn switch_sentence(&self) -> Option<String> {
+        self.gate.as_ref()?;
+        let area = self
+            .degradation_area
+            .map_or("-".into(), |v| num::fixed(v, 4));
+        Some(match (self.days_to_switch, self.switch_day) {
+            (Some(n), Some(day)) => format!(
+                "switches after {n} online day(s) (day {day}), {} s of training until then; AUC degradation before it {area}",
+                self.seconds_to_switch.map_or("-".into(), |v| num::fixed(v, 1))
+            ),
+            _ => format!("never switches in the online window; AUC degradation over it {area}"),
+        })
+    }
 }
 
 /// The figures a switch decision rests on.
@@ -614,13 +655,29 @@ impl Ledger {
         };
         let scratch = of(ArmKind::Scratch);
         let kd = of(ArmKind::Kd);
-        for v in &mut arms {
+        let retrain = of(ArmKind::Retrain);
+        let incumbent = self
+            .arms
+            .iter()
+            .find(|a| a.kind == Some(ArmKind::Incumbent));
+        for (v, a) in arms.iter_mut().zip(&self.arms) {
+            if let Some(inc) = incumbent.filter(|_| a.kind != Some(ArmKind::Incumbent)) {
+                self.switch_figures(v, a, inc);
+            }
             if let Some(sc) = &scratch {
                 if sc.offline_seconds > 0.0 && v.offline_samples > 0 {
                     v.time_vs_scratch = Some(v.offline_seconds / sc.offline_seconds);
                 }
                 if sc.total_seconds > 0.0 && v.total_seconds > 0.0 {
                     v.total_vs_scratch = Some(v.total_seconds / sc.total_seconds);
+                }
+            }
+            if let Some(re) = &retrain {
+                if re.offline_seconds > 0.0 && v.offline_samples > 0 {
+                    v.time_vs_retrain = Some(v.offline_seconds / re.offline_seconds);
+                }
+                if re.total_seconds > 0.0 && v.total_seconds > 0.0 {
+                    v.total_vs_retrain = Some(v.total_seconds / re.total_seconds);
                 }
             }
             if let Some(kd) = &kd {
@@ -638,6 +695,32 @@ impl Ledger {
         }
         let headline = self.headline(&arms, shock_day);
         Verdict { arms, headline }
+    }
+
+    /// Days to switch, the compute until then and the degradation before it, for a student
+    /// arm `a` against the incumbent `inc` (the gate's fold says when it switched).
+    fn switch_figures(&self, v: &mut ArmVerdict, a: &ArmLedger, inc: &ArmLedger) {
+        let Some(gate) = &v.gate else {
+            return;
+        };
+        let online = &self.plan.online;
+        v.switch_day = gate.first_met;
+        v.days_to_switch = gate.days_to_switch(online);
+        let before = |d: &u32| gate.first_met.is_none_or(|s| *d < s);
+        if let Some(s) = gate.first_met {
+            let online_before: f64 = a.days.range(..s).map(|(_, e)| e.train_seconds).sum();
+            v.seconds_to_switch = Some(v.offline_seconds + online_before);
+        }
+        let gaps = a
+            .days
+            .iter()
+            .filter(|(d, _)| before(d))
+            .filter_map(|(d, e)| {
+                let own = e.metrics.auc?;
+                let theirs = inc.days.get(d)?.metrics.auc?;
+                Some((theirs - own).max(0.0))
+            });
+        v.degradation_area = Some(gaps.sum());
     }
 
     fn headline(&self, arms: &[ArmVerdict], shock_day: Option<u32>) -> Headline {

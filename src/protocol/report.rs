@@ -61,9 +61,28 @@ pub struct ArmReport {
     pub time_vs_scratch: Option<f64>,
     #[serde(default, with = "num::opt")]
     pub total_vs_scratch: Option<f64>,
+    /// Time to switch and total compute as fractions of retrain's (the full retraining).
+    #[serde(default, with = "num::opt")]
+    pub time_vs_retrain: Option<f64>,
+    #[serde(default, with = "num::opt")]
+    pub total_vs_retrain: Option<f64>,
     /// The migration gate against the incumbent (student arms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateStatus>,
+    /// Online days until the gate first said SWITCH, the switch day included; `null` when it
+    /// never did in the online window (student arms; absent without a gate).
+    #[serde(default)]
+    pub days_to_switch: Option<u32>,
+    /// The online day the gate first said SWITCH.
+    #[serde(default)]
+    pub switch_day: Option<u32>,
+    /// Training seconds until the switch (offline, plus online training before the switch day).
+    #[serde(default, with = "num::opt")]
+    pub seconds_to_switch: Option<f64>,
+    /// Sum over the online days before the switch (all of them when it never switched) of
+    /// `max(0, incumbent AUC - arm AUC)`.
+    #[serde(default, with = "num::opt")]
+    pub degradation_area: Option<f64>,
     /// The final test slice (`split.holdout`), scored once after the last online day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<HoldoutEntry>,
@@ -144,7 +163,13 @@ impl Report {
                 total_seconds: v.total_seconds,
                 time_vs_scratch: v.time_vs_scratch,
                 total_vs_scratch: v.total_vs_scratch,
+                time_vs_retrain: v.time_vs_retrain,
+                total_vs_retrain: v.total_vs_retrain,
                 gate: v.gate.clone(),
+                days_to_switch: v.days_to_switch,
+                switch_day: v.switch_day,
+                seconds_to_switch: v.seconds_to_switch,
+                degradation_area: v.degradation_area,
                 holdout: v.holdout.clone(),
                 failed: a.failed.clone(),
             })

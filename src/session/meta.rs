@@ -125,8 +125,11 @@ impl Status {
                     bias: m.map(|m| m.bias),
                     failed: a.failed.clone(),
                     gate: gate::status(&a.gate, &l.plan.online).map(|g| {
+                        let first = g.days_to_switch(&l.plan.online).map_or(String::new(), |n| {
+                            format!(", first on day {} ({n}d)", g.first_met.unwrap_or_default())
+                        });
                         format!(
-                            "{} {}/{}",
+                            "{} {}/{}{first}",
                             g.decision.label(),
                             g.streak.min(g.needed),
                             g.needed

@@ -293,19 +293,25 @@ impl<W: Write + Send> DayTablePrinter<W> {
             )?;
         }
         for a in arms {
-            let of_scratch = |v: Option<f64>| {
-                v.map_or(String::new(), |t| {
-                    format!(" ({}x scratch's)", num::fixed(t, 2))
-                })
+            let against = |scratch: Option<f64>, retrain: Option<f64>| {
+                let parts: Vec<String> = [(scratch, "scratch's"), (retrain, "retrain's")]
+                    .iter()
+                    .filter_map(|(v, who)| v.map(|t| format!("{}x {who}", num::fixed(t, 2))))
+                    .collect();
+                if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", parts.join(", "))
+                }
             };
             writeln!(
                 self.out,
                 "{:<w$}  time to switch {:.1} s{}, total compute {:.1} s{}; trains {} samples/s offline, {} online",
                 a.arm,
                 a.offline_seconds,
-                of_scratch(a.time_vs_scratch),
+                against(a.time_vs_scratch, a.time_vs_retrain),
                 a.total_seconds,
-                of_scratch(a.total_vs_scratch),
+                against(a.total_vs_scratch, a.total_vs_retrain),
                 opt(a.offline_samples_per_sec, 0),
                 opt(a.online_samples_per_sec, 0),
             )?;
@@ -319,6 +325,9 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     g.decision.label(),
                     g.reason
                 )?;
+                if let Some(line) = a.switch_sentence() {
+                    writeln!(self.out, "{:<w$}  {line}", a.arm)?;
+                }
             }
         }
         for a in arms {

@@ -73,6 +73,30 @@ impl Interval {
     }
 }
 
+/// The inverse-variance (fixed-effect) pool of independent estimates of one difference, each
+/// given as a two-sided normal interval: `sum(w_i d_i) / sum(w_i)` with `w_i = 1 / se_i^2`,
+/// `se_i = (hi_i - lo_i) / (2 z(level_i))`, and standard error `1 / sqrt(sum(w_i))`; the result
+/// at `level`. This is how the gate pools a window of days: each day is a stratum with its
+/// own rows (and its own base rate), and a day with more evidence counts for more. `None`
+/// when there is nothing to pool or an interval has no width (no variance to weigh by).
+pub fn pooled(intervals: &[Interval], level: f64) -> Option<Interval> {
+    if intervals.is_empty() {
+        return None;
+    }
+    let (mut sw, mut swd) = (0.0, 0.0);
+    for iv in intervals {
+        let z = normal_quantile(0.5 + iv.level / 2.0);
+        let se = (iv.hi - iv.lo) / (2.0 * z);
+        if !(se > 0.0 && se.is_finite() && iv.estimate.is_finite()) {
+            return None;
+        }
+        let w = 1.0 / (se * se);
+        sw += w;
+        swd += w * iv.estimate;
+    }
+    Some(Interval::normal(swd / sw, 1.0 / sw.sqrt(), level))
+}
+
 /// The inverse of the standard normal CDF (Acklam's rational approximation, relative error
 /// below 1.2e-9 over (0, 1)). NaN outside (0, 1).
 pub fn normal_quantile(p: f64) -> f64 {

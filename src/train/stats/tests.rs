@@ -408,3 +408,26 @@ fn ranked_and_indexed_once_is_the_same_as_from_the_scores_each_time() {
     assert!(paired_auc_clustered_ranked(&ra, &rb, &y, &fewer).is_none());
     assert!(paired_logloss_clusters(&a, &b, &y, &fewer).is_none());
 }
+
+#[test]
+fn pooling_days_weighs_each_by_its_inverse_variance() {
+    // Two days at 95%: +0.010 with se 0.004 and -0.002 with se 0.002. Weights 1/se^2 are
+    // 62,500 and 250,000 (sum 312,500): pooled = (625 - 500) / 312,500 = 0.0004, with
+    // se = 1 / sqrt(312,500) = 0.0017889.
+    let z = normal_quantile(0.975);
+    let day = |d: f64, se: f64| Interval::normal(d, se, 0.95);
+    let p = pooled(&[day(0.010, 0.004), day(-0.002, 0.002)], 0.95).expect("two days");
+    assert!(close(p.estimate, 0.0004, 1e-12), "{p:?}");
+    let se = 1.0 / 312_500f64.sqrt();
+    assert!(close(p.lo, 0.0004 - z * se, 1e-12) && close(p.hi, 0.0004 + z * se, 1e-12));
+    assert!(close(se, 0.001_788_854_4, 1e-9));
+    // One day pools to itself; a day of no width (no variance) refuses to weigh.
+    let one = pooled(&[day(0.003, 0.001)], 0.95).expect("one day");
+    assert!(close(one.estimate, 0.003, 1e-15) && close(one.lo, 0.003 - z * 0.001, 1e-12));
+    assert!(pooled(&[day(0.003, 0.0)], 0.95).is_none());
+    assert!(pooled(&[], 0.95).is_none());
+    // Another level: the same standard error, a wider interval.
+    let p99 = pooled(&[day(0.010, 0.004), day(-0.002, 0.002)], 0.99).expect("two days");
+    let z99 = normal_quantile(0.995);
+    assert!(close(p99.hi - p99.estimate, z99 * se, 1e-12));
+}

@@ -241,9 +241,12 @@ fn verdict_text(a: &ArmVerdict) -> String {
     } else {
         parts.join(", ")
     };
-    match &a.gate {
-        Some(g) => format!("{} · {text} · {}", g.decision.label(), g.reason),
-        None => text,
+    match (&a.gate, a.switch_sentence()) {
+        (Some(g), Some(switch)) => {
+            format!("{} · {text} · {} · {switch}", g.decision.label(), g.reason)
+        }
+        (Some(g), None) => format!("{} · {text} · {}", g.decision.label(), g.reason),
+        (None, _) => text,
     }
 }
 
