@@ -28,7 +28,8 @@ pub struct RunArgs {
     /// Also write every event as JSON lines here.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
-    /// Human name of the session.
+    /// Human name of the session (printable characters: an escape code or a newline is
+    /// refused).
     #[arg(long)]
     pub name: Option<String>,
     /// Console theme: default, light, high-contrast, colorblind.
@@ -64,12 +65,19 @@ pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<Laun
 }
 
 pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    // Before anything else (a detached run's parent included): a bad name leaves nothing.
+    if let Some(name) = &args.name {
+        crate::session::check_name(name).context("--name")?;
+    }
     if args.detach {
         return super::detach::spawn_detached();
     }
     // First of all, so a signal during the set-up is not the default (instant) death.
     let signals = crate::signals::SignalState::install()?;
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
+    if let (None, Some(name)) = (&args.name, &cfg.name) {
+        crate::session::check_name(name).context("the config's `name`")?;
+    }
     let mode = launch_mode(args.headless, args.theme.clone())?;
     // Tuning reads only the history and retained days; the session then runs with its choice.
     let (cfg, tuned) = if args.tune {

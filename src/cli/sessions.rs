@@ -376,9 +376,13 @@ pub fn list(args: &ListArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow::Result<()> {
-    let name_w = sessions
+    let names: Vec<_> = sessions
         .iter()
-        .map(|s| s.name.len())
+        .map(|s| crate::session::shown_name(&s.name))
+        .collect();
+    let name_w = names
+        .iter()
+        .map(|n| n.chars().count())
         .max()
         .unwrap_or(0)
         .max(4);
@@ -388,7 +392,7 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
         "id", "name", "created", "status", "stage", "day", "arms"
     )?;
     let mut live = Vec::new();
-    for s in sessions {
+    for (s, name) in sessions.iter().zip(&names) {
         let headline: Vec<String> = s
             .headline
             .iter()
@@ -405,7 +409,7 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
             out,
             "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:<20}  {:>4}  {:<24}  {}",
             s.id,
-            s.name,
+            name,
             s.created.format("%Y-%m-%d %H:%M"),
             s.state.label(),
             s.stage.map_or("-", |st| st.label()),
@@ -456,7 +460,12 @@ pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         None => parent_cfg.with_sets(&args.config.set)?,
     };
     check_fork_compatible(&parent_cfg, &cfg)?;
-    let name = format!("{} (fork at day {})", parent.meta().name, args.from_day);
+    // An older session's name may hold control characters: the fork's is made printable.
+    let name = format!(
+        "{} (fork at day {})",
+        crate::session::shown_name(&parent.meta().name),
+        args.from_day
+    );
     let parent_id = parent.id().to_string();
     drop(parent);
     let (session, ckpt) = store.fork(&parent_id, args.from_day, &name, &cfg.to_toml()?)?;
@@ -555,7 +564,11 @@ pub fn rm(args: &RmArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let what = match store.open_read_only(id) {
         Ok(view) if view.id() == id => {
-            format!("\"{}\" ({})", view.meta().name, view.dir().display())
+            format!(
+                "\"{}\" ({})",
+                crate::session::shown_name(&view.meta().name),
+                view.dir().display()
+            )
         }
         Ok(view) => bail!(
             "rm takes a session id from {}, not a path (did you mean {}?)",

@@ -82,6 +82,7 @@ impl Store {
 
     /// Creates a new session (new sortable id such as `20261128-121500-ab12`) holding its lock.
     pub fn create(&self, name: &str, config_toml: &str, parent: Option<Parent>) -> Result<Session> {
+        super::meta::check_name(name)?;
         toml::from_str::<toml::Table>(config_toml)
             .map_err(|e| anyhow::anyhow!("the config of the new session is not valid TOML: {e}"))?;
         let created = Utc::now();
