@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::live::{attach, run_attached, Attached, LaunchMode};
+use super::live::{attach_showing, run_attached, Attached, LaunchMode, Tables};
 use super::ConfigArgs;
 use crate::engine::{Engine, Outcome, Prepared, SessionConfig};
 use crate::session::store::Store;
@@ -22,7 +22,9 @@ pub struct RunArgs {
     /// output.log): prints the session id and returns. See `attach` and `ctl`.
     #[arg(long)]
     pub detach: bool,
-    /// Write the JSON report here (headless).
+    /// Write the JSON report here (headless). `-`: standard output, which then carries the
+    /// JSON alone (the tables go to stderr). A device or FIFO (`/dev/null`, a named pipe) is
+    /// written to, never replaced.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Also write every event as JSON lines here.
@@ -106,8 +108,18 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if mode == LaunchMode::Headless {
         eprintln!("session {id} ({name}) in {}", session.dir().display());
     }
-    let Attached { io, shared } =
-        attach(session, &cfg, &mode, args.events.as_deref(), Some(signals))?;
+    let tables = match args.report.as_deref() {
+        Some(path) if crate::atomic::is_stdout(path) => Tables::Stderr,
+        _ => Tables::Stdout,
+    };
+    let Attached { io, shared } = attach_showing(
+        session,
+        &cfg,
+        &mode,
+        args.events.as_deref(),
+        Some(signals),
+        tables,
+    )?;
     let mut engine = Engine::start(cfg.clone(), prepared, &id, &name, io)?;
     if let Some(tuning) = tuned {
         engine.announce_tuning(crate::protocol::EngineEvent::Tuned { tuning });

@@ -4,7 +4,7 @@
 //! from a verified checkpoint.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -12,7 +12,7 @@ use clap::Args;
 use super::live::{attach, console_options, run_attached, Attached, LaunchMode};
 use super::run::launch_mode;
 use super::ConfigArgs;
-use crate::atomic::write_atomic;
+use crate::atomic::{write_output, STDOUT};
 use crate::engine::events::{EngineEvent, ParamPatch, Params, Position, Stage};
 use crate::engine::{Engine, Outcome, SessionConfig};
 use crate::session::export::{self, ExportFormat};
@@ -99,7 +99,8 @@ pub struct ExportArgs {
     pub id: String,
     #[arg(long, value_parser = ["csv", "json"], default_value = "csv")]
     pub format: String,
-    /// The file to write (with --bundle: the bundle folder to create).
+    /// The file to write (default and `-`: standard output; a device or FIFO is written to,
+    /// never replaced). With --bundle: the bundle folder to create.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Write a model bundle (docs/bundles.md) of one arm at a kept checkpoint instead.
@@ -538,17 +539,8 @@ pub fn export(args: &ExportArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     let text = export::render(view.meta(), &contents.records, format)?;
-    match &args.out {
-        Some(path) => write_atomic(path, text.as_bytes())
-            .with_context(|| format!("cannot write the export to {}", path.display())),
-        None => {
-            std::io::stdout()
-                .lock()
-                .write_all(text.as_bytes())
-                .context("cannot write the export to stdout")?;
-            Ok(())
-        }
-    }
+    let path = args.out.as_deref().unwrap_or(Path::new(STDOUT));
+    write_output(path, text.as_bytes()).context("cannot write the export")
 }
 
 /// `rm ID [--yes] [--force]`: asks y/N on a terminal; without a terminal, `--yes` is required.
