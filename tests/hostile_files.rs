@@ -17,7 +17,7 @@
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -166,20 +166,30 @@ fn assert_char_device(path: &Path, after: &str) {
     );
 }
 
-/// Reads a FIFO on a thread while `write` runs (the writer's open waits for a reader); returns
-/// what came through and checks it is still a FIFO.
+/// Reads a FIFO on a thread while `write` runs; returns what came through and checks it is
+/// still a FIFO. The test holds the FIFO open for reading and writing meanwhile, so neither the
+/// reader's open nor the writer's waits, and the reader ends (at the last writer's close) even
+/// when the binary replaced the FIFO instead of writing to it.
 fn through_fifo(path: &Path, write: impl FnOnce()) -> String {
+    let keep = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel();
     let reader = {
         let path = path.to_path_buf();
-        std::thread::spawn(move || std::fs::read(path).unwrap())
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::open(path).unwrap();
+            opened_tx.send(()).unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+            bytes
+        })
     };
+    opened_rx.recv().unwrap();
     write();
-    // A writer that never opened the FIFO leaves the reader waiting: an open and close for
-    // writing (without waiting) lets it end with what came through, nothing.
-    let _ = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path);
+    drop(keep);
     let bytes = reader.join().unwrap();
     assert!(
         std::fs::symlink_metadata(path)
