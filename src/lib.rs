@@ -3,7 +3,7 @@
 //!
 //! Dependencies point one way (`tests/layers.rs` checks it; `docs/architecture.md` explains
 //! it): `cli` / `tui` -> `session` -> `engine` -> `method` -> `protocol` -> `bundle` ->
-//! `train` -> `model` -> `data`, with `atomic`, `num` and `fpenv` under everything. The engine never imports the terminal;
+//! `train` -> `model` -> `data`, with `atomic`, `num`, `fpenv` and `text` under everything. The engine never imports the terminal;
 //! the console never touches a tensor; every reader of a run folds its records through one
 //! [`protocol::Ledger`].
 
@@ -19,5 +19,6 @@ pub mod num;
 pub mod protocol;
 pub mod session;
 pub mod signals;
+pub mod text;
 pub mod train;
 pub mod tui;

@@ -1,6 +1,6 @@
 //! The dependency rules of `docs/architecture.md`, checked on the source text:
 //!
-//! - a module imports only modules of its own layer or below (`atomic`, `num`, `fpenv` < `data`
+//! - a module imports only modules of its own layer or below (`atomic`, `num`, `fpenv`, `text` < `data`
 //!   < `model` < `train` < `bundle` < `protocol` < `method` < `engine` < `session`, `signals` <
 //!   `tui` < `cli`), so
 //!   `data/`, `model/`, `train/` and `method/` never reach the engine, the session store, the
@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("atomic", 0),
     ("num", 0),
     ("fpenv", 0),
+    ("text", 0),
     ("data", 1),
     ("model", 2),
     ("train", 3),

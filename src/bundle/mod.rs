@@ -548,7 +548,7 @@ impl Bundle {
         if !dir.is_dir() {
             bail!("bundle {} is not a folder", dir.display());
         }
-        let text = std::fs::read(&path)
+        let text = crate::atomic::read_limited(&path, crate::atomic::JSON_LIMIT)
             .with_context(|| format!("cannot read bundle manifest {}", path.display()))?;
         let manifest: Manifest = serde_json::from_slice(&text).with_context(|| {
             format!(

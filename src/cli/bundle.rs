@@ -28,7 +28,8 @@ pub struct PredictArgs {
     /// by default the data the bundle records it was trained on.
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Write the CSV here (default: stdout).
+    /// Write the CSV here (default and `-`: standard output; a device or FIFO is written to,
+    /// never replaced).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Also write each row's raw inputs: categorical keys (`cat.NAME`) and numeric values
@@ -126,16 +127,11 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
             })
             .with_context(|| format!("predicting day {day} of {}", source.describe()))
     };
-    match &args.out {
-        Some(path) => crate::atomic::write_atomic_streamed(path, &mut produce)?,
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            produce(&mut out)?;
-            out.flush()
-                .context("cannot write the predictions to stdout")?;
-        }
-    }
+    let out = args
+        .out
+        .as_deref()
+        .unwrap_or(Path::new(crate::atomic::STDOUT));
+    crate::atomic::write_output_streamed(out, &mut produce)?;
     let users = (user_field.is_some() && users.len() == labels.len()).then_some(&users[..]);
     let m = evaluate_rows(&logits, &labels, users);
     eprintln!(
@@ -181,7 +177,7 @@ pub fn export_bundle(req: &ExportBundle<'_>, dir: Option<PathBuf>) -> Result<()>
     let cfg = SessionConfig::from_toml(&config_text, &config_path)?;
     let state_path = ckpt.dir.join("state.json");
     let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&state_path)
+        &crate::atomic::read_limited(&state_path, crate::atomic::STATE_LIMIT)
             .with_context(|| format!("cannot read {}", state_path.display()))?,
     )
     .with_context(|| format!("checkpoint state {} is damaged", state_path.display()))?;

@@ -195,6 +195,8 @@ pub fn open_for_inspect(
 
 fn csv_header_has(path: &Path, names: &[&str]) -> Result<bool> {
     use std::io::BufRead;
+    // Before the file is opened: opening a FIFO waits for a writer.
+    crate::data::table::check_input(path)?;
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut line = String::new();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_output;
 use crate::engine::{CheckpointStore, Engine, EngineIo, Outcome, SavedCheckpoint, SessionConfig};
 use crate::protocol::{EngineEvent, EventSink, Record, Report};
 use crate::session::control::CommandPoller;
@@ -181,6 +181,26 @@ pub fn attach(
     events_file: Option<&Path>,
     signals: Option<SignalState>,
 ) -> anyhow::Result<Attached> {
+    attach_showing(session, cfg, mode, events_file, signals, Tables::Stdout)
+}
+
+/// Where a headless run prints its per-day tables.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tables {
+    Stdout,
+    /// Standard output carries something else (`run --report -`).
+    Stderr,
+}
+
+/// [`attach`] with the headless per-day tables printed where `tables` says.
+pub fn attach_showing(
+    session: Session,
+    cfg: &SessionConfig,
+    mode: &LaunchMode,
+    events_file: Option<&Path>,
+    signals: Option<SignalState>,
+    tables: Tables,
+) -> anyhow::Result<Attached> {
     if let Some(s) = &signals {
         s.set_session_dir(session.dir());
     }
@@ -203,10 +223,16 @@ pub fn attach(
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let console = match mode {
         LaunchMode::Headless => {
-            sinks.push(Box::new(Shown(
-                DayTablePrinter::new(std::io::stdout()),
-                false,
-            )));
+            match tables {
+                Tables::Stdout => sinks.push(Box::new(Shown(
+                    DayTablePrinter::new(std::io::stdout()),
+                    false,
+                ))),
+                Tables::Stderr => sinks.push(Box::new(Shown(
+                    DayTablePrinter::new(std::io::stderr()),
+                    false,
+                ))),
+            }
             if let Some(s) = &signals {
                 s.connect_engine(cmd_tx.clone());
             }
@@ -314,10 +340,20 @@ pub fn run_attached(
             &records,
             crate::engine::config::shock_day(&cfg.data),
         );
-        crate::say_out!("{}", report.table());
-        if let Some(path) = report_path {
-            write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;
-            crate::say_err!("report written to {}", path.display());
+        match report_path {
+            // Standard output carries the JSON alone (for `jq`), so the table goes to stderr.
+            Some(path) if crate::atomic::is_stdout(path) => {
+                crate::say_err!("{}", report.table().trim_end());
+                let mut json = serde_json::to_vec_pretty(&report)?;
+                json.push(b'\n');
+                write_output(path, &json)?;
+            }
+            Some(path) => {
+                crate::say_out!("{}", report.table());
+                write_output(path, &serde_json::to_vec_pretty(&report)?)?;
+                crate::say_err!("report written to {}", path.display());
+            }
+            None => crate::say_out!("{}", report.table()),
         }
     }
     Ok(outcome)

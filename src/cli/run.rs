@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::live::{attach, run_attached, Attached, LaunchMode};
+use super::live::{attach_showing, run_attached, Attached, LaunchMode, Tables};
 use super::ConfigArgs;
 use crate::engine::{Engine, Outcome, Prepared, SessionConfig};
 use crate::session::store::Store;
@@ -22,13 +22,16 @@ pub struct RunArgs {
     /// output.log): prints the session id and returns. See `attach` and `ctl`.
     #[arg(long)]
     pub detach: bool,
-    /// Write the JSON report here (headless).
+    /// Write the JSON report here (headless). `-`: standard output, which then carries the
+    /// JSON alone (the tables go to stderr). A device or FIFO (`/dev/null`, a named pipe) is
+    /// written to, never replaced.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Also write every event as JSON lines here.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
-    /// Human name of the session.
+    /// Human name of the session (printable characters: an escape code or a newline is
+    /// refused).
     #[arg(long)]
     pub name: Option<String>,
     /// Console theme: default, light, high-contrast, colorblind.
@@ -66,12 +69,19 @@ pub fn launch_mode(headless: bool, theme: Option<String>) -> anyhow::Result<Laun
 }
 
 pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    // Before anything else (a detached run's parent included): a bad name leaves nothing.
+    if let Some(name) = &args.name {
+        crate::session::check_name(name).context("--name")?;
+    }
     if args.detach {
         return super::detach::spawn_detached();
     }
     // First of all, so a signal during the set-up is not the default (instant) death.
     let signals = crate::signals::SignalState::install()?;
     let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
+    if let (None, Some(name)) = (&args.name, &cfg.name) {
+        crate::session::check_name(name).context("the config's `name`")?;
+    }
     let mode = launch_mode(args.headless, args.theme.clone())?;
     // Tuning reads only the history and retained days; the session then runs with its choice.
     let (cfg, tuned) = if args.tune {
@@ -100,8 +110,18 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if mode == LaunchMode::Headless {
         crate::say_err!("session {id} ({name}) in {}", session.dir().display());
     }
-    let Attached { io, shared } =
-        attach(session, &cfg, &mode, args.events.as_deref(), Some(signals))?;
+    let tables = match args.report.as_deref() {
+        Some(path) if crate::atomic::is_stdout(path) => Tables::Stderr,
+        _ => Tables::Stdout,
+    };
+    let Attached { io, shared } = attach_showing(
+        session,
+        &cfg,
+        &mode,
+        args.events.as_deref(),
+        Some(signals),
+        tables,
+    )?;
     let mut engine = Engine::start(cfg.clone(), prepared, &id, &name, io)?;
     if let Some(tuning) = tuned {
         engine.announce_tuning(crate::protocol::EngineEvent::Tuned { tuning });

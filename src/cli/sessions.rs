@@ -4,7 +4,7 @@
 //! from a verified checkpoint.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -12,7 +12,7 @@ use clap::Args;
 use super::live::{attach, console_options, run_attached, Attached, LaunchMode};
 use super::run::launch_mode;
 use super::ConfigArgs;
-use crate::atomic::write_atomic;
+use crate::atomic::{write_output, STDOUT};
 use crate::engine::events::{EngineEvent, ParamPatch, Params, Position, Stage};
 use crate::engine::{Engine, Outcome, SessionConfig};
 use crate::session::export::{self, ExportFormat};
@@ -99,7 +99,8 @@ pub struct ExportArgs {
     pub id: String,
     #[arg(long, value_parser = ["csv", "json"], default_value = "csv")]
     pub format: String,
-    /// The file to write (with --bundle: the bundle folder to create).
+    /// The file to write (default and `-`: standard output; a device or FIFO is written to,
+    /// never replaced). With --bundle: the bundle folder to create.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Write a model bundle (docs/bundles.md) of one arm at a kept checkpoint instead.
@@ -376,9 +377,13 @@ pub fn list(args: &ListArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow::Result<()> {
-    let name_w = sessions
+    let names: Vec<_> = sessions
         .iter()
-        .map(|s| s.name.len())
+        .map(|s| crate::session::shown_name(&s.name))
+        .collect();
+    let name_w = names
+        .iter()
+        .map(|n| n.chars().count())
         .max()
         .unwrap_or(0)
         .max(4);
@@ -388,7 +393,7 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
         "id", "name", "created", "status", "stage", "day", "arms"
     )?;
     let mut live = Vec::new();
-    for s in sessions {
+    for (s, name) in sessions.iter().zip(&names) {
         let headline: Vec<String> = s
             .headline
             .iter()
@@ -405,7 +410,7 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
             out,
             "{:<20}  {:<name_w$}  {:<16}  {:<11}  {:<20}  {:>4}  {:<24}  {}",
             s.id,
-            s.name,
+            name,
             s.created.format("%Y-%m-%d %H:%M"),
             s.state.label(),
             s.stage.map_or("-", |st| st.label()),
@@ -456,7 +461,12 @@ pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         None => parent_cfg.with_sets(&args.config.set)?,
     };
     check_fork_compatible(&parent_cfg, &cfg)?;
-    let name = format!("{} (fork at day {})", parent.meta().name, args.from_day);
+    // An older session's name may hold control characters: the fork's is made printable.
+    let name = format!(
+        "{} (fork at day {})",
+        crate::session::shown_name(&parent.meta().name),
+        args.from_day
+    );
     let parent_id = parent.id().to_string();
     drop(parent);
     let (session, ckpt) = store.fork(&parent_id, args.from_day, &name, &cfg.to_toml()?)?;
@@ -529,17 +539,8 @@ pub fn export(args: &ExportArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     let text = export::render(view.meta(), &contents.records, format)?;
-    match &args.out {
-        Some(path) => write_atomic(path, text.as_bytes())
-            .with_context(|| format!("cannot write the export to {}", path.display())),
-        None => {
-            std::io::stdout()
-                .lock()
-                .write_all(text.as_bytes())
-                .context("cannot write the export to stdout")?;
-            Ok(())
-        }
-    }
+    let path = args.out.as_deref().unwrap_or(Path::new(STDOUT));
+    write_output(path, text.as_bytes()).context("cannot write the export")
 }
 
 /// `rm ID [--yes] [--force]`: asks y/N on a terminal; without a terminal, `--yes` is required.
@@ -555,7 +556,11 @@ pub fn rm(args: &RmArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let what = match store.open_read_only(id) {
         Ok(view) if view.id() == id => {
-            format!("\"{}\" ({})", view.meta().name, view.dir().display())
+            format!(
+                "\"{}\" ({})",
+                crate::session::shown_name(&view.meta().name),
+                view.dir().display()
+            )
         }
         Ok(view) => bail!(
             "rm takes a session id from {}, not a path (did you mean {}?)",

@@ -105,7 +105,7 @@ pub(crate) fn read(
     vocabulary: Option<&str>,
 ) -> anyhow::Result<Restored> {
     let path = dir.join(STATE_FILE);
-    let text = std::fs::read_to_string(&path)
+    let text = crate::atomic::read_text_limited(&path, crate::atomic::STATE_LIMIT)
         .with_context(|| format!("cannot read checkpoint state {}", path.display()))?;
     let state: CheckpointState = serde_json::from_str(&text)
         .with_context(|| format!("checkpoint state {} is damaged", path.display()))?;

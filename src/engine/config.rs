@@ -382,7 +382,7 @@ impl SessionConfig {
     pub fn load(file: Option<&Path>, sets: &[String]) -> anyhow::Result<SessionConfig> {
         let mut doc: toml::Table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
+                let text = crate::atomic::read_text_limited(path, crate::atomic::TEXT_LIMIT)
                     .with_context(|| format!("cannot read config {}", path.display()))?;
                 text.parse().map_err(|e| {
                     anyhow::anyhow!(

@@ -29,9 +29,11 @@ pub struct NewerSchema {
 /// Reads a JSON file with a top-level `schema_version`; a missing or newer version, unreadable
 /// or truncated JSON, or a wrong shape each give one error sentence naming the file.
 pub fn read_json<T: DeserializeOwned>(path: &Path, newest_version: u32) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => anyhow::anyhow!("{} is missing", path.display()),
-        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+    let text = crate::atomic::read_text_limited(path, crate::atomic::JSON_LIMIT).map_err(|e| {
+        match e.kind() {
+            io::ErrorKind::NotFound => anyhow::anyhow!("{} is missing", path.display()),
+            _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+        }
     })?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is damaged (not valid JSON: {e})", path.display()))?;

@@ -98,7 +98,7 @@ impl Comparison {
                     .collect();
                 series.push(Series {
                     session: label.clone(),
-                    session_name: ledger.name.clone(),
+                    session_name: super::meta::shown_name(&ledger.name).into_owned(),
                     arm: arm.name.clone(),
                     days,
                 });

@@ -125,7 +125,7 @@ fn username() -> String {
 }
 
 fn read_holder(path: &Path) -> Option<Holder> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = crate::atomic::read_text_limited(path, crate::atomic::JSON_LIMIT).ok()?;
     serde_json::from_str(&text).ok()
 }
 

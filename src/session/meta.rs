@@ -34,6 +34,26 @@ pub struct SessionMeta {
     pub app_version: String,
 }
 
+/// A session name as every printer shows it (`list`, `compare`, the console header, the
+/// headless lines): control characters and the like escaped ([`crate::text::printable`]). A
+/// session root may be shared and older sessions may hold any name, so a name read from disk
+/// is never printed raw.
+pub fn shown_name(name: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::printable(name)
+}
+
+/// Refuses a new session name holding a character [`shown_name`] would escape (an escape
+/// sequence, a newline): one sentence naming it as it would be shown.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.chars().any(crate::text::needs_escape) {
+        anyhow::bail!(
+            "the session name \"{}\" holds control characters (shown escaped here); a name may hold printable characters only",
+            shown_name(name)
+        );
+    }
+    Ok(())
+}
+
 /// The lifecycle as `status.json` records it (the one [`Lifecycle`] enum, under the name the
 /// session store has always used).
 pub type RunState = Lifecycle;

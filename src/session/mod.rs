@@ -19,6 +19,6 @@ pub mod store;
 
 pub use checkpoint::{day_label, CheckpointRef};
 pub use log::{read_log, read_log_with_warnings, EventLog, LogContents};
-pub use meta::{ArmHeadline, Parent, RunState, SessionMeta, Status};
+pub use meta::{check_name, shown_name, ArmHeadline, Parent, RunState, SessionMeta, Status};
 pub use printer::DayTablePrinter;
 pub use store::{CheckpointWriter, Session, SessionSummary, SessionView, Store};

@@ -68,7 +68,8 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     .collect();
                 writeln!(
                     self.out,
-                    "session {session} \"{name}\" · seed {seed} · teacher {teacher}"
+                    "session {session} \"{}\" · seed {seed} · teacher {teacher}",
+                    super::meta::shown_name(name)
                 )?;
                 writeln!(self.out, "arms: {}", arms.join(", "))?;
                 writeln!(

@@ -82,6 +82,7 @@ impl Store {
 
     /// Creates a new session (new sortable id such as `20261128-121500-ab12`) holding its lock.
     pub fn create(&self, name: &str, config_toml: &str, parent: Option<Parent>) -> Result<Session> {
+        super::meta::check_name(name)?;
         toml::from_str::<toml::Table>(config_toml)
             .map_err(|e| anyhow::anyhow!("the config of the new session is not valid TOML: {e}"))?;
         let created = Utc::now();
@@ -665,10 +666,13 @@ fn read_meta(dir: &Path) -> Result<SessionMeta> {
 
 fn read_config(dir: &Path) -> Result<String> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!("{} is missing", path.display()),
-        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
-    })?;
+    let text =
+        crate::atomic::read_text_limited(&path, crate::atomic::TEXT_LIMIT).map_err(|e| match e
+            .kind()
+        {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{} is missing", path.display()),
+            _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+        })?;
     toml::from_str::<toml::Table>(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} is damaged (not valid TOML: {})",

@@ -179,7 +179,7 @@ impl Keymap {
             return Ok(Keymap::default());
         };
         let origin = format!("keymap file {}", path.display());
-        let text = std::fs::read_to_string(path)
+        let text = crate::atomic::read_text_limited(path, crate::atomic::TEXT_LIMIT)
             .map_err(|e| anyhow::anyhow!("{origin}: cannot be read ({e})"))?;
         Keymap::parse(&text, &origin)
     }

@@ -96,9 +96,10 @@ impl Theme {
     pub fn load(name: &str, no_color: bool) -> anyhow::Result<Theme> {
         let theme = if name.ends_with(".toml") {
             let path = Path::new(name);
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("theme file {}: cannot be read ({e})", path.display())
-            })?;
+            let text =
+                crate::atomic::read_text_limited(path, crate::atomic::TEXT_LIMIT).map_err(|e| {
+                    anyhow::anyhow!("theme file {}: cannot be read ({e})", path.display())
+                })?;
             Theme::parse(&text, &format!("theme file {}", path.display()))?
         } else {
             let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name) else {

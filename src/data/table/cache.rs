@@ -98,6 +98,10 @@ pub fn fingerprint(path: &Path, schema_json: &str, label: &str) -> Result<String
         h.update(rel.to_string_lossy().as_bytes());
         h.update([0]);
         let meta = std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
+        // Hashing a FIFO's edges would wait for a writer.
+        if !meta.is_file() {
+            super::check_input(f)?;
+        }
         h.update(meta.len().to_le_bytes());
         let mtime = meta
             .modified()
@@ -150,7 +154,8 @@ impl DayCache {
     /// The entry for `fingerprint` under `root`, if one was written completely.
     pub fn open(root: &Path, fingerprint: &str) -> Option<DayCache> {
         let dir = root.join(fingerprint);
-        let text = std::fs::read_to_string(dir.join(MANIFEST)).ok()?;
+        let text = crate::atomic::read_text_limited(&dir.join(MANIFEST), crate::atomic::JSON_LIMIT)
+            .ok()?;
         let manifest: Manifest = serde_json::from_str(&text).ok()?;
         (manifest.format == FORMAT && manifest.fingerprint == fingerprint)
             .then_some(DayCache { dir, manifest })

@@ -203,7 +203,7 @@ impl PositiveRule {
 impl TableSchema {
     /// Reads a schema file; errors name the file and the key.
     pub fn load(path: &Path) -> Result<TableSchema> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::atomic::read_text_limited(path, crate::atomic::TEXT_LIMIT)
             .with_context(|| format!("cannot read schema file {}", path.display()))?;
         let schema: TableSchema = toml::from_str(&text)
             .with_context(|| format!("schema file {} is not valid", path.display()))?;

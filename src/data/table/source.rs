@@ -58,13 +58,13 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader of `path` (a file, or a folder of files) under `schema`.
     fn new(path: &'a Path, name: &'a str, schema: &'a TableSchema) -> Result<Self> {
-        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
+        let folder = super::check_input(path)?;
         Ok(Reader {
             path,
             name,
             schema,
             format: schema.format_for(path),
-            folder: meta.is_dir(),
+            folder,
         })
     }
 }
@@ -141,7 +141,7 @@ impl TableSource {
         ingest: IngestOptions,
     ) -> Result<TableSource> {
         let name = path.display().to_string();
-        std::fs::metadata(path).with_context(|| format!("cannot read {name}"))?;
+        super::check_input(path)?;
         schema.check()?;
         let Some(root) = cache_root else {
             return Self::read(path, schema, label);
@@ -518,6 +518,7 @@ impl Reader<'_> {
                 if path.is_dir() {
                     stack.push(path);
                 } else if keep(&name) {
+                    super::check_input(&path)?;
                     out.push(path);
                 }
             }
@@ -533,17 +534,38 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// polars' error as one line naming the file: in a folder of Parquet files, the file whose
+    /// footer does not read (polars names the folder). The message is made printable: polars
+    /// quotes the bytes it found where a footer should be.
     fn polars_error(&self, e: PolarsError) -> anyhow::Error {
+        if let Some((file, why)) = self.damaged_file() {
+            return anyhow!("{file}: {}", first_line(&why));
+        }
         let text = e.to_string();
         if text.to_lowercase().contains("empty") {
             anyhow!("{} is empty (no rows to read)", self.name)
         } else {
-            anyhow!(
-                "{}: {}",
-                self.name,
-                text.lines().next().unwrap_or("read error")
-            )
+            anyhow!("{}: {}", self.name, first_line(&text))
         }
+    }
+
+    /// In a folder of Parquet files, the first (in natural order) whose footer does not read,
+    /// and why.
+    fn damaged_file(&self) -> Option<(String, String)> {
+        if !self.folder || self.format != TableFormat::Parquet {
+            return None;
+        }
+        let files = self.files(|n| n.ends_with(".parquet")).ok()?;
+        files.iter().find_map(|f| {
+            let read = std::fs::File::open(f)
+                .map_err(|e| e.to_string())
+                .and_then(|file| {
+                    ParquetReader::new(file)
+                        .num_rows()
+                        .map_err(|e| e.to_string())
+                });
+            read.err().map(|why| (f.display().to_string(), why))
+        })
     }
 
     /// The time column as an integer in the unit's own ticks (seconds, milliseconds, days,
@@ -930,6 +952,11 @@ fn is_csv_name(name: &str) -> bool {
     [".csv", ".tsv", ".txt"].iter().any(|e| base.ends_with(e))
         || !base.contains('.')
         || base != name
+}
+
+/// The first line of a library's message, made printable ([`crate::text::printable`]).
+fn first_line(text: &str) -> String {
+    crate::text::printable(text.lines().next().unwrap_or("read error")).into_owned()
 }
 
 /// A sort key comparing digit runs as numbers: `day_2` < `day_10`.

@@ -47,9 +47,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Layout::horizontal([Constraint::Min(0), Constraint::Length(right_w)]).areas(top);
 
     let name = if m.name.is_empty() {
-        "waiting for the engine…"
+        "waiting for the engine…".into()
     } else {
-        m.name.as_str()
+        crate::session::shown_name(&m.name)
     };
     let mut left = Vec::new();
     if area.width >= 120 {
