@@ -23,6 +23,8 @@ fn exported_students_reimport_bit_for_bit() {
     for s in TINY_SETS.iter().chain(&extra) {
         args.extend(["--set", s]);
     }
+    let report = tmp.path().join("report.json");
+    args.extend(["--report", report.to_str().unwrap()]);
     ok(&store, &args);
     let id = std::fs::read_dir(&store)
         .unwrap()
@@ -61,7 +63,13 @@ fn exported_students_reimport_bit_for_bit() {
         if let Some(d) = day_arg {
             a.extend(["--day", d]);
         }
-        ok(&store, &a);
+        let said = String::from_utf8(ok(&store, &a).stdout).unwrap();
+        if let Some(d) = day_arg {
+            assert!(
+                said.contains(&format!("the model at the start of day {d}")),
+                "{said}"
+            );
+        }
         let ckpt = store.join(&id).join("checkpoints").join(label);
         let original = Trainer::load(&ckpt.join("arm-1-student.safetensors"), &tc).unwrap();
         let b = Bundle::open(&out).unwrap();
@@ -87,6 +95,8 @@ fn exported_students_reimport_bit_for_bit() {
                 vocab: &v,
                 schema: &DataSchema::of_source(source.as_ref()),
                 provenance: Provenance::default(),
+                train_oov_share: None,
+                origin: None,
             },
             Weights::Model(imported.model()),
         )
@@ -110,6 +120,31 @@ fn exported_students_reimport_bit_for_bit() {
             .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
             .collect();
         assert_eq!(bits(&logits), bits(&original.predict_logits(&day).unwrap()));
+        if label == "day-0006" {
+            // The model at the start of day 6 is the one the report scored day 6 with.
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            let arm = r["arms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == "crossadapt")
+                .unwrap();
+            let row = arm["online"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["day"] == 6)
+                .unwrap();
+            let labels: Vec<f32> = text
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+                .collect();
+            let m = crossadapt::train::metrics::evaluate_rows(&logits, &labels, None);
+            assert_eq!(row["metrics"]["auc"].as_f64(), m.auc, "{row}");
+            assert_eq!(row["metrics"]["logloss"].as_f64(), Some(m.logloss), "{row}");
+        }
     }
 
     // Bad requests: an unknown arm, a day without checkpoint, an existing folder.
@@ -141,4 +176,35 @@ fn exported_students_reimport_bit_for_bit() {
         assert!(!r.status.success() && e.contains(needle), "{needle}: {e}");
         assert!(!e.contains("panicked"), "{e}");
     }
+}
+
+/// The raw-key test vectors of docs/bundles.md, read from the page, against the code: the page
+/// a second stack is written from cannot drift from the hash.
+#[test]
+fn the_raw_key_vectors_of_the_docs_are_the_codes() {
+    use crossadapt::data::source::text_key;
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/bundles.md")).unwrap();
+    let start = page
+        .find("| cell | key | rule |")
+        .expect("the vectors table");
+    let mut checked = 0;
+    for line in page[start..].lines().skip(2) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        let cell = match cols[1] {
+            "(empty)" => String::new(),
+            c => c
+                .strip_prefix('`')
+                .and_then(|c| c.strip_suffix('`'))
+                .unwrap_or_else(|| panic!("cell `{c}` is not in backquotes"))
+                .to_string(),
+        };
+        let key: u64 = cols[2].parse().unwrap_or_else(|_| panic!("{line}"));
+        assert_eq!(text_key(&cell), key, "{line}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} vectors");
 }

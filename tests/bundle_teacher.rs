@@ -299,3 +299,211 @@ fn predict_writes_a_day_longer_than_a_chunk_row_by_row() {
     }
     assert_eq!(n, rows);
 }
+
+/// A 24-day click log with string ids (`u17`, `i3`): 150 rows a day, one row every 576 s.
+fn string_log(dir: &Path) -> Vec<String> {
+    let mut text = String::from("user,item,click,ts\n");
+    let mut x: u64 = 7;
+    for r in 0..24 * 150u64 {
+        // A small LCG: the same log on every machine.
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let (user, item) = ((x >> 33) % 40, (x >> 20) % 25);
+        let click = u64::from((x >> 8) % 100 < 10 + 2 * item);
+        let ts = 1_700_006_400 + r * 576;
+        text.push_str(&format!("u{user},i{item},{click},{ts}\n"));
+    }
+    let csv = dir.join("log.csv");
+    std::fs::write(&csv, text).unwrap();
+    let schema = dir.join("log.toml");
+    std::fs::write(
+        &schema,
+        "label = \"click\"\ntime = \"ts\"\ncategorical = [\"user\", \"item\"]\nuser = \"user\"\n",
+    )
+    .unwrap();
+    vec![
+        "data.source=table".into(),
+        format!("data.path={}", csv.display()),
+        format!("data.schema={}", schema.display()),
+    ]
+}
+
+/// The string hash of docs/bundles.md before it said what the code does: FNV-1a-64 and the
+/// SplitMix64 finaliser without its golden-gamma step.
+fn wrong_key(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^ (h >> 31)
+}
+
+/// A bundle written by a stack that hashed one string field otherwise has every key of that
+/// field miss: the run stops before the session exists, naming the field and both shares,
+/// unless told to go on. The bundle with the right keys runs, reading all 24 days with no
+/// history (the shares of retained and online fill the days history does not take).
+#[test]
+fn a_bundle_hashing_one_field_otherwise_is_refused_naming_the_field() {
+    use crossadapt::bundle::{self, Bundle, BundleContent, Weights};
+    use crossadapt::data::source::string_key;
+    use crossadapt::data::vocab::FieldVocab;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let data = string_log(t);
+    let good = t.join("good-b");
+    let mut args: Vec<String> = [
+        "train",
+        "--model",
+        TEACHER,
+        "--days",
+        "0..6",
+        "--eval-day",
+        "6",
+        "--batch",
+        "100",
+        "--bundle",
+        good.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in &data {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(t, &args);
+    let b = Bundle::open(&good).unwrap();
+    let recorded: Vec<f64> = b
+        .manifest
+        .vocabulary
+        .categorical
+        .iter()
+        .map(|f| {
+            f.train_oov_share
+                .expect("train --bundle records the OOV shares")
+        })
+        .collect();
+    assert!(recorded.iter().all(|&s| s < 0.1), "{recorded:?}");
+
+    // The same model and vocabulary with `item`'s keys hashed the other way.
+    let mut vocab = b.vocabulary().unwrap();
+    let trainer = b.trainer(&vocab, &Default::default()).unwrap();
+    let by_key: std::collections::HashMap<u64, String> = (0..25)
+        .map(|i| (string_key(&format!("i{i}")), format!("i{i}")))
+        .collect();
+    let item = &mut vocab.fields[1];
+    assert_eq!(item.name, "item");
+    let keys = item.keys().iter().map(|k| wrong_key(&by_key[k])).collect();
+    *item = FieldVocab::new("item".into(), keys);
+    let wrong = t.join("wrong-b");
+    bundle::write(
+        &wrong,
+        BundleContent {
+            role: bundle::Role::Teacher,
+            spec: &b.spec,
+            vocab: &vocab,
+            schema: &b.manifest.schema,
+            provenance: b.manifest.provenance.clone(),
+            train_oov_share: Some(recorded.clone()),
+            origin: Some(&b.manifest),
+        },
+        Weights::Model(trainer.model()),
+    )
+    .unwrap();
+
+    let store = t.join("store");
+    let run = |bundle: &Path, extra: &[&str]| -> Vec<String> {
+        let mut sets: Vec<String> = data.clone();
+        sets.extend(
+            [
+                format!("teacher.bundle={}", bundle.display()),
+                "split.history=0".into(),
+                "batch_size=100".into(),
+                "student.model=mlp:emb=4,hidden=8".into(),
+                r#"arms=["incumbent","crossadapt"]"#.into(),
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string())),
+        );
+        let mut args = vec!["run".to_string(), "--headless".to_string()];
+        args.extend(sets.into_iter().flat_map(|s| ["--set".to_string(), s]));
+        args
+    };
+    let args = run(&wrong, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = fails(&store, &args);
+    assert!(
+        e.contains("field `item`")
+            && e.contains("100.0% of day 0's rows")
+            && e.contains("hashed or formatted")
+            && e.contains("teacher.allow_oov_jump=true")
+            && !e.contains("field `user`"),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(
+        !store.exists() || std::fs::read_dir(&store).unwrap().next().is_none(),
+        "a refused run leaves no session"
+    );
+
+    // Allowed: the run goes on and says what it let through.
+    let args = run(&wrong, &["teacher.allow_oov_jump=true"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&store, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("allowed by teacher.allow_oov_jump"),
+        "{stderr}"
+    );
+
+    // The right keys: accepted, and every one of the 24 days is read.
+    let args = run(&good, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&store, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("days: history none · retained 0-7 · online 8-23\n"),
+        "{stdout}"
+    );
+}
+
+/// A split that leaves days unread names them on the `days:` line.
+#[test]
+fn the_days_line_names_the_days_a_split_leaves_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = train_bundle(tmp.path(), &[]);
+    let store = tmp.path().join("store");
+    let extra = [
+        format!("teacher.bundle={}", b.display()),
+        "split.history=0".into(),
+        "split.retained=3".into(),
+        "split.online=2".into(),
+        r#"arms=["incumbent"]"#.into(),
+    ];
+    let mut args = vec!["run".to_string(), "--headless".to_string()];
+    args.extend(sets(&extra));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&store, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let days = stdout
+        .lines()
+        .find(|l| l.starts_with("days:"))
+        .unwrap_or("");
+    let n = crossadapt::engine::SessionConfig::tiny(&[])
+        .unwrap()
+        .data
+        .open()
+        .unwrap()
+        .num_days();
+    assert_eq!(
+        days,
+        format!(
+            "days: history none · retained 0-2 · online 3-4 · unused 5-{} (never read)",
+            n - 1
+        )
+    );
+}

@@ -566,3 +566,46 @@ fn the_streamed_ingest_cuts_folders_by_file_and_names_bad_rows() {
         "{e}"
     );
 }
+
+/// The label (or the time column) listed as a feature would hand every model the answer (or
+/// an id that never repeats): the schema is refused with one sentence naming the column.
+#[test]
+fn a_schema_with_the_label_or_the_time_as_a_feature_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = write(
+        dir.path(),
+        "log.csv",
+        "user,movie,rating,ts\nu1,m1,5,2024-03-01\nu2,m2,1,2024-03-02\n",
+    );
+    for (schema, column, list) in [
+        (
+            "label = \"rating\"\npositive = \">= 4\"\ntime = \"ts\"\ntime_unit = \"date\"\ncategorical = [\"user\", \"rating\"]\n",
+            "rating",
+            "categorical",
+        ),
+        (
+            "label = \"rating\"\npositive = \">= 4\"\ncategorical = [\"user\"]\nnumeric = [\"rating\"]\n",
+            "rating",
+            "numeric",
+        ),
+        (
+            "label = \"rating\"\npositive = \">= 4\"\ntime = \"ts\"\ntime_unit = \"date\"\ncategorical = [\"user\", \"ts\"]\n",
+            "ts",
+            "categorical",
+        ),
+    ] {
+        let path = write(dir.path(), "s.toml", schema);
+        let e = open_err(DataConfig::Table {
+            path: data.clone(),
+            schema: path,
+            period: None,
+            days: None,
+        });
+        assert!(
+            e.contains(&format!("column `{column}`"))
+                && e.contains(&format!("from `{list}`"))
+                && e.contains("s.toml"),
+            "{e}"
+        );
+    }
+}

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::source::DaySource;
 use crate::data::vocab::{FieldVocab, NumScale, Vocabulary};
-use crate::data::{CatField, FeatureSpec, FIRST_ID, OOV_ID, PAD_ID};
+use crate::data::{Batch, CatField, FeatureSpec, FIRST_ID, OOV_ID, PAD_ID};
 use crate::model::{build_model, CtrModel, ModelSpec};
 use crate::train::{TrainConfig, Trainer};
 
@@ -107,15 +107,23 @@ pub struct FieldInfo {
     pub rows: usize,
     /// First row of the field in `table.weight`.
     pub offset: usize,
+    /// Share of the model's own training rows whose key for this field fell to the OOV row.
+    /// A run importing the bundle compares it with its first retained day
+    /// ([`Bundle::check_oov`]): a field that jumps from rare to mostly OOV means the data's
+    /// keys are hashed or formatted otherwise than the bundle's. Absent in older bundles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_oov_share: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NumericInfo {
     pub name: String,
-    /// Model input = (value - mean) / std; non-finite results become 0.
-    pub mean: f32,
-    pub std: f32,
+    /// Model input = (value - mean) / std; non-finite results become 0. Kept as written (f64)
+    /// so a bundle passed through a session and exported again keeps its figures; crossadapt
+    /// computes the scaling in f32.
+    pub mean: f64,
+    pub std: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -292,6 +300,12 @@ pub struct BundleContent<'a> {
     pub vocab: &'a Vocabulary,
     pub schema: &'a DataSchema,
     pub provenance: Provenance,
+    /// Per categorical field, the share of the model's training rows that fell to OOV
+    /// ([`OovCount`]); `None` leaves the record out.
+    pub train_oov_share: Option<Vec<f64>>,
+    /// The bundle the vocabulary came from (a session run with `teacher.bundle`): its numeric
+    /// scaling is copied at the precision it was written with.
+    pub origin: Option<&'a Manifest>,
 }
 
 /// Writes a bundle into `dir`, which must not exist yet (or be an empty folder). The files are
@@ -464,11 +478,13 @@ fn write_files(dir: &Path, c: BundleContent<'_>, weights: Weights<'_>) -> Result
                 .iter()
                 .zip(&features.cat)
                 .zip(&offsets)
-                .map(|((f, cf), &offset)| FieldInfo {
+                .enumerate()
+                .map(|(i, ((f, cf), &offset))| FieldInfo {
                     name: f.name.clone(),
                     entries: f.entries(),
                     rows: cf.vocab,
                     offset,
+                    train_oov_share: c.train_oov_share.as_ref().and_then(|s| s.get(i).copied()),
                 })
                 .collect(),
             numeric: c
@@ -483,10 +499,18 @@ fn write_files(dir: &Path, c: BundleContent<'_>, weights: Weights<'_>) -> Result
                         .get(j)
                         .copied()
                         .unwrap_or(NumScale::IDENTITY);
-                    NumericInfo {
-                        name: name.clone(),
-                        mean: s.mean,
-                        std: s.std,
+                    let carried = c.origin.and_then(|m| {
+                        m.vocabulary.numeric.iter().find(|n| {
+                            &n.name == name && n.mean as f32 == s.mean && n.std as f32 == s.std
+                        })
+                    });
+                    match carried {
+                        Some(n) => n.clone(),
+                        None => NumericInfo {
+                            name: name.clone(),
+                            mean: shortest_f64(s.mean),
+                            std: shortest_f64(s.std),
+                        },
                     }
                 })
                 .collect(),
@@ -502,6 +526,77 @@ fn write_files(dir: &Path, c: BundleContent<'_>, weights: Weights<'_>) -> Result
         },
     })
 }
+
+/// The f64 whose shortest decimal is the f32's (0.1f32 is written `0.1`, not
+/// `0.10000000149011612`); it reads back as the same f32.
+fn shortest_f64(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
+/// Whether a manifest's digest (`HEX` or `sha256:HEX`, any case) is `hex`.
+fn digest_matches(manifest: &str, hex: &str) -> bool {
+    let m = manifest.strip_prefix("sha256:").unwrap_or(manifest);
+    m.eq_ignore_ascii_case(hex)
+}
+
+/// Counts, per categorical field, the rows whose id is the OOV id.
+#[derive(Clone, Debug)]
+pub struct OovCount {
+    oov: Vec<u64>,
+    rows: u64,
+}
+
+impl OovCount {
+    pub fn new(num_cat: usize) -> OovCount {
+        OovCount {
+            oov: vec![0; num_cat],
+            rows: 0,
+        }
+    }
+
+    pub fn add(&mut self, batch: &Batch) {
+        for (f, n) in self.oov.iter_mut().enumerate() {
+            *n += batch.field_column(f).filter(|&id| id == OOV_ID).count() as u64;
+        }
+        self.rows += batch.rows() as u64;
+    }
+
+    /// Counts the rows of `days` of `source`, encoded with `vocab`, a chunk at a time.
+    pub fn of_days(vocab: &Vocabulary, source: &dyn DaySource, days: &[u32]) -> Result<OovCount> {
+        let mut count = OovCount::new(vocab.fields.len());
+        for &d in days {
+            source
+                .day_chunks(d as usize, &mut |raw| {
+                    count.add(&vocab.encode(&raw));
+                    Ok(std::ops::ControlFlow::Continue(()))
+                })
+                .with_context(|| format!("counting out-of-vocabulary keys on day {d}"))?;
+        }
+        Ok(count)
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The share of rows per field; `None` when no row was counted.
+    pub fn shares(&self) -> Option<Vec<f64>> {
+        (self.rows > 0).then(|| {
+            self.oov
+                .iter()
+                .map(|&n| n as f64 / self.rows as f64)
+                .collect()
+        })
+    }
+}
+
+/// A field's OOV share on the first day a bundle meets that is above this, where the bundle's
+/// training rows had less than [`OOV_JUMP_TRAINED`], stops the run: a vocabulary that fits
+/// its own data does not lose most of a field overnight, a key hashed or formatted otherwise
+/// does (every key then misses).
+pub const OOV_JUMP_DAY: f64 = 0.5;
+/// See [`OOV_JUMP_DAY`].
+pub const OOV_JUMP_TRAINED: f64 = 0.1;
 
 fn check_model(model: &dyn CtrModel, spec: &ModelSpec, features: &FeatureSpec) -> Result<()> {
     if model.spec() != spec || model.features() != features {
@@ -574,6 +669,30 @@ impl Bundle {
             .model
             .parse()
             .with_context(|| format!("{}: bad model spec", path.display()))?;
+        // A key left out would silently take crossadapt's default and fail later as a tensor
+        // of the wrong shape: the spec must say every key.
+        let given: Vec<&str> = manifest
+            .model
+            .split_once(':')
+            .map_or("", |(_, rest)| rest)
+            .split(',')
+            .filter_map(|p| p.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        let missing: Vec<&str> = spec
+            .arch
+            .keys()
+            .iter()
+            .copied()
+            .filter(|k| !given.contains(k))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{}: model `{}` does not list every key of its architecture: missing {} (a bundle's spec is written in full, e.g. `{spec}`)",
+                path.display(),
+                manifest.model,
+                missing.join(", ")
+            );
+        }
         if manifest.schema_fingerprint != manifest.schema.fingerprint() {
             bail!(
                 "{}: schema_fingerprint does not match the schema it lists (edited by hand?)",
@@ -583,7 +702,7 @@ impl Bundle {
         for (file, digest) in &manifest.files {
             let p = dir.join(file);
             let (bytes, sha) = stio::file_digest(&p)?;
-            if bytes != digest.bytes || sha != digest.sha256 {
+            if bytes != digest.bytes || !digest_matches(&digest.sha256, &sha) {
                 bail!(
                     "bundle file {} is damaged: {bytes} bytes with SHA-256 {sha}, the manifest says {} bytes with {}",
                     p.display(),
@@ -610,6 +729,51 @@ impl Bundle {
             );
         }
         Ok(())
+    }
+
+    /// Compares the OOV share of each field on `day` (the run's first retained day) with the
+    /// share the bundle records for its training rows. A field above [`OOV_JUMP_DAY`] where
+    /// training saw under [`OOV_JUMP_TRAINED`] is an error naming the field and both shares,
+    /// unless `allow`. Returns the notes to show: the check skipped (a bundle without the
+    /// record), or a jump let through.
+    pub fn check_oov(
+        &self,
+        vocab: &Vocabulary,
+        source: &dyn DaySource,
+        day: u32,
+        allow: bool,
+    ) -> Result<Vec<String>> {
+        let fields = &self.manifest.vocabulary.categorical;
+        if fields.iter().any(|f| f.train_oov_share.is_none()) {
+            return Ok(vec![format!(
+                "bundle {} does not record its training rows' out-of-vocabulary shares (written by an older crossadapt or another stack), so the check for keys hashed otherwise is skipped",
+                self.dir.display()
+            )]);
+        }
+        let Some(shares) = OovCount::of_days(vocab, source, &[day])?.shares() else {
+            return Ok(Vec::new());
+        };
+        let mut notes = Vec::new();
+        for (f, share) in fields.iter().zip(shares) {
+            let trained = f.train_oov_share.unwrap_or(0.0);
+            if !(share > OOV_JUMP_DAY && trained < OOV_JUMP_TRAINED) {
+                continue;
+            }
+            let what = format!(
+                "field `{}` has {:.1}% of day {day}'s rows out of the vocabulary of bundle {}, against {:.1}% of the bundle's training rows",
+                f.name,
+                share * 100.0,
+                self.dir.display(),
+                trained * 100.0
+            );
+            if !allow {
+                bail!(
+                    "{what}: its keys are probably hashed or formatted otherwise than the bundle's (docs/bundles.md, raw keys); fix the keys, or run anyway with --set teacher.allow_oov_jump=true"
+                );
+            }
+            notes.push(format!("{what} (allowed by teacher.allow_oov_jump)"));
+        }
+        Ok(notes)
     }
 
     /// The bundle's vocabulary (keys streamed field by field).
@@ -669,11 +833,9 @@ impl Bundle {
             .numeric
             .iter()
             .map(|n| {
-                if n.std.is_finite() && n.std > 0.0 && n.mean.is_finite() {
-                    Ok(NumScale {
-                        mean: n.mean,
-                        std: n.std,
-                    })
+                let (mean, std) = (n.mean as f32, n.std as f32);
+                if std.is_finite() && std > 0.0 && mean.is_finite() {
+                    Ok(NumScale { mean, std })
                 } else {
                     Err(anyhow!(
                         "{}: numeric field `{}` has mean {} and std {} (std must be positive)",

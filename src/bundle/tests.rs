@@ -45,6 +45,8 @@ fn content<'a>(spec: &'a ModelSpec, v: &'a Vocabulary, s: &'a DataSchema) -> Bun
         vocab: v,
         schema: s,
         provenance: Provenance::default(),
+        train_oov_share: None,
+        origin: None,
     }
 }
 
@@ -236,4 +238,66 @@ fn weights_or_keys_of_another_vocabulary_are_refused_even_with_valid_digests() {
     let d = edit(&b, &[VOCAB_FILE]);
     let e = format!("{:#}", Bundle::open(&d).unwrap().vocabulary().unwrap_err());
     assert!(e.contains("keys.0"), "{e}");
+}
+
+/// A spec that leaves a key out is refused naming the keys, not later as a tensor shape; a
+/// digest written `sha256:HEX` is the same digest as `HEX`; numeric scaling written in f64
+/// survives a re-export through the bundle's vocabulary.
+#[test]
+fn bundle_manifests_are_read_as_documented() {
+    let (v, s) = (vocab(), schema());
+    let spec: ModelSpec = "mlp:emb=4,hidden=8".parse().unwrap();
+    let t = trained(&spec, &v);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("b");
+    write(&d, content(&spec, &v, &s), Weights::Model(t.model())).unwrap();
+    let edit = |f: &dyn Fn(&mut Manifest)| {
+        let mut m: Manifest =
+            serde_json::from_slice(&std::fs::read(d.join(MANIFEST_FILE)).unwrap()).unwrap();
+        f(&mut m);
+        std::fs::write(d.join(MANIFEST_FILE), serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    edit(&|m| {
+        for digest in m.files.values_mut() {
+            digest.sha256 = format!("sha256:{}", digest.sha256.to_uppercase());
+        }
+    });
+    Bundle::open(&d).unwrap();
+    edit(&|m| m.model = "mlp".into());
+    let e = format!("{:#}", Bundle::open(&d).err().unwrap());
+    assert!(e.contains("missing emb, hidden"), "{e}");
+    edit(&|m| m.model = "mlp:emb=4".into());
+    let e = format!("{:#}", Bundle::open(&d).err().unwrap());
+    assert!(e.contains("missing hidden") && !e.contains("emb,"), "{e}");
+
+    // f64 scaling a PyTorch stack wrote: used as f32, written back as it was.
+    edit(&|m| {
+        m.model = "mlp:emb=4,hidden=8".into();
+        m.vocabulary.numeric[0].mean = 2.000000000123;
+        m.vocabulary.numeric[0].std = 0.1;
+    });
+    let b = Bundle::open(&d).unwrap();
+    let bv = b.vocabulary().unwrap();
+    assert_eq!(bv.num_scale[0].mean, 2.000000000123f64 as f32);
+    let bt = b.trainer(&bv, &TrainConfig::default()).unwrap();
+    let again = dir.path().join("again");
+    let mut c = content(&spec, &bv, &s);
+    c.origin = Some(&b.manifest);
+    write(&again, c, Weights::Model(bt.model())).unwrap();
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(again.join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(m.vocabulary.numeric[0].mean, 2.000000000123);
+    assert_eq!(m.vocabulary.numeric[0].std, 0.1);
+    // Without the origin, an f32 is written as its shortest decimal.
+    write(
+        &dir.path().join("plain"),
+        content(&spec, &bv, &s),
+        Weights::Model(bt.model()),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(dir.path().join("plain").join(MANIFEST_FILE)).unwrap();
+    assert!(
+        text.contains("\"std\": 0.1\n") || text.contains("\"std\": 0.1,"),
+        "{text}"
+    );
 }

@@ -40,21 +40,31 @@ pub struct PredictArgs {
     pub threads: usize,
 }
 
-/// The data a bundle's model is applied to: `--config` / `--set` when given, else the data
-/// recorded in the bundle, else the built-in stream.
+/// The data a bundle's model is applied to: `--config FILE` when given; else the data recorded
+/// in the bundle (`provenance.data`) with the `--set data.*` overrides applied to it (so
+/// `--set data.path=X` points the recorded table source at another file); else the built-in
+/// stream with those overrides.
 fn data_config(args: &ConfigArgs, b: &Bundle) -> Result<DataConfig> {
-    if args.config.is_some() || !args.set.is_empty() {
+    if args.config.is_some() {
         return Ok(SessionConfig::load(args.config.as_deref(), &args.set)?.data);
     }
-    match &b.manifest.provenance.data {
+    let recorded: DataConfig = match &b.manifest.provenance.data {
         Some(v) => serde_json::from_value(v.clone()).with_context(|| {
             format!(
                 "{}: provenance.data is not a data config this build reads; give the data with --config or --set data.*",
                 b.dir.join(bundle::MANIFEST_FILE).display()
             )
-        }),
-        None => Ok(DataConfig::default()),
+        })?,
+        None => DataConfig::default(),
+    };
+    if args.set.is_empty() {
+        return Ok(recorded);
     }
+    let base = SessionConfig {
+        data: recorded,
+        ..SessionConfig::default()
+    };
+    Ok(base.with_sets(&args.set)?.data)
 }
 
 /// `predict --bundle DIR --day N`: one line per row, `row,label,logit,prob` (and the raw
@@ -63,6 +73,17 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let b = Bundle::open(&args.bundle)?;
     let data = data_config(&args.config, &b)?;
     let source = data.open().context("cannot open the data source")?;
+    let given = args.config.config.is_some() || !args.config.set.is_empty();
+    if b.manifest.provenance.data.is_none() && !given {
+        // Without a record the built-in stream is only a guess: say so rather than blame the
+        // schema of data the user never named.
+        b.check_schema(source.as_ref()).map_err(|_| {
+            anyhow::anyhow!(
+                "bundle {} does not record the data it was trained on (provenance.data): give the data with --config FILE or --set data.*",
+                b.dir.display()
+            )
+        })?;
+    }
     b.check_schema(source.as_ref())?;
     if args.day as usize >= source.num_days() {
         bail!(
@@ -217,12 +238,33 @@ pub fn export_bundle(req: &ExportBundle<'_>, dir: Option<PathBuf>) -> Result<()>
         .with_context(|| format!("checkpoint {}: bad model spec", weights.display()))?;
     let source = cfg.data.open().context("cannot open the session's data")?;
     let plan = cfg.split.resolve(source.num_days())?;
-    let (vocab, _) = bundle::session_vocabulary(
+    let (vocab, origin) = bundle::session_vocabulary(
         cfg.teacher.bundle.as_deref(),
         cfg.min_count,
         source.as_ref(),
         &plan,
     )?;
+    let origin = origin.map(|b| b.manifest);
+    // The session's teacher of a bundle is that bundle's model, frozen: it keeps the
+    // bundle's own record of what it was trained on. Any other model's OOV shares are
+    // counted on the days it trained on before the switch.
+    let imported_teacher = role == Role::Teacher && origin.is_some();
+    let train_oov_share = match &origin {
+        Some(m) if imported_teacher => m
+            .vocabulary
+            .categorical
+            .iter()
+            .map(|f| f.train_oov_share)
+            .collect::<Option<Vec<f64>>>(),
+        _ => {
+            let days = if role == Role::Teacher {
+                &plan.history
+            } else {
+                &plan.retained
+            };
+            bundle::OovCount::of_days(&vocab, source.as_ref(), days)?.shares()
+        }
+    };
     let day = ckpt
         .label
         .strip_prefix("day-")
@@ -240,13 +282,19 @@ pub fn export_bundle(req: &ExportBundle<'_>, dir: Option<PathBuf>) -> Result<()>
                 .map(|b| format!("{b:02x}"))
                 .collect(),
         ),
-        trained_on: Some(format!(
-            "session {} up to checkpoint {} on {}",
-            view.id(),
-            ckpt.label,
-            source.describe()
-        )),
-        data: Some(serde_json::to_value(&cfg.data)?),
+        trained_on: match &origin {
+            Some(m) if imported_teacher => m.provenance.trained_on.clone(),
+            _ => Some(format!(
+                "session {} up to checkpoint {} on {}",
+                view.id(),
+                ckpt.label,
+                source.describe()
+            )),
+        },
+        data: match &origin {
+            Some(m) if imported_teacher && m.provenance.data.is_some() => m.provenance.data.clone(),
+            _ => Some(serde_json::to_value(&cfg.data)?),
+        },
         ..Provenance::default()
     };
     let schema = DataSchema::of_source(source.as_ref());
@@ -258,14 +306,20 @@ pub fn export_bundle(req: &ExportBundle<'_>, dir: Option<PathBuf>) -> Result<()>
             vocab: &vocab,
             schema: &schema,
             provenance,
+            train_oov_share,
+            origin: origin.as_ref(),
         },
         Weights::Checkpoint(&weights),
     )
     .with_context(|| format!("cannot export `{arm}` of session {}", view.id()))?;
-    println!(
-        "wrote {} (`{spec}`, arm {arm}, checkpoint {})",
-        out.display(),
-        ckpt.label
-    );
+    // A day checkpoint holds the models as they were before the day trained: the ones the
+    // report scored that day with.
+    let state = match day {
+        Some(d) => {
+            format!("the model at the start of day {d}, the one the report scored day {d} with")
+        }
+        None => format!("the model at checkpoint {}", ckpt.label),
+    };
+    println!("wrote {} (`{spec}`, arm {arm}: {state})", out.display());
     Ok(())
 }

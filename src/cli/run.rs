@@ -97,6 +97,9 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     // The data is opened, split and checked before the session folder exists, so a source
     // that cannot run (missing, too short, one-class labels) leaves no session behind.
     let prepared = Prepared::new(&cfg)?;
+    for note in prepared.notes() {
+        eprintln!("note: {note}");
+    }
     let store = Store::open(sessions_dir)?;
     let name = args
         .name

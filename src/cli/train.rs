@@ -37,7 +37,7 @@ pub struct TrainArgs {
     /// Embedding optimiser: adam or adagrad.
     #[arg(long, default_value = "adam")]
     pub emb_optimizer: String,
-    /// Embedding learning rate (default: the session default, 0.02; METHOD.md's 0.1 is unstable
+    /// Embedding learning rate (default: the session default, 0.02; docs/method.md's 0.1 is unstable
     /// on 20,000-row days, see the README).
     #[arg(long, value_parser = ranges::positive(0.0, 10.0))]
     pub emb_lr: Option<f64>,
@@ -260,6 +260,12 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         println!("saved {}", path.display());
     }
     if let Some(dir) = &args.bundle {
+        // What share of each field the model itself saw as OOV: a run importing the bundle
+        // compares it with its own first day (docs/bundles.md).
+        let mut oov = crate::bundle::OovCount::new(data.spec().num_cat());
+        for (_, rows) in &train_days {
+            oov.add(rows);
+        }
         let provenance = crate::bundle::Provenance {
             source: "crossadapt train".into(),
             trained_on: Some(format!(
@@ -281,6 +287,8 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
                 vocab: data.vocabulary(),
                 schema: &crate::bundle::DataSchema::of_source(data.source()),
                 provenance,
+                train_oov_share: oov.shares(),
+                origin: None,
             },
             crate::bundle::Weights::Model(tr.model()),
         )?;

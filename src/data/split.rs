@@ -1,4 +1,5 @@
-//! Splitting the days, in time order, into history / retained / online (see METHOD.md).
+//! Splitting the days, in time order, into history / retained / online (docs/method.md,
+//! docs/data.md).
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,10 @@ pub struct DayPlan {
     /// evaluated once per arm at the end of the run. Empty by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holdout: Vec<u32>,
+    /// Days of the source after the online part (and the holdout) that the run never reads:
+    /// only explicit counts or shares that add up to less than the source leave any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unused: Vec<u32>,
 }
 
 /// A number of days: a count (`8`) or a share of all days (`0.25`).
@@ -117,7 +122,8 @@ impl Default for SplitConfig {
 }
 
 impl SplitConfig {
-    /// The day numbers of each part. A share is cut at cumulative boundaries
+    /// The day numbers of each part. Counts are days; shares divide what the counts leave
+    /// (above). A share is cut at cumulative boundaries
     /// (`round(share up to here * days)`), so the parts never add up to more days than the
     /// shares do. Errors (one sentence) when a part is empty (retained and online need at
     /// least one day; history may be empty when a teacher checkpoint is loaded) or when more
@@ -128,10 +134,41 @@ impl SplitConfig {
             ("retained", self.retained),
             ("online", self.online),
         ];
+        // Shares that do not name every part divide the days the counts leave, in proportion:
+        // `history = 0` with the default shares gives retained 1/3 and online 2/3 of the
+        // days, not 0.25 and 0.5 with the last quarter silently unread. When every part is a
+        // share they are taken as written (shares of all the days).
+        let mut lengths = [0.0f64; 3];
+        for (i, (name, count)) in parts.iter().enumerate() {
+            lengths[i] = count.length(name, num_days)?;
+        }
+        let is_share = |c: &DayCount| matches!(c, DayCount::Fraction(_));
+        if parts.iter().any(|(_, c)| !is_share(c)) {
+            let counted: f64 = parts
+                .iter()
+                .zip(&lengths)
+                .filter(|((_, c), _)| !is_share(c))
+                .map(|(_, l)| l)
+                .sum();
+            let shared: f64 = parts
+                .iter()
+                .zip(&lengths)
+                .filter(|((_, c), _)| is_share(c))
+                .map(|(_, l)| l)
+                .sum();
+            let left = (num_days as f64 - counted).max(0.0);
+            if shared > 0.0 {
+                for ((_, c), l) in parts.iter().zip(lengths.iter_mut()) {
+                    if is_share(c) {
+                        *l *= left / shared;
+                    }
+                }
+            }
+        }
         let mut ends = [0usize; 3];
         let mut position = 0.0f64;
-        for (i, (name, count)) in parts.iter().enumerate() {
-            position += count.length(name, num_days)?;
+        for (i, length) in lengths.iter().enumerate() {
+            position += length;
             // Saturates far above any real day count: a huge `split.*` cannot overflow.
             ends[i] = (position + 1e-9).round().min(u32::MAX as f64) as usize;
         }
@@ -167,6 +204,7 @@ impl SplitConfig {
             retained: range(h, r_end),
             online: range(r_end, o_end - held),
             holdout: range(o_end - held, o_end),
+            unused: range(o_end, num_days),
         })
     }
 
@@ -242,6 +280,47 @@ mod tests {
             "history = 1\nretained = 1\nonline = 1\nholdout = \"first-day\"",
         );
         assert!(format!("{:#}", bad.unwrap_err()).contains("last-day"));
+    }
+
+    #[test]
+    fn shares_divide_the_days_the_counts_leave() {
+        let split = |h: DayCount| SplitConfig {
+            history: h,
+            ..SplitConfig::default()
+        };
+        // No history: the default shares 0.25 / 0.5 become 1/3 / 2/3 of all 24 days.
+        let plan = split(DayCount::Days(0)).resolve(24).unwrap();
+        assert_eq!(lengths(&plan), (0, 8, 16));
+        assert!(plan.unused.is_empty());
+        let plan = split(DayCount::Days(2)).resolve(24).unwrap();
+        assert_eq!(lengths(&plan), (2, 7, 15));
+        // Every part a count: taken as written, the rest listed as unused.
+        let counts = SplitConfig {
+            history: DayCount::Days(0),
+            retained: DayCount::Days(3),
+            online: DayCount::Days(4),
+            holdout: None,
+        };
+        let plan = counts.resolve(24).unwrap();
+        assert_eq!(lengths(&plan), (0, 3, 4));
+        assert_eq!(plan.unused, (7..24).collect::<Vec<u32>>());
+        // Every part a share: shares of all the days, as written.
+        let shares = SplitConfig {
+            history: DayCount::Fraction(0.25),
+            retained: DayCount::Fraction(0.25),
+            online: DayCount::Fraction(0.25),
+            holdout: None,
+        };
+        assert_eq!(
+            shares.resolve(24).unwrap().unused,
+            (18..24).collect::<Vec<u32>>()
+        );
+        // The default split uses every day.
+        assert!(SplitConfig::default()
+            .resolve(24)
+            .unwrap()
+            .unused
+            .is_empty());
     }
 
     #[test]

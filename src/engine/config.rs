@@ -175,6 +175,10 @@ pub struct TeacherConfig {
     pub bundle: Option<PathBuf>,
     /// Passes over the history days.
     pub epochs: usize,
+    /// Run even when a field of the first retained day is mostly out of the bundle's
+    /// vocabulary where the bundle's own training rows were not (a key hashed or formatted
+    /// otherwise; docs/bundles.md). Off: such a run stops before the session exists.
+    pub allow_oov_jump: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -267,7 +271,7 @@ impl Default for SessionConfig {
                     ..CrossAdaptVariant::FULL
                 }),
             ],
-            // METHOD.md's reference embedding rate (Adam, 0.1) is tuned for days of millions of
+            // docs/method.md's reference embedding rate (Adam, 0.1) is tuned for days of millions of
             // rows; on this benchmark's short days it made the DCN/DeepFM students' bias swing
             // from day to day and DeepFM's FM term diverge (the measurement is in docs/).
             train: TrainConfig {
@@ -326,6 +330,7 @@ impl Default for TeacherConfig {
             checkpoint: None,
             bundle: None,
             epochs: 1,
+            allow_oov_jump: false,
         }
     }
 }

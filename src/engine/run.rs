@@ -161,6 +161,7 @@ pub struct Prepared {
     data: Dataset,
     plan: DayPlan,
     bundle: Option<crate::bundle::Bundle>,
+    notes: Vec<String>,
 }
 
 impl Prepared {
@@ -195,17 +196,36 @@ impl Prepared {
             source.as_ref(),
             &plan,
         )?;
+        // A bundle's vocabulary against the data's keys: a field hashed otherwise would put
+        // every row in the OOV row and still give a plausible run.
+        let mut notes = Vec::new();
+        if let (Some(b), Some(&day)) = (&bundle, plan.retained.first()) {
+            notes = b
+                .check_oov(&vocab, source.as_ref(), day, cfg.teacher.allow_oov_jump)
+                .context("teacher.bundle")?;
+        }
         let what = source.describe();
         let data = Dataset::new(source, vocab);
         anyhow::ensure!(
             cfg.gate.cluster != GateCluster::Users || data.spec().user_index().is_some(),
             "gate.cluster = \"users\" needs a data source with a user field, and {what} has none: use \"rows\" (or \"auto\")",
         );
-        Ok(Prepared { data, plan, bundle })
+        Ok(Prepared {
+            data,
+            plan,
+            bundle,
+            notes,
+        })
     }
 
     pub fn plan(&self) -> &DayPlan {
         &self.plan
+    }
+
+    /// What the preparation has to tell the user that does not stop the run (a check it
+    /// skipped or was told to let through).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The data on the plan of the validation protocol (`engine::tune`): the last retained
@@ -282,7 +302,9 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         cfg.validate()?;
         configure_threads(cfg.threads);
-        let Prepared { data, plan, bundle } = prepared;
+        let Prepared {
+            data, plan, bundle, ..
+        } = prepared;
         let teacher_spec = match bundle {
             Some(b) => b.spec,
             None => cfg.teacher.model.clone(),

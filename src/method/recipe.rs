@@ -376,7 +376,7 @@ impl Recipe for Baseline {
     }
 }
 
-/// CrossAdapt and its ablations (METHOD.md): offline 1A projection of the teacher's tables,
+/// CrossAdapt and its ablations (docs/method.md): offline 1A projection of the teacher's tables,
 /// 1B dense and 1C joint distillation on a strategic sample of the retained rows; online the
 /// student distils from its co-distilled teacher, which accumulates label gradients and steps
 /// every N batches, with replay rows from the retained pool and a drift-aware weight.
@@ -611,7 +611,7 @@ pub fn teacher_pass(
     Ok(logits)
 }
 
-/// The distillation target of METHOD.md with weight `alpha`; `offset` is the sampler's
+/// The distillation target of docs/method.md with weight `alpha`; `offset` is the sampler's
 /// log-odds shift, applied to the label term when logit correction is on.
 pub fn distill_target<'a>(
     method: &MethodConfig,

@@ -833,6 +833,7 @@ mod tests {
                 retained: vec![1],
                 online: vec![2, 3],
                 holdout: vec![],
+                unused: vec![],
             },
             params: params(),
             seed: 7,

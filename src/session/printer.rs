@@ -72,9 +72,15 @@ impl<W: Write + Send> DayTablePrinter<W> {
                     super::meta::shown_name(name)
                 )?;
                 writeln!(self.out, "arms: {}", arms.join(", "))?;
+                // Days the split leaves unread are named, so a short plan is never silent.
+                let unused = if days.unused.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · unused {} (never read)", day_span(&days.unused))
+                };
                 writeln!(
                     self.out,
-                    "days: history {} · retained {} · online {}",
+                    "days: history {} · retained {} · online {}{unused}",
                     day_span(&days.history),
                     day_span(&days.retained),
                     day_span(&days.online)

@@ -1,7 +1,7 @@
 //! Losses on logits: numerically stable BCE and the CrossAdapt distillation loss.
 //!
 //! `BCE(y, z) = relu(z) - z*y + log(1 + exp(-|z|))`, which never overflows (candle-nn's
-//! version overflows near |z| = 20). Distillation, exactly as METHOD.md:
+//! version overflows near |z| = 20). Distillation, exactly as docs/method.md:
 //! `L = a * T^2 * BCE(sigmoid(z_t/T), z_s/T) + (1 - a) * BCE(y, z_s)`, means over the batch.
 
 use anyhow::Result;

@@ -23,7 +23,7 @@ pub mod toy;
 pub use optim::{AdamHyper, EmbOptimizer};
 use optim::{RowGrads, RowSparseState};
 
-/// Learning rates, optimiser kinds and threads (defaults from METHOD.md).
+/// Learning rates, optimiser kinds and threads (defaults from docs/method.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {

@@ -187,6 +187,7 @@ pub fn session(days: usize, partial: bool) -> Vec<Record> {
                 retained: (4..7).collect(),
                 online: ONLINE.to_vec(),
                 holdout: vec![],
+                unused: vec![],
             },
             params: params(),
             seed: 7,

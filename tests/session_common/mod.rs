@@ -84,6 +84,7 @@ pub fn known_events() -> Vec<EngineEvent> {
                 retained: vec![2, 3],
                 online: vec![4, 5],
                 holdout: vec![],
+                unused: vec![],
             },
             params: params(),
             seed: 7,

@@ -234,6 +234,27 @@ impl TableSchema {
         if self.time.is_none() && !self.time_features.is_empty() {
             bail!("`time_features` need a `time` column");
         }
+        // The label as an input hands every model the answer (its metrics look excellent and
+        // mean nothing); the time column as an input is an id that never repeats after the
+        // switch. Both are refused rather than trained on.
+        let features = self
+            .categorical
+            .iter()
+            .map(|c| (c, "categorical"))
+            .chain(self.bucketed.iter().map(|c| (c, "bucketed")))
+            .chain(self.numeric.iter().map(|c| (c, "numeric")));
+        for (column, list) in features {
+            if *column == self.label {
+                bail!(
+                    "column `{column}` is the label and cannot also be a feature: remove it from `{list}`"
+                );
+            }
+            if self.time.as_ref() == Some(column) {
+                bail!(
+                    "column `{column}` is the time column and cannot also be a feature: remove it from `{list}` (use `time_features` for the hour or weekday)"
+                );
+            }
+        }
         let names = self.cat_fields();
         for f in &self.time_features {
             if names.iter().filter(|n| *n == f.name()).count() > 1 {
