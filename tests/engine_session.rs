@@ -221,7 +221,13 @@ impl CheckpointStore for Overlapped {
     ) -> anyhow::Result<SavedCheckpoint> {
         let gated = label.starts_with("day-") && !*self.waited.lock().unwrap();
         if gated {
-            anyhow::ensure!(!self.fail, "the disk is full (injected)");
+            if self.fail {
+                let full = std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "No space left on device (injected)",
+                );
+                return Err(anyhow::Error::new(full).context(format!("cannot write {label}")));
+            }
             let after = self.after.lock().unwrap();
             loop {
                 let r = after
@@ -288,16 +294,23 @@ fn checkpoints_are_written_while_the_run_goes_on_and_logged_when_on_disk() {
     assert_eq!(day_metrics(&records), day_metrics(&run(tiny(&[]), None).1));
 }
 
-/// A checkpoint that fails on its writer thread fails the run with its label, as a
-/// synchronous one did; nothing after it claims the run finished.
+/// A checkpoint that fails on its writer thread (a full disk) fails the run with its label, as
+/// a synchronous one did, and says how to go on; nothing after it claims the run finished.
 #[test]
 fn a_checkpoint_failing_in_the_background_fails_the_run_with_its_label() {
     let (outcome, records, _) = run_overlapped(true);
     let err = format!("{:#}", outcome.expect_err("the run fails"));
     assert!(
-        err.contains("cannot write checkpoint `day-") && err.contains("the disk is full"),
+        err.contains("cannot write checkpoint `day-") && err.contains("No space left on device"),
         "{err}"
     );
+    assert!(
+        err.contains(
+            "the disk is full: free some space, then `crossadapt resume test` continues the session from its latest checkpoint"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
     assert!(matches!(
         records.last().map(|r| &r.event),
         Some(EngineEvent::Error { .. })

@@ -328,3 +328,49 @@ fn an_attached_console_controls_alone_and_its_sighup_leaves_the_engine_running()
     wait_for("the engine to stop", 60, || !alive(pid));
     assert_eq!(state(&store, &id), "interrupted");
 }
+
+/// `fork --detach` (docs/operations.md): the fork runs as a background process that outlives
+/// the command, which prints the new id, and runs to its end.
+#[test]
+fn a_detached_fork_runs_to_its_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path();
+    let mut cmd = crossadapt(store);
+    cmd.args(["run", "--headless"]);
+    for s in TINY_SETS {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let parent = std::fs::read_dir(store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| store.join(n).join("session.json").exists())
+        .expect("the parent session");
+    let out = run(
+        store,
+        &[
+            "fork",
+            &parent,
+            "--from-day",
+            "7",
+            "--set",
+            "online.replay_ratio=0.3",
+            "--detach",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let id = stdout.trim().to_string();
+    assert_ne!(id, parent);
+    assert!(stderr.contains("runs detached"), "{stderr}");
+    wait_for("the detached fork to finish", 120, || {
+        state(store, &id) == "done"
+    });
+    let records = log(store, &id);
+    assert_eq!(records.last().map(kind), Some("finished"));
+    assert!(records
+        .iter()
+        .any(|r| kind(r) == "params_changed" && r["event"]["params"]["replay_ratio"] == 0.3));
+    assert!(store.join(&id).join("output.log").exists());
+}

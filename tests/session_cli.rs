@@ -223,3 +223,49 @@ fn replay_capture_prints_the_dashboard_and_summary_as_text_and_refuses_bad_sizes
         .failure()
         .stderr(predicate::str::contains("WIDTHxHEIGHT"));
 }
+
+/// The store never writes through a symbolic link that leads outside its root: every command
+/// that writes into a session (`resume`, `ctl`, `attach`'s lease) refuses one sentence naming the
+/// link, and nothing outside changes; reading through it still works.
+#[test]
+fn a_session_linked_from_outside_the_store_is_never_written_through() {
+    let (tmp, root, id) = one_session();
+    let outside = tmp.path().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::rename(root.join(&id), outside.join(&id)).unwrap();
+    std::os::unix::fs::symlink(outside.join(&id), root.join(&id)).unwrap();
+    let before = session_common::snapshot_tree(&outside);
+    let refused = |args: &[&str], link: &Path| {
+        let out = crossadapt(&root)
+            .args(args)
+            .assert()
+            .failure()
+            .get_output()
+            .stderr
+            .clone();
+        let err = String::from_utf8_lossy(&out).into_owned();
+        assert!(
+            err.contains(&format!("{} ", link.display()))
+                && err.contains("symbolic link")
+                && err.contains("outside the sessions directory")
+                && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    };
+    let link = root.join(&id);
+    refused(&["resume", &id, "--headless"], &link);
+    refused(&["ctl", &id, "pause"], &link);
+    refused(&["attach", &id], &link);
+    assert_eq!(session_common::snapshot_tree(&outside), before);
+    crossadapt(&root).args(["export", &id]).assert().success();
+
+    // A link inside a session in the store: its log, kept elsewhere.
+    std::fs::remove_file(&link).unwrap();
+    std::fs::rename(outside.join(&id), &link).unwrap();
+    let log = link.join("events.jsonl");
+    std::fs::rename(&log, outside.join("events.jsonl")).unwrap();
+    std::os::unix::fs::symlink(outside.join("events.jsonl"), &log).unwrap();
+    let before = session_common::snapshot_tree(&outside);
+    refused(&["resume", &id, "--headless"], &log);
+    assert_eq!(session_common::snapshot_tree(&outside), before);
+}

@@ -240,6 +240,45 @@ fn replay_transport_jumps_between_days_through_the_event_loop() {
     assert!(terminal.backend().to_string().contains("REPLAY"));
 }
 
+/// A console attached read-only says so in its header in the very first frame, before any
+/// record arrives or any key is refused.
+#[test]
+fn a_read_only_console_says_so_in_its_first_frame() {
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let (commands, sent) = std::sync::mpsc::channel();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    tx.unbounded_send(ch('q')).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut app = App::new(Mode::Live, Keymap::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exit = rt
+        .block_on(run_loop(
+            &mut terminal,
+            &mut app,
+            &theme(),
+            ConsoleSource::Attached {
+                events,
+                commands,
+                read_only: Some("read-only viewer (attached with --view)".into()),
+            },
+            rx,
+            30,
+        ))
+        .unwrap();
+    drop(events_tx);
+    assert_eq!(exit, ConsoleExit::Quit);
+    assert!(
+        sent.try_recv().is_err(),
+        "a read-only console sent a command"
+    );
+    let frame = terminal.backend().to_string();
+    let header = frame.lines().next().unwrap_or_default();
+    assert!(header.contains("READ-ONLY"), "{frame}");
+}
+
 // ---- a tiny live session steered by scripted keys ----
 
 fn tiny() -> SessionConfig {

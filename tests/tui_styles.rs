@@ -144,3 +144,18 @@ fn gate_styles() {
         insta::assert_snapshot!(format!("styled_gate_{what}_80x30"), text);
     }
 }
+
+/// A console attached read-only (`attach --view`, or another holds the controller lease): the
+/// header's READ-ONLY mark and its warning colour, at the smallest full layout.
+#[test]
+fn a_read_only_console_marks_its_header() {
+    let mut app = running();
+    app.read_only = Some("read-only viewer (attached with --view)".into());
+    let theme = Theme::load("default", false).unwrap();
+    let text = styled(&render_to_buffer(&app, &theme, 80, 24));
+    assert!(
+        text.lines().next().is_some_and(|l| l.contains("READ-ONLY")),
+        "{text}"
+    );
+    insta::assert_snapshot!("styled_read_only_80x24", text);
+}

@@ -133,7 +133,7 @@ mod tests {
             "data inspect synthetic --top-k 5",
             "data bench --rows 10",
             "replay x --speed 2 --capture 80x24",
-            "fork x --from-day 3",
+            "fork x --from-day 3 --detach",
             "rm x --yes --force",
             "predict --bundle b --day 3 --threads 1",
             "export x --bundle --day 3",

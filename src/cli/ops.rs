@@ -179,6 +179,7 @@ pub fn ctl(args: &CtlArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(dir)?;
     let view = store.open_read_only(&args.id)?;
     let id = view.id().to_string();
+    store.check_writable(view.dir())?;
     running_engine(&view)?;
     if let Some(c) = live::controller(view.dir()) {
         if !args.force && !c.is_me() {
@@ -218,6 +219,10 @@ pub fn attach(args: &AttachArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let store = Store::open(dir)?;
     let view = store.open_read_only(&args.id)?;
     let id = view.id().to_string();
+    if !args.view && !args.headless {
+        // A controlling console writes its lease and its commands into the session folder.
+        store.check_writable(view.dir())?;
+    }
     running_engine(&view)?;
     let dir = view.dir().to_path_buf();
     let mode = super::run::launch_mode(args.headless, args.theme.clone())?;

@@ -89,6 +89,9 @@ pub struct ForkArgs {
     pub config: ConfigArgs,
     #[arg(long)]
     pub headless: bool,
+    /// Run the fork as a background process (see `run --detach`).
+    #[arg(long)]
+    pub detach: bool,
     /// Console theme: default, light, high-contrast, colorblind (or a .toml file).
     #[arg(long)]
     pub theme: Option<String>,
@@ -241,8 +244,9 @@ fn fork_patch(
     Some(param_changes(start, &cfg.params()))
 }
 
-/// The `skip`-th newest checkpoint that verifies and lies within the readable part of the log;
-/// `None` when the session has no checkpoint at all. Skipped ones are warned about (once).
+/// The `skip`-th newest checkpoint of the session's own that verifies and lies within the
+/// readable part of the log; `None` when the session has no checkpoint at all. Skipped ones are
+/// warned about (once); a session whose every checkpoint is another's is refused.
 fn choose_checkpoint(
     session: &crate::session::Session,
     contents: &crate::session::LogContents,
@@ -255,7 +259,15 @@ fn choose_checkpoint(
     }
     let readable = contents.records.last().map(|r| r.seq);
     let mut usable = 0;
+    let mut foreign = Vec::new();
+    let total = candidates.len();
     for c in candidates {
+        // First: another session's seq says nothing about this log.
+        if let Some(why) = c.owner().foreign_to(session.owner(), &c.label) {
+            skipped.push(format!("skipped {why}"));
+            foreign.push(why);
+            continue;
+        }
         if readable.is_none_or(|last| c.seq > last) {
             skipped.push(format!(
                 "skipped checkpoint {}: it covers the log up to seq {}, past its readable part ({})",
@@ -277,6 +289,11 @@ fn choose_checkpoint(
             }
             Ok(_) => usable += 1,
             Err(e) => skipped.push(format!("skipped checkpoint: {e:#}")),
+        }
+    }
+    if foreign.len() == total {
+        if let Some(newest) = foreign.first() {
+            bail!("refusing to resume: {newest}, and the session has no checkpoint of its own");
         }
     }
     skipped.extend(warnings.iter().cloned());
@@ -450,6 +467,9 @@ fn write_list_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> anyhow:
 /// settings. What shapes the models and the days (data, split, arms, models, batch size) must
 /// stay the parent's: the checkpoint only fits those.
 pub fn fork(args: &ForkArgs, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.detach {
+        return super::detach::spawn_detached();
+    }
     // First of all, so a signal during the copy of the parent is not the default death.
     let signals = SignalState::install()?;
     let store = Store::open(dir)?;

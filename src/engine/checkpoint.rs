@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
 
 use super::state::{CheckpointState, STATE_SCHEMA_VERSION};
-use crate::data::FeatureSpec;
+use crate::bundle::DataSchema;
+use crate::data::{DaySource, FeatureSpec};
 use crate::method::Arm;
 use crate::train::{TrainConfig, Trainer};
 
@@ -97,12 +99,27 @@ pub(crate) struct Restored {
     pub arms: Vec<Arm>,
 }
 
-/// Reads a checkpoint folder back; every failure names the file.
+/// The identity of a run's data as its source states it: what the source says it is, how many
+/// days it has and its columns (the resolved data config is in the session's `config.toml`,
+/// which the store fingerprints in each checkpoint's manifest). `sha256:` + hex SHA-256.
+pub(crate) fn data_fingerprint(source: &dyn DaySource) -> String {
+    let mut h = Sha256::new();
+    h.update(b"crossadapt-data-v1\0");
+    h.update(source.describe().as_bytes());
+    h.update([0u8]);
+    h.update((source.num_days() as u64).to_le_bytes());
+    h.update(DataSchema::of_source(source).fingerprint().as_bytes());
+    format!("sha256:{}", crate::bundle::stio::hex(&h.finalize()))
+}
+
+/// Reads a checkpoint folder back; every failure names the file. `data`: this run's
+/// [`data_fingerprint`]; a checkpoint that records another is refused.
 pub(crate) fn read(
     dir: &Path,
     cfg: &TrainConfig,
     features: &FeatureSpec,
     vocabulary: Option<&str>,
+    data: &str,
 ) -> anyhow::Result<Restored> {
     let path = dir.join(STATE_FILE);
     let text = crate::atomic::read_text_limited(&path, crate::atomic::STATE_LIMIT)
@@ -114,6 +131,11 @@ pub(crate) fn read(
         "checkpoint state {} has schema version {}, newer than this crossadapt understands ({STATE_SCHEMA_VERSION})",
         path.display(),
         state.schema_version
+    );
+    anyhow::ensure!(
+        state.data.as_deref().is_none_or(|d| d == data),
+        "checkpoint {} was written for other data than this session's (the data source changed since)",
+        dir.display()
     );
     let teacher = Trainer::load(&dir.join(TEACHER_FILE), cfg)?;
     let vocab: Vec<usize> = features.cat.iter().map(|f| f.vocab).collect();

@@ -79,6 +79,8 @@ pub struct Engine {
     session_id: String,
     name: String,
     data: Dataset,
+    /// The source's identity, recorded in every checkpoint and checked on resume.
+    data_fingerprint: String,
     plan: DayPlan,
     teacher_spec: ModelSpec,
     student_spec: ModelSpec,
@@ -162,6 +164,8 @@ pub struct Prepared {
     plan: DayPlan,
     bundle: Option<crate::bundle::Bundle>,
     notes: Vec<String>,
+    /// The source's identity, recorded in every checkpoint (`checkpoint::data_fingerprint`).
+    data_fingerprint: String,
 }
 
 impl Prepared {
@@ -205,6 +209,7 @@ impl Prepared {
                 .context("teacher.bundle")?;
         }
         let what = source.describe();
+        let data_fingerprint = super::checkpoint::data_fingerprint(source.as_ref());
         let data = Dataset::new(source, vocab);
         anyhow::ensure!(
             cfg.gate.cluster != GateCluster::Users || data.spec().user_index().is_some(),
@@ -215,6 +220,7 @@ impl Prepared {
             plan,
             bundle,
             notes,
+            data_fingerprint,
         })
     }
 
@@ -303,7 +309,11 @@ impl Engine {
         cfg.validate()?;
         configure_threads(cfg.threads);
         let Prepared {
-            data, plan, bundle, ..
+            data,
+            plan,
+            bundle,
+            data_fingerprint,
+            ..
         } = prepared;
         let teacher_spec = match bundle {
             Some(b) => b.spec,
@@ -315,6 +325,7 @@ impl Engine {
             session_id: session_id.to_string(),
             name: name.to_string(),
             data,
+            data_fingerprint,
             plan,
             teacher_spec,
             student_spec,
@@ -830,6 +841,7 @@ impl Engine {
                     arms: self.arm_states(),
                     clock: self.emitter.clock(),
                     teacher_seconds: self.teacher_seconds,
+                    data: Some(self.data_fingerprint.clone()),
                 };
                 super::checkpoint::snapshot(
                     &state,
@@ -842,7 +854,7 @@ impl Engine {
             Ok(s) => s,
             Err(e) => {
                 self.checkpoints = Some(store);
-                return Err(e.context(format!("cannot write checkpoint `{label}`")));
+                return Err(self.checkpoint_failed(&label, e));
             }
         };
         let (day, stage) = match self.phase {
@@ -891,8 +903,7 @@ impl Engine {
             .map_err(|_| anyhow::anyhow!("the checkpoint writer panicked"))
             .with_context(|| format!("cannot write checkpoint `{}`", job.label))?;
         self.checkpoints = Some(store);
-        let (saved, bytes) =
-            result.with_context(|| format!("cannot write checkpoint `{}`", job.label))?;
+        let (saved, bytes) = result.map_err(|e| self.checkpoint_failed(&job.label, e))?;
         if self.teacher.is_some() {
             self.teacher_file = Some(super::checkpoint::teacher_file(&saved.dir));
         }
@@ -902,6 +913,26 @@ impl Engine {
             reason: job.reason,
             bytes: Some(bytes),
         })
+    }
+
+    /// A checkpoint that could not be written fails the run, yet the session keeps the
+    /// checkpoints before it and its log: the error says so and how to go on, since the first
+    /// thing an operator reads after a full disk should not leave them guessing whether the
+    /// run is lost.
+    fn checkpoint_failed(&self, label: &str, e: anyhow::Error) -> anyhow::Error {
+        let full = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<std::io::Error>())
+            .any(disk_full);
+        let fix = if full {
+            "the disk is full: free some space"
+        } else {
+            "fix that"
+        };
+        anyhow::anyhow!(
+            "cannot write checkpoint `{label}` ({e:#}); {fix}, then `crossadapt resume {}` continues the session from its latest checkpoint",
+            self.session_id
+        )
     }
 
     /// Restores a run from a checkpoint folder; the next event gets `next_seq`.
@@ -920,6 +951,7 @@ impl Engine {
             &engine.cfg.train,
             engine.data.spec(),
             Some(&fingerprint),
+            &engine.data_fingerprint,
         )?;
         let sinks =
             std::mem::replace(&mut engine.emitter, Emitter::new(Vec::new(), 0, 0.0)).into_sinks();
@@ -1070,6 +1102,12 @@ pub(crate) fn next_safe_point(stage: Stage) -> &'static str {
         Stage::OfflineEval => "the start of the online days",
         _ => "the end of this arm's offline stage",
     }
+}
+
+/// No space left on the device, or the user's quota reached.
+fn disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 /// Sizes candle's compute pool once per process; later calls keep the first size.

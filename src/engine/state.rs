@@ -49,6 +49,10 @@ pub struct CheckpointState {
     /// Seconds the teacher took (0 when loaded).
     #[serde(with = "num")]
     pub teacher_seconds: f64,
+    /// The run's data as its source states it ([`data_fingerprint`](super::checkpoint::data_fingerprint));
+    /// absent from checkpoints written before it was recorded, which are not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 #[cfg(test)]

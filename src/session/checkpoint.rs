@@ -1,5 +1,6 @@
 //! Checkpoint directories: `checkpoints/<label>/` with a `manifest.json` listing every file's
-//! size and SHA-256 and the `seq` of the last log record the checkpoint covers.
+//! size and SHA-256, the `seq` of the last log record the checkpoint covers, and whose it is: the
+//! id of the session that wrote it and the SHA-256 of that session's `config.toml` ([`Owner`]).
 //!
 //! The engine writes the content into a hidden staging directory; the store adds the manifest,
 //! fsyncs everything and renames the directory into place, so a checkpoint is either whole or
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::atomic::{read_json, sync_dir, write_json, NewerSchema};
+use crate::bundle::stio::hex;
 
 /// Schema version of `manifest.json`.
 pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
@@ -37,6 +39,56 @@ pub struct CheckpointManifest {
     pub seq: u64,
     pub created: DateTime<Utc>,
     pub files: Vec<ManifestFile>,
+    /// Whose the checkpoint is (absent from manifests written before it was recorded).
+    #[serde(flatten)]
+    pub owner: Owner,
+}
+
+/// The session a checkpoint was written by, and its resolved config then. A `seq` only means
+/// something in the log of the session that wrote it: another session's checkpoint copied in
+/// (or a `config.toml` edited since) would resume into numbers neither run computes.
+///
+/// Both are `None` in a manifest written before crossadapt recorded them: such a checkpoint is
+/// taken for its session's own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The id (`session.json`) of the session that wrote the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Lower-case hex SHA-256 of that session's `config.toml` (the resolved config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+}
+
+impl Owner {
+    /// The owner record of session `id` whose `config.toml` reads `config_toml`.
+    pub fn of(id: &str, config_toml: &str) -> Owner {
+        Owner {
+            session: Some(id.to_string()),
+            config_sha256: Some(sha256_hex(config_toml.as_bytes())),
+        }
+    }
+
+    /// Why a checkpoint of this owner is not `own`'s (one clause naming both sessions), or
+    /// `None` when it is (or records no owner).
+    pub fn foreign_to(&self, own: &Owner, label: &str) -> Option<String> {
+        let this = own.session.as_deref().unwrap_or("?");
+        if let (Some(theirs), Some(ours)) = (&self.session, &own.session) {
+            if theirs != ours {
+                return Some(format!(
+                    "checkpoint {label} was written by session {theirs}, not by this session {ours}"
+                ));
+            }
+        }
+        if let (Some(theirs), Some(ours)) = (&self.config_sha256, &own.config_sha256) {
+            if theirs != ours {
+                return Some(format!(
+                    "checkpoint {label} was written under another config.toml than session {this}'s (the file changed since)"
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// One file of a checkpoint.
@@ -58,6 +110,8 @@ pub struct CheckpointRef {
     pub seq: u64,
     /// Damaged newer checkpoints that were skipped to reach this one, one sentence each.
     pub warnings: Vec<String>,
+    /// Whose it is (from its manifest).
+    pub owner: Owner,
 }
 
 /// Writes a checkpoint (see the module doc) and returns its final directory.
@@ -65,6 +119,7 @@ pub(crate) fn write(
     session_dir: &Path,
     label: &str,
     seq: u64,
+    owner: &Owner,
     fill: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
     check_label(label)?;
@@ -94,6 +149,7 @@ pub(crate) fn write(
         seq,
         created: Utc::now(),
         files,
+        owner: owner.clone(),
     };
     write_json(&staging.path().join(MANIFEST_FILE), &manifest)?;
     let target = root.join(label);
@@ -201,6 +257,7 @@ pub(crate) fn latest(session_dir: &Path) -> Result<Option<CheckpointRef>> {
                     label: manifest.label,
                     seq: manifest.seq,
                     warnings,
+                    owner: manifest.owner,
                 }))
             }
             Err(e) => warnings.push(format!("skipped checkpoint: {e}")),
@@ -232,7 +289,13 @@ impl Candidate {
             label: self.label.clone(),
             seq: self.seq,
             warnings: Vec::new(),
+            owner: self.manifest.owner.clone(),
         })
+    }
+
+    /// Whose it is (from its manifest).
+    pub fn owner(&self) -> &Owner {
+        &self.manifest.owner
     }
 }
 
@@ -292,6 +355,7 @@ pub(crate) fn for_day(session_dir: &Path, day: u32) -> Result<CheckpointRef> {
         label: manifest.label,
         seq: manifest.seq,
         warnings: Vec::new(),
+        owner: manifest.owner,
     })
 }
 
@@ -475,10 +539,9 @@ fn hash_file(path: &Path) -> Result<(u64, String)> {
         total += n as u64;
         hasher.update(&buf[..n]);
     }
-    let hex = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((total, hex))
+    Ok((total, hex(&hasher.finalize())))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::atomic::{read_json, sync_dir, write_atomic, write_json};
-use super::checkpoint::{self, CheckpointRef};
+use super::checkpoint::{self, CheckpointRef, Owner};
 use super::lock::SessionLock;
 use super::log::{self, EventLog, LogContents};
 use super::meta::{
@@ -119,6 +119,7 @@ impl Store {
         sync_dir(&self.root)?;
         let (log, warnings) = EventLog::open_append(&dir.join(EVENTS_FILE))?;
         Ok(Session {
+            owner: Owner::of(&meta.id, config_toml),
             dir,
             meta,
             log,
@@ -134,9 +135,10 @@ impl Store {
     /// resume point ([`Session::cut_log_before_next_append`]).
     pub fn open_session(&self, id_or_path: &str) -> Result<Session> {
         let dir = self.resolve(id_or_path)?;
+        self.check_writable(&dir)?;
         let meta = read_meta(&dir)?;
         let lock = SessionLock::acquire(&dir, &meta.id)?;
-        read_config(&dir)?;
+        let owner = Owner::of(&meta.id, &read_config(&dir)?);
         checkpoint::clean_leftovers(&dir)?;
         let path = dir.join(EVENTS_FILE);
         let (log, warnings) = match EventLog::open_append(&path) {
@@ -152,11 +154,58 @@ impl Store {
         Ok(Session {
             dir,
             meta,
+            owner,
             log,
             warnings,
             pending_cut: None,
             _lock: lock,
         })
+    }
+
+    /// Refuses a session folder through which a write would leave the sessions directory: the
+    /// folder is reached through a symbolic link to a place outside the root, or an entry that
+    /// crossadapt writes in it (the log, the checkpoints, the command file, ...) is a link
+    /// leading outside the root. Every command that writes into an existing session (`resume`,
+    /// `ctl`, `attach`'s controller lease and commands) checks this first. A folder named by
+    /// its own path outside the root, with no link on the way, is the user's choice and stays
+    /// writable.
+    pub fn check_writable(&self, dir: &Path) -> Result<()> {
+        let root = self.root.canonicalize().with_context(|| {
+            format!("cannot read the sessions directory {}", self.root.display())
+        })?;
+        let real = dir
+            .canonicalize()
+            .with_context(|| format!("cannot read {}", dir.display()))?;
+        if !real.starts_with(&root) && through_link(dir) {
+            bail!(
+                "{} leads through a symbolic link to {}, outside the sessions directory {}: crossadapt does not write through it (name the session by its real path instead)",
+                dir.display(),
+                real.display(),
+                root.display()
+            );
+        }
+        for name in WRITTEN {
+            let entry = dir.join(name);
+            let is_link =
+                std::fs::symlink_metadata(&entry).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_link {
+                continue;
+            }
+            match entry.canonicalize() {
+                Ok(target) if target.starts_with(&root) || target.starts_with(&real) => {}
+                Ok(target) => bail!(
+                    "{} is a symbolic link to {}, outside the sessions directory {}: crossadapt does not write through it",
+                    entry.display(),
+                    target.display(),
+                    root.display()
+                ),
+                Err(_) => bail!(
+                    "{} is a symbolic link that leads nowhere readable: crossadapt does not write through it",
+                    entry.display()
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// Opens a session for reading only (no lock): list, replay and export of a running one.
@@ -202,6 +251,10 @@ impl Store {
     ) -> Result<(Session, CheckpointRef)> {
         let view = self.open_read_only(parent)?;
         let from = view.checkpoint_for_day(day)?;
+        let parent_owner = Owner::of(view.id(), &view.config_toml()?);
+        if let Some(why) = from.owner.foreign_to(&parent_owner, &from.label) {
+            bail!("cannot fork {} at day {day}: {why}", view.id());
+        }
         let records = view.records()?.records;
         let reached = records.last().map(|r| r.seq);
         if reached.is_none_or(|last| last < from.seq) {
@@ -361,6 +414,8 @@ fn copy_tree(from: &Path, to: &Path, skip_manifest: bool) -> Result<()> {
 pub struct Session {
     dir: PathBuf,
     meta: SessionMeta,
+    /// This session as its checkpoints record their owner.
+    owner: Owner,
     log: EventLog,
     warnings: Vec<String>,
     /// Cut the log after this seq (`Some(None)`: empty it) before the next record is appended:
@@ -378,6 +433,11 @@ impl Session {
     }
     pub fn meta(&self) -> &SessionMeta {
         &self.meta
+    }
+    /// This session as its checkpoints record their owner (its id and the SHA-256 of its
+    /// `config.toml`): a checkpoint recording another is not this session's.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
     }
     /// Warnings met while opening (e.g. a torn last log line that was cut).
     pub fn warnings(&self) -> &[String] {
@@ -449,6 +509,7 @@ impl Session {
         self.log.sync()?;
         Ok(CheckpointWriter {
             dir: self.dir.clone(),
+            owner: self.owner.clone(),
         })
     }
     /// Newest checkpoint whose manifest verifies; damaged newer ones are skipped, named in
@@ -483,6 +544,7 @@ impl Session {
 #[derive(Clone, Debug)]
 pub struct CheckpointWriter {
     dir: PathBuf,
+    owner: Owner,
 }
 
 impl CheckpointWriter {
@@ -497,7 +559,7 @@ impl CheckpointWriter {
         seq: u64,
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<PathBuf> {
-        checkpoint::write(&self.dir, label, seq, write)
+        checkpoint::write(&self.dir, label, seq, &self.owner, write)
     }
     /// Keeps the `keep` newest day checkpoints and deletes the older ones; returns their labels.
     pub fn prune_day_checkpoints(&self, keep: usize) -> Result<Vec<String>> {
@@ -606,6 +668,35 @@ fn summarize(dir: &Path) -> Result<SessionSummary> {
         parent: view.meta.parent.clone(),
         dir: view.dir,
     })
+}
+
+/// The entries of a session folder that crossadapt writes, appends to or creates files in.
+const WRITTEN: &[&str] = &[
+    META_FILE,
+    CONFIG_FILE,
+    EVENTS_FILE,
+    STATUS_FILE,
+    checkpoint::CHECKPOINTS_DIR,
+    super::lock::LOCK_FILE,
+    super::control::COMMANDS_FILE,
+    super::live::ENGINE_FILE,
+    super::live::CONTROLLER_FILE,
+    crate::signals::OUTPUT_FILE,
+];
+
+/// Whether `path` or one of the folders on its way is a symbolic link.
+fn through_link(path: &Path) -> bool {
+    let Ok(abs) = std::path::absolute(path) else {
+        return false;
+    };
+    let mut prefix = PathBuf::new();
+    for part in abs.components() {
+        prefix.push(part);
+        if std::fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A folder that holds a session, even a damaged one: it has `session.json` or `events.jsonl`

@@ -135,6 +135,9 @@ pub struct App {
     pub size: (u16, u16),
     /// The last key was a first press of `stop`: the next one stops the engine.
     pub stop_armed: bool,
+    /// `Some(why)`: a console attached read-only (another holds the controller lease, or
+    /// `attach --view`); the header says so from the first frame, before a key is refused.
+    pub read_only: Option<String>,
 }
 
 impl App {
@@ -164,6 +167,7 @@ impl App {
             pause_in_flight: 0,
             size: (80, 24),
             stop_armed: false,
+            read_only: None,
         }
     }
 

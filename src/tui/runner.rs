@@ -98,14 +98,18 @@ where
             events,
             commands,
             read_only,
-        } => Feed::Live {
-            events,
-            commands,
-            open: true,
-            pause_sent: false,
-            remote: true,
-            read_only,
-        },
+        } => {
+            // Before the first frame, so the header says it before any key is refused.
+            app.read_only = read_only.clone();
+            Feed::Live {
+                events,
+                commands,
+                open: true,
+                pause_sent: false,
+                remote: true,
+                read_only,
+            }
+        }
         ConsoleSource::Replay { records, speed } => {
             if let Some(p) = &mut app.playback {
                 p.speed = speed;

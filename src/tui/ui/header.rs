@@ -1,4 +1,5 @@
-//! Header: session, stage, state badge; progress bar with ETA and samples/second.
+//! Header: session, stage, state badge (and READ-ONLY on a console that cannot send
+//! commands); progress bar with ETA and samples/second.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols;
@@ -40,6 +41,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             right.push(Span::styled("pause pending ", theme.warn))
         }
         None => {}
+    }
+    if app.read_only.is_some() {
+        right.push(Span::styled(" READ-ONLY ", theme.warn));
     }
     right.push(Span::styled(format!(" {} ", badge.label()), badge_style));
     let right_w: u16 = right.iter().map(|s| s.width() as u16).sum();
