@@ -81,7 +81,8 @@ fn a_headless_run_prints_days_and_writes_its_report() {
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(doc["schema_version"], 1);
-    assert_eq!(doc["arms"].as_array().unwrap().len(), 5);
+    // incumbent, scratch, retrain, kd, crossadapt, crossadapt-fixed
+    assert_eq!(doc["arms"].as_array().unwrap().len(), 6);
     assert!(doc["headline"]["time_fraction_vs_scratch"]
         .as_f64()
         .is_some());
@@ -112,7 +113,7 @@ fn a_fork_starts_from_the_parents_day_with_changed_parameters() {
         .unwrap();
     let parent_m: BTreeMap<_, _> = metrics_of(&parent).into_iter().collect();
     let child_m: BTreeMap<_, _> = metrics_of(&child).into_iter().collect();
-    assert_eq!(child_m.len(), 25);
+    assert_eq!(child_m.len(), 30);
     // Days before the fork are the parent's; crossadapt's later days differ (new interval),
     // while the arms the interval does not touch stay equal.
     for day in [5, 6] {

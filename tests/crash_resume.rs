@@ -166,7 +166,7 @@ fn random_kills_hups_and_terms_resume_to_the_uninterrupted_numbers() {
     let mut run_args = vec!["run".to_string(), "--headless".to_string()];
     run_args.extend(tiny_args());
     let whole = reference(store, &run_args);
-    assert_eq!(whole.reference.len(), 25);
+    assert_eq!(whole.reference.len(), 30);
     let parent = id_of(&sessions(store)[0]);
     let fork_args: Vec<String> = [
         "fork",

@@ -67,7 +67,7 @@ fn a_tiny_session_runs_end_to_end_and_reports_every_arm_and_day() {
     assert_eq!(outcome, Outcome::Finished);
     assert!(records.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     let metrics = day_metrics(&records);
-    assert_eq!(metrics.len(), 5 * 5, "5 arms x 5 online days");
+    assert_eq!(metrics.len(), 6 * 5, "6 arms x 5 online days");
     for m in metrics.values() {
         assert!(m.auc.is_some_and(|a| (0.0..=1.0).contains(&a)));
         assert!(m.logloss.is_finite() && m.logloss > 0.0);

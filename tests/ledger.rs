@@ -51,7 +51,7 @@ fn a_live_run_and_its_replayed_log_fold_into_the_same_ledger() {
     assert_eq!(live_as_written, replayed);
     assert_eq!(live.records, replayed.records);
     // And the fold saw the whole run.
-    assert_eq!(live.arms.len(), 5);
+    assert_eq!(live.arms.len(), 6);
     assert!(live
         .arms
         .iter()

@@ -7,7 +7,7 @@ use crossadapt::engine::events::{EngineEvent, EventSink};
 use crossadapt::engine::report::Report;
 use crossadapt::engine::Record;
 use crossadapt::engine::SessionConfig;
-use crossadapt::protocol::{GateCluster, GateDecision, Ledger};
+use crossadapt::protocol::{GateCluster, GateDecision, Ledger, MetBy};
 use crossadapt::session::DayTablePrinter;
 use crossadapt::train::stats::Interval;
 
@@ -134,13 +134,37 @@ fn the_configured_rule_decides_switch_or_not_yet() {
         assert_eq!(g.first_met, Some(second));
         assert!(g.reason.contains("5 consecutive days"), "{}", g.reason);
     }
-    // More days than the run has: never met, and it says how far it got.
-    let records = run(&["gate.delta=1.0", "gate.logloss_delta=1.0", "gate.days=9"]);
+    // More days than the run has, and no pooled rule: never met, and it says how far it got.
+    let records = run(&[
+        "gate.delta=1.0",
+        "gate.logloss_delta=1.0",
+        "gate.days=9",
+        "gate.window=0",
+    ]);
     let verdict = Ledger::of(&records).verdict(None);
     for a in verdict.arms.iter().filter(|a| a.arm != "incumbent") {
         let g = a.gate.as_ref().expect("gate");
         assert_eq!(g.decision, GateDecision::NotYet);
         assert_eq!(g.reason, "5 of 9 days so far");
+        assert_eq!((a.days_to_switch, a.switch_day), (None, None));
+    }
+    // The same with a pooled window of 3 days: met by the window on the third online day,
+    // which the report counts as 3 days to switch.
+    let records = run(&[
+        "gate.delta=1.0",
+        "gate.logloss_delta=1.0",
+        "gate.days=9",
+        "gate.window=3",
+    ]);
+    let ledger = Ledger::of(&records);
+    let third = ledger.plan.online[2];
+    for a in ledger.verdict(None).arms.iter().filter(|a| a.arm != "incumbent") {
+        let g = a.gate.as_ref().expect("gate");
+        assert_eq!(g.decision, GateDecision::Switch, "{}: {g:?}", a.arm);
+        assert_eq!((g.first_met, g.met_by), (Some(third), Some(MetBy::Pooled)));
+        assert_eq!((a.days_to_switch, a.switch_day), (Some(3), Some(third)));
+        assert!(a.seconds_to_switch.is_some_and(|s| s >= a.offline_seconds));
+        assert!(a.degradation_area.is_some_and(|d| d >= 0.0));
     }
 }
 

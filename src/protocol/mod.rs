@@ -21,7 +21,7 @@ pub use event::{
     FieldProjection, ParamError, ParamPatch, Params, Position, Record, StageAt,
     EVENT_SCHEMA_VERSION,
 };
-pub use gate::{GateCluster, GateDay, GateDecision, GateRule, GateStatus};
+pub use gate::{GateCluster, GateDay, GateDecision, GateRule, GateStatus, MetBy, PooledEvidence};
 pub use ledger::{
     throughput, ArmLedger, ArmVerdict, DayEntry, DayTicks, DriftReading, HoldoutEntry, Ledger,
     Verdict,
