@@ -306,6 +306,46 @@ fn bad_input_fails_with_one_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
 }
 
+/// `retrain` needs the history: asked for by name without one it is refused before any
+/// session exists; the default arms just leave it out.
+#[test]
+fn retrain_is_refused_without_history_and_left_out_of_the_defaults() {
+    let store = tempfile::tempdir().unwrap();
+    let s = store.path();
+    let sentence = "arm `retrain` retrains the student on the history, and this run has none";
+    let no_history = ["--set", "split.history=0", "--set", "split.retained=3"];
+    let retrain = ["--set", "arms=[\"incumbent\", \"retrain\"]"];
+    fails_with(s, &[&no_history[..], &retrain[..]].concat(), sentence);
+    fails_with(s, &[&no_history[..], &retrain[..]].concat(), "split.history = 0");
+    assert!(session_dirs(s).is_empty(), "a refused run left a session");
+    // With the history, the default arms include it and it trains on more rows than scratch.
+    let dir = run_tiny_headless(s, &[]);
+    let rows = |arm: &str| -> u64 {
+        read_log(&dir.join("events.jsonl"))
+            .unwrap()
+            .iter()
+            .find_map(|r| match &r.event {
+                EngineEvent::OfflineResult { arm: a, samples, .. } if a == arm => Some(*samples),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no offline result of {arm}"))
+    };
+    // Tiny: 2 history + 3 retained days against scratch's 3 retained, same epochs.
+    assert_eq!(rows("retrain") * 3, rows("scratch") * 5);
+    // Without the history, the defaults run without it.
+    let other = tempfile::tempdir().unwrap();
+    let dir = run_tiny_headless(other.path(), &no_history);
+    let names: Vec<String> = read_log(&dir.join("events.jsonl"))
+        .unwrap()
+        .iter()
+        .filter_map(|r| match &r.event {
+            EngineEvent::OfflineResult { arm, .. } => Some(arm.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!names.is_empty() && !names.iter().any(|n| n == "retrain"), "{names:?}");
+}
+
 /// The demo sessions shipped in `sessions/` replay out of the box, headless and as a capture,
 /// and their logs end with the summary of a finished run.
 #[test]
