@@ -316,7 +316,11 @@ fn retrain_is_refused_without_history_and_left_out_of_the_defaults() {
     let no_history = ["--set", "split.history=0", "--set", "split.retained=3"];
     let retrain = ["--set", "arms=[\"incumbent\", \"retrain\"]"];
     fails_with(s, &[&no_history[..], &retrain[..]].concat(), sentence);
-    fails_with(s, &[&no_history[..], &retrain[..]].concat(), "split.history = 0");
+    fails_with(
+        s,
+        &[&no_history[..], &retrain[..]].concat(),
+        "split.history = 0",
+    );
     assert!(session_dirs(s).is_empty(), "a refused run left a session");
     // With the history, the default arms include it and it trains on more rows than scratch.
     let dir = run_tiny_headless(s, &[]);
@@ -325,7 +329,9 @@ fn retrain_is_refused_without_history_and_left_out_of_the_defaults() {
             .unwrap()
             .iter()
             .find_map(|r| match &r.event {
-                EngineEvent::OfflineResult { arm: a, samples, .. } if a == arm => Some(*samples),
+                EngineEvent::OfflineResult {
+                    arm: a, samples, ..
+                } if a == arm => Some(*samples),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("no offline result of {arm}"))
@@ -343,7 +349,10 @@ fn retrain_is_refused_without_history_and_left_out_of_the_defaults() {
             _ => None,
         })
         .collect();
-    assert!(!names.is_empty() && !names.iter().any(|n| n == "retrain"), "{names:?}");
+    assert!(
+        !names.is_empty() && !names.iter().any(|n| n == "retrain"),
+        "{names:?}"
+    );
 }
 
 /// The demo sessions shipped in `sessions/` replay out of the box, headless and as a capture,

@@ -158,7 +158,12 @@ fn the_configured_rule_decides_switch_or_not_yet() {
     ]);
     let ledger = Ledger::of(&records);
     let third = ledger.plan.online[2];
-    for a in ledger.verdict(None).arms.iter().filter(|a| a.arm != "incumbent") {
+    for a in ledger
+        .verdict(None)
+        .arms
+        .iter()
+        .filter(|a| a.arm != "incumbent")
+    {
         let g = a.gate.as_ref().expect("gate");
         assert_eq!(g.decision, GateDecision::Switch, "{}: {g:?}", a.arm);
         assert_eq!((g.first_met, g.met_by), (Some(third), Some(MetBy::Pooled)));
