@@ -1,10 +1,11 @@
-//! The binary killed at random moments, seeded: SIGKILL, SIGHUP and SIGTERM, of a whole run
+//! The binary killed at random moments, seeded: SIGKILL, SIGHUP, SIGTERM and a real hangup (the
+//! run's pseudo-terminal closed, as sshd closes it when a link drops), of a whole run
 //! (teacher, offline stage, online days) and of a fork whose operator parameters differ from
 //! its parent's. Every kill must be shown to have interrupted a running session (the process
 //! was alive and its log had no `Finished` record); after `resume`, every (arm, day) metric must
 //! equal the uninterrupted run's and the fork's parameter change must still be in force.
 //!
-//! `CROSSADAPT_CRASH_KILLS=20` runs 20 kills instead of the default 3 (one per signal), and
+//! `CROSSADAPT_CRASH_KILLS=20` runs 20 kills instead of the default 4 (one of each), and
 //! `CROSSADAPT_CRASH_SEED` picks other moments; docs/reliability.md has the 20-kill result.
 
 use std::collections::BTreeMap;
@@ -17,6 +18,8 @@ use crossadapt::engine::events::{EngineEvent, EvalMetrics, Params};
 use crossadapt::session::read_log;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod pty_common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 
@@ -137,16 +140,57 @@ enum Sig {
     Kill,
     Hup,
     Term,
+    /// No signal from the test: the run's terminal is closed (the kernel sends SIGHUP to its
+    /// controlling process, and every later write to the terminal fails).
+    Hangup,
 }
 
 impl Sig {
-    fn number(self) -> i32 {
+    fn number(self) -> Option<i32> {
         match self {
-            Sig::Kill => libc::SIGKILL,
-            Sig::Hup => libc::SIGHUP,
-            Sig::Term => libc::SIGTERM,
+            Sig::Kill => Some(libc::SIGKILL),
+            Sig::Hup => Some(libc::SIGHUP),
+            Sig::Term => Some(libc::SIGTERM),
+            Sig::Hangup => None,
         }
     }
+}
+
+/// Starts `args` and interrupts it with `sig` after `at`: whether it was still running then,
+/// its exit status and what it wrote on stderr (for a hangup, its terminal before the hangup).
+fn interrupt(
+    store: &Path,
+    args: &[String],
+    sig: Sig,
+    at: Duration,
+) -> (bool, std::process::ExitStatus, String) {
+    let mut cmd = crossadapt(store, args);
+    let Some(number) = sig.number() else {
+        let mut pty = pty_common::spawn_in_pty_as(&mut cmd, true);
+        std::thread::sleep(at);
+        let alive = pty.child.try_wait().unwrap().is_none();
+        pty.close();
+        let status = pty.child.wait().unwrap();
+        let text = String::from_utf8_lossy(&pty.output.lock().unwrap()).into_owned();
+        return (alive, status, text);
+    };
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(at);
+    let alive = child.try_wait().unwrap().is_none();
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for yet.
+    unsafe {
+        libc::kill(child.id() as i32, number);
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        alive,
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -154,7 +198,7 @@ fn random_kills_hups_and_terms_resume_to_the_uninterrupted_numbers() {
     let kills: usize = std::env::var("CROSSADAPT_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(4);
     let seed: u64 = std::env::var("CROSSADAPT_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -187,7 +231,7 @@ fn random_kills_hups_and_terms_resume_to_the_uninterrupted_numbers() {
         "the fork's change must show"
     );
 
-    let signals = [Sig::Kill, Sig::Hup, Sig::Term];
+    let signals = [Sig::Kill, Sig::Hup, Sig::Term, Sig::Hangup];
     let mut summary = Vec::new();
     let mut attempts = 0;
     while summary.len() < kills {
@@ -202,45 +246,37 @@ fn random_kills_hups_and_terms_resume_to_the_uninterrupted_numbers() {
             .mul_f64(rng.random_range(0.0..0.9))
             .max(Duration::from_millis(150));
         let before = sessions(store);
-        let mut child = crossadapt(store, &job.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(at);
-        let alive = child.try_wait().unwrap().is_none();
-        // SAFETY: kill(2) on the pid of our own child, which has not been waited for yet.
-        unsafe {
-            libc::kill(child.id() as i32, sig.number());
-        }
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!stderr.contains("panicked"), "{sig:?}: {stderr}");
+        let (alive, exit, mut stderr) = interrupt(store, &job.args, sig, at);
         let Some(dir) = sessions(store).into_iter().find(|d| !before.contains(d)) else {
+            assert!(!stderr.contains("panicked"), "{sig:?}: {stderr}");
             // Killed before the session folder existed: nothing to resume; try another moment.
             continue;
         };
+        // After a hangup the process writes to the session's output.log.
+        stderr += &std::fs::read_to_string(dir.join(crossadapt::signals::OUTPUT_FILE))
+            .unwrap_or_default();
+        assert!(!stderr.contains("panicked"), "{sig:?}: {stderr}");
         let done_at_signal = finished(&dir);
-        if !alive || (done_at_signal && !matches!(sig, Sig::Hup)) {
+        if !alive || (done_at_signal && !matches!(sig, Sig::Hup | Sig::Hangup)) {
             continue; // the run ended before the signal: not an interruption
         }
         let id = id_of(&dir);
         let status = std::fs::read_to_string(dir.join("status.json")).unwrap();
         match sig {
-            Sig::Hup => {
+            Sig::Hup | Sig::Hangup => {
                 // The run kept going headless and finished by itself.
-                assert!(out.status.success(), "SIGHUP ended the run: {stderr}");
-                assert!(finished(&dir), "SIGHUP: the run did not finish");
+                assert!(exit.success(), "{sig:?} ended the run: {stderr}");
+                assert!(finished(&dir), "{sig:?}: the run did not finish");
                 assert!(status.contains("\"done\""), "{status}");
             }
             Sig::Term => {
                 // A clean stop: exit 0, a truthful status, a checkpoint at the stop.
-                assert!(out.status.success(), "SIGTERM: {stderr}");
+                assert!(exit.success(), "SIGTERM: {stderr}");
                 if !finished(&dir) {
                     assert!(status.contains("\"interrupted\""), "{status}");
                 }
             }
-            Sig::Kill => assert!(!out.status.success()),
+            Sig::Kill => assert!(!exit.success()),
         }
         let interrupted = !finished(&dir);
         if interrupted {

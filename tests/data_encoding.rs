@@ -121,10 +121,12 @@ fn split_counts_fractions_and_errors() {
         online: DayCount::Days(1),
         holdout: None,
     };
+    // The counts take their days first; the shares divide what the counts leave (7 days),
+    // and a share alone among counts takes all of it (docs/data.md): no day goes unread.
     let plan = mixed.resolve(10).expect("mixed");
     assert_eq!(
         (plan.history.len(), plan.retained, plan.online),
-        (2, vec![2, 3, 4, 5, 6], vec![7])
+        (2, vec![2, 3, 4, 5, 6, 7, 8], vec![9])
     );
     let too_many = SplitConfig {
         history: DayCount::Days(5),

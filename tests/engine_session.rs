@@ -85,6 +85,7 @@ fn a_tiny_session_runs_end_to_end_and_reports_every_arm_and_day() {
         [
             "incumbent",
             "scratch",
+            "retrain",
             "kd",
             "crossadapt",
             "crossadapt-fixed"
