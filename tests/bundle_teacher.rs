@@ -119,6 +119,16 @@ fn a_run_with_a_teacher_bundle_and_no_history_keeps_the_teacher_bit_for_bit() {
         ],
     );
     assert_eq!(predict(tmp.path(), &back, 6), before);
+    // Its record is the bundle's: what it was trained on, on which data, its OOV shares.
+    let (m0, m1) = (
+        crossadapt::bundle::Bundle::open(&b).unwrap().manifest,
+        crossadapt::bundle::Bundle::open(&back).unwrap().manifest,
+    );
+    assert!(m0.provenance.trained_on.is_some());
+    assert_eq!(m1.provenance.trained_on, m0.provenance.trained_on);
+    assert_eq!(m1.provenance.data, m0.provenance.data);
+    assert_eq!(m1.vocabulary.categorical, m0.vocabulary.categorical);
+    assert_eq!(m1.vocabulary.numeric, m0.vocabulary.numeric);
     // Same weights and vocabulary files, byte for byte.
     for f in ["model.safetensors", "vocab.safetensors"] {
         assert_eq!(
@@ -505,5 +515,69 @@ fn the_days_line_names_the_days_a_split_leaves_unread() {
             "days: history none · retained 0-2 · online 3-4 · unused 5-{} (never read)",
             n - 1
         )
+    );
+}
+
+/// `predict --set data.*` changes the data the bundle records instead of replacing it with
+/// the built-in stream's; a bundle that records no data says so.
+#[test]
+fn predict_patches_the_data_the_bundle_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let data = string_log(t);
+    let b = t.join("b");
+    let mut args: Vec<String> = [
+        "train",
+        "--model",
+        TEACHER,
+        "--days",
+        "0..6",
+        "--eval-day",
+        "6",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in &data {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    args.extend(["--bundle".to_string(), b.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(t, &args);
+    let other = t.join("other.csv");
+    std::fs::copy(t.join("log.csv"), &other).unwrap();
+    let out = ok(
+        t,
+        &[
+            "predict",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--day",
+            "7",
+            "--set",
+            &format!("data.path={}", other.display()),
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1 + 150
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("other.csv"), "{stderr}");
+
+    // The record removed: the message says what is missing, not another schema.
+    let manifest = b.join("bundle.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["provenance"].as_object_mut().unwrap().remove("data");
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let e = fails(
+        t,
+        &["predict", "--bundle", b.to_str().unwrap(), "--day", "7"],
+    );
+    assert!(
+        e.contains("does not record the data it was trained on")
+            && !e.contains("another data schema"),
+        "{e}"
     );
 }
