@@ -123,6 +123,7 @@ fn print_report(cfg: &EdgeConfig, r: &EdgeReport) {
 
 pub fn run(args: &EdgeArgs) -> Result<()> {
     let cfg = edge_config(args)?;
+    cfg.validate()?;
     if !args.json {
         println!(
             "bench edge preset={} teacher={} student={} rows_per_day={} days={} late_days={}..{} \

@@ -57,16 +57,19 @@ impl EdgeConfig {
         first..days
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Refuses a measurement that cannot run, in one sentence naming what is wrong.
+    pub fn validate(&self) -> Result<()> {
         if self.seeds.is_empty() {
             bail!("bench edge: at least one world is needed");
         }
         let days = self.world.days;
         let late = &self.late_days;
-        if late.start == 0 || late.start >= late.end || late.end > days {
+        if late.start == 0 {
+            bail!("bench edge: the late days may not include day 0, which has no day before it to train on");
+        }
+        if late.start >= late.end || late.end > days {
             bail!(
-                "bench edge: the late days {}..{} must be a non-empty range within 1..{days} \
-                 (day 0 has no day before it to train on)",
+                "bench edge: the late days {}..{} must be a non-empty range within 1..{days} (the stream has {days} days)",
                 late.start,
                 late.end
             );
@@ -286,7 +289,7 @@ mod tests {
     #[test]
     fn bad_late_days_and_no_worlds_are_refused_in_one_sentence() {
         for (late, what) in [
-            (0..3, "day 0"),
+            (0..3, "day 0,"),
             (5..5, "non-empty"),
             (8..11, "within 1..10"),
         ] {
