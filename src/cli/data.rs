@@ -24,7 +24,7 @@ pub enum DataCommand {
         seed: u64,
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Generator preset the other flags override: default, no-drift or tiny.
+        /// Generator preset the other flags override: default, fm4, no-drift or tiny.
         #[arg(long, default_value = "default")]
         preset: String,
     },

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod bundle;
 pub mod data;
 pub mod detach;
+pub mod edge;
 pub mod live;
 pub mod ops;
 pub mod ranges;
@@ -132,6 +133,7 @@ mod tests {
             "data synth --days 2 --rows-per-day 10 --out x",
             "data inspect synthetic --top-k 5",
             "data bench --rows 10",
+            "bench edge --worlds 2 --first-world 3 --rows-per-day 100 --threads 1 --days 2..4",
             "replay x --speed 2 --capture 80x24",
             "fork x --from-day 3 --detach",
             "rm x --yes --force",

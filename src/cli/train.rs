@@ -123,9 +123,13 @@ pub enum BenchCommand {
     /// headless in this process, and one table of wins / ties / losses per claim of the method
     /// with bootstrap intervals over worlds and days (docs/verdict.md).
     Suite(super::suite::SuiteArgs),
+    /// The edge of a synthetic world: the teacher's and the student's architectures trained from
+    /// scratch on the same days, each late day scored after every day before it, over several
+    /// worlds; the student's AUC lead per day with its interval (docs/data.md).
+    Edge(super::edge::EdgeArgs),
 }
 
-fn parse_days(text: &str) -> Result<std::ops::Range<u32>> {
+pub(crate) fn parse_days(text: &str) -> Result<std::ops::Range<u32>> {
     let (a, b) = text
         .split_once("..")
         .with_context(|| format!("--days `{text}` must look like 0..8"))?;
@@ -302,6 +306,7 @@ pub fn run_bench(cmd: &BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Scale(args) => super::scale::run(args),
         BenchCommand::Suite(args) => super::suite::run_suite(args).map(|_| ()),
+        BenchCommand::Edge(args) => super::edge::run(args),
         BenchCommand::Matmul {
             batch,
             inp,

@@ -14,6 +14,7 @@ use crate::model::CtrModel;
 
 pub mod bench;
 pub mod checkpoint;
+pub mod edge;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

@@ -3,8 +3,12 @@
 //! - **Fields**: categorical fields with Zipf-like popularity over "slots" (popularity ranks);
 //!   which id sits in a slot drifts over time. An `hour` field follows the time of the row.
 //! - **Truth**: `logit = intercept(day) + sum of per-id biases + FM-style pairwise latent
-//!   interactions (per-field weights) + small numeric effects`; labels are Bernoulli draws.
-//!   The intercept is calibrated per day so the expected positive rate is the configured one.
+//!   interactions of rank `latent_dim` (per-field weights) + a three-way term (the product of
+//!   three additive per-id scores, `triple_scale`) + small numeric effects`; labels are
+//!   Bernoulli draws ([`truth::DayTruth::row_logit`]). The intercept is calibrated per day so
+//!   the expected positive rate is the configured one. The `default` world's interactions
+//!   (rank 16, strong, with the three-way term) are what its default student can hold and its
+//!   default teacher cannot; `fm4` is the world before them (rank 4, no three-way term).
 //! - **Gradual drift**: every slot moves its mass from its current id to its next id over
 //!   `1 / churn` days (staggered, so about `churn` of the mass moves per day); a share
 //!   `new_id_share` of next ids are brand new (first seen on the day the move starts); latent
@@ -71,12 +75,15 @@ pub struct SynthConfig {
     pub user_field: Option<String>,
     /// Zipf exponent of id popularity.
     pub zipf_exponent: f64,
-    /// Latent dimension of the hidden interactions (1 ..= 8).
+    /// Latent dimension of the hidden pairwise interactions (1 ..= 16).
     pub latent_dim: usize,
     /// Standard deviation of the summed per-id biases (logit units).
     pub bias_scale: f64,
     /// Standard deviation of the summed pairwise interactions (logit units).
     pub interaction_scale: f64,
+    /// About the standard deviation of the three-way term, the product of three additive
+    /// per-id scores (logit units; 0 = none).
+    pub triple_scale: f64,
     /// Expected positive rate of an ordinary day.
     pub base_rate: f64,
     /// Relative amplitude of the weekly cycle of the positive rate.
@@ -153,12 +160,36 @@ fn fields_of(list: &[(&str, u64)]) -> Vec<SynthField> {
 }
 
 /// Names of the presets [`SynthConfig::preset`] knows.
-pub const PRESETS: &[&str] = &["default", "no-drift", "tiny"];
+pub const PRESETS: &[&str] = &["default", "fm4", "no-drift", "tiny"];
 
 impl Default for SynthConfig {
+    /// The `default` world: [`SynthConfig::fm4`]'s fields, drift and rates, with pairwise
+    /// interactions of rank 16 (twice the default teacher's embedding width) and a three-way
+    /// term (docs/data.md, "The built-in synthetic stream").
     fn default() -> Self {
         SynthConfig {
             preset: "default".into(),
+            latent_dim: 16,
+            interaction_scale: 6.0,
+            triple_scale: 1.0,
+            // A shock that flips the interactions outright (`fm4`'s 0.8) leaves any model that
+            // learned them worse than one that did not for days after; this one still
+            // cuts their weights to 0.4 in the shocked fields (and about half the others),
+            // moves some of their ids and the rate.
+            shock_strength: 0.3,
+            ..SynthConfig::fm4()
+        }
+    }
+}
+
+impl SynthConfig {
+    /// The `fm4` world, the default one until the world was given structure the default
+    /// teacher cannot hold: a rank-4 factorisation machine plus per-id biases. Its rows are
+    /// the historical default's, bit for bit (a test pins them); it is the negative control
+    /// of `bench edge`, where the default student has nothing to gain.
+    pub fn fm4() -> SynthConfig {
+        SynthConfig {
+            preset: "fm4".into(),
             seed: 7,
             days: 24,
             rows_per_day: 20_000,
@@ -169,6 +200,7 @@ impl Default for SynthConfig {
             latent_dim: 4,
             bias_scale: 0.7,
             interaction_scale: 1.0,
+            triple_scale: 0.0,
             base_rate: 0.10,
             weekday_amplitude: 0.08,
             churn: 0.02,
@@ -182,15 +214,16 @@ impl Default for SynthConfig {
             drift_days: 4,
         }
     }
-}
 
-impl SynthConfig {
-    /// A named starting point: `default`, `no-drift` (no churn, rotation, weekly cycle or
-    /// shock) or `tiny` (8 small fields, 1 000 rows a day, 10 days, shock on day 6; for tests).
+    /// A named starting point: `default`, `fm4` (today's negative control, see
+    /// [`SynthConfig::fm4`]), `no-drift` (the default world without churn, rotation, weekly
+    /// cycle or shock) or `tiny` (the `fm4` truth on 8 small fields, 1 000 rows a day, 10 days,
+    /// shock on day 6; for tests, which pin its numbers, and smoke runs).
     pub fn preset(name: &str) -> Result<SynthConfig> {
         let base = SynthConfig::default();
         Ok(match name {
             "default" => base,
+            "fm4" => SynthConfig::fm4(),
             "no-drift" => SynthConfig {
                 preset: name.into(),
                 weekday_amplitude: 0.0,
@@ -208,7 +241,7 @@ impl SynthConfig {
                 rows_per_day: 1_000,
                 fields: fields_of(TINY_FIELDS),
                 shock_day: 6,
-                ..base
+                ..SynthConfig::fm4()
             },
             other => bail!(
                 "unknown synthetic preset `{other}` (known: {})",
@@ -258,8 +291,12 @@ impl SynthConfig {
                 self.drift_days
             );
         }
-        if !(1..=8).contains(&self.latent_dim) {
-            bail!("synthetic config: `latent_dim` must be in 1..=8");
+        if !(1..=truth::MAX_DIM).contains(&self.latent_dim) {
+            bail!(
+                "synthetic config: `latent_dim` must be in 1..={}, got {}",
+                truth::MAX_DIM,
+                self.latent_dim
+            );
         }
         let unit = [
             ("churn", self.churn),
@@ -283,6 +320,7 @@ impl SynthConfig {
             ("zipf_exponent", self.zipf_exponent),
             ("bias_scale", self.bias_scale),
             ("interaction_scale", self.interaction_scale),
+            ("triple_scale", self.triple_scale),
             ("rotation_per_day", self.rotation_per_day),
         ] {
             if !(v.is_finite() && v >= 0.0) {
@@ -349,6 +387,30 @@ impl SynthConfig {
     }
 }
 
+/// Every key a stored config held before `triple_scale` existed.
+const SYNTH_KEYS_BEFORE_TRIPLE: &[&str] = &[
+    "preset",
+    "seed",
+    "days",
+    "rows_per_day",
+    "fields",
+    "numeric_fields",
+    "user_field",
+    "zipf_exponent",
+    "latent_dim",
+    "bias_scale",
+    "interaction_scale",
+    "base_rate",
+    "weekday_amplitude",
+    "churn",
+    "new_id_share",
+    "rotation_per_day",
+    "shock_day",
+    "shock_strength",
+    "shock_rate_factor",
+    "shock_fields",
+];
+
 impl Serialize for SynthConfig {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         SynthConfig::serialize(self, s)
@@ -371,6 +433,10 @@ impl<'de> Deserialize<'de> for SynthConfig {
             Some(_) => return Err(D::Error::custom("`preset` must be a string")),
         };
         let base = SynthConfig::preset(&preset).map_err(D::Error::custom)?;
+        let written_before_the_triple_term = !given.contains_key("triple_scale")
+            && SYNTH_KEYS_BEFORE_TRIPLE
+                .iter()
+                .all(|k| given.contains_key(*k));
         let base = SynthConfig::serialize(&base, serde_json::value::Serializer)
             .map_err(D::Error::custom)?;
         let serde_json::Value::Object(mut merged) = base else {
@@ -380,6 +446,12 @@ impl<'de> Deserialize<'de> for SynthConfig {
         };
         for (k, v) in given {
             merged.insert(k, v);
+        }
+        if written_before_the_triple_term {
+            // A session stores every key of its world; one that names them all but this one
+            // was written before the three-way term existed, so its world had none (and must
+            // regenerate the same rows on resume).
+            merged.insert("triple_scale".into(), serde_json::json!(0.0));
         }
         let cfg = SynthConfig::deserialize(serde_json::Value::Object(merged))
             .map_err(D::Error::custom)?;

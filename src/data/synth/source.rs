@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
 use rayon::prelude::*;
 
-use super::truth::{calibrate_intercept, hash, target_rate, DayTruth, MAX_DIM};
+use super::truth::{calibrate_intercept, hash, target_rate, DayTruth};
 use super::{FieldKind, SynthConfig};
 use crate::data::source::{DaySource, RawDay, Visit, STREAM_ROWS};
 
@@ -160,11 +160,9 @@ impl SyntheticSource {
         cat: &mut Vec<u64>,
         num: &mut Vec<f32>,
     ) -> RowOut {
-        let mut sum = [0f32; MAX_DIM];
-        let mut sum_sq = 0f32;
-        let mut bias = 0f32;
-        let mut v = [0f32; MAX_DIM];
         let start = cat.len();
+        // Every id is drawn before any effect is computed: the effects draw nothing, so the
+        // stream of random numbers is the one the generator always drew.
         for (f, zipf) in self.zipf.iter().enumerate() {
             let id = match zipf {
                 None => second / 3600,
@@ -174,13 +172,8 @@ impl SyntheticSource {
                 }
             };
             cat.push(id);
-            bias += truth.id_effect(f, id, &mut v);
-            for j in 0..MAX_DIM {
-                sum[j] += v[j];
-                sum_sq += v[j] * v[j];
-            }
         }
-        let mut logit = bias + truth.interaction(&sum, sum_sq);
+        let mut logit = truth.row_logit(&cat[start..]);
         let row = &cat[start..];
         for (j, _) in self.cfg.numeric_fields.iter().enumerate() {
             let (value, effect) = match j {

@@ -34,20 +34,9 @@ fn field_psi(a: &RawDay, b: &RawDay, f: usize) -> f64 {
 
 /// The hidden logit of each row under `truth` (ids only: the numeric effects never drift).
 fn truth_scores(truth: &DayTruth, d: &RawDay) -> Vec<f32> {
-    let mut v = [0f32; MAX_DIM];
     d.cat
         .chunks(d.num_cat)
-        .map(|row| {
-            let (mut sum, mut sum_sq, mut bias) = ([0f32; MAX_DIM], 0f32, 0f32);
-            for (f, &id) in row.iter().enumerate() {
-                bias += truth.id_effect(f, id, &mut v);
-                for j in 0..MAX_DIM {
-                    sum[j] += v[j];
-                    sum_sq += v[j] * v[j];
-                }
-            }
-            bias + truth.interaction(&sum, sum_sq)
-        })
+        .map(|row| truth.row_logit(row))
         .collect()
 }
 
@@ -307,4 +296,119 @@ fn the_memo_keeps_whole_days_within_its_budget_least_recent_out() {
         small.memo_days().is_empty(),
         "a day over the budget is regenerated"
     );
+}
+
+/// FNV-1a over every id, numeric value and label of `days` of `cfg` (a fingerprint of the
+/// stream, to pin a world's rows).
+fn stream_checksum(cfg: &SynthConfig, days: &[usize]) -> u64 {
+    let s = SyntheticSource::new(cfg.clone()).expect("valid config");
+    let mut h = 0xcbf2_9ce4_8422_2325_u64;
+    let mut eat = |x: u64| {
+        for b in x.to_le_bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for &d in days {
+        let raw = day(&s, d);
+        raw.cat.iter().for_each(|&k| eat(k));
+        raw.num.iter().for_each(|&x| eat(x.to_bits() as u64));
+        raw.label.iter().for_each(|&y| eat(y.to_bits() as u64));
+    }
+    h
+}
+
+#[test]
+fn fm4_is_the_historical_default_world_row_for_row() {
+    // Fingerprints taken from the generator before the default world changed (the `default`
+    // preset then, `fm4` now; and `tiny`, which keeps the `fm4` truth): days before the shock,
+    // after it, and the shock day's neighbourhood.
+    let cfg = SynthConfig {
+        rows_per_day: 3_000,
+        ..SynthConfig::preset("fm4").expect("fm4")
+    };
+    assert_eq!(stream_checksum(&cfg, &[0, 9, 19]), 0xfaf4_8729_fac8_a6e2);
+    let tiny = SynthConfig::preset("tiny").expect("tiny");
+    assert_eq!(stream_checksum(&tiny, &[0, 7]), 0xa9df_c61d_adce_db9b);
+    // The default world is another one.
+    let default = SynthConfig {
+        rows_per_day: 3_000,
+        ..SynthConfig::default()
+    };
+    assert_ne!(
+        stream_checksum(&default, &[0, 9, 19]),
+        0xfaf4_8729_fac8_a6e2
+    );
+}
+
+#[test]
+fn a_stored_config_from_before_the_three_way_term_keeps_its_world() {
+    // What a session wrote before `triple_scale` existed: every other key, `preset` default.
+    let mut stored = serde_json::to_value(SynthConfig::fm4()).expect("serialise");
+    let table = stored.as_object_mut().expect("a table");
+    table.remove("triple_scale");
+    table.insert("preset".into(), "default".into());
+    let cfg: SynthConfig = serde_json::from_value(stored).expect("a stored config reads");
+    assert_eq!(cfg.triple_scale, 0.0);
+    assert_eq!(cfg.latent_dim, 4);
+    // A hand-written config naming a few keys gets the rest from its preset.
+    let cfg: SynthConfig = toml::from_str("latent_dim = 12\n").expect("a partial config reads");
+    assert_eq!(cfg.triple_scale, SynthConfig::default().triple_scale);
+    let err = toml::from_str::<SynthConfig>("latent_dim = 17\n").expect_err("too wide");
+    assert!(err.to_string().contains("latent_dim"), "{err}");
+    let err = toml::from_str::<SynthConfig>("triple_scale = -1\n").expect_err("negative");
+    assert!(err.to_string().contains("triple_scale"), "{err}");
+}
+
+/// A three-field world, its row's logit against the formula written out term by term: the
+/// biases, every pair's dot product (not the sum-of-squares shortcut the generator takes) and
+/// the product of the three summed scores, each with its normalisation.
+#[test]
+fn row_logit_is_the_formula_term_by_term() {
+    let field = |name: &str| super::SynthField {
+        name: name.into(),
+        cardinality: 50,
+        kind: super::FieldKind::Zipf,
+    };
+    let cfg = SynthConfig {
+        fields: vec![field("a"), field("b"), field("c")],
+        numeric_fields: vec![],
+        user_field: None,
+        shock_fields: vec![],
+        latent_dim: 12,
+        interaction_scale: 1.5,
+        triple_scale: 0.5,
+        ..SynthConfig::preset("no-drift").expect("no-drift")
+    };
+    let truth = DayTruth::new(&cfg, 0);
+    let row = [3u64, 5, 8];
+    let (mut v, mut t, mut bias) = ([[0f32; MAX_DIM]; 3], [[0f32; 3]; 3], 0f64);
+    for f in 0..3 {
+        bias += truth.id_effect(f, row[f], &mut v[f], &mut t[f]) as f64;
+        // Dimensions past `latent_dim` carry nothing.
+        assert!(v[f][12..].iter().all(|&x| x == 0.0), "{:?}", v[f]);
+        assert!(v[f][..12].iter().all(|&x| x != 0.0), "{:?}", v[f]);
+        assert!(t[f].iter().all(|&x| x != 0.0), "{:?}", t[f]);
+    }
+    let dot = |f: usize, g: usize| {
+        (0..12)
+            .map(|j| v[f][j] as f64 * v[g][j] as f64)
+            .sum::<f64>()
+    };
+    let pairs = dot(0, 1) + dot(0, 2) + dot(1, 2);
+    let score = |k: usize| (0..3).map(|f| t[f][k] as f64).sum::<f64>();
+    // 3 pairs; each score a sum over 3 fields.
+    let want =
+        bias + 1.5 / 3f64.sqrt() * pairs + 0.5 / 27f64.sqrt() * score(0) * score(1) * score(2);
+    let got = truth.row_logit(&row) as f64;
+    assert!((got - want).abs() < 1e-5, "row_logit {got}, by hand {want}");
+    // Without the three-way term the row is the factorisation machine alone.
+    let fm = DayTruth::new(
+        &SynthConfig {
+            triple_scale: 0.0,
+            ..cfg
+        },
+        0,
+    );
+    let want = bias + 1.5 / 3f64.sqrt() * pairs;
+    assert!((fm.row_logit(&row) as f64 - want).abs() < 1e-5);
 }

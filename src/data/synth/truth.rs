@@ -3,8 +3,9 @@
 use super::SynthConfig;
 use crate::data::source::mix64;
 
-/// Largest latent dimension supported.
-pub const MAX_DIM: usize = 8;
+/// Largest latent dimension supported: twice the default teacher's embedding width, so a
+/// world can hold interactions of a rank that teacher cannot store.
+pub const MAX_DIM: usize = 16;
 
 /// Uniform in [-sqrt(3), sqrt(3)] (unit variance) from 16 bits.
 fn unit(bits: u64) -> f32 {
@@ -48,6 +49,9 @@ pub struct DayTruth {
     pub bias_norm: f32,
     /// Scale applied to the FM term so its total has std about `interaction_scale`.
     pub fm_norm: f32,
+    /// Scale applied to the product of the three per-id scores so the term has std about
+    /// `triple_scale` (0: no three-way term, and the scores are never computed).
+    pub triple_norm: f32,
     pub new_id_share: f64,
     pub shock_move_share: f64,
     /// How far the shock has gone (1 = complete; `gradual` ramps it).
@@ -103,6 +107,9 @@ impl DayTruth {
             fields,
             bias_norm: cfg.bias_scale as f32 / (nf as f32).sqrt(),
             fm_norm: cfg.interaction_scale as f32 / pairs.sqrt(),
+            // Each score is a sum of `nf` weighted unit-variance values: dividing each by
+            // sqrt(nf) makes it about unit variance, so the product's std is about the scale.
+            triple_norm: cfg.triple_scale as f32 / (nf as f32).powf(1.5),
             new_id_share: cfg.new_id_share,
             shock_move_share: cfg.shock_strength / 2.0,
             shock_level: level,
@@ -151,30 +158,24 @@ impl DayTruth {
         }
     }
 
-    /// Adds field `f`'s id `id` to the row's logit parts: returns its bias and writes its
-    /// (rotated, weighted) latent vector into `v`.
-    pub fn id_effect(&self, f: usize, id: u64, v: &mut [f32; MAX_DIM]) -> f32 {
+    /// Field `f`'s id `id`'s parts of the row's logit: returns its bias, writes its (rotated,
+    /// weighted) latent vector into `v` (the first `dim` entries; the rest are left alone) and,
+    /// when the world has a three-way term, its three weighted scores into `t`.
+    pub fn id_effect(&self, f: usize, id: u64, v: &mut [f32; MAX_DIM], t: &mut [f32; 3]) -> f32 {
         let field = &self.fields[f];
         let h1 = hash(&[self.seed, 0x1D_7A07, f as u64, id]);
         let h2 = mix64(h1);
         let h3 = mix64(h2);
-        let bits = [
-            h2,
-            h2 >> 16,
-            h2 >> 32,
-            h2 >> 48,
-            h3,
-            h3 >> 16,
-            h3 >> 32,
-            h3 >> 48,
-        ];
         let scale = 1.0 / (self.dim as f32).sqrt().sqrt();
-        for j in 0..MAX_DIM {
-            v[j] = if j < self.dim {
-                unit(bits[j]) * scale
-            } else {
-                0.0
-            };
+        // Dimensions 0..8 take their bits from the two hashes of the historical rank <= 8
+        // world, so its rows are unchanged; only a wider world pays for two more.
+        let mut words = [h2, h3, 0, 0];
+        if self.dim > 8 {
+            words[2] = mix64(h3);
+            words[3] = mix64(words[2]);
+        }
+        for (j, x) in v.iter_mut().enumerate().take(self.dim) {
+            *x = unit(words[j / 4] >> (16 * (j % 4))) * scale;
         }
         let (s, c) = field.angle.sin_cos();
         for p in (0..self.dim.saturating_sub(1)).step_by(2) {
@@ -182,8 +183,14 @@ impl DayTruth {
             v[p] = c * a - s * b;
             v[p + 1] = s * a + c * b;
         }
-        for x in v.iter_mut() {
+        for x in v.iter_mut().take(self.dim) {
             *x *= field.weight;
+        }
+        if self.triple_norm != 0.0 {
+            let h = hash(&[self.seed, 0x0072_191E, f as u64, id]);
+            for (k, x) in t.iter_mut().enumerate() {
+                *x = unit(h >> (16 * k)) * field.weight;
+            }
         }
         unit(h1) * self.bias_norm
     }
@@ -191,8 +198,38 @@ impl DayTruth {
     /// Pairwise term `sum_{f<g} <w_f v_f, w_g v_g>` from the running sums of the weighted
     /// vectors and of their squared norms, normalised.
     pub fn interaction(&self, sum: &[f32; MAX_DIM], sum_sq: f32) -> f32 {
-        let total: f32 = sum.iter().map(|x| x * x).sum();
+        let total: f32 = sum.iter().take(self.dim).map(|x| x * x).sum();
         0.5 * (total - sum_sq) * self.fm_norm
+    }
+
+    /// The logit of a row of ids (one per field, in field order) without the day's intercept
+    /// and the numeric fields' effects:
+    ///
+    /// ```text
+    /// sum_f b_f + fm_norm * sum_{f<g} <w_f v_f, w_g v_g> + triple_norm * A * B * C
+    /// A = sum_f w_f a_f,  B = sum_f w_f b'_f,  C = sum_f w_f c_f
+    /// ```
+    ///
+    /// where `b_f` is the id's bias, `v_f` its latent vector (rotated by the day's angle) and
+    /// `a_f`, `b'_f`, `c_f` its three scores, all hashes of `(seed, field, id)`.
+    pub fn row_logit(&self, ids: &[u64]) -> f32 {
+        let (mut sum, mut sum_sq, mut bias) = ([0f32; MAX_DIM], 0f32, 0f32);
+        let (mut v, mut t, mut abc) = ([0f32; MAX_DIM], [0f32; 3], [0f32; 3]);
+        for (f, &id) in ids.iter().enumerate() {
+            bias += self.id_effect(f, id, &mut v, &mut t);
+            for j in 0..self.dim {
+                sum[j] += v[j];
+                sum_sq += v[j] * v[j];
+            }
+            for k in 0..3 {
+                abc[k] += t[k];
+            }
+        }
+        let logit = bias + self.interaction(&sum, sum_sq);
+        if self.triple_norm == 0.0 {
+            return logit;
+        }
+        logit + self.triple_norm * abc[0] * abc[1] * abc[2]
     }
 }
 
