@@ -161,6 +161,18 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Waits (at most `limit`) for the process to exit 0, having panicked nowhere.
+fn exits_cleanly(run: &mut Run, limit: Duration) {
+    let status = wait_exit(&mut run.pty.child, limit);
+    let written = everything_written(run);
+    assert!(
+        !written.contains("panicked at"),
+        "a panic:\n{}",
+        tail(&written)
+    );
+    assert!(status.success(), "{status:?}\n{}", tail(&written));
+}
+
 /// Closes the terminal in the middle of the online days and checks the run's end.
 fn hang_up_mid_run(headless: bool, controlling: bool) {
     let expected = reference();
@@ -170,14 +182,7 @@ fn hang_up_mid_run(headless: bool, controlling: bool) {
     assert!(!log_text(run.store.path()).contains("\"finished\""));
     // The link drops: the terminal's master side is closed. No signal is sent by the test.
     run.pty.close();
-    let status = wait_exit(&mut run.pty.child, Duration::from_secs(120));
-    let written = everything_written(&run);
-    assert!(
-        !written.contains("panicked at"),
-        "a panic:\n{}",
-        tail(&written)
-    );
-    assert!(status.success(), "{status:?}\n{}", tail(&written));
+    exits_cleanly(&mut run, Duration::from_secs(120));
     let dir = session_dir(run.store.path()).unwrap();
     let log = log_text(run.store.path());
     assert!(log.contains("\"finished\""), "the run did not finish");
@@ -224,12 +229,5 @@ fn a_console_showing_a_finished_run_exits_when_its_terminal_closes() {
         "the console waits"
     );
     run.pty.close();
-    let status = wait_exit(&mut run.pty.child, Duration::from_secs(5));
-    let written = everything_written(&run);
-    assert!(
-        !written.contains("panicked at"),
-        "a panic:\n{}",
-        tail(&written)
-    );
-    assert!(status.success(), "{status:?}\n{}", tail(&written));
+    exits_cleanly(&mut run, Duration::from_secs(5));
 }

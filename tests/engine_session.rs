@@ -113,7 +113,7 @@ fn a_tiny_session_runs_end_to_end_and_reports_every_arm_and_day() {
     assert!(frac > 0.0);
     assert!(report.headline.offline_auc_minus_kd.is_some());
     assert_eq!(report.headline.shock_day, Some(6));
-    assert_eq!(report.headline.post_shock_mean_auc.len(), 5);
+    assert_eq!(report.headline.post_shock_mean_auc.len(), 6);
     // Each arm's training throughput: offline in its `OfflineResult` (none for the incumbent,
     // which trains nothing offline), online the mean of its days', both in the report.
     for r in &records {

@@ -498,19 +498,8 @@ impl Engine {
         if let Some(pool) = &self.retained_pool {
             return Ok(pool.clone());
         }
-        let spec = self.data.spec();
-        let dir = crate::data::table::cache::root();
-        let mut writer = PoolWriter::create(
-            spec.num_cat(),
-            spec.num_num(),
-            dir.as_deref(),
-            false,
-            "the retained pool",
-        )?;
-        for &d in &self.plan.retained {
-            self.data.write_day(d as usize, &mut writer, |_| ())?;
-        }
-        let pool = Arc::new(writer.finish()?);
+        let days = self.plan.retained.clone();
+        let pool = Arc::new(self.pool_of_days(&days, "the retained pool")?);
         self.retained_pool = Some(pool.clone());
         Ok(pool)
     }
@@ -518,6 +507,10 @@ impl Engine {
     /// The history and retained days encoded into one pool, in time order (`retrain`). Not
     /// kept: only one arm reads it, and it is the largest pool a session makes.
     pub(crate) fn history_and_retained_pool(&mut self) -> anyhow::Result<Arc<Pool>> {
+        anyhow::ensure!(
+            !self.plan.history.is_empty(),
+            "arm `retrain` trains on the history, and this run has no history days"
+        );
         let days: Vec<u32> = self
             .plan
             .history
@@ -525,23 +518,21 @@ impl Engine {
             .chain(&self.plan.retained)
             .copied()
             .collect();
-        anyhow::ensure!(
-            !self.plan.history.is_empty(),
-            "arm `retrain` trains on the history, and this run has no history days"
-        );
+        Ok(Arc::new(
+            self.pool_of_days(&days, "the history and retained pool")?,
+        ))
+    }
+
+    /// `days` encoded into one pool file in the day cache's folder, in the order given.
+    fn pool_of_days(&mut self, days: &[u32], what: &str) -> anyhow::Result<Pool> {
         let spec = self.data.spec();
         let dir = crate::data::table::cache::root();
-        let mut writer = PoolWriter::create(
-            spec.num_cat(),
-            spec.num_num(),
-            dir.as_deref(),
-            false,
-            "the history and retained pool",
-        )?;
-        for d in days {
+        let mut writer =
+            PoolWriter::create(spec.num_cat(), spec.num_num(), dir.as_deref(), false, what)?;
+        for &d in days {
             self.data.write_day(d as usize, &mut writer, |_| ())?;
         }
-        Ok(Arc::new(writer.finish()?))
+        writer.finish()
     }
 
     // What the stage files (`offline.rs`, `online.rs`, `gate.rs`, `recovery.rs`) may read and
