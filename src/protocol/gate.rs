@@ -329,6 +329,22 @@ pub struct GateStatus {
 }
 
 impl GateStatus {
+    /// The gate in a few words, for `list`: the decision, then the per-day streak (`3/3`) or
+    /// `pooled` when the pooled window holds the switch, then the first switch day and the
+    /// online days it took: `SWITCH pooled, first on day 21 (10d)`, `NOT YET 1/3`.
+    pub fn list_label(&self, online: &[u32]) -> String {
+        let how = if self.decision == GateDecision::Switch && self.streak < self.needed {
+            "pooled".to_string()
+        } else {
+            format!("{}/{}", self.streak.min(self.needed), self.needed)
+        };
+        let first = match (self.first_met, self.days_to_switch(online)) {
+            (Some(day), Some(n)) => format!(", first on day {day} ({n}d)"),
+            _ => String::new(),
+        };
+        format!("{} {how}{first}", self.decision.label())
+    }
+
     /// Online days until the gate first said SWITCH, the switch day included (1: on the first
     /// online day of `online`, the plan's); `None` when it has not.
     pub fn days_to_switch(&self, online: &[u32]) -> Option<u32> {
@@ -512,6 +528,7 @@ mod tests {
         );
         assert_eq!(s.reason, "2 of 3 days so far");
         assert_eq!(s.brief, "1 more passing day(s) needed");
+        assert_eq!(s.list_label(&online), "NOT YET 2/3");
         days.insert(12, day(-0.001, 0.0));
         let s = status(&days, &online).expect("judged days");
         assert_eq!((s.decision, s.first_met), (GateDecision::Switch, Some(12)));
@@ -521,6 +538,7 @@ mod tests {
             s.reason
         );
         assert_eq!(s.brief, "passing since day 10");
+        assert_eq!(s.list_label(&online), "SWITCH 3/3, first on day 12 (3d)");
         // A failing day resets the streak and says why; the first time it was met stays.
         days.insert(13, day(-0.01, 0.0));
         let s = status(&days, &online).expect("judged days");
@@ -584,6 +602,7 @@ mod tests {
         assert!((p.logloss.hi - (-0.001 + z * se)).abs() < 1e-12, "{p:?}");
         assert!(s.reason.contains("over days 1-3 pooled"), "{}", s.reason);
         assert_eq!(s.brief, "pooled days 1-3 pass");
+        assert_eq!(s.list_label(&online), "SWITCH pooled, first on day 3 (3d)");
         // A missing day leaves its windows unpooled: day 5 without day 4 cannot pool 3-5.
         days.insert(5, small(rule));
         let s = status(&days, &online).expect("judged");

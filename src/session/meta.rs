@@ -72,7 +72,8 @@ pub struct ArmHeadline {
     pub bias: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
-    /// The migration gate: `SWITCH` or `NOT YET` and the passing days, e.g. `NOT YET 1/3`.
+    /// The migration gate in a few words ([`gate::GateStatus::list_label`]), e.g. `NOT YET 1/3`
+    /// or `SWITCH pooled, first on day 21 (10d)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
 }
@@ -144,17 +145,8 @@ impl Status {
                     logloss: m.map(|m| m.logloss),
                     bias: m.map(|m| m.bias),
                     failed: a.failed.clone(),
-                    gate: gate::status(&a.gate, &l.plan.online).map(|g| {
-                        let first = g.days_to_switch(&l.plan.online).map_or(String::new(), |n| {
-                            format!(", first on day {} ({n}d)", g.first_met.unwrap_or_default())
-                        });
-                        format!(
-                            "{} {}/{}{first}",
-                            g.decision.label(),
-                            g.streak.min(g.needed),
-                            g.needed
-                        )
-                    }),
+                    gate: gate::status(&a.gate, &l.plan.online)
+                        .map(|g| g.list_label(&l.plan.online)),
                 }
             })
             .collect();
