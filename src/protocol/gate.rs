@@ -333,16 +333,23 @@ impl GateStatus {
     /// `pooled` when the pooled window holds the switch, then the first switch day and the
     /// online days it took: `SWITCH pooled, first on day 21 (10d)`, `NOT YET 1/3`.
     pub fn list_label(&self, online: &[u32]) -> String {
-        let how = if self.decision == GateDecision::Switch && self.streak < self.needed {
-            "pooled".to_string()
-        } else {
-            format!("{}/{}", self.streak.min(self.needed), self.needed)
-        };
+        let how = self.progress();
         let first = match (self.first_met, self.days_to_switch(online)) {
             (Some(day), Some(n)) => format!(", first on day {day} ({n}d)"),
             _ => String::new(),
         };
         format!("{} {how}{first}", self.decision.label())
+    }
+
+    /// How far the rule got, in a word: passing days so far of the days the per-day rule needs
+    /// (`2/3`; a longer streak shows as met), or `pooled` when the pooled window alone holds
+    /// the switch.
+    pub fn progress(&self) -> String {
+        if self.decision == GateDecision::Switch && self.streak < self.needed {
+            "pooled".to_string()
+        } else {
+            format!("{}/{}", self.streak.min(self.needed), self.needed)
+        }
     }
 
     /// Online days until the gate first said SWITCH, the switch day included (1: on the first

@@ -55,11 +55,9 @@ fn decision(status: Option<&GateStatus>, theme: &Theme) -> Span<'static> {
     }
 }
 
-/// `2/3`: passing days so far of the days the rule needs (a longer streak shows as met).
+/// `2/3`, or `pooled` ([`GateStatus::progress`]).
 fn streak(status: Option<&GateStatus>) -> String {
-    status.map_or("-/-".into(), |s| {
-        format!("{}/{}", s.streak.min(s.needed), s.needed)
-    })
+    status.map_or("-/-".into(), GateStatus::progress)
 }
 
 fn arm_label(app: &App, i: usize, theme: &Theme, name_width: usize) -> Span<'static> {
