@@ -631,8 +631,6 @@ impl SessionConfig {
             ArmKind::CrossAdapt(_) => self
                 .per_arm
                 .get(&ArmKind::CrossAdapt(CrossAdaptVariant::FULL).to_string()),
-            // retrain is scratch on more days: scratch's values unless it has its own.
-            ArmKind::Retrain => self.per_arm.get(&ArmKind::Scratch.to_string()),
             _ => None,
         })
     }
