@@ -42,8 +42,9 @@ fn tune_scores_every_arm_on_the_last_retained_day_with_the_same_budget() {
     assert_eq!(t.online_day, Some(3));
     assert_eq!(t.train_days, vec![2]);
     let names: Vec<&str> = t.arms.iter().map(|a| a.arm.as_str()).collect();
-    // The default arms; crossadapt-fixed uses crossadapt's values, the incumbent is not tuned.
-    assert_eq!(names, ["scratch", "kd", "crossadapt"]);
+    // The default arms; crossadapt-fixed uses crossadapt's values, the incumbent is not tuned,
+    // retrain is tuned as itself (on the history and the retained days before validation).
+    assert_eq!(names, ["scratch", "retrain", "kd", "crossadapt"]);
     for a in &t.arms {
         assert_eq!(a.trials.len(), 4, "{}", a.arm);
         assert!(a
