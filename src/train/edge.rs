@@ -265,17 +265,22 @@ fn score_day(
 mod tests {
     use super::*;
 
+    /// The default session's pair and batching, written out here: this layer does not read
+    /// the engine's config.
     fn config(late: std::ops::Range<usize>) -> EdgeConfig {
-        let session = crate::engine::SessionConfig::default();
+        let spec = |text: &str| -> ModelSpec { text.parse().expect("a built-in spec") };
         EdgeConfig {
             world: SynthConfig::preset("tiny").expect("tiny"),
             seeds: vec![1],
             late_days: late,
-            teacher: session.teacher.model.clone(),
-            student: session.student.model.clone(),
-            train: session.train.clone(),
-            batch: session.batch_size,
-            min_count: session.min_count,
+            teacher: spec("mlp:emb=8,hidden=64x32"),
+            student: spec("dcn:emb=16,hidden=128x64,cross=3"),
+            train: TrainConfig {
+                emb_lr: 0.02,
+                ..TrainConfig::default()
+            },
+            batch: 1024,
+            min_count: 2,
         }
     }
 
