@@ -319,10 +319,18 @@ fn watch_terminal(state: SignalState, fd: i32) -> anyhow::Result<()> {
 /// (appended; `/dev/null` when it cannot be opened, or when `out` is `None`). Input becomes an
 /// empty pipe that never ends: crossterm's reader thread reads the terminal in a loop that
 /// only a "would block" leaves, and a hung-up terminal (or `/dev/null`) answers every read at
-/// once with end-of-file, so it would spin on a core for the rest of the run.
+/// once with end-of-file, so it would spin on a core for the rest of the run. Input is
+/// replaced once per process (a console's hangup redirects twice: first away from the
+/// terminal, then to `output.log` once it has left).
 #[cfg(unix)]
 fn redirect_terminal_fds(mask: u8, out: Option<&Path>) {
     use std::os::fd::AsRawFd;
+    static STDIN_DONE: AtomicBool = AtomicBool::new(false);
+    let mask = if STDIN_DONE.swap(true, Ordering::SeqCst) {
+        mask & !1
+    } else {
+        mask
+    };
     let devnull = || {
         std::fs::OpenOptions::new()
             .write(true)
