@@ -3,13 +3,14 @@
 //! checkpoint of its own where there is one, reaching the uninterrupted run's numbers. A
 //! manifest written before the owner was recorded still resumes.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crossadapt::engine::config::TINY_SETS;
-use crossadapt::engine::events::{EngineEvent, EvalMetrics};
-use crossadapt::session::{read_log, Store};
+use crossadapt::session::Store;
+
+mod session_common;
+use session_common::metrics_of;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 
@@ -21,21 +22,6 @@ fn crossadapt(store: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-type Metrics = BTreeMap<(String, u32), EvalMetrics>;
-
-fn metrics_of(dir: &Path) -> Metrics {
-    read_log(&dir.join("events.jsonl"))
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| match r.event {
-            EngineEvent::DayMetrics {
-                arm, day, metrics, ..
-            } => Some(((arm, day), metrics)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A finished tiny session with `seed`; returns its id and folder.

@@ -7,17 +7,17 @@
 //! write its table to the session's `output.log`, leave `status.json` at `done`, exit 0, and
 //! never panic; a console already showing a finished run's summary must exit at once.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crossadapt::engine::config::TINY_SETS;
-use crossadapt::engine::events::EngineEvent;
-use crossadapt::session::read_log;
 
 mod pty_common;
+mod session_common;
+
+use session_common::{metrics_of, Metrics};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 
@@ -34,22 +34,6 @@ fn args(headless: bool) -> Vec<String> {
         a.push(s.to_string());
     }
     a
-}
-
-type Metrics = BTreeMap<(String, u32), String>;
-
-/// Every (arm, day) metric of a session's log, as its exact JSON text.
-fn metrics_of(dir: &Path) -> Metrics {
-    let mut out = BTreeMap::new();
-    for r in read_log(&dir.join("events.jsonl")).unwrap() {
-        if let EngineEvent::DayMetrics {
-            arm, day, metrics, ..
-        } = r.event
-        {
-            out.insert((arm, day), serde_json::to_string(&metrics).unwrap());
-        }
-    }
-    out
 }
 
 fn session_dir(store: &Path) -> Option<PathBuf> {

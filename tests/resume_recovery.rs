@@ -3,13 +3,15 @@
 //! not load, and cuts damage that lies after its checkpoint instead of refusing the session.
 //! Each time the resumed run reaches the uninterrupted run's numbers.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crossadapt::engine::config::TINY_SETS;
-use crossadapt::engine::events::{EngineEvent, EvalMetrics};
+use crossadapt::engine::events::EngineEvent;
 use crossadapt::session::{read_log, Store};
+
+mod session_common;
+use session_common::{metrics_of, Metrics};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossadapt");
 
@@ -21,21 +23,6 @@ fn crossadapt(store: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-type Metrics = BTreeMap<(String, u32), EvalMetrics>;
-
-fn metrics_of(dir: &Path) -> Metrics {
-    read_log(&dir.join("events.jsonl"))
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| match r.event {
-            EngineEvent::DayMetrics {
-                arm, day, metrics, ..
-            } => Some(((arm, day), metrics)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// A finished tiny session, then made unfinished: the log cut after the checkpoint at the start

@@ -211,3 +211,21 @@ pub fn snapshot_tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)
     out.sort();
     out
 }
+
+/// Every (arm, online day) metric of a session folder's log.
+pub type Metrics = std::collections::BTreeMap<(String, u32), EvalMetrics>;
+
+/// The `DayMetrics` of the session in `dir`, keyed by arm and day (a day redone after a
+/// resume keeps its last record).
+pub fn metrics_of(dir: &std::path::Path) -> Metrics {
+    crossadapt::session::read_log(&dir.join("events.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            EngineEvent::DayMetrics {
+                arm, day, metrics, ..
+            } => Some(((arm, day), metrics)),
+            _ => None,
+        })
+        .collect()
+}
