@@ -13,6 +13,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod fpenv;
+pub mod heap;
 pub mod method;
 pub mod model;
 pub mod num;

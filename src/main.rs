@@ -2,13 +2,17 @@ use clap::Parser;
 
 // The allocator alone doubles candle's CPU training speed (fresh multi-megabyte buffers every op
 // otherwise cost page faults): see the README's performance section.
+// Wrapped to count live heap bytes per stage (crossadapt::heap): one relaxed atomic add per
+// allocation, which candle's few large buffers per op do not notice.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: crossadapt::heap::Counting<mimalloc::MiMalloc> =
+    crossadapt::heap::Counting(mimalloc::MiMalloc);
 
 /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (the Rust binding has no constant).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> std::process::ExitCode {
+    crossadapt::heap::mark_installed();
     // Before any thread exists, so every thread of the process inherits it: denormal floats
     // are flushed to zero (they slow Intel's FMA units down by microcode assists; src/fpenv.rs).
     crossadapt::fpenv::flush_denormals();

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::data::bench;
 use crate::data::config::DataConfig;
-use crate::data::export::write_synthetic;
+use crate::data::export::{write_criteo, write_synthetic};
 use crate::data::inspect::{inspect, INSPECT_TOP_K};
 use crate::data::source::DaySource;
 use crate::data::synth::{SynthConfig, SyntheticSource};
@@ -24,9 +24,14 @@ pub enum DataCommand {
         seed: u64,
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Generator preset the other flags override: default, fm4, no-drift or tiny.
+        /// Generator preset the other flags override: default, fm4, no-drift, tiny or wide.
         #[arg(long, default_value = "default")]
         preset: String,
+        /// `parquet`: a folder of day files and schema.toml; `criteo`: one Criteo TSV file
+        /// (`label I1..I13 C1..C26`, days as row blocks; needs `--preset wide`), read back with
+        /// `--set data.source=criteo --set data.path=OUT --set data.days=DAYS`.
+        #[arg(long, default_value = "parquet", value_parser = ["parquet", "criteo"])]
+        layout: String,
     },
     /// Per day: rows, positive rate, cardinalities, unseen ids and drift against day 0.
     ///
@@ -65,6 +70,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             seed,
             out,
             preset,
+            layout,
         } => {
             let cfg = SynthConfig {
                 days,
@@ -73,6 +79,17 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 ..SynthConfig::preset(&preset)?
             };
             let source = SyntheticSource::new(cfg)?;
+            if layout == "criteo" {
+                write_criteo(&source, &out)?;
+                println!(
+                    "wrote {days} days x {rows_per_day} rows of {} to {} (Criteo layout; read it \
+                     with --set data.source=criteo --set data.path={} --set data.days={days})",
+                    source.describe(),
+                    out.display(),
+                    out.display()
+                );
+                return Ok(());
+            }
             write_synthetic(&source, &out)?;
             println!(
                 "wrote {days} days x {rows_per_day} rows of {} to {} (schema.toml, synth.toml)",

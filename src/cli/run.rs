@@ -49,6 +49,14 @@ pub struct RunArgs {
     /// days streamed after an earlier switch (`crossadapt tune --online-days`). 0: not tuned.
     #[arg(long, default_value_t = 0, value_name = "DAYS", requires = "tune", value_parser = super::ranges::count(0, 10_000))]
     pub tune_online_days: usize,
+    /// Open the data, fit the vocabulary and print the plan and the expected heap peak, then
+    /// stop: no session is created.
+    #[arg(long, conflicts_with_all = ["detach", "tune"])]
+    pub dry_run: bool,
+    /// Refuse to start when the expected heap peak is above this many megabytes, naming the
+    /// settings that would fit (the same as `--set max_memory_mb=MB`).
+    #[arg(long, value_name = "MB", value_parser = super::ranges::count(1, 1 << 40))]
+    pub max_memory: Option<usize>,
 }
 
 /// The console unless `--headless` or there is no terminal (then headless, with a note). The
@@ -78,11 +86,14 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     }
     // First of all, so a signal during the set-up is not the default (instant) death.
     let signals = crate::signals::SignalState::install()?;
-    let cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
+    let mut cfg = SessionConfig::load(args.config.config.as_deref(), &args.config.set)?;
+    if let Some(mb) = args.max_memory {
+        cfg.max_memory_mb = mb as u64;
+    }
     if let (None, Some(name)) = (&args.name, &cfg.name) {
         crate::session::check_name(name).context("the config's `name`")?;
     }
-    let mode = launch_mode(args.headless, args.theme.clone())?;
+    let mode = launch_mode(args.headless || args.dry_run, args.theme.clone())?;
     // Tuning reads only the history and retained days; the session then runs with its choice.
     let (cfg, tuned) = if args.tune {
         let budget = crate::engine::tune::TuneBudget {
@@ -100,6 +111,16 @@ pub fn run(args: &RunArgs, sessions_dir: Option<PathBuf>) -> anyhow::Result<()> 
     for note in prepared.notes() {
         eprintln!("note: {note}");
     }
+    let memory = crate::engine::memory::estimate(&cfg, &prepared)?;
+    if args.dry_run {
+        println!("{}", prepared.plan_line());
+        println!("{memory}");
+        return memory.check(cfg.max_memory_mb);
+    }
+    if mode == LaunchMode::Headless {
+        crate::say_err!("{memory}");
+    }
+    memory.check(cfg.max_memory_mb)?;
     let store = Store::open(sessions_dir)?;
     let name = args
         .name

@@ -45,21 +45,24 @@ pub struct ScaleArgs {
 /// What the run's events and the process said, stage by stage.
 #[derive(Default)]
 struct Measured {
-    /// Per stage (and arm), in the order they first finished: seconds and rows.
-    stages: Vec<(String, f64, u64)>,
+    /// Per stage (and arm), in the order they first finished: seconds, rows and the largest
+    /// heap peak of its runs (bytes; 0 where the heap is not counted).
+    stages: Vec<(String, f64, u64, u64)>,
     /// Per online day: seconds (all arms), rows (all arms), resident memory after it.
     days: Vec<(u32, f64, u64, u64)>,
     checkpoints: Vec<u64>,
 }
 
 impl Measured {
-    fn add(&mut self, name: String, seconds: f64, rows: u64) {
+    fn add(&mut self, name: String, seconds: f64, rows: u64, heap: Option<u64>) {
+        let heap = heap.unwrap_or(0);
         match self.stages.iter_mut().find(|s| s.0 == name) {
             Some(s) => {
                 s.1 += seconds;
                 s.2 += rows;
+                s.3 = s.3.max(heap);
             }
-            None => self.stages.push((name, seconds, rows)),
+            None => self.stages.push((name, seconds, rows, heap)),
         }
     }
 }
@@ -79,24 +82,26 @@ impl EventSink for Collector {
                 day: Some(d),
                 seconds,
                 samples,
+                heap_peak,
                 ..
             } => {
                 let rss = proc_status_kb("VmRSS").unwrap_or(0) * 1024;
                 m.days.push((*d, *seconds, *samples, rss));
-                m.add("online (all arms)".into(), *seconds, *samples);
+                m.add("online (all arms)".into(), *seconds, *samples, *heap_peak);
             }
             EngineEvent::StageFinished {
                 stage,
                 arm,
                 seconds,
                 samples,
+                heap_peak,
                 ..
             } => {
                 let name = match arm {
                     Some(a) => format!("{} ({a})", stage_name(*stage)),
                     None => stage_name(*stage).to_string(),
                 };
-                m.add(name, *seconds, *samples);
+                m.add(name, *seconds, *samples, *heap_peak);
             }
             EngineEvent::Checkpointed { bytes: Some(b), .. } => m.checkpoints.push(*b),
             _ => {}
@@ -254,19 +259,20 @@ fn table(
         cfg.threads,
         crate::train::bench::cpu_model()
     );
-    let _ = writeln!(t, "| stage | seconds | rows | rows/s |");
-    let _ = writeln!(t, "|---|---:|---:|---:|");
+    let _ = writeln!(t, "| stage | seconds | rows | rows/s | heap peak |");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|");
     let _ = writeln!(
         t,
-        "| setup (open, split, vocabulary) | {setup_seconds:.1} | | |"
+        "| setup (open, split, vocabulary) | {setup_seconds:.1} | | | |"
     );
-    for (name, secs, rows) in &m.stages {
+    for (name, secs, rows, heap) in &m.stages {
         let rate = if *secs > 0.0 {
             *rows as f64 / secs
         } else {
             0.0
         };
-        let _ = writeln!(t, "| {name} | {secs:.1} | {rows} | {rate:.0} |");
+        let heap = if *heap > 0 { mb(*heap) } else { String::new() };
+        let _ = writeln!(t, "| {name} | {secs:.1} | {rows} | {rate:.0} | {heap} |");
     }
     let per_day: Vec<f64> = m.days.iter().map(|d| d.1).collect();
     let mean = per_day.iter().sum::<f64>() / per_day.len().max(1) as f64;

@@ -149,3 +149,80 @@ pub fn write_synthetic(source: &SyntheticSource, out: &Path) -> Result<()> {
     })?;
     Ok(())
 }
+
+/// Categorical and numeric columns of a Criteo line: `label I1..I13 C1..C26`.
+pub const CRITEO_CATEGORICAL: usize = 26;
+pub const CRITEO_NUMERIC: usize = 13;
+
+/// Writes every day of `source` to one Criteo-layout TSV file (no header, `label I1..I13
+/// C1..C26`, days as consecutive row blocks), as `data.source = "criteo"` reads it with
+/// `data.days` set to the number of days. Numeric values are written as non-negative
+/// integers (Criteo's are counts) and categorical ids as 8-digit hex strings. The source must
+/// have Criteo's 13 numeric and 26 categorical fields (the `wide` preset). Written to a
+/// temporary file beside `out` and renamed into place, so a failure leaves nothing behind.
+pub fn write_criteo(source: &SyntheticSource, out: &Path) -> Result<()> {
+    use std::io::Write;
+    let (nc, nn) = (source.cat_fields().len(), source.num_fields().len());
+    if nc != CRITEO_CATEGORICAL || nn != CRITEO_NUMERIC {
+        bail!(
+            "the Criteo layout has {CRITEO_NUMERIC} numeric and {CRITEO_CATEGORICAL} categorical \
+             columns; this preset has {nn} and {nc} (use --preset wide)"
+        );
+    }
+    if out.exists() {
+        bail!("{} already exists; choose a new --out", out.display());
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    // An ordinary file's mode (the umask applies), not a temporary file's owner-only one.
+    let tmp = tempfile::Builder::new()
+        .prefix(".criteo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(parent)
+        .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let mut line = String::with_capacity(512);
+    for day in 0..source.num_days() {
+        source.day_chunks(day, &mut |raw| {
+            for r in 0..raw.rows() {
+                line.clear();
+                line.push(if raw.label[r] > 0.0 { '1' } else { '0' });
+                for j in 0..nn {
+                    let v = raw.num[r * nn + j].max(0.0).floor() as u64;
+                    let _ = std::fmt::Write::write_fmt(&mut line, format_args!("\t{v}"));
+                }
+                for f in 0..nc {
+                    let key = raw.cat[r * nc + f];
+                    // Criteo's categorical values are hashed 32-bit hex strings; ids of
+                    // different fields may share a string, as they do there.
+                    let _ = std::fmt::Write::write_fmt(
+                        &mut line,
+                        format_args!("\t{:08x}", key & 0xffff_ffff),
+                    );
+                }
+                line.push('\n');
+                w.write_all(line.as_bytes())
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", out.display()))?;
+    drop(w);
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("writing {}", out.display()))?;
+    tmp.persist(out).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot move the written file to {}: {}",
+            out.display(),
+            e.error
+        )
+    })?;
+    Ok(())
+}

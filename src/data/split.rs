@@ -4,6 +4,15 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+/// Days as a span, `3-7` (or `3`, or `none`): how the `days:` lines name the split's parts.
+pub fn day_span(days: &[u32]) -> String {
+    match (days.first(), days.last()) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}-{b}"),
+        _ => "none".into(),
+    }
+}
+
 /// How the days of the source are used.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayPlan {

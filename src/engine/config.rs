@@ -71,6 +71,10 @@ pub struct SessionConfig {
     pub data: DataConfig,
     /// Ids seen fewer times than this in the fitting days map to OOV.
     pub min_count: u32,
+    /// Refuse to start a run whose expected heap peak (`crate::engine::memory`) is above this
+    /// many megabytes, naming settings that would fit. 0: no limit.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_memory_mb: u64,
     pub split: SplitConfig,
     pub teacher: TeacherConfig,
     pub student: StudentConfig,
@@ -254,6 +258,7 @@ impl Default for SessionConfig {
             threads: 2,
             data: DataConfig::default(),
             min_count: 2,
+            max_memory_mb: 0,
             // Shares of the source's days (a quarter, a quarter, a half): 6 / 6 / 12 on the
             // default synthetic stream, and any source of 3 days or more fits.
             split: SplitConfig::default(),
@@ -801,6 +806,10 @@ fn parse_value(raw: &str) -> toml::Value {
             .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[cfg(test)]

@@ -39,7 +39,18 @@ impl Emitter {
 
     /// Sends the event to every sink. A sink that fails (e.g. the session log on a full disk)
     /// stops the run: losing the record silently would break resume and replay.
-    pub fn emit(&mut self, event: EngineEvent) -> anyhow::Result<()> {
+    pub fn emit(&mut self, mut event: EngineEvent) -> anyhow::Result<()> {
+        // Stages do not nest: each starts a new heap high-water mark and reports its own.
+        match &mut event {
+            EngineEvent::StageStarted { .. } => {
+                crate::heap::reset_peak();
+            }
+            EngineEvent::StageFinished { heap_peak, .. } => {
+                *heap_peak = crate::heap::peak().map(|b| b as u64);
+                crate::heap::reset_peak();
+            }
+            _ => {}
+        }
         let record = Record {
             v: EVENT_SCHEMA_VERSION,
             seq: self.next_seq,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod emitter;
 mod gate;
 mod holdout;
+pub mod memory;
 mod offline;
 mod online;
 mod pending;

@@ -100,6 +100,7 @@ impl Engine {
             day: None,
             seconds,
             samples: done,
+            heap_peak: None,
         })?;
         Ok((teacher, seconds))
     }
@@ -249,6 +250,7 @@ impl Engine {
             day: Some(first),
             seconds: started.elapsed().as_secs_f64(),
             samples: day.rows() as u64 * running,
+            heap_peak: None,
         })
     }
 }

@@ -104,6 +104,7 @@ impl Engine {
             day: Some(d),
             seconds: started.elapsed().as_secs_f64(),
             samples: total,
+            heap_peak: None,
         })
     }
 

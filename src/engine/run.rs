@@ -228,6 +228,38 @@ impl Prepared {
         &self.plan
     }
 
+    /// The split as the session's `days:` line shows it, with the held-out and unused days.
+    pub fn plan_line(&self) -> String {
+        use crate::data::split::day_span;
+        let p = &self.plan;
+        let mut line = format!(
+            "days: history {} · retained {} · online {}",
+            day_span(&p.history),
+            day_span(&p.retained),
+            day_span(&p.online)
+        );
+        if !p.holdout.is_empty() {
+            line += &format!(" · holdout {}", day_span(&p.holdout));
+        }
+        if !p.unused.is_empty() {
+            line += &format!(" · unused {} (never read)", day_span(&p.unused));
+        }
+        line
+    }
+
+    /// The opened data and its vocabulary.
+    pub fn dataset(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// The teacher's architecture: the bundle's when one is imported, else `cfg`'s.
+    pub fn teacher_spec(&self, cfg: &SessionConfig) -> ModelSpec {
+        match &self.bundle {
+            Some(b) => b.spec.clone(),
+            None => cfg.teacher.model.clone(),
+        }
+    }
+
     /// What the preparation has to tell the user that does not stop the run (a check it
     /// skipped or was told to let through).
     pub fn notes(&self) -> &[String] {

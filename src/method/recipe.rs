@@ -346,6 +346,7 @@ impl Recipe for Baseline {
             day: None,
             seconds,
             samples: done,
+            heap_peak: None,
         })?;
         arm.state.offline_seconds = seconds;
         arm.state.offline_samples = done;
@@ -674,6 +675,7 @@ pub fn transfer(
         day: None,
         seconds: started.elapsed().as_secs_f64(),
         samples: 0,
+        heap_peak: None,
     })?;
     Ok(fields)
 }
@@ -755,6 +757,7 @@ pub fn distill_pass(
         day: None,
         seconds: started.elapsed().as_secs_f64(),
         samples: done,
+        heap_peak: None,
     })?;
     Ok(done)
 }

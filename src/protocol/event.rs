@@ -295,6 +295,10 @@ pub enum EngineEvent {
         #[serde(with = "num")]
         seconds: f64,
         samples: u64,
+        /// The most heap bytes live at once during the stage (a measurement, like `seconds`;
+        /// filled in by the emitter where the binary counts its heap, `crossadapt::heap`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heap_peak: Option<u64>,
     },
     Projection {
         arm: String,
@@ -598,6 +602,7 @@ mod tests {
                 day: None,
                 seconds: nan,
                 samples: 0,
+                heap_peak: None,
             },
             EngineEvent::Projection {
                 arm: "a".into(),

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
+use crate::data::split::day_span;
 use crate::num;
 use crate::protocol::{
     ArmVerdict, EngineCommand, EngineEvent, EventSink, Ledger, Params, Record, Stage, StageAt,
@@ -118,11 +119,15 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 day,
                 seconds,
                 samples,
+                heap_peak,
             } => {
                 if *stage != Stage::Online {
+                    let heap = heap_peak.map_or(String::new(), |b| {
+                        format!(", heap peak {}", num::megabytes(b))
+                    });
                     writeln!(
                         self.out,
-                        "  done {} in {seconds:.1} s, {samples} samples",
+                        "  done {} in {seconds:.1} s, {samples} samples{heap}",
                         StageAt::new(*stage, arm.as_deref(), *day)
                     )?;
                 }
@@ -443,13 +448,5 @@ fn command_name(c: &EngineCommand) -> String {
             }
             format!("set {}", parts.join(" "))
         }
-    }
-}
-
-fn day_span(days: &[u32]) -> String {
-    match (days.first(), days.last()) {
-        (Some(a), Some(b)) if a == b => a.to_string(),
-        (Some(a), Some(b)) => format!("{a}-{b}"),
-        _ => "none".into(),
     }
 }

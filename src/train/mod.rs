@@ -2,6 +2,8 @@
 //! variables, row-sparse Adam/Adagrad over the embedding table), accumulates gradients over
 //! batches, and checkpoints weights and optimiser state together.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -12,6 +14,7 @@ use crate::data::pool::Pool;
 use crate::data::Batch;
 use crate::model::CtrModel;
 
+pub mod activation;
 pub mod bench;
 pub mod checkpoint;
 pub mod edge;
@@ -81,7 +84,7 @@ pub struct StepTiming {
 pub struct Trainer {
     model: Box<dyn CtrModel>,
     cfg: TrainConfig,
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     dense_m: Vec<Vec<f32>>,
     dense_v: Vec<Vec<f32>>,
     dense_acc: Vec<Vec<f32>>,
@@ -118,6 +121,30 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// The training pool of `threads` threads, one per process for each thread count, shared by
+/// every trainer. A session's trainers (an arm's student, its co-distilled teacher, the other
+/// arms) take turns, never run at once, so one pool loses no speed; and each pool thread's
+/// allocator keeps the memory it freed (see `main`), so a pool per trainer multiplied the
+/// retained memory by the number of trainers.
+pub fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the training pools' lock is poisoned"))?;
+    if let Some(p) = pools.get(&threads) {
+        return Ok(p.clone());
+    }
+    let pool = Arc::new(
+        crate::fpenv::pool_builder(threads)
+            .thread_name(move |i| format!("crossadapt-train{threads}-{i}"))
+            .build()
+            .context("starting the training thread pool")?,
+    );
+    pools.insert(threads, pool.clone());
+    Ok(pool)
+}
+
 impl Trainer {
     /// A trainer with fresh optimiser state.
     pub fn new(model: Box<dyn CtrModel>, cfg: &TrainConfig) -> Result<Trainer> {
@@ -127,10 +154,7 @@ impl Trainer {
         if !(cfg.emb_lr >= 0.0 && cfg.dense_lr >= 0.0) {
             bail!("train config: learning rates must be non-negative");
         }
-        let pool = crate::fpenv::pool_builder(cfg.threads)
-            .thread_name(|i| format!("crossadapt-train-{i}"))
-            .build()
-            .context("starting the training thread pool")?;
+        let pool = shared_pool(cfg.threads)?;
         let sizes: Vec<usize> = model
             .dense()
             .vars()
@@ -249,13 +273,22 @@ impl Trainer {
         self.model.embeddings().check_shape(b)
     }
 
-    /// Logits of every row (no gradients kept), in chunks of `predict_chunk` rows.
+    /// Rows per forward pass when predicting: `predict_chunk`, or fewer where that many rows'
+    /// activations would pass the heap budget of [`activation::predict_rows`].
+    pub fn predict_rows(&self) -> usize {
+        activation::predict_rows(
+            self.cfg.predict_chunk.max(1),
+            activation::cost(self.model.as_ref()),
+        )
+    }
+
+    /// Logits of every row (no gradients kept), in chunks of [`predict_rows`](Self::predict_rows).
     pub fn predict_logits(&self, b: &Batch) -> Result<Vec<f32>> {
         // The table rows are looked up a chunk at a time: a whole day's worth never exists.
         self.check_shape(b)?;
         let table = self.model.embeddings();
         let (fc, nn, d) = (b.num_cat, b.num_num, table.dim);
-        let chunk = self.cfg.predict_chunk.max(1);
+        let chunk = self.predict_rows();
         let mut out = Vec::with_capacity(b.rows());
         self.pool.install(|| -> Result<()> {
             for start in (0..b.rows()).step_by(chunk) {
@@ -275,7 +308,7 @@ impl Trainer {
     /// time: the same numbers as [`predict_logits`](Self::predict_logits) on the rows in memory.
     pub fn predict_pool(&self, pool: &Pool) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(pool.rows());
-        for b in pool.chunks(self.cfg.predict_chunk.max(1)) {
+        for b in pool.chunks(self.predict_rows()) {
             out.extend(self.predict_logits(&b?)?);
         }
         Ok(out)

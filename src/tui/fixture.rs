@@ -446,6 +446,7 @@ fn stage(log: &mut Log, stage: Stage, arm: Option<&str>, secs: f64, total: u64) 
             day: None,
             seconds: secs,
             samples: total,
+            heap_peak: None,
         },
     );
 }
@@ -486,6 +487,7 @@ fn online_day(log: &mut Log, day: u32, arms: usize, batches: u32) {
                 day: Some(day),
                 seconds: 8.0,
                 samples: u64::from(batches) * 100 * ARMS.len() as u64,
+                heap_peak: None,
             },
         );
     }

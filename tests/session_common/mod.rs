@@ -101,6 +101,7 @@ pub fn known_events() -> Vec<EngineEvent> {
             day: None,
             seconds: 0.25,
             samples: 0,
+            heap_peak: None,
         },
         EngineEvent::OfflineResult {
             arm: "kd".into(),

@@ -70,7 +70,8 @@ pub struct SynthConfig {
     pub days: usize,
     pub rows_per_day: usize,
     pub fields: Vec<SynthField>,
-    /// Names of the numeric fields (at most 3: position, price, activity effects).
+    /// Names of the numeric fields (at most 13: position, price and activity effects, then
+    /// values linked to other fields' ids with weaker effects, for the `wide` preset).
     pub numeric_fields: Vec<String>,
     pub user_field: Option<String>,
     /// Zipf exponent of id popularity.
@@ -134,6 +135,15 @@ const DEFAULT_FIELDS: &[(&str, u64)] = &[
     ("query", 20_000),
 ];
 
+/// The `wide` preset's 26 categorical fields: the default's 22 and four more, so that with
+/// 13 numeric fields a day has Criteo's layout (`data synth --layout criteo`).
+const WIDE_EXTRA_FIELDS: &[(&str, u64)] = &[
+    ("keyword", 8_000),
+    ("publisher", 1_500),
+    ("placement", 1_000),
+    ("segment", 300),
+];
+
 const TINY_FIELDS: &[(&str, u64)] = &[
     ("user", 2_000),
     ("item", 1_000),
@@ -160,7 +170,7 @@ fn fields_of(list: &[(&str, u64)]) -> Vec<SynthField> {
 }
 
 /// Names of the presets [`SynthConfig::preset`] knows.
-pub const PRESETS: &[&str] = &["default", "fm4", "no-drift", "tiny"];
+pub const PRESETS: &[&str] = &["default", "fm4", "no-drift", "tiny", "wide"];
 
 impl Default for SynthConfig {
     /// The `default` world: [`SynthConfig::fm4`]'s fields, drift and rates, with pairwise
@@ -218,7 +228,9 @@ impl SynthConfig {
     /// A named starting point: `default`, `fm4` (today's negative control, see
     /// [`SynthConfig::fm4`]), `no-drift` (the default world without churn, rotation, weekly
     /// cycle or shock) or `tiny` (the `fm4` truth on 8 small fields, 1 000 rows a day, 10 days,
-    /// shock on day 6; for tests, which pin its numbers, and smoke runs).
+    /// shock on day 6; for tests, which pin its numbers, and smoke runs) or `wide` (the
+    /// default world on 26 categorical and 13 numeric fields, Criteo's layout, for memory and
+    /// speed at a real log's width).
     pub fn preset(name: &str) -> Result<SynthConfig> {
         let base = SynthConfig::default();
         Ok(match name {
@@ -242,6 +254,19 @@ impl SynthConfig {
                 fields: fields_of(TINY_FIELDS),
                 shock_day: 6,
                 ..SynthConfig::fm4()
+            },
+            "wide" => SynthConfig {
+                preset: name.into(),
+                fields: fields_of(DEFAULT_FIELDS)
+                    .into_iter()
+                    .chain(fields_of(WIDE_EXTRA_FIELDS))
+                    .collect(),
+                numeric_fields: ["position", "price", "activity"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain((4..=13).map(|j| format!("n{j}")))
+                    .collect(),
+                ..base
             },
             other => bail!(
                 "unknown synthetic preset `{other}` (known: {})",
@@ -277,8 +302,8 @@ impl SynthConfig {
                 );
             }
         }
-        if self.numeric_fields.len() > 3 {
-            bail!("synthetic config: `numeric_fields` may name at most 3 fields");
+        if self.numeric_fields.len() > 13 {
+            bail!("synthetic config: `numeric_fields` may name at most 13 fields");
         }
         for name in self.shock_fields.iter().chain(self.user_field.iter()) {
             if !names.contains(name.as_str()) {

@@ -185,10 +185,17 @@ impl SyntheticSource {
                     let z = id_normal(self.cfg.seed, 1, row[self.item]);
                     ((3.0 + 0.5 * z).exp(), -0.15 * z)
                 }
-                _ => {
+                2 => {
                     let z = id_normal(self.cfg.seed, 2, row[self.user]);
                     let noise = 1.0 + 0.2 * (rng.random::<f32>() - 0.5);
                     ((0.5 * z).exp() * noise, 0.2 * z)
+                }
+                // Beyond the first three (the `wide` preset): counts linked to the ids of other
+                // fields, with weaker effects.
+                j => {
+                    let z = id_normal(self.cfg.seed, j as u64, row[(j * 7) % row.len()]);
+                    let noise = 1.0 + 0.2 * (rng.random::<f32>() - 0.5);
+                    ((1.5 + 0.7 * z).exp() * noise, 0.05 * z)
                 }
             };
             num.push(value);
