@@ -16,7 +16,7 @@ pub fn process_seconds() -> Option<f64> {
     // SAFETY: `clock_gettime` writes one `timespec` through the pointer, which points at a
     // live, writable one; the clock id is a constant POSIX defines.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
 }
 
 /// The process CPU time from a start point.

@@ -94,7 +94,7 @@ pub struct ArmReport {
     pub total_cpu_seconds: Option<f64>,
     #[serde(default, with = "num::opt")]
     pub cpu_seconds_to_switch: Option<f64>,
-    /// Ratios not given because a figure was under 0.05 s of CPU: too short to time.
+    /// Ratios not given because a figure was under 0.25 s of CPU: too short to time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub too_short_to_time: Vec<String>,
     /// The final test slice (`split.holdout`), scored once after the last online day.

@@ -296,7 +296,12 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 opt(a.online_mean_auc, 4),
                 opt(a.online_mean_logloss, 4),
                 opt(a.online_mean_abs_bias, 4),
-                a.ratio_text("time_vs_scratch", a.time_vs_scratch),
+                match a.time_vs_scratch {
+                    None if a.too_short_to_time.iter().any(|n| n == "time_vs_scratch") => {
+                        "short".to_string()
+                    }
+                    t => opt(t, 2),
+                },
                 a.auc_vs_kd.map_or("-".into(), |v| num::signed(v, 4)),
             )?;
         }
