@@ -58,7 +58,7 @@ pub struct SuiteArgs {
     /// kd, crossadapt, crossadapt-matched.
     #[arg(long, value_delimiter = ',')]
     pub arms: Vec<String>,
-    /// Output folder: runs.jsonl, suite.md, suite.csv, suite.json.
+    /// Output folder: runs.jsonl, suite.md, suite.csv, switch.csv, suite.json.
     #[arg(long, default_value = "suite", value_name = "DIR")]
     pub out: PathBuf,
     /// Bootstrap resamples per interval.
@@ -78,8 +78,8 @@ pub struct SuiteArgs {
     pub tune_online_days: usize,
 }
 
-/// One cell of the matrix.
-
+/// The matrix of `args`, in run order (preset, then scale, then world, then scenario: the
+/// small scale finishes first).
 pub fn cells(args: &SuiteArgs) -> Vec<Cell> {
     let presets = match args.presets.as_slice() {
         [] => vec![config_preset(args)],
@@ -351,10 +351,7 @@ pub fn run_suite(args: &SuiteArgs) -> anyhow::Result<Vec<ClaimRow>> {
     Ok(rows)
 }
 
-/// One value set of one arm, pooled over the tuned runs of one scale: how the retained days of
-/// every world and scenario score it. The best of an arm is the value set the protocol would
-/// choose for all of them at once (a default chosen on retained days only).
-
+/// What `suite.json` holds.
 #[derive(Serialize)]
 struct SuiteJson<'a> {
     presets: &'a [String],

@@ -36,6 +36,7 @@ fn default_preset() -> String {
     "default".into()
 }
 
+/// One cell of the matrix.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cell {
     /// The synthetic world's preset (`data.preset`, `--presets`).
@@ -504,8 +505,9 @@ fn claim_row(
     }
 }
 
-/// The matrix of `args`, in run order (scale, then world, then scenario: the small scale
-
+/// One value set of one arm, pooled over the tuned runs of one scale: how the retained days of
+/// every world and scenario score it. The best of an arm is the value set the protocol would
+/// choose for all of them at once (a default chosen on retained days only).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PooledTrial {
     pub rows_per_day: usize,
@@ -1081,7 +1083,7 @@ fn switch_markdown(s: &mut String, rows: &[SwitchRow]) {
          the mean [95% CI] over worlds): days to switch, own minus the other's (earlier wins); \
          degradation area, own minus the other's (smaller by more than {AREA_TIE} wins); total \
          training compute, own over the other's, of CPU seconds (cheaper by more than {:.0}% \
-         wins; a run with a figure under 0.05 CPU s is too short to time and not counted):\n",
+         wins; a run with a figure under 0.25 CPU s is too short to time and not counted):\n",
         COMPUTE_TIE * 100.0
     );
     let _ = writeln!(
