@@ -49,8 +49,9 @@ fn press(view: &mut CompareView, keys: &str) {
 #[test]
 fn the_demo_sessions_side_by_side() {
     let (_tmp, view) = demo_view();
-    // Two sessions of five arms each, the first session's crossadapt arm the baseline.
-    assert_eq!(view.cmp.series.len(), 10);
+    // Two sessions, of six arms (the default benchmark, with retrain) and five, the first
+    // session's crossadapt arm the baseline.
+    assert_eq!(view.cmp.series.len(), 11);
     let base = &view.cmp.series[view.baseline.unwrap()];
     assert_eq!(base.arm, "crossadapt");
     insta::assert_snapshot!("compare_demo_140x40", screen(&view, 140, 40));

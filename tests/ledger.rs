@@ -57,11 +57,15 @@ fn a_live_run_and_its_replayed_log_fold_into_the_same_ledger() {
         .iter()
         .all(|a| a.days.len() == 5 && a.offline.is_some()));
     assert_eq!(live.drift.len(), 5);
-    assert!(live
-        .verdict(None)
-        .headline
-        .time_fraction_vs_scratch
-        .is_some());
+    // The time ratio is there, or (tiny offline stages take hundredths of a CPU second) the
+    // verdict says it was too short to time.
+    let v = live.verdict(None);
+    let ca = v.arms.iter().find(|a| a.arm == "crossadapt").unwrap();
+    assert!(
+        v.headline.time_fraction_vs_scratch.is_some()
+            || ca.too_short_to_time.iter().any(|n| n == "time_vs_scratch"),
+        "{ca:?}"
+    );
 }
 
 const SCHEMA: &str = r#"

@@ -114,12 +114,13 @@ fn the_gate_shows_each_day_as_it_arrives() {
     );
     let text = render_to_string(&app_from_records(&switch), &theme(), 80, 30);
     assert!(
-        text.contains("◆ crossadapt SWITCH    3/3  passing since day 7"),
+        text.contains("◆ crossadapt SWITCH    3/3  d9 in 3d  passing since day 7"),
         "{text}"
     );
 }
 
-/// At the minimum 80x24 the gate keeps one line: every arm's decision and streak, nothing
+/// At the minimum 80x24 the gate keeps one line: every arm's decision and streak (the day it
+/// switched, once it has), nothing
 /// wrapped or cut mid-arm.
 #[test]
 fn the_gate_fits_one_line_at_80x24() {
@@ -128,7 +129,7 @@ fn the_gate_fits_one_line_at_80x24() {
     let line = text.lines().nth(2).unwrap_or_default();
     assert_eq!(
         line.trim_end(),
-        " gate ▲ scratch NOT YET 0/3  ■ kd NOT YET 0/3  ◆ crossadapt SWITCH 3/3"
+        " gate ▲ scratch NOT YET 0/3  ■ kd NOT YET 0/3  ◆ crossadapt SWITCH d9"
     );
 }
 
@@ -147,7 +148,7 @@ fn the_one_line_gate_shortens_long_names() {
     let line = text.lines().nth(2).unwrap_or_default();
     assert_eq!(
         line.trim_end(),
-        " gate ▲ scratch NOT YET 0/3  ■ kd-distil… NOT YET 0/3  ◆ crossadapt SWITCH 3/3"
+        " gate ▲ scratch NOT YET 0/3  ■ kd-distil… NOT YET 0/3  ◆ crossadapt SWITCH d9"
     );
 }
 

@@ -145,6 +145,43 @@ fn gate_styles() {
     }
 }
 
+/// Once a student has switched, its gate row says on which day and after how many online days
+/// (`d9 in 3d`: crossadapt passes days 7, 8 and 9), bold in the theme's pass colour; the arms
+/// that have not say nothing of the kind. With every arm on one line (a short console) the day
+/// replaces the streak.
+#[test]
+fn the_gate_rows_say_when_a_student_switched() {
+    let theme = Theme::load("default", false).unwrap();
+    let app = app_from_records(&fixture::session(2, true));
+    let buf = render_to_buffer(&app, &theme, 80, 30);
+    let row = (0..buf.area.height)
+        .map(|y| {
+            let text: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+            (y, text)
+        })
+        .find(|(_, t)| t.contains("crossadapt SWITCH"))
+        .expect("crossadapt's gate row");
+    let (y, text) = row;
+    let at = text.find("d9 in 3d").unwrap_or_else(|| panic!("{text}"));
+    let x = text[..at].chars().count() as u16;
+    let style = buf[(x, y)].style();
+    assert_eq!(style.fg, theme.good.fg, "{text}");
+    assert!(style.add_modifier.contains(ratatui::style::Modifier::BOLD));
+    for y in 0..buf.area.height {
+        let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        if line.contains("NOT YET") {
+            assert!(!line.contains(" in "), "{line}");
+        }
+    }
+    // One line for every arm: the switched arm shows its day instead of its streak.
+    let buf = render_to_buffer(&app, &theme, 80, 24);
+    let text: String = (0..buf.area.height)
+        .flat_map(|y| (0..buf.area.width).map(move |x| (x, y)))
+        .map(|(x, y)| buf[(x, y)].symbol().to_string())
+        .collect();
+    assert!(text.contains("SWITCH d9"), "{text}");
+}
+
 /// A console attached read-only (`attach --view`, or another holds the controller lease): the
 /// header's READ-ONLY mark and its warning colour, at the smallest full layout.
 #[test]

@@ -102,7 +102,14 @@ fn gate_evidence_is_the_difference_of_the_reported_metrics() {
         .iter()
         .find(|a| a.name == "scratch")
         .expect("scratch");
-    assert_eq!(scratch.total_vs_scratch, Some(1.0));
+    // Against itself: 1, or too short to time on tiny's hundredths of a CPU second.
+    match scratch.total_vs_scratch {
+        Some(r) => assert_eq!(r, 1.0),
+        None => assert!(scratch
+            .too_short_to_time
+            .iter()
+            .any(|n| n == "total_vs_scratch")),
+    }
     // The gate's decision reaches the headless text through the day printer, which a live
     // run and a replay share: one line per student arm.
     let mut printer = DayTablePrinter::new(Vec::new());

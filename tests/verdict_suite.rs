@@ -1,13 +1,14 @@
 //! `crossadapt bench suite` on the tiny preset (1 world x 1 scenario x 1 scale): the table's
 //! rows, counts and files; a second call reads the run back instead of running it again; a
-//! tuned suite runs with each run's choice; and the claim rules and the pooled choice on
-//! hand-made runs with known answers.
+//! tuned suite runs with each run's choice; the claim rules, the switch table and the pooled
+//! choice on hand-made runs with known answers; a run on file from before the switch figures
+//! reads back.
 
 use std::collections::BTreeMap;
 
 use crossadapt::cli::suite::{
-    cell_config, pooled_trials, read_runs, run_cell, run_suite, table, ArmRun, Cell, Claim, DayRun,
-    Outcome3, SuiteArgs, SuiteRun, CLAIMS,
+    cell_config, cells, pooled_trials, read_runs, run_cell, run_suite, switch_table, table, ArmRun,
+    Cell, Claim, DayRun, Outcome3, SuiteArgs, SuiteRun, CLAIMS,
 };
 use crossadapt::cli::ConfigArgs;
 use crossadapt::engine::config::TINY_SETS;
@@ -22,6 +23,7 @@ fn tiny_args(out: &std::path::Path, scenario: &str) -> SuiteArgs {
         },
         worlds: vec![3],
         scenarios: vec![scenario.to_string()],
+        presets: vec![],
         scales: vec![1000],
         arms: ["scratch", "kd", "crossadapt", "crossadapt-matched"]
             .iter()
@@ -48,6 +50,8 @@ fn a_tiny_suite_writes_one_row_per_claim_and_scenario_with_consistent_counts() {
         let want = match r.key.as_str() {
             // The only scenario has a shift: no run without drift.
             "no_harm" => 0,
+            // Tiny offline stages take a few ms of CPU: too short to time, so no ratio.
+            "time" => 0,
             _ => 1,
         };
         assert_eq!(r.runs, want, "{}", r.key);
@@ -61,8 +65,30 @@ fn a_tiny_suite_writes_one_row_per_claim_and_scenario_with_consistent_counts() {
     let run: SuiteRun = serde_json::from_str(log.trim()).expect("a run");
     assert_eq!((run.world, run.scenario.as_str()), (3, "concept"));
     assert_eq!(run.shift_day, Some(6), "tiny shocks on day 6");
-    assert_eq!(run.arms.len(), 4);
+    // The incumbent is added to the arms asked for: the gate judges every student against it.
+    let names: Vec<&str> = run.arms.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "incumbent",
+            "scratch",
+            "kd",
+            "crossadapt",
+            "crossadapt-matched"
+        ]
+    );
     assert!(run.arms.iter().all(|a| a.days.len() == 5));
+    assert_eq!((run.preset.as_str(), run.online_days), ("tiny", 5));
+    for a in &run.arms {
+        let student = a.name != "incumbent";
+        assert_eq!(a.judged, student, "{}", a.name);
+        assert_eq!(a.degradation_area.is_some(), student, "{}", a.name);
+        assert!(a.total_seconds > 0.0 && a.total_cpu_seconds.is_some_and(|c| c > 0.0));
+    }
+    let switch = std::fs::read_to_string(dir.path().join("switch.csv")).expect("switch.csv");
+    // A header, then one line per student arm and other arm: scratch, kd and the matched arm
+    // against retrain (absent here: no line), crossadapt against scratch and kd.
+    assert_eq!(switch.lines().count(), 1 + 3 + 2, "{switch}");
     let csv = std::fs::read_to_string(dir.path().join("suite.csv")).expect("csv");
     assert_eq!(csv.lines().count(), rows.len() + 1);
     let md = std::fs::read_to_string(dir.path().join("suite.md")).expect("md");
@@ -105,11 +131,20 @@ fn arm(name: &str, offline_seconds: f64, offline_auc: f64, aucs: &[f64], bias: f
             })
             .collect(),
         failed: None,
+        offline_cpu_seconds: None,
+        total_seconds: 0.0,
+        total_cpu_seconds: None,
+        judged: false,
+        switch_day: None,
+        days_to_switch: None,
+        degradation_area: None,
     }
 }
 
 fn known_run(world: u64, shift_day: Option<u32>) -> SuiteRun {
     SuiteRun {
+        preset: "default".into(),
+        online_days: 4,
         world,
         scenario: if shift_day.is_some() {
             "covariate"
@@ -257,6 +292,7 @@ fn a_tuned_suite_tunes_every_arm_first_and_runs_with_the_choice() {
 
     // The same cell untuned, with the choice as config, gives the tuned run's figures.
     let cell = Cell {
+        preset: "tiny".into(),
         world: 3,
         scenario: "none".into(),
         rows_per_day: 1000,
@@ -409,4 +445,146 @@ fn the_online_stage_of_a_tuned_suite_is_a_cell_of_its_own_and_pooled() {
     );
     let md = std::fs::read_to_string(dir.path().join("suite.md")).expect("md");
     assert!(md.contains("| online |"), "{md}");
+}
+
+/// An arm the gate judged: it switched after `days` online days (`None`: never in the 4),
+/// with `area` of AUC lost before, and `cpu` seconds of training in all.
+fn judged(name: &str, days: Option<u32>, area: f64, cpu: f64) -> ArmRun {
+    ArmRun {
+        judged: true,
+        days_to_switch: days,
+        switch_day: days.map(|d| 9 + d),
+        degradation_area: Some(area),
+        total_seconds: cpu,
+        total_cpu_seconds: Some(cpu),
+        ..arm(name, 1.0, 0.7, &[0.7; 4], 0.1)
+    }
+}
+
+/// The switch table on hand-made runs: per arm the runs it switched in, the median and the
+/// censored mean of its days to switch, its degradation; against retrain and (crossadapt)
+/// scratch and kd, wins / ties / losses of each figure; a compute figure too short to time is
+/// counted apart, not as a ratio.
+#[test]
+fn the_switch_table_gives_known_answers() {
+    let run = |world: u64, ca: Option<u32>, ca_cpu: f64| SuiteRun {
+        arms: vec![
+            arm("incumbent", 0.0, 0.7, &[0.7; 4], 0.1),
+            judged("scratch", None, 0.04, 10.0),
+            judged("retrain", Some(2), 0.0, 40.0),
+            judged("kd", None, 0.08, 12.0),
+            judged("crossadapt", ca, 0.01, ca_cpu),
+        ],
+        ..known_run(world, None)
+    };
+    // World 1: crossadapt switches on its 2nd online day like retrain, at a quarter of its
+    // compute; world 2: on its 3rd; world 3: never, and its compute is too short to time.
+    let runs = [
+        run(1, Some(2), 10.0),
+        run(2, Some(3), 10.0),
+        run(3, None, 0.01),
+    ];
+    let rows = switch_table(&runs, 200);
+    let names: Vec<&str> = rows.iter().map(|r| r.arm.as_str()).collect();
+    assert_eq!(names, ["scratch", "retrain", "kd", "crossadapt"]);
+    let ca = rows
+        .iter()
+        .find(|r| r.arm == "crossadapt")
+        .expect("crossadapt");
+    assert_eq!((ca.runs, ca.switched, ca.median_days), (3, 2, Some(2.5)));
+    // Never counts as the day after the 4 online days: (2 + 3 + 5) / 3.
+    let days = ca.days.expect("days");
+    assert!((days.estimate - 10.0 / 3.0).abs() < 1e-12, "{days:?}");
+    assert!((ca.area.expect("area").estimate - 0.01).abs() < 1e-12);
+    let vs = |other: &str| {
+        ca.versus
+            .iter()
+            .find(|v| v.other == other)
+            .unwrap_or_else(|| panic!("against {other}"))
+    };
+    let re = vs("retrain");
+    assert_eq!(re.runs, 3);
+    assert_eq!((re.days.wins, re.days.ties, re.days.losses), (0, 1, 2));
+    assert_eq!((re.area.wins, re.area.ties, re.area.losses), (0, 0, 3));
+    assert_eq!(
+        (re.compute.wins, re.compute.ties, re.compute.losses),
+        (2, 0, 0)
+    );
+    assert_eq!(re.too_short, 1);
+    assert!((re.compute.mean.expect("ratio").estimate - 0.25).abs() < 1e-12);
+    let sc = vs("scratch");
+    assert_eq!((sc.days.wins, sc.days.ties, sc.days.losses), (2, 1, 0));
+    assert_eq!((sc.area.wins, sc.area.ties, sc.area.losses), (3, 0, 0));
+    assert_eq!(
+        (sc.compute.wins, sc.compute.ties, sc.compute.losses),
+        (0, 2, 0)
+    );
+    assert_eq!(vs("kd").days.wins, 2);
+    // Only crossadapt is compared with scratch and kd; every other arm with retrain alone.
+    let kd = rows.iter().find(|r| r.arm == "kd").expect("kd");
+    let others: Vec<&str> = kd.versus.iter().map(|v| v.other.as_str()).collect();
+    assert_eq!(others, ["retrain"]);
+    let retrain = rows.iter().find(|r| r.arm == "retrain").expect("retrain");
+    assert!(retrain.versus.is_empty() && retrain.median_days == Some(2.0));
+}
+
+/// A `runs.jsonl` line written before the switch figures, the CPU seconds and the presets
+/// existed reads back: the default world, no judged arm, so the switch table is empty and the
+/// claims read as before.
+#[test]
+fn a_run_on_file_from_before_the_switch_figures_reads_back() {
+    let old = r#"{"world":1,"scenario":"none","rows_per_day":100,"seconds":2.0,"shift_day":null,"mean_distill_weight":0.5,"arms":[{"name":"scratch","offline_seconds":10.0,"offline_auc":0.7,"days":[{"day":10,"auc":0.7,"abs_bias":0.1}],"failed":null},{"name":"crossadapt","offline_seconds":3.0,"offline_auc":0.71,"days":[{"day":10,"auc":0.71,"abs_bias":0.1}],"failed":null}]}"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runs.jsonl");
+    std::fs::write(&path, format!("{old}\n")).expect("write");
+    let runs = read_runs(&path).expect("an old run reads");
+    assert_eq!(
+        (runs[0].preset.as_str(), runs[0].online_days),
+        ("default", 0)
+    );
+    assert!(runs[0]
+        .arms
+        .iter()
+        .all(|a| !a.judged && a.total_cpu_seconds.is_none()));
+    assert!(switch_table(&runs, 50).is_empty());
+    // Without CPU figures the time claim reads wall seconds, as it did.
+    assert_eq!(Claim::TimeToSwitch.values(&runs[0]), Some(vec![0.3]));
+}
+
+/// The matrix over presets: `--presets` multiplies the cells, each cell's config is its
+/// preset's world, and the default arms are what the gate needs (incumbent, retrain where the
+/// run has a history).
+#[test]
+fn presets_multiply_the_cells_and_the_default_arms_serve_the_gate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = tiny_args(dir.path(), "none");
+    args.presets = vec!["tiny".into(), "fm4".into()];
+    args.arms = vec![];
+    let all = cells(&args);
+    let presets: Vec<&str> = all.iter().map(|c| c.preset.as_str()).collect();
+    assert_eq!(presets, ["tiny", "fm4"]);
+    let cfg = cell_config(&args, &all[1]).expect("config");
+    let crossadapt::data::DataConfig::Synthetic(world) = &cfg.data else {
+        panic!("a synthetic world");
+    };
+    assert_eq!((world.preset.as_str(), world.seed), ("fm4", 3));
+    let names: Vec<String> = cfg.arms.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        names,
+        [
+            "incumbent",
+            "scratch",
+            "retrain",
+            "kd",
+            "crossadapt",
+            "crossadapt-matched"
+        ]
+    );
+    // Without a history there is nothing to retrain on: the default arms leave it out.
+    args.config.set.push("split.history=0".into());
+    let cfg = cell_config(&args, &all[0]).expect("config without history");
+    assert!(cfg.arms.iter().all(|a| a.to_string() != "retrain"));
+    // The config's own world when no preset is named.
+    args.presets.clear();
+    assert_eq!(cells(&args)[0].preset, "tiny");
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod checkpoint;
 pub mod config;
+pub mod cpu;
 pub mod emitter;
 mod gate;
 mod holdout;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use super::cpu::CpuSpan;
 use super::run::{Engine, StopRequested};
 use super::state::ResumePoint;
 use crate::method::arm::clone_trainer;
@@ -183,6 +184,7 @@ impl Engine {
                 arm.student = clone_trainer(&src.student, &train)?;
                 arm.state.offline_seconds = src.state.offline_seconds;
                 arm.state.offline_samples = src.state.offline_samples;
+                arm.state.offline_cpu_seconds = src.state.offline_cpu_seconds;
                 match &src.state.failed {
                     Some(why) => Err(anyhow::anyhow!(
                         "its offline stage is {}'s, which failed: {why}",
@@ -191,7 +193,14 @@ impl Engine {
                     None => Ok(()),
                 }
             }
-            None => method.offline(self, &mut arm),
+            None => {
+                // The recipe times its own wall seconds; the CPU of the same stage is the
+                // process's over the call (the stages run one at a time).
+                let cpu = CpuSpan::start();
+                let done = method.offline(self, &mut arm);
+                arm.state.offline_cpu_seconds = cpu.seconds();
+                done
+            }
         };
         match result {
             Ok(()) => {}
@@ -241,6 +250,7 @@ impl Engine {
                 samples,
                 samples_per_sec: crate::protocol::throughput(samples, seconds),
                 metrics: m,
+                cpu_seconds: arm.state.offline_cpu_seconds,
             };
             self.emit(event)?;
         }

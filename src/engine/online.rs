@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::cpu::CpuSpan;
 use super::run::{Engine, StopRequested};
 use super::state::ResumePoint;
 use crate::data::pool::Pool;
@@ -163,6 +164,7 @@ impl Engine {
         };
         let mut state = recipe.begin_day(self, arm, &input)?;
         let started = Instant::now();
+        let cpu = CpuSpan::start();
         let batch_size = self.config().batch_size;
         let n_batches = day.rows().div_ceil(batch_size) as u32;
         let every = self.config().online.updates_every;
@@ -208,6 +210,7 @@ impl Engine {
             )?;
         }
         let train_seconds = started.elapsed().as_secs_f64();
+        let cpu_seconds = cpu.seconds();
         if self.config().online.calibrate {
             // The model that ends the day scores the day it has just trained on; the next day
             // is served with the intercept that makes it calibrated there. A day of one class
@@ -229,6 +232,7 @@ impl Engine {
             distill_weight: state.mean_distill_weight(),
             calibration: self.config().online.calibrate.then_some(served_with),
             matched_weight: state.matched_weight(),
+            cpu_seconds,
         })
     }
 

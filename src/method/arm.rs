@@ -50,6 +50,10 @@ pub struct ArmState {
     pub offline_seconds: f64,
     #[serde(default)]
     pub offline_samples: u64,
+    /// Process CPU seconds of the offline stage (`None` in checkpoints written before it was
+    /// measured).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub offline_cpu_seconds: Option<f64>,
     /// Why the arm failed (a diverged loss, offline or online); a failed arm is skipped from
     /// then on, also after a resume.
     #[serde(default)]
@@ -111,6 +115,7 @@ impl ArmState {
             model,
             offline_seconds: 0.0,
             offline_samples: 0,
+            offline_cpu_seconds: None,
             failed: None,
             last_teacher_loss: None,
             last_student_loss: None,

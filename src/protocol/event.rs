@@ -315,6 +315,10 @@ pub enum EngineEvent {
         #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
         samples_per_sec: Option<f64>,
         metrics: EvalMetrics,
+        /// Process CPU seconds of the offline training (every compute thread counted; `None`
+        /// in logs written before the field existed, and where no CPU clock is available).
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+        cpu_seconds: Option<f64>,
     },
     /// Student and teacher updates over a run of batches of one online day.
     Updates {
@@ -374,6 +378,10 @@ pub enum EngineEvent {
         /// arms.
         #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
         matched_weight: Option<f64>,
+        /// Process CPU seconds of the day's training (as `train_seconds`, in CPU time; `None`
+        /// in logs written before the field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+        cpu_seconds: Option<f64>,
     },
     /// The migration gate's evidence for one student arm on one online day: its AUC and
     /// LogLoss differences to the incumbent (student minus incumbent) on the day's rows, scored
@@ -620,6 +628,7 @@ mod tests {
                 samples: 0,
                 samples_per_sec: Some(nan),
                 metrics: m.clone(),
+                cpu_seconds: Some(nan),
             },
             EngineEvent::Drift {
                 day: 1,
@@ -647,6 +656,7 @@ mod tests {
                 distill_weight: None,
                 calibration: Some(nan),
                 matched_weight: Some(nan),
+                cpu_seconds: Some(nan),
             },
             EngineEvent::Operator {
                 command: EngineCommand::SetParams {

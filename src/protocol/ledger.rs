@@ -25,6 +25,12 @@ use crate::num;
 /// Days after a shock over which recovery is measured.
 pub const RECOVERY_DAYS: usize = 3;
 
+/// CPU seconds below which a stage is too short to time: on a loaded 2-core machine identical
+/// stages of a few hundredths to a tenth of a CPU second measured up to 5x apart (contention
+/// costs CPU time too), while stages from about a third of a second up gave ratios within a
+/// few percent (docs/gate.md), so no ratio is given below it.
+pub const MIN_TIMED_CPU: f64 = 0.25;
+
 /// Everything the records of a run tell, folded once.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
@@ -128,6 +134,9 @@ pub struct OfflineEntry {
     #[serde(default, with = "num::opt")]
     pub samples_per_sec: Option<f64>,
     pub metrics: EvalMetrics,
+    /// Process CPU seconds of the offline training (`None` in logs before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub cpu_seconds: Option<f64>,
 }
 
 /// Training throughput: `samples / seconds`, `None` when nothing was trained or no time
@@ -158,6 +167,9 @@ pub struct DayEntry {
     pub matched_weight: Option<f64>,
     /// The parameters in effect when the day's metrics came in.
     pub params: Option<Params>,
+    /// Process CPU seconds of the day's training (`None` in logs before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub cpu_seconds: Option<f64>,
 }
 
 /// The update ticks of one arm on the day it is on.
@@ -258,6 +270,23 @@ pub struct ArmVerdict {
     /// Total compute as a fraction of retrain's.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
     pub total_vs_retrain: Option<f64>,
+    /// Process CPU seconds of the offline training, of the online training over the
+    /// evaluated days, their sum, and the CPU spent until the switch (as
+    /// `seconds_to_switch`). `None` in logs written before CPU time was measured. When the
+    /// figures exist, the ratios against scratch and retrain are of CPU seconds; without them
+    /// (an older log) of wall seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub offline_cpu_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub online_cpu_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub total_cpu_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num::opt")]
+    pub cpu_seconds_to_switch: Option<f64>,
+    /// The ratios left out because a figure of the two arms was under [`MIN_TIMED_CPU`]
+    /// of CPU (`time_vs_scratch`, `total_vs_retrain`, ...): too short to time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub too_short_to_time: Vec<String>,
     /// The score on the final test slice (`split.holdout`), beside the daily means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<HoldoutEntry>,
@@ -268,6 +297,16 @@ pub struct ArmVerdict {
 }
 
 impl ArmVerdict {
+    /// A ratio of this arm's (`time_vs_scratch`, ...) as a table shows it: `0.27x`, `short`
+    /// when a figure was too short to time, `-` when there is none.
+    pub fn ratio_text(&self, name: &str, value: Option<f64>) -> String {
+        match value {
+            Some(v) => format!("{}x", num::fixed(v, 2)),
+            None if self.too_short_to_time.iter().any(|n| n == name) => "short".into(),
+            None => "-".into(),
+        }
+    }
+
     /// Days to switch, the compute until then and the degradation before it, in one sentence
     /// (student arms judged by the gate; `None` otherwise).
     pub fn switch_sentence(&self) -> Option<String> {
@@ -276,10 +315,18 @@ impl ArmVerdict {
             .degradation_area
             .map_or("-".into(), |v| num::fixed(v, 4));
         Some(match (self.days_to_switch, self.switch_day) {
-            (Some(n), Some(day)) => format!(
-                "switches after {n} online day(s) (day {day}), {} s of training until then; AUC degradation before it {area}",
-                self.seconds_to_switch.map_or("-".into(), |v| num::fixed(v, 1))
-            ),
+            (Some(n), Some(day)) => {
+                let wall = self
+                    .seconds_to_switch
+                    .map_or("-".into(), |v| num::fixed(v, 1));
+                let spent = match self.cpu_seconds_to_switch {
+                    Some(cpu) => format!("{} CPU s ({wall} s wall)", num::fixed(cpu, 1)),
+                    None => format!("{wall} s"),
+                };
+                format!(
+                    "switches after {n} online day(s) (day {day}), {spent} of training until then; AUC degradation before it {area}"
+                )
+            }
             _ => format!("never switches in the online window; AUC degradation over it {area}"),
         })
     }
@@ -309,6 +356,36 @@ pub struct Headline {
 pub struct Verdict {
     pub arms: Vec<ArmVerdict>,
     pub headline: Headline,
+}
+
+/// The CPU seconds of `days` added up; `None` when a day has none (a log from before CPU time
+/// was measured), so a sum never mixes measured and missing days.
+fn cpu_sum<'a>(days: impl Iterator<Item = &'a DayEntry>) -> Option<f64> {
+    days.map(|d| d.cpu_seconds).sum()
+}
+
+/// A compute ratio of two arms, or why there is none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ratio {
+    Of(f64),
+    /// A figure under [`MIN_TIMED_CPU`] of CPU: too short to time.
+    TooShort,
+    /// A figure is zero or missing (the arm did not train in that stage).
+    None,
+}
+
+/// `own / reference` of two `(wall seconds, CPU seconds)` figures: of CPU seconds when both
+/// have them, too short to time when either is under [`MIN_TIMED_CPU`]; of wall seconds when
+/// either lacks CPU (a log written before CPU time was measured reads as it did then).
+pub fn compute_ratio(own: (f64, Option<f64>), reference: (f64, Option<f64>)) -> Ratio {
+    if !(own.0 > 0.0 && reference.0 > 0.0) {
+        return Ratio::None;
+    }
+    match (own.1, reference.1) {
+        (Some(a), Some(b)) if a < MIN_TIMED_CPU || b < MIN_TIMED_CPU => Ratio::TooShort,
+        (Some(a), Some(b)) => Ratio::Of(a / b),
+        _ => Ratio::Of(own.0 / reference.0),
+    }
 }
 
 /// Mean of the finite values (`None` when there are none).
@@ -424,8 +501,10 @@ impl Ledger {
                 samples,
                 samples_per_sec,
                 metrics,
+                cpu_seconds,
             } => {
                 self.arm_mut(arm).offline = Some(OfflineEntry {
+                    cpu_seconds: *cpu_seconds,
                     seconds: *seconds,
                     samples: *samples,
                     // Logs written before the field existed: from the same record's figures.
@@ -491,6 +570,7 @@ impl Ledger {
                 distill_weight,
                 calibration,
                 matched_weight,
+                cpu_seconds,
             } => {
                 let params = self.params.clone();
                 self.arm_mut(arm).days.insert(
@@ -506,6 +586,7 @@ impl Ledger {
                         calibration: *calibration,
                         matched_weight: *matched_weight,
                         params,
+                        cpu_seconds: *cpu_seconds,
                     },
                 );
             }
@@ -627,7 +708,12 @@ impl Ledger {
                 let days = || a.days.values().map(|d| &d.metrics);
                 let offline_seconds = a.offline.as_ref().map_or(0.0, |o| o.seconds);
                 let online_seconds: f64 = a.days.values().map(|d| d.train_seconds).sum();
+                let offline_cpu = a.offline.as_ref().and_then(|o| o.cpu_seconds);
+                let online_cpu = cpu_sum(a.days.values());
                 ArmVerdict {
+                    offline_cpu_seconds: offline_cpu,
+                    online_cpu_seconds: online_cpu,
+                    total_cpu_seconds: offline_cpu.zip(online_cpu).map(|(a, b)| a + b),
                     arm: a.name.clone(),
                     model: a.model.clone(),
                     offline_seconds: a.offline.as_ref().map_or(0.0, |o| o.seconds),
@@ -664,20 +750,35 @@ impl Ledger {
             if let Some(inc) = incumbent.filter(|_| a.kind != Some(ArmKind::Incumbent)) {
                 self.switch_figures(v, a, inc);
             }
-            if let Some(sc) = &scratch {
-                if sc.offline_seconds > 0.0 && v.offline_samples > 0 {
-                    v.time_vs_scratch = Some(v.offline_seconds / sc.offline_seconds);
-                }
-                if sc.total_seconds > 0.0 && v.total_seconds > 0.0 {
-                    v.total_vs_scratch = Some(v.total_seconds / sc.total_seconds);
-                }
-            }
-            if let Some(re) = &retrain {
-                if re.offline_seconds > 0.0 && v.offline_samples > 0 {
-                    v.time_vs_retrain = Some(v.offline_seconds / re.offline_seconds);
-                }
-                if re.total_seconds > 0.0 && v.total_seconds > 0.0 {
-                    v.total_vs_retrain = Some(v.total_seconds / re.total_seconds);
+            for (reference, time, total) in [
+                (&scratch, "time_vs_scratch", "total_vs_scratch"),
+                (&retrain, "time_vs_retrain", "total_vs_retrain"),
+            ] {
+                let Some(re) = reference else {
+                    continue;
+                };
+                let offline = |a: &ArmVerdict| (a.offline_seconds, a.offline_cpu_seconds);
+                let all = |a: &ArmVerdict| (a.total_seconds, a.total_cpu_seconds);
+                let time_ratio = if v.offline_samples > 0 {
+                    compute_ratio(offline(v), offline(re))
+                } else {
+                    Ratio::None
+                };
+                for (name, ratio) in [(time, time_ratio), (total, compute_ratio(all(v), all(re)))] {
+                    let value = match ratio {
+                        Ratio::Of(r) => Some(r),
+                        Ratio::TooShort => {
+                            v.too_short_to_time.push(name.to_string());
+                            None
+                        }
+                        Ratio::None => None,
+                    };
+                    match name {
+                        "time_vs_scratch" => v.time_vs_scratch = value,
+                        "total_vs_scratch" => v.total_vs_scratch = value,
+                        "time_vs_retrain" => v.time_vs_retrain = value,
+                        _ => v.total_vs_retrain = value,
+                    }
                 }
             }
             if let Some(kd) = &kd {
@@ -710,6 +811,8 @@ impl Ledger {
         if let Some(s) = gate.first_met {
             let online_before: f64 = a.days.range(..s).map(|(_, e)| e.train_seconds).sum();
             v.seconds_to_switch = Some(v.offline_seconds + online_before);
+            let cpu_before = cpu_sum(a.days.range(..s).map(|(_, e)| e));
+            v.cpu_seconds_to_switch = v.offline_cpu_seconds.zip(cpu_before).map(|(a, b)| a + b);
         }
         let gaps = a
             .days
@@ -805,6 +908,7 @@ mod tests {
             distill_weight: None,
             calibration: None,
             matched_weight: None,
+            cpu_seconds: None,
         }
     }
 
@@ -845,6 +949,7 @@ mod tests {
                 samples: if *secs > 0.0 { 100 } else { 0 },
                 samples_per_sec: None,
                 metrics: metrics(Some(0.7 + secs / 1000.0), 0.0),
+                cpu_seconds: None,
             });
         }
         for d in 0..2 {
@@ -881,6 +986,76 @@ mod tests {
         assert_eq!(l.arm("kd").unwrap().kind, Some(ArmKind::Kd));
     }
 
+    /// With CPU seconds in the log the ratios are of CPU, whatever the wall clock says; a
+    /// figure under a quarter of a CPU second gives no ratio, and says why; without CPU (an
+    /// older log) the ratios stay of wall seconds.
+    #[test]
+    fn compute_ratios_are_of_cpu_seconds_and_short_stages_are_not_timed() {
+        assert_eq!(
+            compute_ratio((2.0, Some(1.0)), (4.0, Some(4.0))),
+            Ratio::Of(0.25)
+        );
+        assert_eq!(compute_ratio((2.0, None), (4.0, Some(4.0))), Ratio::Of(0.5));
+        assert_eq!(
+            compute_ratio((2.0, Some(0.04)), (4.0, Some(4.0))),
+            Ratio::TooShort
+        );
+        assert_eq!(
+            compute_ratio((2.0, Some(1.0)), (4.0, Some(0.249))),
+            Ratio::TooShort
+        );
+        assert_eq!(
+            compute_ratio((2.0, Some(0.25)), (4.0, Some(1.0))),
+            Ratio::Of(0.25)
+        );
+        assert_eq!(
+            compute_ratio((0.0, Some(1.0)), (4.0, Some(4.0))),
+            Ratio::None
+        );
+
+        // Wall seconds 40 (scratch) and 10 (crossadapt), as `known`; CPU 8 and 6 offline, and
+        // 1 CPU second a day online; kd's offline stage took 0.01 CPU seconds.
+        let cpu = |arm: &str| match arm {
+            "scratch" => 8.0,
+            "crossadapt" => 6.0,
+            "kd" => 0.01,
+            _ => 0.0,
+        };
+        let records: Vec<Record> = known()
+            .into_iter()
+            .map(|mut r| {
+                match &mut r.event {
+                    EngineEvent::OfflineResult {
+                        arm, cpu_seconds, ..
+                    } => *cpu_seconds = Some(cpu(arm)),
+                    EngineEvent::DayMetrics { cpu_seconds, .. } => *cpu_seconds = Some(1.0),
+                    _ => {}
+                }
+                r
+            })
+            .collect();
+        let v = Ledger::of(&records).verdict(None);
+        let (kd, ca) = (&v.arms[1], &v.arms[2]);
+        assert_eq!(ca.offline_cpu_seconds, Some(6.0));
+        assert_eq!(
+            (ca.online_cpu_seconds, ca.total_cpu_seconds),
+            (Some(2.0), Some(8.0))
+        );
+        assert!(
+            (ca.time_vs_scratch.unwrap() - 0.75).abs() < 1e-12,
+            "CPU, not wall's 0.25"
+        );
+        assert!((ca.total_vs_scratch.unwrap() - 0.8).abs() < 1e-12);
+        assert!(ca.too_short_to_time.is_empty());
+        assert_eq!(kd.time_vs_scratch, None);
+        assert_eq!(kd.too_short_to_time, ["time_vs_scratch"]);
+        assert_eq!(
+            kd.ratio_text("time_vs_scratch", kd.time_vs_scratch),
+            "short"
+        );
+        assert!((kd.total_vs_scratch.unwrap() - 2.01 / 10.0).abs() < 1e-12);
+    }
+
     /// Each arm's training throughput: offline from its `OfflineResult` (its own field, or its
     /// seconds and samples in a log written before the field), online the mean of its days'.
     #[test]
@@ -896,6 +1071,7 @@ mod tests {
                 samples: 100,
                 samples_per_sec: Some(4.0),
                 metrics: metrics(Some(0.73), 0.0),
+                cpu_seconds: None,
             },
         ));
         records.push(rec(
@@ -912,6 +1088,7 @@ mod tests {
                 distill_weight: None,
                 calibration: None,
                 matched_weight: None,
+                cpu_seconds: None,
             },
         ));
         let l = Ledger::of(&records);
@@ -973,6 +1150,7 @@ mod tests {
                 distill_weight: None,
                 calibration: None,
                 matched_weight: None,
+                cpu_seconds: None,
             },
         ));
         let v = Ledger::of(&records).verdict(None);

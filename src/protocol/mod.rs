@@ -13,6 +13,7 @@ pub mod gate;
 pub mod ledger;
 pub mod lifecycle;
 pub mod report;
+pub mod suite;
 pub mod tune;
 
 pub use arm::{ArmKind, CrossAdaptVariant, WeightRule, ARM_NAMES};

@@ -83,6 +83,20 @@ pub struct ArmReport {
     /// `max(0, incumbent AUC - arm AUC)`.
     #[serde(default, with = "num::opt")]
     pub degradation_area: Option<f64>,
+    /// Process CPU seconds: offline, online, in total and until the switch (`null` in reports
+    /// of logs written before CPU time was measured). The ratios above are of CPU seconds
+    /// when these exist.
+    #[serde(default, with = "num::opt")]
+    pub offline_cpu_seconds: Option<f64>,
+    #[serde(default, with = "num::opt")]
+    pub online_cpu_seconds: Option<f64>,
+    #[serde(default, with = "num::opt")]
+    pub total_cpu_seconds: Option<f64>,
+    #[serde(default, with = "num::opt")]
+    pub cpu_seconds_to_switch: Option<f64>,
+    /// Ratios not given because a figure was under 0.25 s of CPU: too short to time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub too_short_to_time: Vec<String>,
     /// The final test slice (`split.holdout`), scored once after the last online day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout: Option<HoldoutEntry>,
@@ -170,6 +184,11 @@ impl Report {
                 switch_day: v.switch_day,
                 seconds_to_switch: v.seconds_to_switch,
                 degradation_area: v.degradation_area,
+                offline_cpu_seconds: v.offline_cpu_seconds,
+                online_cpu_seconds: v.online_cpu_seconds,
+                total_cpu_seconds: v.total_cpu_seconds,
+                cpu_seconds_to_switch: v.cpu_seconds_to_switch,
+                too_short_to_time: v.too_short_to_time.clone(),
                 holdout: v.holdout.clone(),
                 failed: a.failed.clone(),
             })
@@ -264,10 +283,16 @@ impl Report {
         // Each arm's two costs and its gate are printed by the day printer's summary, which a
         // live headless run and a headless replay share; this table does not repeat them.
         let h = &self.headline;
+        let short = self.arms.iter().any(|a| {
+            a.name == "crossadapt" && a.too_short_to_time.iter().any(|n| n == "time_vs_scratch")
+        });
+        let time = match h.time_fraction_vs_scratch {
+            None if short => "too short to time".to_string(),
+            t => fmt_opt(t, 3),
+        };
         let _ = writeln!(
             s,
-            "crossadapt offline time / scratch's: {}   crossadapt offline AUC - kd's: {}",
-            fmt_opt(h.time_fraction_vs_scratch, 3),
+            "crossadapt offline time / scratch's: {time}   crossadapt offline AUC - kd's: {}",
             h.offline_auc_minus_kd
                 .map_or("n/a".into(), |v| num::signed(v, 4))
         );
@@ -367,6 +392,7 @@ mod tests {
                     samples: 1000,
                     samples_per_sec: Some(1000.0 / secs),
                     metrics: metrics(auc, 0.0),
+                    cpu_seconds: None,
                 },
             ));
         }
@@ -386,6 +412,7 @@ mod tests {
                         distill_weight: None,
                         calibration: None,
                         matched_weight: None,
+                        cpu_seconds: None,
                     },
                 ));
             }

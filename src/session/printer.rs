@@ -138,6 +138,7 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 samples,
                 samples_per_sec,
                 metrics,
+                ..
             } => {
                 let rate = samples_per_sec.map_or(String::new(), |r| {
                     format!(" · {} samples/s", num::fixed(r, 0))
@@ -300,15 +301,30 @@ impl<W: Write + Send> DayTablePrinter<W> {
                 opt(a.online_mean_auc, 4),
                 opt(a.online_mean_logloss, 4),
                 opt(a.online_mean_abs_bias, 4),
-                opt(a.time_vs_scratch, 2),
+                match a.time_vs_scratch {
+                    None if a.too_short_to_time.iter().any(|n| n == "time_vs_scratch") => {
+                        "short".to_string()
+                    }
+                    t => opt(t, 2),
+                },
                 a.auc_vs_kd.map_or("-".into(), |v| num::signed(v, 4)),
             )?;
         }
+        // Ratios are of CPU seconds where the log has them (wall seconds are the machine's load
+        // as much as the arm's work).
+        let cpu =
+            |c: Option<f64>| c.map_or(String::new(), |c| format!(" / {} s CPU", num::fixed(c, 1)));
         for a in arms {
-            let against = |scratch: Option<f64>, retrain: Option<f64>| {
+            let against = |scratch: (&str, Option<f64>), retrain: (&str, Option<f64>)| {
                 let parts: Vec<String> = [(scratch, "scratch's"), (retrain, "retrain's")]
                     .iter()
-                    .filter_map(|(v, who)| v.map(|t| format!("{}x {who}", num::fixed(t, 2))))
+                    .filter_map(|((name, v), who)| match v {
+                        Some(t) => Some(format!("{}x {who}", num::fixed(*t, 2))),
+                        None if a.too_short_to_time.iter().any(|n| n == name) => {
+                            Some(format!("against {who}: too short to time"))
+                        }
+                        None => None,
+                    })
                     .collect();
                 if parts.is_empty() {
                     String::new()
@@ -318,12 +334,20 @@ impl<W: Write + Send> DayTablePrinter<W> {
             };
             writeln!(
                 self.out,
-                "{:<w$}  time to switch {:.1} s{}, total compute {:.1} s{}; trains {} samples/s offline, {} online",
+                "{:<w$}  time to switch {:.1} s{}{}, total compute {:.1} s{}{}; trains {} samples/s offline, {} online",
                 a.arm,
                 a.offline_seconds,
-                against(a.time_vs_scratch, a.time_vs_retrain),
+                cpu(a.offline_cpu_seconds),
+                against(
+                    ("time_vs_scratch", a.time_vs_scratch),
+                    ("time_vs_retrain", a.time_vs_retrain)
+                ),
                 a.total_seconds,
-                against(a.total_vs_scratch, a.total_vs_retrain),
+                cpu(a.total_cpu_seconds),
+                against(
+                    ("total_vs_scratch", a.total_vs_scratch),
+                    ("total_vs_retrain", a.total_vs_retrain)
+                ),
                 opt(a.offline_samples_per_sec, 0),
                 opt(a.online_samples_per_sec, 0),
             )?;

@@ -244,6 +244,7 @@ pub fn session(days: usize, partial: bool) -> Vec<Record> {
                     offline_secs(i),
                 ),
                 metrics: offline_metrics(i),
+                cpu_seconds: None,
             },
         );
     }
@@ -554,6 +555,7 @@ fn arm_day(log: &mut Log, arm: usize, day: u32, batches: u32) {
             distill_weight: None,
             calibration: None,
             matched_weight: None,
+            cpu_seconds: None,
         },
     );
 }

@@ -49,6 +49,7 @@ pub fn known_events() -> Vec<EngineEvent> {
         distill_weight: None,
         calibration: None,
         matched_weight: None,
+        cpu_seconds: None,
     };
     let drift = |day: u32, w: f64| EngineEvent::Drift {
         day,
@@ -109,6 +110,7 @@ pub fn known_events() -> Vec<EngineEvent> {
             samples: 8000,
             samples_per_sec: Some(2000.0),
             metrics: metrics(0.70, 0.47, 0.05),
+            cpu_seconds: None,
         },
         EngineEvent::OfflineResult {
             arm: "crossadapt".into(),
@@ -116,6 +118,7 @@ pub fn known_events() -> Vec<EngineEvent> {
             samples: 800,
             samples_per_sec: None,
             metrics: metrics(0.72, 0.46, 0.02),
+            cpu_seconds: None,
         },
         drift(4, 0.25),
         day("kd", 4, 0.701, 0.4701, 0.031, 1),

@@ -1,7 +1,9 @@
 //! The migration gate under the header: per student arm SWITCH / NOT YET, the streak of
 //! passing days against the days the rule needs, and why, as the ledger folds it (the same
 //! fold as the report's and the summary's: the console only formats it). Always visible, so an
-//! engineer watching a run sees the decision move as each online day's evidence arrives.
+//! engineer watching a run sees the decision move as each online day's evidence arrives. Once
+//! an arm has switched, its row says on which day and after how many online days (`d16 in 5d`):
+//! the headline figure of a migration, kept when a later day loses the decision again.
 
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
@@ -60,6 +62,19 @@ fn streak(status: Option<&GateStatus>) -> String {
     status.map_or("-/-".into(), GateStatus::progress)
 }
 
+/// The first switch day and the online days it took (`d16 in 5d`), once the gate has said
+/// SWITCH; `None` before.
+fn switched(app: &App, status: Option<&GateStatus>, short: bool) -> Option<String> {
+    let s = status?;
+    let day = s.first_met?;
+    let n = s.days_to_switch(&app.view_model().plan.online)?;
+    Some(if short {
+        format!("d{day}")
+    } else {
+        format!("d{day} in {n}d")
+    })
+}
+
 fn arm_label(app: &App, i: usize, theme: &Theme, name_width: usize) -> Span<'static> {
     let m = app.view_model();
     let name = m.arms.get(i).map_or("?", |a| a.name.as_str());
@@ -108,6 +123,10 @@ fn rows(
                 format!(" {:>5}  ", streak(status)),
                 theme.text,
             ));
+            if let Some(first) = switched(app, status, false) {
+                spans.push(Span::styled(first, theme.good.add_modifier(Modifier::BOLD)));
+                spans.push(Span::raw("  "));
+            }
             let used: usize = spans.iter().map(Span::width).sum();
             let reason = match status {
                 Some(s) if wide && used + s.reason.chars().count() <= width => s.reason.clone(),
@@ -151,10 +170,13 @@ fn strip(
             };
             spans.push(Span::styled(label, theme.arm(*i)));
             spans.push(decision(status.as_ref(), theme));
-            spans.push(Span::styled(
-                format!(" {}", streak(status.as_ref())),
-                theme.text,
-            ));
+            match switched(app, status.as_ref(), true) {
+                Some(first) => spans.push(Span::styled(format!(" {first}"), theme.good)),
+                None => spans.push(Span::styled(
+                    format!(" {}", streak(status.as_ref())),
+                    theme.text,
+                )),
+            }
         }
         spans
     };

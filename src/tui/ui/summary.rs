@@ -88,8 +88,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, wide: boo
             let lower_better = |v: Option<f64>| tone(theme, v.map(|v| -v));
             cells.extend([
                 Cell::from(Span::styled(
-                    a.time_vs_scratch
-                        .map_or("n/a".into(), |t| format!("{t:.2}x")),
+                    match a.ratio_text("time_vs_scratch", a.time_vs_scratch).as_str() {
+                        "-" => "n/a".to_string(),
+                        text => text.to_string(),
+                    },
                     tone(theme, a.time_vs_scratch.map(|t| 1.0 - t)),
                 )),
                 Cell::from(format::opt(a.offline.as_ref().and_then(|o| o.auc), 4)),
