@@ -21,6 +21,8 @@ use super::ConfigArgs;
 use crate::engine::config::shock_day;
 use crate::engine::tune::{tune, tune_key, TuneBudget, TuneOutcome, DEFAULT_TRIALS};
 use crate::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
+use crate::method::adaptation::WeightSummary;
+use crate::method::arm::DayWeight;
 use crate::protocol::tune::{trial_line, Tuning, AUC_TIE as TUNE_TIE, ONLINE_TUNING};
 use crate::protocol::{ArmKind, CrossAdaptVariant, Ledger, WeightRule};
 use crate::train::stats::{bootstrap_clustered, bootstrap_mean, Interval};
@@ -101,6 +103,10 @@ pub struct SuiteRun {
     pub shift_day: Option<u32>,
     /// Mean distillation weight of the adaptive arm over the online days.
     pub mean_distill_weight: Option<f64>,
+    /// The adaptive rule's drift weight per online day (absent from runs written before it
+    /// was kept, and from runs without an adaptive arm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift_weights: Vec<DayWeight>,
     pub arms: Vec<ArmRun>,
     /// The validation protocol's record when the run was tuned (`--tune`): every arm's trials on
     /// the run's retained days and its choice, which the run used.
@@ -583,6 +589,14 @@ pub fn run_cell(
         shift_day,
         mean_distill_weight: (!weights.is_empty())
             .then(|| weights.iter().sum::<f64>() / weights.len() as f64),
+        drift_weights: ledger
+            .drift
+            .iter()
+            .map(|(&day, d)| DayWeight {
+                day,
+                weight: d.weight,
+            })
+            .collect(),
         arms,
         tuning,
         tune_seconds,
@@ -897,6 +911,7 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
             cells.join(" | ")
         );
     }
+    drift_weight_table(&mut s, runs);
     let _ = writeln!(s, "\nWhat each value is:\n");
     for c in CLAIMS {
         let _ = writeln!(s, "- {}: {}", c.text(), c.value());
@@ -956,6 +971,76 @@ pub fn markdown(rows: &[ClaimRow], runs: &[SuiteRun]) -> String {
         }
     }
     s
+}
+
+/// The adaptive rule's drift weight per online day of every run that kept it, then per
+/// scenario its mean and the days at a bound.
+fn drift_weight_table(s: &mut String, runs: &[SuiteRun]) {
+    let kept: Vec<&SuiteRun> = runs
+        .iter()
+        .filter(|r| !r.drift_weights.is_empty())
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nDrift weight `w` per online day (the adaptive rule's, day by day; `*` at a bound):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| world | scenario | rows/day | shift | w by day | mean |"
+    );
+    let _ = writeln!(s, "|---:|---|---:|---:|---|---:|");
+    for r in &kept {
+        let w: Vec<f64> = r.drift_weights.iter().map(|d| d.weight).collect();
+        let days: Vec<String> = r
+            .drift_weights
+            .iter()
+            .map(|d| {
+                let mark = if WeightSummary::at_bound(d.weight) {
+                    "*"
+                } else {
+                    ""
+                };
+                format!("{}:{:.2}{mark}", d.day, d.weight)
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.3} |",
+            r.world,
+            r.scenario,
+            r.rows_per_day,
+            r.shift_day.map_or("-".into(), |d| d.to_string()),
+            days.join(" "),
+            WeightSummary::of(&w).mean
+        );
+    }
+    let mut scenarios: Vec<&str> = Vec::new();
+    for r in &kept {
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+    }
+    let _ = writeln!(s, "\n| scenario | runs | mean w | days at a bound |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    for sc in scenarios {
+        let w: Vec<f64> = kept
+            .iter()
+            .filter(|r| r.scenario == sc)
+            .flat_map(|r| r.drift_weights.iter().map(|d| d.weight))
+            .collect();
+        let runs = kept.iter().filter(|r| r.scenario == sc).count();
+        let sum = WeightSummary::of(&w);
+        let _ = writeln!(
+            s,
+            "| {sc} | {runs} | {:.3} | {} of {} |",
+            sum.mean,
+            sum.at_bound,
+            w.len()
+        );
+    }
 }
 
 fn csv(rows: &[ClaimRow]) -> String {
