@@ -77,3 +77,55 @@ fn bursts_of_new_ids_leave_the_weight_free_and_a_shock_still_raises_it() {
     }
     assert!(old[1..].iter().filter(|&&(_, v)| at_bound(v)).count() >= 3);
 }
+
+/// The measure's state travels in every checkpoint from the first online day on: the stable
+/// fields and the teacher's score bins, identical in every checkpoint (fixed from the retained
+/// days, never moved by an online day), and the calibration data of the online days before
+/// the checkpoint's day.
+#[test]
+fn checkpoints_carry_the_measure_state_fixed_from_the_retained_days() {
+    use crossadapt::engine::config::TINY_SETS;
+    let store = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crossadapt"));
+    cmd.arg("--sessions-dir")
+        .arg(store.path())
+        .args(["run", "--headless"]);
+    for s in TINY_SETS {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let session = std::fs::read_dir(store.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.path().join("checkpoints").is_dir())
+        .expect("a session folder")
+        .path();
+    let state = |day: &str| -> serde_json::Value {
+        let path = session.join("checkpoints").join(day).join("state.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    // At the switch nothing is measured yet.
+    assert!(state("day-0005").get("drift").is_none());
+    let days = |s: &serde_json::Value| -> Vec<u64> {
+        s["drift"]["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["day"].as_u64().unwrap())
+            .collect()
+    };
+    let (d7, d9) = (state("day-0007"), state("day-0009"));
+    assert_eq!(days(&d7), vec![5, 6]);
+    assert_eq!(days(&d9), vec![5, 6, 7, 8]);
+    assert_eq!(
+        d7["drift"]["stable_fields"],
+        serde_json::json!(["category", "hour", "device", "region"])
+    );
+    assert_eq!(d7["drift"]["bins"], d9["drift"]["bins"]);
+    assert_eq!(d7["drift"]["bins"]["cuts"].as_array().unwrap().len(), 19);
+}

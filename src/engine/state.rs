@@ -86,6 +86,8 @@ mod tests {
             }
         );
         assert_eq!(s.arms[0].kind, ArmKind::Kd);
+        // Written before the drift measure kept a state: none (that session ran `psi`).
+        assert_eq!(s.drift, None);
         assert_eq!(s.arms[0].last_student_loss, Some(0.5));
         let mut s2 = s.clone();
         s2.arms[0].last_student_loss = Some(f64::NAN);
