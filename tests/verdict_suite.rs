@@ -156,7 +156,6 @@ fn known_run(world: u64, shift_day: Option<u32>) -> SuiteRun {
         seconds: 1.0,
         shift_day,
         mean_distill_weight: Some(0.5),
-        drift_weights: vec![],
         arms: vec![
             arm("scratch", 10.0, 0.70, &[0.70, 0.70, 0.70, 0.70], 0.10),
             arm("kd", 8.0, 0.705, &[0.69, 0.69, 0.69, 0.69], 0.30),

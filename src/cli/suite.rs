@@ -23,7 +23,6 @@ use crate::data::DataConfig;
 use crate::engine::config::shock_day;
 use crate::engine::tune::{tune, tune_key, TuneBudget, TuneOutcome, DEFAULT_TRIALS};
 use crate::engine::{Engine, EngineIo, Outcome, Record, SessionConfig};
-use crate::method::adaptation::WeightSummary;
 use crate::protocol::tune::{trial_line, Tuning};
 use crate::protocol::{ArmKind, CrossAdaptVariant, Ledger};
 // The suite's records and statistics live with the verdict; their old paths stay valid.
@@ -376,8 +375,7 @@ fn write_outputs(
     rows: &[ClaimRow],
 ) -> anyhow::Result<()> {
     let switch = switch_table(runs, args.resamples);
-    let mut md = markdown(rows, &switch, runs);
-    drift_weight_table(&mut md, runs);
+    let md = markdown(rows, &switch, runs);
     let json = SuiteJson {
         presets: &args.presets,
         worlds: &args.worlds,
@@ -405,73 +403,4 @@ fn write_outputs(
     }
     print!("{md}");
     Ok(())
-}
-
-fn drift_weight_table(s: &mut String, runs: &[SuiteRun]) {
-    use std::fmt::Write as _;
-    let kept: Vec<&SuiteRun> = runs
-        .iter()
-        .filter(|r| !r.drift_weights.is_empty())
-        .collect();
-    if kept.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        s,
-        "\nDrift weight `w` per online day (the adaptive rule's, day by day; `*` at a bound):\n"
-    );
-    let _ = writeln!(
-        s,
-        "| world | scenario | rows/day | shift | w by day | mean |"
-    );
-    let _ = writeln!(s, "|---:|---|---:|---:|---|---:|");
-    for r in &kept {
-        let w: Vec<f64> = r.drift_weights.iter().map(|d| d.weight).collect();
-        let days: Vec<String> = r
-            .drift_weights
-            .iter()
-            .map(|d| {
-                let mark = if WeightSummary::at_bound(d.weight) {
-                    "*"
-                } else {
-                    ""
-                };
-                format!("{}:{:.2}{mark}", d.day, d.weight)
-            })
-            .collect();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {:.3} |",
-            r.world,
-            r.scenario,
-            r.rows_per_day,
-            r.shift_day.map_or("-".into(), |d| d.to_string()),
-            days.join(" "),
-            WeightSummary::of(&w).mean
-        );
-    }
-    let mut scenarios: Vec<&str> = Vec::new();
-    for r in &kept {
-        if !scenarios.contains(&r.scenario.as_str()) {
-            scenarios.push(&r.scenario);
-        }
-    }
-    let _ = writeln!(s, "\n| scenario | runs | mean w | days at a bound |");
-    let _ = writeln!(s, "|---|---:|---:|---:|");
-    for sc in scenarios {
-        let w: Vec<f64> = kept
-            .iter()
-            .filter(|r| r.scenario == sc)
-            .flat_map(|r| r.drift_weights.iter().map(|d| d.weight))
-            .collect();
-        let runs = kept.iter().filter(|r| r.scenario == sc).count();
-        let sum = WeightSummary::of(&w);
-        let _ = writeln!(
-            s,
-            "| {sc} | {runs} | {:.3} | {} of {} |",
-            sum.mean,
-            sum.at_bound,
-            w.len()
-        );
-    }
 }

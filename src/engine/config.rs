@@ -679,7 +679,6 @@ impl SessionConfig {
             ("adaptation.psi_scale", a.psi_scale),
             ("adaptation.label_scale", a.label_scale),
             ("adaptation.loss_scale", a.loss_scale),
-            ("adaptation.teacher_scale", a.teacher_scale),
         ] {
             anyhow::ensure!(
                 v.is_finite() && v > 0.0,
@@ -693,11 +692,6 @@ impl SessionConfig {
             a.replay_floor
         );
         count("adaptation.reference_days", a.reference_days, 1, MAX_DAYS)?;
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&a.stable_share),
-            "adaptation.stable_share must be in [0, 1], got {}",
-            a.stable_share
-        );
         Ok(())
     }
 
@@ -964,9 +958,6 @@ mod tests {
             ("adaptation.top_fields=0", "adaptation.top_fields"),
             ("adaptation.replay_floor=2", "adaptation.replay_floor"),
             ("adaptation.reference_days=0", "adaptation.reference_days"),
-            ("adaptation.teacher_scale=0", "adaptation.teacher_scale"),
-            ("adaptation.stable_share=1.5", "adaptation.stable_share"),
-            ("adaptation.measure=\"loss\"", "loss"),
             ("adaptation.psi_scal=1", "psi_scal"),
             ("keep_day_checkpoints=1", "keep_day_checkpoints"),
         ];

@@ -10,12 +10,10 @@ use super::run::{Engine, StopRequested};
 use super::state::ResumePoint;
 use crate::data::pool::Pool;
 use crate::data::sketch::{DaySketch, DaySketcher};
-use crate::method::adaptation::DriftMeasure;
 use crate::method::calibration;
-use crate::method::drift::{DayDrift, DriftMeter, DriftReference, DriftState, DRIFT_SKETCH_KEYS};
+use crate::method::drift::{DayDrift, DriftMeter, DriftReference, DRIFT_SKETCH_KEYS};
 use crate::method::recipe::{recipe, DayInput};
-use crate::method::teacher_drift::RetainedScores;
-use crate::method::{Arm, Host};
+use crate::method::Arm;
 use crate::protocol::{EngineEvent, Position, Stage};
 use crate::train::loss::sigmoid;
 use crate::train::metrics;
@@ -26,20 +24,6 @@ impl Engine {
     pub(crate) fn online_day(&mut self, index: usize, start_arm: usize) -> anyhow::Result<()> {
         let d = self.plan().online[index];
         let reference = self.drift_reference(index)?;
-        // The `model` measure, for the arms that read drift: which fields count and the
-        // teacher's score bins, fixed from the retained days on the first online day.
-        let model_aware = self.config().adaptation.measure == DriftMeasure::Model
-            && self
-                .arms()
-                .iter()
-                .any(|a| recipe(a.kind()).measures_drift());
-        let reference = if model_aware {
-            let state = self.drift_state()?;
-            let names: Vec<String> = self.features().cat.iter().map(|f| f.name.clone()).collect();
-            reference.counting(state.counted(&names))
-        } else {
-            reference
-        };
         let (batch_size, every) = (
             self.config().batch_size,
             self.config().adaptation.every_batches,
@@ -53,12 +37,9 @@ impl Engine {
             sketcher.first_pass(raw);
             meter.add(raw);
         })?;
-        let mut drift = meter.finish();
+        let drift = meter.finish();
         let sketch = self.dataset().finish_sketch(d as usize, sketcher)?;
-        self.drift_window_mut().sketches.push((d, sketch));
-        if model_aware {
-            self.teacher_drift(index, &day, &mut drift)?;
-        }
+        self.drift_window_mut().push((d, sketch));
         self.count_online_rows(day.rows() as u64);
         let total = day.rows() as u64 * self.arms().len() as u64;
         self.emit(EngineEvent::StageStarted {
@@ -255,9 +236,11 @@ impl Engine {
         })
     }
 
-    /// The days of online day `index`'s reference window: the `reference_days` days just
-    /// before it (the tail of the retained window for the first days).
-    fn reference_window(&self, index: usize) -> Vec<u32> {
+    /// The drift reference of online day `index`: the `reference_days` days just before it
+    /// (the tail of the retained window for the first days), from their sketches. A day is
+    /// sketched once, when it is read for training; only days the engine has not sketched yet
+    /// (the retained tail at the first online day, the window after a resume) are read here.
+    fn drift_reference(&mut self, index: usize) -> anyhow::Result<DriftReference> {
         let plan = self.plan();
         let before: Vec<u32> = plan
             .retained
@@ -271,118 +254,19 @@ impl Engine {
             .reference_days
             .max(1)
             .min(before.len());
-        before[before.len() - take..].to_vec()
-    }
-
-    /// The drift reference of online day `index`, from its window's sketches. A day is
-    /// sketched once, when it is read for training; only days the engine has not sketched yet
-    /// (the retained tail at the first online day, the window after a resume) are read here.
-    fn drift_reference(&mut self, index: usize) -> anyhow::Result<DriftReference> {
-        let window = self.reference_window(index);
-        self.drift_window_mut()
-            .sketches
-            .retain(|(d, _)| window.contains(d));
-        for &d in &window {
-            if !self
-                .drift_window_mut()
-                .sketches
-                .iter()
-                .any(|(w, _)| *w == d)
-            {
+        let window = &before[before.len() - take..];
+        self.drift_window_mut().retain(|(d, _)| window.contains(d));
+        for &d in window {
+            if !self.drift_window_mut().iter().any(|(w, _)| *w == d) {
                 let sketch = self.dataset().sketch(d as usize, DRIFT_SKETCH_KEYS)?;
-                self.drift_window_mut().sketches.push((d, sketch));
+                self.drift_window_mut().push((d, sketch));
             }
         }
         let num_cat = self.features().num_cat();
-        let sketches = &mut self.drift_window_mut().sketches;
-        sketches.sort_by_key(|(d, _)| *d);
-        let sketches: Vec<&DaySketch> = sketches.iter().map(|(_, s)| s).collect();
+        let window = self.drift_window_mut();
+        window.sort_by_key(|(d, _)| *d);
+        let sketches: Vec<&DaySketch> = window.iter().map(|(_, s)| s).collect();
         Ok(DriftReference::of(&sketches, num_cat))
-    }
-
-    /// The `model` measure's state, made from the retained days the first time it is needed
-    /// (the first online day, or the first after a change of measure) and kept from then on:
-    /// the fields whose PSI counts, from the reference window of the first online day (the
-    /// retained tail), and the frozen teacher's score bins from every retained row.
-    fn drift_state(&mut self) -> anyhow::Result<DriftState> {
-        if let Some(state) = &self.drift_window_mut().state {
-            return Ok(state.clone());
-        }
-        let tail = self.reference_window(0);
-        let mut sketches = Vec::with_capacity(tail.len());
-        for &d in &tail {
-            let kept = self
-                .drift_window_mut()
-                .sketches
-                .iter()
-                .find(|(w, _)| *w == d)
-                .map(|(_, s)| s.clone());
-            sketches.push(match kept {
-                Some(s) => s,
-                None => self.dataset().sketch(d as usize, DRIFT_SKETCH_KEYS)?,
-            });
-        }
-        let refs: Vec<&DaySketch> = sketches.iter().collect();
-        let share = self.config().adaptation.stable_share;
-        let coverage = DriftReference::of(&refs, self.features().num_cat()).coverage();
-        let stable_fields = self
-            .features()
-            .cat
-            .iter()
-            .zip(coverage)
-            .filter(|(_, c)| *c >= share)
-            .map(|(f, _)| f.name.clone())
-            .collect();
-        let pool = self.retained_pool()?;
-        let teacher = self.teacher()?;
-        let mut scores = RetainedScores::new();
-        for chunk in pool.chunks(self.config().batch_size.max(1024)) {
-            scores.add(&teacher.predict_logits(&chunk?)?);
-        }
-        let state = DriftState {
-            stable_fields,
-            bins: scores.finish(),
-            days: Vec::new(),
-        };
-        self.drift_window_mut().state = Some(state.clone());
-        Ok(state)
-    }
-
-    /// The frozen teacher's calibration shift of online day `index` (on `day`'s rows) against
-    /// the online days of its reference window, into `drift` (none on the first online day:
-    /// no online day before it); the day's calibration data join the state for the days after
-    /// it. A window day without data (after a change of measure or of `reference_days`) is
-    /// read and scored here.
-    fn teacher_drift(
-        &mut self,
-        index: usize,
-        day: &Pool,
-        drift: &mut DayDrift,
-    ) -> anyhow::Result<()> {
-        let d = self.plan().online[index];
-        let window: Vec<u32> = self
-            .reference_window(index)
-            .into_iter()
-            .filter(|w| self.plan().online.contains(w))
-            .collect();
-        let mut state = self.drift_state()?;
-        let Some(bins) = state.bins.clone() else {
-            return Ok(());
-        };
-        state.keep(&window);
-        for w in state.missing(&window) {
-            let rows = self.day_on_disk(w, |_| ())?;
-            let logits = self.teacher()?.predict_pool(&rows)?;
-            state.record(w, bins.histogram(&logits, rows.labels()));
-        }
-        let logits = self.teacher()?.predict_pool(day)?;
-        if !window.is_empty() {
-            let batch_size = self.config().batch_size;
-            drift.set_teacher_shift(&bins, &state.window(), &logits, day.labels(), batch_size);
-        }
-        state.record(d, bins.histogram(&logits, day.labels()));
-        self.drift_window_mut().state = Some(state);
-        Ok(())
     }
 }
 

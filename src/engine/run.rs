@@ -101,9 +101,8 @@ pub struct Engine {
     checkpoint_requested: bool,
     retained_pool: Option<Arc<Pool>>,
     /// Drift sketches of the days in the current reference window (`online::drift_reference`),
-    /// each made once when its day is read and rebuilt from the days after a resume; and the
-    /// `model` drift measure's state, which checkpoints carry.
-    drift_window: crate::method::drift::DriftWindow,
+    /// each made once when its day is read; rebuilt from the days after a resume.
+    drift_window: Vec<(u32, crate::data::sketch::DaySketch)>,
     last_progress: Instant,
     /// Pending stop and restored parameter changes (`recovery.rs`).
     recovery: super::pending::Recovery,
@@ -375,7 +374,7 @@ impl Engine {
             pause_pending: false,
             checkpoint_requested: false,
             retained_pool: None,
-            drift_window: Default::default(),
+            drift_window: Vec::new(),
             last_progress: Instant::now(),
             recovery: Default::default(),
             rows_since_checkpoint: 0,
@@ -623,9 +622,8 @@ impl Engine {
         &self.data
     }
 
-    /// The drift sketches of the current reference window's days (`online::drift_reference`)
-    /// and the drift measure's state.
-    pub(crate) fn drift_window_mut(&mut self) -> &mut crate::method::drift::DriftWindow {
+    /// The drift sketches of the current reference window's days (`online::drift_reference`).
+    pub(crate) fn drift_window_mut(&mut self) -> &mut Vec<(u32, crate::data::sketch::DaySketch)> {
         &mut self.drift_window
     }
 
@@ -867,7 +865,6 @@ impl Engine {
                     clock: self.emitter.clock(),
                     teacher_seconds: self.teacher_seconds,
                     data: Some(self.data_fingerprint.clone()),
-                    drift: self.drift_window.state.clone(),
                 };
                 super::checkpoint::snapshot(
                     &state,
@@ -987,7 +984,6 @@ impl Engine {
         engine.teacher = Some(restored.teacher);
         engine.teacher_file = Some(super::checkpoint::teacher_file(checkpoint_dir));
         engine.arms = restored.arms;
-        engine.drift_window.state = restored.state.drift.clone();
         // A checkpoint holds weights and optimiser state; the learning rates are the arm's.
         for arm in &mut engine.arms {
             if let Some(a) = engine.arm_cfgs.iter().find(|a| a.kind == arm.kind()) {

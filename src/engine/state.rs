@@ -53,11 +53,6 @@ pub struct CheckpointState {
     /// absent from checkpoints written before it was recorded, which are not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
-    /// The `model` drift measure's state (`method::drift::DriftState`): absent before the
-    /// first online day, under the `psi` measure, and from checkpoints written before it
-    /// existed (their sessions ran the `psi` measure).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drift: Option<crate::method::drift::DriftState>,
 }
 
 #[cfg(test)]
@@ -86,8 +81,6 @@ mod tests {
             }
         );
         assert_eq!(s.arms[0].kind, ArmKind::Kd);
-        // Written before the drift measure kept a state: none (that session ran `psi`).
-        assert_eq!(s.drift, None);
         assert_eq!(s.arms[0].last_student_loss, Some(0.5));
         let mut s2 = s.clone();
         s2.arms[0].last_student_loss = Some(f64::NAN);

@@ -330,7 +330,6 @@ pub fn tune_key(cfg: &SessionConfig, budget: TuneBudget) -> anyhow::Result<Strin
         let default = crate::data::synth::SynthConfig::default();
         s.drift = default.drift;
         s.drift_days = default.drift_days;
-        s.burst_share = default.burst_share;
     }
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&canonical).context("cannot encode the config")?);

@@ -80,7 +80,13 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
-pub use crate::protocol::arm::DayWeight;
+/// The adaptive rule's drift weight of one online day.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DayWeight {
+    pub day: u32,
+    #[serde(with = "num")]
+    pub weight: f64,
+}
 
 /// The matched arm's drift weight for online day `day`: the mean of the rule's weights on the
 /// days before it, or `None` before any (the caller then uses the no-drift value). Only

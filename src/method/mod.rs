@@ -1,6 +1,6 @@
 //! The CrossAdapt method and the baselines it is compared with: embedding transfer (1A),
 //! strategic sampling for progressive distillation (1B/1C), the drift-aware weighting of the
-//! online stage (with the frozen teacher's calibration as a drift signal), the served-intercept calibration, and each arm's recipe (`recipe`), which the engine runs.
+//! online stage, the served-intercept calibration, and each arm's recipe (`recipe`), which the engine runs.
 
 pub mod adaptation;
 pub mod arm;
@@ -11,7 +11,6 @@ pub mod projection;
 pub mod recipe;
 pub mod sampler;
 pub mod seeds;
-pub mod teacher_drift;
 
 pub use arm::{Arm, ArmState};
 pub use config::MethodConfig;

@@ -158,12 +158,6 @@ pub trait Recipe {
         false
     }
 
-    /// The arm reads the day's drift signals (the adaptive rule, and the matched ablation that
-    /// takes its level from them), so the engine measures them.
-    fn measures_drift(&self) -> bool {
-        false
-    }
-
     /// The arm's models at the switch, before any offline work: a fresh student, a copy of
     /// the teacher, and the arm's own teacher if it co-distils one.
     fn build(&self, host: &dyn Host) -> anyhow::Result<Arm>;
@@ -181,7 +175,13 @@ pub trait Recipe {
         day: &DayInput,
     ) -> anyhow::Result<DayState> {
         let s = host.settings();
-        let signals = DriftSignals::of(day.drift, None, Some(day.student_loss));
+        let signals = DriftSignals {
+            field_psi: day.drift.fields.iter().map(|f| f.psi).collect(),
+            label_rate: day.drift.label_rate,
+            reference_label_rate: day.drift.reference_label_rate,
+            teacher_loss: None,
+            student_loss: Some(day.student_loss),
+        };
         arm.state.last_teacher_loss = None;
         arm.state.last_student_loss = signals.student_loss;
         let weight = drift_weight(&signals, s.adaptation);
@@ -406,10 +406,6 @@ impl Recipe for CrossAdapt {
         self.0.adaptive()
     }
 
-    fn measures_drift(&self) -> bool {
-        self.0.weight != WeightRule::Fixed
-    }
-
     fn build(&self, host: &dyn Host) -> anyhow::Result<Arm> {
         let s = host.settings();
         let spec = host.student_spec();
@@ -472,7 +468,13 @@ impl Recipe for CrossAdapt {
         let teacher_loss =
             metrics::evaluate_rows(&teacher.predict_pool(day.rows)?, day.rows.labels(), None)
                 .logloss;
-        let signals = DriftSignals::of(day.drift, Some(teacher_loss), Some(day.student_loss));
+        let signals = DriftSignals {
+            field_psi: day.drift.fields.iter().map(|f| f.psi).collect(),
+            label_rate: day.drift.label_rate,
+            reference_label_rate: day.drift.reference_label_rate,
+            teacher_loss: Some(teacher_loss),
+            student_loss: Some(day.student_loss),
+        };
         arm.state.last_teacher_loss = signals.teacher_loss;
         arm.state.last_student_loss = signals.student_loss;
         let rule_weight = drift_weight(&signals, &adaptation);
@@ -523,9 +525,8 @@ impl Recipe for CrossAdapt {
             // The drift of the rows seen so far today against the day's reference window,
             // measured with the day's (`DayDrift::within`).
             if let Some((_, dd)) = day.drift.within.iter().find(|(at, _)| *at == bi) {
-                state.signals.field_psi = dd.counted_psi();
+                state.signals.field_psi = dd.fields.iter().map(|f| f.psi).collect();
                 state.signals.label_rate = dd.label_rate;
-                state.signals.teacher_shift = dd.teacher_shift;
                 state.rule_weight = drift_weight(&state.signals, host.settings().adaptation);
                 if v.adaptive() {
                     state.weight = state.rule_weight;

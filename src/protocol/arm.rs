@@ -193,15 +193,6 @@ impl fmt::Display for ArmKind {
     }
 }
 
-/// The adaptive rule's drift weight of one online day (kept by the arm for the matched
-/// ablation, and by the suite per run).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DayWeight {
-    pub day: u32,
-    #[serde(with = "crate::num")]
-    pub weight: f64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

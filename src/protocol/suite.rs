@@ -69,10 +69,6 @@ pub struct SuiteRun {
     pub shift_day: Option<u32>,
     /// Mean distillation weight of the adaptive arm over the online days.
     pub mean_distill_weight: Option<f64>,
-    /// The adaptive rule's drift weight per online day (absent from runs written before it
-    /// was kept, and from runs without an adaptive arm).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub drift_weights: Vec<super::arm::DayWeight>,
     pub arms: Vec<ArmRun>,
     /// The validation protocol's record when the run was tuned (`--tune`): every arm's trials on
     /// the run's retained days and its choice, which the run used.
@@ -171,14 +167,6 @@ impl SuiteRun {
             shift_day: shift.filter(|d| ledger.plan.online.contains(d)),
             mean_distill_weight: (!weights.is_empty())
                 .then(|| weights.iter().sum::<f64>() / weights.len() as f64),
-            drift_weights: ledger
-                .drift
-                .iter()
-                .map(|(&day, d)| super::arm::DayWeight {
-                    day,
-                    weight: d.weight,
-                })
-                .collect(),
             arms,
             tuning: None,
             tune_seconds: 0.0,

@@ -21,8 +21,7 @@
 //!   the slots jumps at once to other ids, which is what `data inspect` sees as PSI > 0.25.
 //! - **Scenarios** (`drift`, see [`DriftScenario`]): the shock above is the default `shock`;
 //!   `covariate`, `concept` and `label` keep one of its three parts on an otherwise stationary
-//!   world, `none` is stationary, `gradual` spreads the whole shock over `drift_days` days, and
-//!   `burst` keeps the world stationary while new users and items arrive every day.
+//!   world, `none` is stationary, and `gradual` spreads the whole shock over `drift_days` days.
 //!
 //! Every day is a pure function of `(config, day)`: per-id truths are hashes of
 //! `(seed, field, id)`, slot drift is a function of the day, and rows come from ChaCha8 streams
@@ -105,14 +104,10 @@ pub struct SynthConfig {
     /// Fields whose id popularity jumps on the shock day.
     pub shock_fields: Vec<String>,
     /// Which parts of the world drift: `shock` (the default, everything at once), `none`,
-    /// `covariate`, `concept`, `label`, `gradual` or `burst`.
+    /// `covariate`, `concept`, `label` or `gradual`.
     pub drift: DriftScenario,
     /// Days over which the `gradual` scenario spreads the shock (1 ..= 365).
     pub drift_days: u32,
-    /// `burst`: the largest share of the user field's and the `item` field's popularity slots
-    /// that hold a brand-new id on a day from `shock_day` on; each day's share is between half
-    /// of it and all of it (a hash of the day), and its ids are new that day.
-    pub burst_share: f64,
 }
 
 const DEFAULT_FIELDS: &[(&str, u64)] = &[
@@ -228,8 +223,6 @@ impl SynthConfig {
             shock_fields: vec!["item".into(), "category".into(), "advertiser".into()],
             drift: DriftScenario::Shock,
             drift_days: 4,
-            // Most of a burst day's users new, as on the public rating log of issue 34.
-            burst_share: 0.8,
         }
     }
 
@@ -346,7 +339,6 @@ impl SynthConfig {
             ("new_id_share", self.new_id_share),
             ("shock_strength", self.shock_strength),
             ("weekday_amplitude", self.weekday_amplitude),
-            ("burst_share", self.burst_share),
         ];
         for (key, v) in unit {
             if !(0.0..=1.0).contains(&v) {
@@ -397,18 +389,10 @@ impl SynthConfig {
             DriftScenario::None => false,
             DriftScenario::Label => self.shock_rate_factor != 1.0,
             DriftScenario::Covariate => !self.shock_fields.is_empty(),
-            DriftScenario::Burst => {
-                self.burst_share > 0.0 && self.fields.iter().any(|f| self.bursts_in(&f.name))
-            }
             _ => true,
         };
         (changes && self.shock_strength > 0.0 && self.shock_day < self.days)
             .then_some(self.shock_day)
-    }
-
-    /// Whether field `name` gets new ids on `burst` days: the user field and `item`.
-    pub(crate) fn bursts_in(&self, name: &str) -> bool {
-        name == "item" || self.user_field.as_deref() == Some(name)
     }
 
     /// Churn of the day's slots as the scenario runs it (0 without background drift).

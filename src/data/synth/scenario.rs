@@ -12,17 +12,11 @@
 //! | `concept`   | no               | no       | yes               | no         | one day  |
 //! | `label`     | no               | no       | no                | yes        | one day  |
 //! | `none`      | no               | no       | no                | no         | -        |
-//! | `burst`     | no               | new ids  | no                | no         | every day |
 //!
 //! "Background drift" is the slow drift of every day (slot churn, latent rotation, the weekly
 //! cycle of the rate). The isolating scenarios switch it off too: with it, a "covariate only"
 //! world would still rotate its interactions and cycle its rate every day, and "none" would
 //! not be a world without drift.
-//!
-//! `burst` changes nothing that drives clicks: from `shock_day` on, every day a share of the
-//! user and item popularity slots holds ids never seen before (a new cohort each day, the
-//! share varying by day), whose hidden truths are drawn like every other id's. It is what a
-//! drift measure must not mistake for a change of the world (docs/method.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -44,21 +38,10 @@ pub enum DriftScenario {
     Label,
     /// The `shock`, spread linearly over `drift_days` days from `shock_day` on.
     Gradual,
-    /// Stationary, then bursts of new users and items every day (`burst_share`) with the
-    /// click function unchanged: new ids draw their truths like every other id.
-    Burst,
 }
 
 /// Names of the scenarios, for messages and docs.
-pub const SCENARIOS: &[&str] = &[
-    "shock",
-    "none",
-    "covariate",
-    "concept",
-    "label",
-    "gradual",
-    "burst",
-];
+pub const SCENARIOS: &[&str] = &["shock", "none", "covariate", "concept", "label", "gradual"];
 
 impl DriftScenario {
     /// Whether the slow drift of every day (churn, rotation, weekly cycle) is on.
@@ -88,11 +71,6 @@ impl DriftScenario {
             self,
             DriftScenario::Shock | DriftScenario::Gradual | DriftScenario::Label
         )
-    }
-
-    /// Whether new users and items arrive in bursts from the shock day on.
-    pub fn bursts(self) -> bool {
-        self == DriftScenario::Burst
     }
 
     /// How far the shock has gone on `day`, in [0, 1]: 0 before `shock_day`, then 1 at once,
@@ -152,9 +130,5 @@ mod tests {
         assert_eq!(moves(Label), [false, false, false, true]);
         assert_eq!(moves(Shock), [true; 4]);
         assert_eq!(moves(Gradual), [true; 4]);
-        assert_eq!(moves(Burst), [false; 4]);
-        assert!(Burst.bursts() && !Covariate.bursts());
-        assert_eq!(Burst.level(5, 6, 4), 0.0);
-        assert_eq!(Burst.level(7, 6, 4), 1.0);
     }
 }

@@ -36,8 +36,6 @@ pub struct FieldTruth {
     pub churn_period: u64,
     /// Whether moves may go to brand-new ids.
     pub new_ids: bool,
-    /// Whether the field gets a new cohort of ids on `burst` days (user and item).
-    pub bursts: bool,
 }
 
 /// The truth of one day: per-field parameters plus shared scales.
@@ -58,14 +56,7 @@ pub struct DayTruth {
     pub shock_move_share: f64,
     /// How far the shock has gone (1 = complete; `gradual` ramps it).
     pub shock_level: f64,
-    /// `burst`: the share of the bursting fields' slots holding an id new on this day (0 on
-    /// every other day and scenario).
-    pub burst_share: f64,
 }
-
-/// First id of the `burst` cohorts: above every id the slots and their churn give (at most
-/// `cardinality * (2 * epochs + 2)`), below 2^53 so every tool reads it exactly.
-const BURST_BASE: u64 = 1 << 48;
 
 impl DayTruth {
     pub fn new(cfg: &SynthConfig, day: usize) -> DayTruth {
@@ -105,7 +96,6 @@ impl DayTruth {
                     popularity_shocked: ids_shocked && is_shock_field,
                     churn_period,
                     new_ids: field.cardinality >= 100,
-                    bursts: cfg.bursts_in(&field.name),
                 }
             })
             .collect();
@@ -123,12 +113,6 @@ impl DayTruth {
             new_id_share: cfg.new_id_share,
             shock_move_share: cfg.shock_strength / 2.0,
             shock_level: level,
-            burst_share: if level > 0.0 && cfg.drift.bursts() {
-                // Bursts of varying size: between half the configured share and all of it.
-                cfg.burst_share * (0.5 + 0.5 * unif(hash(&[seed, day as u64, 0xB0257])))
-            } else {
-                0.0
-            },
         }
     }
 
@@ -152,15 +136,6 @@ impl DayTruth {
     /// uniform draw of the row deciding between a slot's current and next id while it moves.
     pub fn slot_id(&self, f: usize, slot: u64, u: f64) -> u64 {
         let field = &self.fields[f];
-        // A burst day's cohort: the slots it takes are a hash of (slot, day), so heavy and
-        // light slots alike; its ids exist on this day only, and their truths are hashes of
-        // the id like every other id's (nothing that drives clicks changes).
-        if field.bursts
-            && self.burst_share > 0.0
-            && unif(hash(&[self.seed, f as u64, slot, self.day, 0xB0257])) < self.burst_share
-        {
-            return BURST_BASE + self.day * field.cardinality + slot;
-        }
         // The jumping slots are fixed by their hash; while `gradual` ramps up, each of them
         // sends a growing share `shock_level` of its rows to its new id (decided by a hash of
         // the row's draw, so no extra random number is drawn and a complete shock is the
