@@ -67,6 +67,18 @@ pub fn day_frame(
     anyhow::Context::context(DataFrame::new(n, cols), "building the day's table")
 }
 
+/// The folder `out` goes in (`.` for a bare name), created if missing: where its temporary
+/// twin is written before the rename into place.
+fn created_parent(out: &Path) -> Result<&Path> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    Ok(parent)
+}
+
 /// Writes every day of `source` to `out/day-NNN.parquet`, plus `out/schema.toml` (a generic
 /// table schema) and `out/synth.toml` (the generator config). Everything is written into a
 /// temporary folder next to `out` and renamed into place at the end, so a failure leaves
@@ -84,12 +96,7 @@ pub fn write_synthetic(source: &SyntheticSource, out: &Path) -> Result<()> {
             );
         }
     }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let parent = created_parent(out)?;
     let tmp = tempfile::Builder::new()
         .prefix(".synth-")
         .tempdir_in(parent)
@@ -172,12 +179,7 @@ pub fn write_criteo(source: &SyntheticSource, out: &Path) -> Result<()> {
     if out.exists() {
         bail!("{} already exists; choose a new --out", out.display());
     }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let parent = created_parent(out)?;
     // An ordinary file's mode (the umask applies), not a temporary file's owner-only one.
     let tmp = tempfile::Builder::new()
         .prefix(".criteo-")
